@@ -1,0 +1,1 @@
+pub fn split_sentences(_t: &str) -> Vec<(usize, usize)> { todo!() }

@@ -1,1 +1,159 @@
-// under construction
+//! BRAT standoff directories: `NAME.txt` holds the text, `NAME.ann` its `T` lines:
+//! `T<n> TAB <LABEL> <start> <end> TAB <surface text>`, offsets in characters (a BOM is char 0).
+
+use crate::format::{atomic_write, check_id, decode_utf8, Loaded, ReadOptions};
+use crate::text::{list, stem};
+use crate::validate::{check_span, resolve_overlaps};
+use crate::{CharIndex, CorpusError, Document, OverlapPolicy, Result, Span};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Reads a BRAT directory. Every `.txt` needs its `.ann` and every `.ann` its `.txt` (unless
+/// `options.ann_only`).
+pub fn read_dir(dir: &Path, options: &ReadOptions) -> Result<Loaded> {
+    let mut txts: BTreeMap<String, PathBuf> = list(dir, "txt")?.into_iter().map(|p| (stem(&p), p)).collect();
+    let anns: BTreeMap<String, PathBuf> = list(dir, "ann")?.into_iter().map(|p| (stem(&p), p)).collect();
+    if !options.ann_only {
+        if let Some((id, path)) = txts.iter().find(|(id, _)| !anns.contains_key(*id)) {
+            return Err(CorpusError::new(
+                path,
+                None,
+                format!("no {id}.ann beside it: add an empty .ann if the document has no PHI, or read the directory with --from text"),
+            ));
+        }
+    }
+    let mut loaded = Loaded::default();
+    for (id, ann_path) in &anns {
+        let text = match txts.remove(id) {
+            Some(txt_path) => Some(decode_utf8(&txt_path, std::fs::read(&txt_path).map_err(|e| CorpusError::io(&txt_path, e))?)?),
+            None if options.ann_only => None,
+            None => {
+                return Err(CorpusError::new(ann_path, None, format!("no {id}.txt beside it: every .ann needs the text its offsets point into")))
+            }
+        };
+        let ann = decode_utf8(ann_path, std::fs::read(ann_path).map_err(|e| CorpusError::io(ann_path, e))?)?;
+        let doc = parse_ann(ann_path, id, text, &ann, options, &mut loaded.warnings)?;
+        loaded.documents.push(doc);
+    }
+    Ok(loaded)
+}
+
+/// Parses one `.ann` against its text (`None`: annotations only, no surface check).
+pub fn parse_ann(
+    path: &Path,
+    id: &str,
+    text: Option<String>,
+    ann: &str,
+    options: &ReadOptions,
+    warnings: &mut Vec<CorpusError>,
+) -> Result<Document> {
+    let index = text.as_deref().map(CharIndex::new);
+    let mut spans = Vec::new();
+    let mut span_lines = Vec::new();
+    for (i, raw) in ann.split('\n').enumerate() {
+        let line_no = i + 1;
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if !line.starts_with('T') {
+            let kind = match line.chars().next() {
+                Some('R') => "a relation",
+                Some('E') => "an event",
+                Some('A') | Some('M') => "an attribute",
+                Some('N') => "a normalization",
+                Some('#') => "a note",
+                _ => "not a BRAT annotation",
+            };
+            let msg = format!("{kind} line: synthdeid reads only text-bound `T` lines (pass --skip-non-entity-lines to skip such lines with a warning)");
+            if options.skip_non_entity_lines {
+                warnings.push(CorpusError::new(path, Some(line_no), msg.replace(" (pass --skip-non-entity-lines to skip such lines with a warning)", "; skipped")));
+                continue;
+            }
+            return Err(CorpusError::new(path, Some(line_no), msg));
+        }
+        let err = |m: String| CorpusError::new(path, Some(line_no), m);
+        let mut fields = line.splitn(3, '\t');
+        let tid = fields.next().unwrap_or_default();
+        let (Some(typed), surface) = (fields.next(), fields.next()) else {
+            return Err(err(format!("{tid}: expected `T<n> TAB LABEL START END TAB TEXT`")));
+        };
+        let mut parts = typed.splitn(2, ' ');
+        let label = parts.next().unwrap_or_default();
+        let offsets = parts.next().unwrap_or_default();
+        if offsets.contains(';') {
+            return Err(err(format!(
+                "{tid}: discontinuous span ({label} {offsets}) is not supported; split it into one T line per fragment"
+            )));
+        }
+        let nums: Vec<&str> = offsets.split(' ').collect();
+        let parse = |s: &str| s.parse::<usize>().map_err(|_| err(format!("{tid}: offset {s:?} is not a non-negative integer")));
+        if nums.len() != 2 {
+            return Err(err(format!("{tid}: expected `LABEL START END`, found {} offset fields", nums.len())));
+        }
+        let span = Span::new(parse(nums[0])?, parse(nums[1])?, label);
+        if let (Some(text), Some(index)) = (text.as_deref(), index.as_ref()) {
+            check_span(&span, index.len()).map_err(|m| err(format!("{tid}: {m}")))?;
+            if let Some(surface) = surface {
+                let actual = index.slice(text, span.start, span.end);
+                if !same_surface(actual, surface) {
+                    return Err(err(format!(
+                        "{tid}: the .ann text ({} chars) is not the .txt text at {}..{} ({} chars); the offsets must count Unicode characters, with a BOM as character 0",
+                        surface.chars().count(),
+                        span.start,
+                        span.end,
+                        actual.chars().count()
+                    )));
+                }
+            }
+        } else if span.start >= span.end || span.label.is_empty() {
+            return Err(err(format!("{tid}: span {}..{} is empty or reversed, or has no label", span.start, span.end)));
+        }
+        span_lines.push((span.clone(), line_no));
+        spans.push(span);
+    }
+    let mut doc = Document { id: id.to_string(), text: text.unwrap_or_default(), spans };
+    let conflicts = resolve_overlaps(&mut doc, options.overlaps);
+    for (span, msg) in conflicts {
+        let line = span_lines.iter().find(|(s, _)| *s == span).map(|(_, l)| *l);
+        let e = CorpusError::new(path, line, msg);
+        match options.overlaps {
+            OverlapPolicy::Error => return Err(e),
+            OverlapPolicy::KeepFirst => warnings.push(e),
+        }
+    }
+    Ok(doc)
+}
+
+/// BRAT writes a newline inside a span as a space in the `.ann` surface field.
+fn same_surface(actual: &str, surface: &str) -> bool {
+    actual == surface || actual.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).eq(surface.chars())
+}
+
+/// Writes `NAME.txt` (exact bytes) and, if `with_ann`, `NAME.ann` for every document.
+pub fn write_dir(dir: &Path, docs: &[Document], with_ann: bool) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| CorpusError::io(dir, e))?;
+    for doc in docs {
+        check_id(dir, None, &doc.id)?;
+        atomic_write(&dir.join(format!("{}.txt", doc.id)), doc.text.as_bytes())?;
+        if with_ann {
+            atomic_write(&dir.join(format!("{}.ann", doc.id)), ann_string(doc).as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// The `.ann` content of a document: `T1..Tn` in span order.
+pub fn ann_string(doc: &Document) -> String {
+    let index = CharIndex::new(&doc.text);
+    let mut out = String::new();
+    for (i, s) in doc.spans.iter().enumerate() {
+        let surface: String = if s.end <= index.len() {
+            index.slice(&doc.text, s.start, s.end).chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect()
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("T{}\t{} {} {}\t{}\n", i + 1, s.label, s.start, s.end, surface));
+    }
+    out
+}

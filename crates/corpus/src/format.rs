@@ -1,8 +1,175 @@
-use crate::{Document, Result};
+//! Format detection and the two entry points every command uses: [`read_corpus`] and
+//! [`write_corpus`].
+
+use crate::{brat, conll, jsonl, text, CorpusError, Document, OverlapPolicy, Result};
+use std::collections::HashSet;
 use std::path::Path;
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format { Brat, Jsonl, Conll, Text }
+
+/// The on-disk formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// A directory of `NAME.txt` + `NAME.ann` pairs (BRAT standoff, `T` lines).
+    Brat,
+    /// One JSON document per line: `{"id", "text", "spans": [{"start", "end", "label"}]}`.
+    Jsonl,
+    /// `token<TAB>BIO-tag` lines, a blank line between sentences, `# doc_id = ID` before each
+    /// document. Import rebuilds each text from its tokens (single spaces, one sentence a line).
+    Conll,
+    /// A directory of `NAME.txt` files without annotations (e.g. generated text).
+    Text,
+}
+
+impl Format {
+    pub const NAMES: [&'static str; 4] = ["brat", "jsonl", "conll", "text"];
+
+    pub fn parse(name: &str) -> Option<Format> {
+        match name.to_ascii_lowercase().as_str() {
+            "brat" => Some(Format::Brat),
+            "jsonl" | "json" => Some(Format::Jsonl),
+            "conll" | "bio" => Some(Format::Conll),
+            "text" | "txt" => Some(Format::Text),
+            _ => None,
+        }
+    }
+
+    /// Format of an existing path: `.jsonl` → JSONL, `.conll`/`.bio` → CoNLL, a directory holding
+    /// any `.ann` file → BRAT, a directory of `.txt` only → plain text.
+    pub fn detect(path: &Path) -> Result<Format> {
+        if path.is_dir() {
+            let has_ann = std::fs::read_dir(path)
+                .map_err(|e| CorpusError::io(path, e))?
+                .filter_map(|e| e.ok())
+                .any(|e| e.path().extension().is_some_and(|x| x == "ann"));
+            return Ok(if has_ann { Format::Brat } else { Format::Text });
+        }
+        Self::from_extension(path).ok_or_else(|| {
+            CorpusError::new(
+                path,
+                None,
+                "cannot tell the format: use a directory (BRAT or text), a .jsonl or a .conll/.bio file, or pass --from/--to",
+            )
+        })
+    }
+
+    /// Format of a path to be written: a `.jsonl`/`.conll`/`.bio` file name, anything else a BRAT directory.
+    pub fn for_output(path: &Path) -> Format {
+        Self::from_extension(path).unwrap_or(Format::Brat)
+    }
+
+    fn from_extension(path: &Path) -> Option<Format> {
+        match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
+            Some("jsonl") => Some(Format::Jsonl),
+            Some("conll") | Some("bio") => Some(Format::Conll),
+            _ => None,
+        }
+    }
+}
+
+/// How strict reading is. The default is strict: anything surprising is an error.
 #[derive(Debug, Clone, Default)]
-pub struct ReadOptions {}
-pub fn read_corpus(_p: &Path, _f: Option<Format>, _o: &ReadOptions) -> Result<Vec<Document>> { todo!() }
-pub fn write_corpus(_p: &Path, _f: Option<Format>, _d: &[Document]) -> Result<()> { todo!() }
+pub struct ReadOptions {
+    pub overlaps: OverlapPolicy,
+    /// BRAT lines other than `T` (relations, events, attributes, notes): an error by default;
+    /// when true, each one becomes a warning naming file and line.
+    pub skip_non_entity_lines: bool,
+    /// BRAT: read `.ann` files even where no `.txt` lies beside them (prediction directories of
+    /// other tools). Such documents have an empty text and their spans are checked only for order.
+    pub ann_only: bool,
+}
+
+/// Documents plus the warnings that lenient options turned errors into.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub documents: Vec<Document>,
+    pub warnings: Vec<CorpusError>,
+}
+
+/// Reads a corpus; `format: None` detects it from the path. Documents come sorted by id.
+pub fn read_corpus_report(path: &Path, format: Option<Format>, options: &ReadOptions) -> Result<Loaded> {
+    if !path.exists() {
+        return Err(CorpusError::new(path, None, "no such file or directory"));
+    }
+    let format = match format {
+        Some(f) => f,
+        None => Format::detect(path)?,
+    };
+    let mut loaded = match format {
+        Format::Brat => brat::read_dir(path, options)?,
+        Format::Jsonl => jsonl::read_file(path, options)?,
+        Format::Conll => conll::read_file(path, options)?,
+        Format::Text => Loaded { documents: text::read_dir(path)?, warnings: vec![] },
+    };
+    loaded.documents.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(loaded)
+}
+
+/// Like [`read_corpus_report`]; warnings (only possible with lenient options) go to stderr.
+pub fn read_corpus(path: &Path, format: Option<Format>, options: &ReadOptions) -> Result<Vec<Document>> {
+    let loaded = read_corpus_report(path, format, options)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(loaded.documents)
+}
+
+/// Writes documents; `format: None` takes it from the path ([`Format::for_output`]).
+pub fn write_corpus(path: &Path, format: Option<Format>, docs: &[Document]) -> Result<()> {
+    let mut seen = HashSet::new();
+    for d in docs {
+        if !seen.insert(d.id.as_str()) {
+            return Err(CorpusError::new(path, None, format!("two documents share the id {:?}; ids must be unique", d.id)));
+        }
+    }
+    match format.unwrap_or_else(|| Format::for_output(path)) {
+        Format::Brat => brat::write_dir(path, docs, true),
+        Format::Text => brat::write_dir(path, docs, false),
+        Format::Jsonl => jsonl::write_file(path, docs),
+        Format::Conll => {
+            for w in conll::write_file(path, docs)? {
+                eprintln!("warning: {w}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, then a rename, so a reader
+/// (or a resumed run) never sees half a file.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| CorpusError::io(dir, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| CorpusError::io(&tmp, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| CorpusError::io(&tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| CorpusError::io(path, e))
+}
+
+/// A document id must be usable as a file name.
+pub(crate) fn check_id(path: &Path, line: Option<usize>, id: &str) -> Result<()> {
+    if id.is_empty() || id == "." || id == ".." || id.contains(['/', '\\', '\0', '\n', '\t']) {
+        return Err(CorpusError::new(
+            path,
+            line,
+            format!("document id {id:?} cannot be a file name: use a non-empty id without '/', '\\', tabs or newlines"),
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes UTF-8, naming the line and byte column of the first invalid byte.
+pub(crate) fn decode_utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        let col = at - bytes[..at].iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) + 1;
+        CorpusError::new(
+            path,
+            Some(line),
+            format!("not valid UTF-8 (byte {col} of the line); re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`"),
+        )
+    })
+}

@@ -13,6 +13,7 @@ pub mod sentences;
 pub mod split;
 pub mod stats;
 pub mod text;
+pub mod validate;
 pub mod tokenize;
 pub mod windows;
 

@@ -107,9 +107,18 @@ fn word_end(chars: &[char], start: usize) -> usize {
         if !is_word_char(c) {
             break;
         }
-        // lower → Upper inside a run: two words glued together.
+        // lower → Upper inside a run: two words glued together (`MartínezNº`).
         let prev = prev_letter(chars, start, i);
         if c.is_uppercase() && prev.is_some_and(|p| p.is_lowercase()) {
+            break;
+        }
+        // UPPER run → Capitalised word: `DRAlberto` → `DR` `Alberto` (needs two capitals before).
+        if c.is_uppercase()
+            && i >= start + 2
+            && prev.is_some_and(|p| p.is_uppercase())
+            && chars[..i].iter().rev().nth(1).is_some_and(|p| p.is_uppercase())
+            && chars.get(i + 1).is_some_and(|n| n.is_lowercase())
+        {
             break;
         }
         i += 1;
@@ -171,6 +180,17 @@ fn email_at(chars: &[char], at: usize) -> Option<usize> {
     if i >= n || chars[i] != '@' || i == at {
         return None;
     }
+    // `E-mail-jdoe@x.es`, `E-mail.jdoe@x.es`: the field label is glued to the address; the
+    // address starts after it (the label's words become tokens of their own).
+    let local: String = chars[at..i].iter().collect::<String>().to_lowercase();
+    for prefix in ["e-mail", "email", "mail", "correo", "e-correo"] {
+        if local.len() > prefix.len() + 1
+            && local.starts_with(prefix)
+            && matches!(local.as_bytes()[prefix.len()], b'.' | b'-' | b':')
+        {
+            return None;
+        }
+    }
     i += 1;
     let mut labels = 0;
     loop {
@@ -216,6 +236,9 @@ mod tests {
         assert_eq!(words("MartínezNºCol"), ["Martínez", "Nº", "Col"]);
         assert_eq!(words("31008-Pamplona"), ["31008", "-", "Pamplona"]);
         assert_eq!(words("nhc280595"), ["nhc", "280595"]);
+        assert_eq!(words("DRAlberto Miján"), ["DR", "Alberto", "Miján"]);
+        assert_eq!(words("E-mail-jdoe@x.com"), ["E", "-", "mail", "-", "jdoe@x.com"]);
+        assert_eq!(words("E-mail.jdoe@x.com"), ["E", "-", "mail", ".", "jdoe@x.com"]);
     }
 
     #[test]

@@ -1,1 +1,57 @@
-fn main() {}
+//! `synthdeid`: turn a small PHI-annotated clinical corpus into a shareable synthetic training
+//! corpus for de-identification, and measure how good and how private it is.
+//!
+//! The binary is thin: each subcommand parses its flags and calls the workspace crates.
+
+mod corpus_args;
+mod cmd_corpus;
+mod cmd_evaluate;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "synthdeid",
+    version,
+    about = "Synthetic training data for clinical de-identification: read PHI-annotated corpora, score NER output, split data",
+    long_about = "synthdeid turns a small, sensitive, PHI-annotated clinical corpus into a shareable synthetic \
+training corpus for de-identification, and measures how good and how private it is.\n\n\
+Corpora are BRAT directories (NAME.txt + NAME.ann), JSONL files (one {\"id\", \"text\", \"spans\"} document a line), \
+CoNLL/BIO files (.conll/.bio) or plain text directories. Offsets always count Unicode characters; a BOM at the \
+start of a text is character 0 and is kept.\n\n\
+Nothing this tool prints quotes document text or PHI unless a command's flag asks for it."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Count documents, tokens, sentences and PHI spans per label; check token and sentence alignment.
+    Stats(cmd_corpus::StatsArgs),
+    /// Convert a corpus between BRAT, JSONL, CoNLL and plain text.
+    Convert(cmd_corpus::ConvertArgs),
+    /// Seeded, deterministic splits: a data-ratio subset, the paper's prompt hold-out, or k folds.
+    Split(cmd_corpus::SplitArgs),
+    /// Score predicted PHI spans against gold: entity/span strict, MEDDOCAN merged, token-level, overlap.
+    Evaluate(cmd_evaluate::EvaluateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Stats(a) => cmd_corpus::stats(a),
+        Command::Convert(a) => cmd_corpus::convert(a),
+        Command::Split(a) => cmd_corpus::split(a),
+        Command::Evaluate(a) => cmd_evaluate::evaluate(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Flags every command that reads a corpus shares.
+
+use anyhow::{anyhow, Result};
+use clap::{Args, ValueEnum};
+use corpus::{Document, Format, OverlapPolicy, ReadOptions};
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    Brat,
+    Jsonl,
+    Conll,
+    Text,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Brat => Format::Brat,
+            FormatArg::Jsonl => Format::Jsonl,
+            FormatArg::Conll => Format::Conll,
+            FormatArg::Text => Format::Text,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, Default)]
+pub enum OverlapArg {
+    /// Stop with an error naming the file, line and both spans.
+    #[default]
+    Error,
+    /// Keep the earlier (then longer) span, drop the other, and warn about each dropped span.
+    KeepFirst,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ReadArgs {
+    /// Input format; by default taken from the path: a directory with .ann files is BRAT, a directory of
+    /// .txt only is plain text, .jsonl is JSONL, .conll/.bio is CoNLL.
+    #[arg(long, value_enum)]
+    pub from: Option<FormatArg>,
+    /// Overlapping spans in one document: BIO tagging cannot hold them, so by default they are an error.
+    #[arg(long, value_enum, default_value_t = OverlapArg::Error)]
+    pub overlaps: OverlapArg,
+    /// Skip BRAT lines other than T (relations, events, attributes, notes) with a warning each,
+    /// instead of stopping at the first.
+    #[arg(long)]
+    pub skip_non_entity_lines: bool,
+}
+
+impl ReadArgs {
+    pub fn options(&self) -> ReadOptions {
+        ReadOptions {
+            overlaps: match self.overlaps {
+                OverlapArg::Error => OverlapPolicy::Error,
+                OverlapArg::KeepFirst => OverlapPolicy::KeepFirst,
+            },
+            skip_non_entity_lines: self.skip_non_entity_lines,
+            ann_only: false,
+        }
+    }
+
+    pub fn read(&self, path: &Path) -> Result<Vec<Document>> {
+        read_with(path, self.from.map(Into::into), &self.options())
+    }
+}
+
+pub fn read_with(path: &Path, format: Option<Format>, options: &ReadOptions) -> Result<Vec<Document>> {
+    corpus::read_corpus(path, format, options).map_err(|e| anyhow!(e))
+}

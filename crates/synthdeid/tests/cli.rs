@@ -1,0 +1,105 @@
+//! The binary end to end: flags, outputs, exit codes and messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn synthdeid(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_synthdeid")).args(args).output().expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn meddocan(split: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/meddocan").join(split);
+    p.is_dir().then_some(p).or_else(|| {
+        eprintln!("SKIPPED: MEDDOCAN not found beside the repository");
+        None
+    })
+}
+
+fn write_brat(dir: &Path, id: &str, text: &str, ann: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(format!("{id}.txt")), text).unwrap();
+    std::fs::write(dir.join(format!("{id}.ann")), ann).unwrap();
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in ["stats", "convert", "split", "evaluate"] {
+        let o = synthdeid(&[cmd, "--help"]);
+        assert!(o.status.success(), "{cmd}");
+        assert!(stdout(&o).contains("Usage: synthdeid"), "{cmd}");
+    }
+}
+
+#[test]
+fn evaluate_json_has_every_metric_and_names_missing_predictions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gold = tmp.path().join("gold");
+    let pred = tmp.path().join("pred");
+    write_brat(&gold, "a", "Ana vive en Madrid.", "T1\tNOMBRE 0 3\tAna\nT2\tTERRITORIO 12 18\tMadrid\n");
+    write_brat(&gold, "b", "Eva.", "T1\tNOMBRE 0 3\tEva\n");
+    // Prediction for `a` only, as an .ann without its .txt; `b` is missing.
+    std::fs::create_dir_all(&pred).unwrap();
+    std::fs::write(pred.join("a.ann"), "T1\tNOMBRE 0 3\tAna\n").unwrap();
+    let o = synthdeid(&["evaluate", "--gold", gold.to_str().unwrap(), "--pred", pred.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 gold document(s) have no prediction and count as all misses: b"));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for k in ["entity_strict", "span_strict", "span_merged", "token", "entity_overlap"] {
+        let micro = &v[k]["micro"];
+        for f in ["precision", "recall", "f1", "tp", "fp", "fn"] {
+            assert!(micro.get(f).is_some(), "{k}.micro.{f}");
+        }
+        assert!(v[k].get("macro_f1").is_some() && v[k].get("per_label").is_some());
+    }
+    assert_eq!(v["entity_strict"]["micro"]["tp"], 1);
+    assert_eq!(v["entity_strict"]["micro"]["fn"], 2);
+    assert_eq!(v["documents"], 2);
+    assert_eq!(v["missing_predictions"], serde_json::json!(["b"]));
+}
+
+#[test]
+fn bad_input_fails_with_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gold = tmp.path().join("gold");
+    write_brat(&gold, "a", "Ana", "T1\tNOMBRE 0 3\tAna\nT2\tNOMBRE 1 9\tna\n");
+    let o = synthdeid(&["stats", gold.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("a.ann:2: T2: span NOMBRE 1..9 ends after the text"), "{err}");
+}
+
+#[test]
+fn meddocan_stats_convert_and_self_score() {
+    let Some(test) = meddocan("test") else { return };
+    let o = synthdeid(&["stats", test.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["documents"], 250);
+    assert_eq!(v["spans"], 5661);
+    assert_eq!(v["spans_not_token_aligned"].as_array().unwrap().len(), 0);
+    assert_eq!(v["spans_cut_by_sentences"].as_array().unwrap().len(), 0);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let jsonl = tmp.path().join("test.jsonl");
+    let o = synthdeid(&["convert", test.to_str().unwrap(), jsonl.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = synthdeid(&["evaluate", "--gold", test.to_str().unwrap(), "--pred", jsonl.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for k in ["entity_strict", "span_strict", "span_merged", "token", "entity_overlap"] {
+        assert_eq!(v[k]["micro"]["f1"], 1.0, "{k}");
+        assert_eq!(v[k]["macro_f1"], 1.0, "{k}");
+    }
+
+    let out = tmp.path().join("split");
+    let o = synthdeid(&["split", jsonl.to_str().unwrap(), "--out", out.to_str().unwrap(), "--kind", "prompts", "--ratio", "0.05", "--seed", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let count = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
+    assert_eq!((count(&out.join("prompts.jsonl")), count(&out.join("train.jsonl"))), (13, 237));
+}

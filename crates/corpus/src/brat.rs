@@ -119,7 +119,7 @@ pub fn parse_ann(
         let e = CorpusError::new(path, line, msg);
         match options.overlaps {
             OverlapPolicy::Error => return Err(e),
-            OverlapPolicy::KeepFirst => warnings.push(e),
+            OverlapPolicy::KeepFirst | OverlapPolicy::Allow => warnings.push(e),
         }
     }
     Ok(doc)

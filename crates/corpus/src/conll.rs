@@ -50,9 +50,8 @@ pub fn write_file(path: &Path, docs: &[Document]) -> Result<Vec<CorpusError>> {
             }
             let mut any = false;
             while t < tokens.len() && tokens[t].end <= s_end {
-                // A BOM is a token of its own but invisible and meaningless: write it escaped.
                 let word: String = chars[tokens[t].start..tokens[t].end].iter().collect();
-                out.push_str(&word.replace('\u{feff}', "\\ufeff"));
+                out.push_str(&word);
                 out.push('\t');
                 out.push_str(&tags[t]);
                 out.push('\n');
@@ -120,7 +119,7 @@ pub fn read_file(path: &Path, _options: &ReadOptions) -> Result<Loaded> {
             continue;
         }
         let mut cols = line.split(['\t', ' ']).filter(|c| !c.is_empty());
-        let word = cols.next().unwrap_or_default().replace("\\ufeff", "\u{feff}");
+        let word = cols.next().unwrap_or_default().to_string();
         let tag = cols.last().ok_or_else(|| err("expected `token TAB tag`, found one column".into()))?;
         if sentence_has_tokens {
             doc.text.push(' ');

@@ -42,6 +42,9 @@ pub enum OverlapPolicy {
     Error,
     /// Keep the earlier (then longer) span, drop the other, and report every dropped span as a warning.
     KeepFirst,
+    /// Keep every span, overlapping or duplicated. For scoring only (the scorer compares sets, as
+    /// the official MEDDOCAN script does); training needs one of the other two.
+    Allow,
 }
 
 impl Document {

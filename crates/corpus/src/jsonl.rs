@@ -35,7 +35,7 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<Loaded> {
         for (_, msg) in resolve_overlaps(&mut doc, options.overlaps) {
             match options.overlaps {
                 OverlapPolicy::Error => return Err(err(msg)),
-                OverlapPolicy::KeepFirst => loaded.warnings.push(err(msg)),
+                OverlapPolicy::KeepFirst | OverlapPolicy::Allow => loaded.warnings.push(err(msg)),
             }
         }
         loaded.documents.push(doc);

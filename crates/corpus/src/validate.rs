@@ -30,6 +30,10 @@ pub fn check_span(span: &Span, text_chars: usize) -> Result<(), String> {
 /// offending span, message)` for every conflict: with `Error` the caller fails on the first one,
 /// with `KeepFirst` the offending spans are removed and the messages become warnings.
 pub fn resolve_overlaps(doc: &mut Document, policy: OverlapPolicy) -> Vec<(Span, String)> {
+    if policy == OverlapPolicy::Allow {
+        doc.spans.sort();
+        return Vec::new();
+    }
     // Earlier start first; at equal starts the longer span first, so KeepFirst keeps the longest.
     doc.spans.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)).then(a.label.cmp(&b.label)));
     let mut kept: Vec<Span> = Vec::with_capacity(doc.spans.len());
@@ -56,6 +60,7 @@ pub fn resolve_overlaps(doc: &mut Document, policy: OverlapPolicy) -> Vec<(Span,
                         match policy {
                             OverlapPolicy::Error => "fix the annotation, or pass --overlaps keep-first to keep the earlier, longer span",
                             OverlapPolicy::KeepFirst => "dropped it, kept the earlier, longer span",
+                            OverlapPolicy::Allow => unreachable!("Allow returns early"),
                         }
                     ),
                 ));

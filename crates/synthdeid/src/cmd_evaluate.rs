@@ -14,7 +14,8 @@ span_merged     MEDDOCAN subtrack 2 merged, as the official script computes it\n
 token           every word token labelled by the span containing it, or O (the paper's token-level F1)\n  \
 entity_overlap  same label, overlapping, paired one-to-one\n\n\
 A gold document without a prediction counts all its spans as misses and is named in a warning (the official \
-MEDDOCAN script silently skips it). Prediction BRAT directories may hold .ann files only; the gold text is used.")]
+MEDDOCAN script silently skips it). Prediction BRAT directories may hold .ann files only; the gold text is used. \
+Predicted spans may overlap or repeat (compared as sets); gold spans follow --overlaps.")]
 pub struct EvaluateArgs {
     /// Gold corpus (BRAT directory or JSONL).
     #[arg(long)]
@@ -34,7 +35,8 @@ pub struct EvaluateArgs {
 
 pub fn evaluate(a: EvaluateArgs) -> Result<()> {
     let gold = a.read.read(&a.gold)?;
-    let pred_options = ReadOptions { ann_only: true, ..a.read.options() };
+    // Predictions may overlap or repeat spans: the scorer compares sets, as the official script does.
+    let pred_options = ReadOptions { ann_only: true, overlaps: corpus::OverlapPolicy::Allow, ..a.read.options() };
     let pred = read_with(&a.pred, a.pred_from.map(Into::into), &pred_options)?;
     let report = eval::evaluate(&gold, &pred).map_err(|e| anyhow!(e))?;
     if !report.missing_predictions.is_empty() {

@@ -31,6 +31,8 @@ pub enum OverlapArg {
     Error,
     /// Keep the earlier (then longer) span, drop the other, and warn about each dropped span.
     KeepFirst,
+    /// Keep every span (scoring only: `evaluate` reads predictions this way).
+    Allow,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -54,6 +56,7 @@ impl ReadArgs {
             overlaps: match self.overlaps {
                 OverlapArg::Error => OverlapPolicy::Error,
                 OverlapArg::KeepFirst => OverlapPolicy::KeepFirst,
+                OverlapArg::Allow => OverlapPolicy::Allow,
             },
             skip_non_entity_lines: self.skip_non_entity_lines,
             ann_only: false,

@@ -4,8 +4,10 @@
 //! The binary is thin: each subcommand parses its flags and calls the workspace crates.
 
 mod corpus_args;
+mod cmd_audit;
 mod cmd_corpus;
 mod cmd_evaluate;
+mod cmd_run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +39,12 @@ enum Command {
     Split(cmd_corpus::SplitArgs),
     /// Score predicted PHI spans against gold: entity/span strict, MEDDOCAN merged, token-level, overlap.
     Evaluate(cmd_evaluate::EvaluateArgs),
+    /// Run the whole pipeline from a TOML config: annotator, generator, synthetic corpus, synthetic NER, evaluation, audit, report.
+    Run(cmd_run::RunArgs),
+    /// The whole pipeline end to end on a built-in corpus with tiny models (minutes on 2 cores).
+    Demo(cmd_run::DemoArgs),
+    /// Privacy audit of a synthetic corpus: n-gram recall, leaked training PHI strings, nearest documents.
+    Audit(cmd_audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +54,9 @@ fn main() -> ExitCode {
         Command::Convert(a) => cmd_corpus::convert(a),
         Command::Split(a) => cmd_corpus::split(a),
         Command::Evaluate(a) => cmd_evaluate::evaluate(a),
+        Command::Audit(a) => cmd_audit::audit(a),
+        Command::Run(a) => cmd_run::run(a),
+        Command::Demo(a) => cmd_run::demo(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,76 @@
+use aho_corasick::{AhoCorasick, MatchKind};
+use corpus::Document;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Leakage of one label's training PHI strings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LabelLeak {
+    /// Distinct surface strings of this label in the training set.
+    pub distinct: usize,
+    /// … of which appear verbatim, on word boundaries, in the audited text.
+    pub leaked: usize,
+    /// `leaked / distinct`.
+    pub share: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Leakage {
+    /// Over all labels: distinct (label, string) pairs and how many leaked.
+    pub distinct: usize,
+    pub leaked: usize,
+    pub share: f64,
+    pub per_label: BTreeMap<String, LabelLeak>,
+}
+
+/// For every label, the distinct PHI strings of `training` that occur verbatim in `audited`'s
+/// texts. A match must start and end on word boundaries (the characters around it are not
+/// letters or digits), so a sex marker `M` does not "occur" inside every word with an M.
+pub fn leaked_phi(training: &[Document], audited: &[Document]) -> Leakage {
+    // Distinct (label, string) pairs; the automaton searches each distinct string once.
+    let mut pairs: HashSet<(String, String)> = HashSet::new();
+    for d in training {
+        let chars: Vec<char> = d.text.chars().collect();
+        for s in &d.spans {
+            if s.end <= chars.len() {
+                pairs.insert((s.label.clone(), chars[s.start..s.end].iter().collect()));
+            }
+        }
+    }
+    let mut strings: Vec<String> = pairs.iter().map(|(_, s)| s.clone()).collect::<HashSet<_>>().into_iter().collect();
+    strings.sort();
+    let index: HashMap<&str, usize> = strings.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+    let mut found = vec![false; strings.len()];
+    if !strings.is_empty() {
+        let ac = AhoCorasick::builder().match_kind(MatchKind::Standard).build(&strings).expect("PHI strings build an automaton");
+        for d in audited {
+            let text = d.text.as_str();
+            for m in ac.find_overlapping_iter(text) {
+                let before = text[..m.start()].chars().next_back();
+                let after = text[m.end()..].chars().next();
+                let first = text[m.start()..].chars().next();
+                let last = text[..m.end()].chars().next_back();
+                // Word boundary: a letter/digit edge of the match must not touch another letter/digit.
+                let edge_ok = |outside: Option<char>, inside: Option<char>| {
+                    !(outside.is_some_and(char::is_alphanumeric) && inside.is_some_and(char::is_alphanumeric))
+                };
+                if edge_ok(before, first) && edge_ok(after, last) {
+                    found[m.pattern().as_usize()] = true;
+                }
+            }
+        }
+    }
+    let mut per_label: BTreeMap<String, LabelLeak> = BTreeMap::new();
+    for (label, s) in &pairs {
+        let e = per_label.entry(label.clone()).or_default();
+        e.distinct += 1;
+        e.leaked += found[index[s.as_str()]] as usize;
+    }
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    for e in per_label.values_mut() {
+        e.share = ratio(e.leaked, e.distinct);
+    }
+    let distinct = per_label.values().map(|e| e.distinct).sum();
+    let leaked = per_label.values().map(|e| e.leaked).sum();
+    Leakage { distinct, leaked, share: ratio(leaked, distinct), per_label }
+}

@@ -1,0 +1,54 @@
+use corpus::{tokenize, Document};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+
+/// n-gram recall of one corpus against a reference text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NgramRecall {
+    pub n: usize,
+    /// n-gram occurrences in the audited corpus.
+    pub total: usize,
+    /// … of which occur in the training text.
+    pub found: usize,
+    /// `found / total` (0 when there are no n-grams): the paper's measure.
+    pub recall: f64,
+    /// Distinct n-grams of the audited corpus, and the share of them found.
+    pub distinct_total: usize,
+    pub distinct_recall: f64,
+}
+
+/// Word n-grams (case kept) hashed to u64; documents do not run into each other.
+fn ngram_hashes(doc: &Document, n: usize) -> Vec<u64> {
+    let chars: Vec<char> = doc.text.chars().collect();
+    let words: Vec<&[char]> = tokenize(&doc.text).iter().map(|t| &chars[t.start..t.end]).collect();
+    if words.len() < n {
+        return vec![];
+    }
+    words
+        .windows(n)
+        .map(|w| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            w.hash(&mut h);
+            h.finish()
+        })
+        .collect()
+}
+
+/// Share of `audited`'s word n-grams that occur in `training`.
+pub fn ngram_recall(audited: &[Document], training: &[Document], n: usize) -> NgramRecall {
+    assert!(n > 0, "n-gram order must be at least 1");
+    let reference: HashSet<u64> = training.iter().flat_map(|d| ngram_hashes(d, n)).collect();
+    let (mut total, mut found) = (0, 0);
+    let mut distinct: HashSet<u64> = HashSet::new();
+    for d in audited {
+        for h in ngram_hashes(d, n) {
+            total += 1;
+            found += reference.contains(&h) as usize;
+            distinct.insert(h);
+        }
+    }
+    let distinct_found = distinct.iter().filter(|h| reference.contains(h)).count();
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    NgramRecall { n, total, found, recall: ratio(found, total), distinct_total: distinct.len(), distinct_recall: ratio(distinct_found, distinct.len()) }
+}

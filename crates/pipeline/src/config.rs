@@ -1,0 +1,231 @@
+//! The run config: one TOML file declares every setting and seed of a run. Unknown keys, missing
+//! paths and impossible values stop the run before any work, with an error naming the key.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub run: RunSection,
+    pub data: DataSection,
+    #[serde(default)]
+    pub annotator: ner::TrainConfig,
+    #[serde(default)]
+    pub generator: lm::TrainConfig,
+    #[serde(default)]
+    pub generation: GenerationSection,
+    #[serde(default)]
+    pub synthetic_ner: ner::TrainConfig,
+    #[serde(default)]
+    pub hardening: HardeningSection,
+    #[serde(default)]
+    pub audit: audit::AuditConfig,
+    #[serde(default)]
+    pub ablation: AblationSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// A name for the report.
+    pub name: String,
+    /// The seed of every random choice not seeded in its own section (splits, generation).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_seed() -> u64 {
+    13
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Gold training documents (BRAT directory, JSONL, CoNLL). Relative paths are relative to the
+    /// config file.
+    pub train: PathBuf,
+    /// Gold development documents (model selection for both NER models). Optional.
+    #[serde(default)]
+    pub dev: Option<PathBuf>,
+    /// Gold test documents (scoring only). Without it, `ablation.folds` must be set.
+    #[serde(default)]
+    pub test: Option<PathBuf>,
+    /// Share of the training documents held out as the prompt set (the paper: 0.05).
+    #[serde(default = "default_prompt_ratio")]
+    pub prompt_ratio: f64,
+    /// Share of all training documents the generator adapts on (at most 1 − prompt_ratio).
+    #[serde(default)]
+    pub generator_ratio: Option<f64>,
+    /// Share of all training documents the annotator trains on (at most 1 − prompt_ratio).
+    #[serde(default)]
+    pub annotator_ratio: Option<f64>,
+}
+
+fn default_prompt_ratio() -> f64 {
+    0.05
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenerationSection {
+    /// Words of each held-out document that prompt the generator (the paper: 3).
+    pub prompt_words: usize,
+    /// Samples per prompt (the paper: 80).
+    pub samples_per_prompt: usize,
+    pub max_new_tokens: usize,
+    pub top_p: f64,
+    pub top_k: Option<usize>,
+    pub temperature: f64,
+    /// Sequences decoded together.
+    pub batch_size: usize,
+    /// Words per machine-annotation window (the paper: 128).
+    pub annotate_window: usize,
+}
+
+impl Default for GenerationSection {
+    fn default() -> Self {
+        GenerationSection {
+            prompt_words: 3,
+            samples_per_prompt: 80,
+            max_new_tokens: 1024,
+            top_p: 0.95,
+            top_k: None,
+            temperature: 1.0,
+            batch_size: 16,
+            annotate_window: 128,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HardeningSection {
+    /// Replace every machine-annotated PHI span of the synthetic corpus with a surrogate before
+    /// the synthetic NER trains on it, so no memorised real PHI string survives in those spans.
+    pub enabled: bool,
+    /// Key of the surrogate HMAC (consistent surrogates across documents); default: from the seed.
+    pub key: Option<String>,
+}
+
+impl Default for HardeningSection {
+    fn default() -> Self {
+        HardeningSection { enabled: false, key: None }
+    }
+}
+
+/// Grids: every combination is a cell; cells that share a stage share its cached output.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AblationSection {
+    pub generator_ratio: Vec<f64>,
+    pub annotator_ratio: Vec<f64>,
+    pub samples_per_prompt: Vec<usize>,
+    /// Generator size presets (for transformer generators).
+    pub generator_preset: Vec<String>,
+    /// Repeat every cell with these seeds (mean ± standard deviation over them).
+    pub seeds: Vec<u64>,
+    /// k-fold cross-validation over the training documents instead of the test split (0: off).
+    pub folds: usize,
+}
+
+impl RunConfig {
+    /// Reads, parses and checks a config; relative data paths become relative to its directory.
+    pub fn load(path: &Path) -> Result<RunConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut cfg: RunConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}{}", path.display(), e, key_hint(&e)))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_paths(base);
+        cfg.check().with_context(|| format!("{}", path.display()))?;
+        Ok(cfg)
+    }
+
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data.train);
+        if let Some(p) = self.data.dev.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.data.test.as_mut() {
+            fix(p);
+        }
+    }
+
+    /// Checks that do not need the data: paths exist, ratios are possible, grids make sense.
+    pub fn check(&self) -> Result<()> {
+        let exists = |key: &str, p: &Path| -> Result<()> {
+            if !p.exists() {
+                bail!("{key} = {:?}: no such file or directory", p.display().to_string());
+            }
+            Ok(())
+        };
+        exists("data.train", &self.data.train)?;
+        if let Some(p) = &self.data.dev {
+            exists("data.dev", p)?;
+        }
+        if let Some(p) = &self.data.test {
+            exists("data.test", p)?;
+        }
+        let pr = self.data.prompt_ratio;
+        if !(pr > 0.0 && pr < 1.0) {
+            bail!("data.prompt_ratio = {pr}: impossible, it must lie strictly between 0 and 1");
+        }
+        let ratio_ok = |key: &str, r: f64| -> Result<()> {
+            if !(r > 0.0 && r <= 1.0 - pr + 1e-9) {
+                bail!("{key} = {r}: impossible, it must be greater than 0 and at most 1 − data.prompt_ratio = {}", 1.0 - pr);
+            }
+            Ok(())
+        };
+        if let Some(r) = self.data.generator_ratio {
+            ratio_ok("data.generator_ratio", r)?;
+        }
+        if let Some(r) = self.data.annotator_ratio {
+            ratio_ok("data.annotator_ratio", r)?;
+        }
+        for &r in &self.ablation.generator_ratio {
+            ratio_ok("ablation.generator_ratio", r)?;
+        }
+        for &r in &self.ablation.annotator_ratio {
+            ratio_ok("ablation.annotator_ratio", r)?;
+        }
+        if self.ablation.samples_per_prompt.contains(&0) || self.generation.samples_per_prompt == 0 {
+            bail!("generation.samples_per_prompt / ablation.samples_per_prompt: must be at least 1");
+        }
+        let g = &self.generation;
+        if !(g.top_p > 0.0 && g.top_p <= 1.0) {
+            bail!("generation.top_p = {}: must be greater than 0 and at most 1", g.top_p);
+        }
+        if g.temperature <= 0.0 {
+            bail!("generation.temperature = {}: must be greater than 0", g.temperature);
+        }
+        if g.prompt_words == 0 || g.annotate_window == 0 || g.batch_size == 0 || g.max_new_tokens == 0 {
+            bail!("generation.prompt_words, annotate_window, batch_size and max_new_tokens must be at least 1");
+        }
+        if self.ablation.folds == 1 {
+            bail!("ablation.folds = 1: use 0 (off) or at least 2");
+        }
+        if self.data.test.is_none() && self.ablation.folds == 0 {
+            bail!("data.test is missing: give a test split, or set ablation.folds to cross-validate on data.train");
+        }
+        for p in &self.ablation.generator_preset {
+            if !["tiny", "small", "base"].contains(&p.as_str()) {
+                bail!("ablation.generator_preset: {p:?} is not one of tiny, small, base");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// toml's message names the key for unknown fields; add what to do.
+fn key_hint(e: &toml::de::Error) -> String {
+    if e.message().contains("unknown field") {
+        " (check the spelling; `synthdeid run --help` lists the sections)".into()
+    } else {
+        String::new()
+    }
+}

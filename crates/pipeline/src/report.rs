@@ -1,0 +1,317 @@
+//! `report.md` and a self-contained `report.html` (tables, inline SVG plots, the settings).
+
+use crate::config::RunConfig;
+use crate::plots;
+use crate::run::{CellResult, RunSummary};
+use anyhow::{anyhow, Result};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Mean and (sample) standard deviation.
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    if xs.is_empty() {
+        return (f64::NAN, 0.0);
+    }
+    let m = xs.iter().sum::<f64>() / n;
+    let var = if xs.len() > 1 { xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (m, var.sqrt())
+}
+
+fn pm(xs: &[f64]) -> String {
+    let (m, s) = mean_std(xs);
+    if xs.len() > 1 {
+        format!("{m:.4} ± {s:.4}")
+    } else {
+        format!("{m:.4}")
+    }
+}
+
+/// Cells that differ only by seed or fold, grouped: the rows of the ablation table.
+pub struct Group<'a> {
+    pub generator_ratio: f64,
+    pub annotator_ratio: f64,
+    pub samples_per_prompt: usize,
+    pub generator_preset: Option<String>,
+    pub cells: Vec<&'a CellResult>,
+}
+
+pub fn groups(summary: &RunSummary) -> Vec<Group<'_>> {
+    let mut map: BTreeMap<String, Group> = BTreeMap::new();
+    for c in &summary.cells {
+        let k = format!("{:08.4}|{:08.4}|{:06}|{:?}", c.cell.generator_ratio, c.cell.annotator_ratio, c.cell.samples_per_prompt, c.cell.generator_preset);
+        map.entry(k)
+            .or_insert_with(|| Group {
+                generator_ratio: c.cell.generator_ratio,
+                annotator_ratio: c.cell.annotator_ratio,
+                samples_per_prompt: c.cell.samples_per_prompt,
+                generator_preset: c.cell.generator_preset.clone(),
+                cells: vec![],
+            })
+            .cells
+            .push(c);
+    }
+    map.into_values().collect()
+}
+
+fn col(g: &Group, f: impl Fn(&CellResult) -> f64) -> Vec<f64> {
+    g.cells.iter().map(|c| f(c)).collect()
+}
+
+struct Svgs {
+    per_label: String,
+    ratio_f1: Option<String>,
+    ratio_recall: Option<String>,
+}
+
+/// Writes `report.md`, `report.html` and the SVG plots into `out`.
+pub fn write_report(out: &Path, cfg: &RunConfig, summary: &RunSummary) -> Result<()> {
+    let first = summary.cells.first().ok_or_else(|| anyhow!("no cells to report"))?;
+    let svgs = make_plots(first, summary);
+    let plots_dir = out.join("plots");
+    std::fs::create_dir_all(&plots_dir)?;
+    let save = |name: &str, svg: &str| corpus::format::atomic_write(&plots_dir.join(name), svg.as_bytes()).map_err(|e| anyhow!(e));
+    save("per_label_f1.svg", &svgs.per_label)?;
+    if let Some(s) = &svgs.ratio_f1 {
+        save("f1_vs_generator_ratio.svg", s)?;
+    }
+    if let Some(s) = &svgs.ratio_recall {
+        save("ngram_recall_vs_generator_ratio.svg", s)?;
+    }
+    let md = markdown(cfg, summary, &svgs);
+    corpus::format::atomic_write(&out.join("report.md"), md.as_bytes()).map_err(|e| anyhow!(e))?;
+    let html = html(&md, &svgs, &summary.name);
+    corpus::format::atomic_write(&out.join("report.html"), html.as_bytes()).map_err(|e| anyhow!(e))?;
+    Ok(())
+}
+
+fn make_plots(first: &CellResult, summary: &RunSummary) -> Svgs {
+    let labels: Vec<String> = first.gold_ner.entity_strict.per_label.keys().cloned().collect();
+    let f1 = |r: &eval::Report| labels.iter().map(|l| r.entity_strict.per_label.get(l).map_or(0.0, |s| s.f1)).collect::<Vec<_>>();
+    let per_label = plots::grouped_bars(
+        "Entity-strict F1 per label on the gold test set",
+        &labels,
+        &[("gold-trained NER", f1(&first.gold_ner)), ("synthetic-trained NER", f1(&first.synthetic_ner))],
+    );
+    let gs = groups(summary);
+    let ratios: Vec<f64> = gs.iter().map(|g| g.generator_ratio).collect();
+    let varied = ratios.iter().any(|r| (r - ratios[0]).abs() > 1e-9);
+    let (ratio_f1, ratio_recall) = if varied {
+        let line = |f: &dyn Fn(&CellResult) -> f64| -> Vec<(f64, f64, f64)> {
+            gs.iter().map(|g| {
+                let (m, s) = mean_std(&col(g, f));
+                (g.generator_ratio * 100.0, m, s)
+            }).collect()
+        };
+        let f1_plot = plots::lines(
+            "Token F1 on the gold test set against the generator's data ratio",
+            "generator data ratio (% of training documents)",
+            "token F1",
+            &[
+                ("gold-trained NER".into(), line(&|c| c.gold_ner.token.micro.f1)),
+                ("synthetic-trained NER".into(), line(&|c| c.synthetic_ner.token.micro.f1)),
+            ],
+        );
+        let mut recall_series = vec![("synthetic corpus".to_string(), line(&|c| c.audit.ngram_recall.recall))];
+        if first.audit.ngram_recall_heldout.is_some() {
+            recall_series.push(("real held-out documents".into(), line(&|c| c.audit.ngram_recall_heldout.as_ref().map_or(f64::NAN, |h| h.recall))));
+        }
+        let recall_plot = plots::lines("5-gram recall against the generator's data ratio", "generator data ratio (% of training documents)", "n-gram recall", &recall_series);
+        (Some(f1_plot), Some(recall_plot))
+    } else {
+        (None, None)
+    };
+    Svgs { per_label, ratio_f1, ratio_recall }
+}
+
+fn markdown(cfg: &RunConfig, summary: &RunSummary, svgs: &Svgs) -> String {
+    let mut md = String::new();
+    let first = &summary.cells[0];
+    let _ = writeln!(md, "# synthdeid run: {}\n", summary.name);
+    let _ = writeln!(
+        md,
+        "A gold-trained NER model (the *annotator*) and a generator were trained on gold documents; the generator wrote \
+a synthetic corpus from {}-word prompts of held-out documents; the annotator labelled it; a second NER model was trained \
+on the synthetic corpus only. Both NER models are scored on the real gold test set.\n",
+        cfg.generation.prompt_words
+    );
+    let d = &first.data;
+    let _ = writeln!(
+        md,
+        "Data (first cell): {} training documents ({} held out as prompts; generator on {}, annotator on {}), {} dev, {} test; \
+{} synthetic documents with {} machine-annotated spans.\n",
+        d.train_documents, d.prompt_documents, d.generator_documents, d.annotator_documents, d.dev_documents, d.test_documents, d.synthetic_documents, d.synthetic_spans
+    );
+
+    let _ = writeln!(md, "## Gold-trained vs synthetic-trained NER (gold test set)\n");
+    let _ = writeln!(md, "| metric | gold-trained | synthetic-trained | difference |\n|---|---:|---:|---:|");
+    for g in groups(summary).iter().take(1) {
+        for (name, f) in [
+            ("token F1 (the paper's)", (|r: &eval::Report| r.token.micro.f1) as fn(&eval::Report) -> f64),
+            ("entity-strict F1", |r: &eval::Report| r.entity_strict.micro.f1),
+            ("span-merged F1", |r: &eval::Report| r.span_merged.micro.f1),
+            ("entity-strict macro F1", |r: &eval::Report| r.entity_strict.macro_f1),
+        ] {
+            let gold = col(g, |c| f(&c.gold_ner));
+            let syn = col(g, |c| f(&c.synthetic_ner));
+            let diff: Vec<f64> = gold.iter().zip(&syn).map(|(a, b)| b - a).collect();
+            let _ = writeln!(md, "| {name} | {} | {} | {} |", pm(&gold), pm(&syn), pm(&diff));
+        }
+    }
+    let _ = writeln!(md, "\n### Per label (entity-strict F1, first cell)\n");
+    let _ = writeln!(md, "| label | gold spans | gold-trained | synthetic-trained | difference |\n|---|---:|---:|---:|---:|");
+    for (label, s) in &first.gold_ner.entity_strict.per_label {
+        let syn = first.synthetic_ner.entity_strict.per_label.get(label).map_or(0.0, |x| x.f1);
+        let _ = writeln!(md, "| {label} | {} | {:.4} | {:.4} | {:+.4} |", s.tp + s.fn_, s.f1, syn, syn - s.f1);
+    }
+    let _ = writeln!(md, "\n![per-label F1](plots/per_label_f1.svg)\n");
+
+    let gs = groups(summary);
+    if summary.cells.len() > 1 {
+        let _ = writeln!(md, "## Ablation ({} cells; mean ± standard deviation over seeds/folds)\n", summary.cells.len());
+        let _ = writeln!(md, "| generator ratio | annotator ratio | samples/prompt | generator preset | runs | gold token F1 | synthetic token F1 | gold strict F1 | synthetic strict F1 | 5-gram recall | PHI strings leaked |");
+        let _ = writeln!(md, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        for g in &gs {
+            let _ = writeln!(
+                md,
+                "| {:.0}% | {:.0}% | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                g.generator_ratio * 100.0,
+                g.annotator_ratio * 100.0,
+                g.samples_per_prompt,
+                g.generator_preset.as_deref().unwrap_or("-"),
+                g.cells.len(),
+                pm(&col(g, |c| c.gold_ner.token.micro.f1)),
+                pm(&col(g, |c| c.synthetic_ner.token.micro.f1)),
+                pm(&col(g, |c| c.gold_ner.entity_strict.micro.f1)),
+                pm(&col(g, |c| c.synthetic_ner.entity_strict.micro.f1)),
+                pm(&col(g, |c| c.audit.ngram_recall.recall)),
+                pm(&col(g, |c| c.audit.leakage.share)),
+            );
+        }
+        if svgs.ratio_f1.is_some() {
+            let _ = writeln!(md, "\n![F1 against data ratio](plots/f1_vs_generator_ratio.svg)\n");
+            let _ = writeln!(md, "![n-gram recall against data ratio](plots/ngram_recall_vs_generator_ratio.svg)\n");
+        }
+    }
+
+    let a = &first.audit;
+    let _ = writeln!(md, "## Privacy audit (first cell)\n");
+    let _ = writeln!(md, "| measure | synthetic corpus | real held-out documents (baseline) |\n|---|---:|---:|");
+    let held = a.ngram_recall_heldout.as_ref().map_or("-".into(), |h| format!("{:.4}", h.recall));
+    let _ = writeln!(md, "| {}-gram recall vs the generator's training text | {:.4} | {held} |", a.ngram_recall.n, a.ngram_recall.recall);
+    let held_leak = a.leakage_heldout.as_ref().map_or("-".into(), |h| format!("{} of {} ({:.1}%)", h.leaked, h.distinct, 100.0 * h.share));
+    let _ = writeln!(md, "| distinct training PHI strings found verbatim | {} of {} ({:.1}%) | {held_leak} |", a.leakage.leaked, a.leakage.distinct, 100.0 * a.leakage.share);
+    let _ = writeln!(
+        md,
+        "\nn-gram recall alone hides memorisation: a generator can write text whose n-grams look no more copied than real \
+unseen documents while reproducing the training set's PHI strings verbatim. Per label:\n"
+    );
+    let _ = writeln!(md, "| label | distinct training strings | in synthetic | in held-out |\n|---|---:|---:|---:|");
+    for (label, e) in &a.leakage.per_label {
+        let h = a.leakage_heldout.as_ref().and_then(|h| h.per_label.get(label)).map_or("-".into(), |x| format!("{} ({:.1}%)", x.leaked, 100.0 * x.share));
+        let _ = writeln!(md, "| {label} | {} | {} ({:.1}%) | {h} |", e.distinct, e.leaked, 100.0 * e.share);
+    }
+    if !a.nearest.is_empty() {
+        let _ = writeln!(md, "\nSynthetic documents closest to a training document (longest shared substring):\n");
+        let _ = writeln!(md, "| synthetic | training | shared characters | share of the synthetic document |\n|---|---|---:|---:|");
+        for m in &a.nearest {
+            let _ = writeln!(md, "| {} | {} | {} | {:.1}% |", m.synthetic_id, m.training_id, m.length, 100.0 * m.share_of_document);
+        }
+    }
+    if let Some(h) = &first.hardening {
+        let _ = writeln!(md, "\n## Hardening\n\nEvery machine-annotated span of the synthetic corpus was replaced by a surrogate before the synthetic NER trained on it.\n");
+        let _ = writeln!(md, "```json\n{}\n```", serde_json::to_string_pretty(h).unwrap_or_default());
+    }
+
+    let _ = writeln!(md, "\n## Timings (first cell)\n\n| stage | seconds | cached |\n|---|---:|---|");
+    for t in &first.timings {
+        let _ = writeln!(md, "| {} | {:.1} | {} |", t.stage, t.seconds, if t.cached { "yes" } else { "no" });
+    }
+    if let Some(p) = first.generator_dev_perplexity {
+        let _ = writeln!(md, "\nGenerator dev perplexity: {p:.2}");
+    }
+    let _ = writeln!(md, "\n## Settings\n\n```toml\n{}```", toml::to_string_pretty(cfg).unwrap_or_default());
+    md
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A small Markdown-to-HTML for what `markdown` writes: headings, tables, code blocks, images
+/// (inlined SVG), paragraphs.
+fn html(md: &str, svgs: &Svgs, title: &str) -> String {
+    let mut body = String::new();
+    let mut in_code = false;
+    let mut in_table = false;
+    for line in md.lines() {
+        if line.starts_with("```") {
+            body.push_str(if in_code { "</pre>\n" } else { "<pre>" });
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            body.push_str(&escape(line));
+            body.push('\n');
+            continue;
+        }
+        if line.starts_with('|') {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            if cells.iter().all(|c| c.chars().all(|ch| ch == '-' || ch == ':')) {
+                continue;
+            }
+            if !in_table {
+                body.push_str("<table><tr>");
+                for c in &cells {
+                    let _ = write!(body, "<th>{}</th>", escape(c));
+                }
+                body.push_str("</tr>\n");
+                in_table = true;
+            } else {
+                body.push_str("<tr>");
+                for c in &cells {
+                    let _ = write!(body, "<td>{}</td>", escape(c));
+                }
+                body.push_str("</tr>\n");
+            }
+            continue;
+        }
+        if in_table {
+            body.push_str("</table>\n");
+            in_table = false;
+        }
+        if let Some(h) = line.strip_prefix("### ") {
+            let _ = writeln!(body, "<h3>{}</h3>", escape(h));
+        } else if let Some(h) = line.strip_prefix("## ") {
+            let _ = writeln!(body, "<h2>{}</h2>", escape(h));
+        } else if let Some(h) = line.strip_prefix("# ") {
+            let _ = writeln!(body, "<h1>{}</h1>", escape(h));
+        } else if line.starts_with("![") {
+            let svg = if line.contains("per_label") {
+                Some(&svgs.per_label)
+            } else if line.contains("f1_vs") {
+                svgs.ratio_f1.as_ref()
+            } else {
+                svgs.ratio_recall.as_ref()
+            };
+            if let Some(svg) = svg {
+                let _ = writeln!(body, "<figure>{svg}</figure>");
+            }
+        } else if !line.trim().is_empty() {
+            let _ = writeln!(body, "<p>{}</p>", escape(line));
+        }
+    }
+    if in_table {
+        body.push_str("</table>\n");
+    }
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>synthdeid: {}</title>\n<style>\
+body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}}\
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
+td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}pre{{background:#f7f7f7;padding:1em;overflow:auto}}\
+figure{{margin:1em 0}}</style></head><body>\n{}</body></html>\n",
+        escape(title),
+        body
+    )
+}

@@ -1,0 +1,405 @@
+//! Executes a run config: for every ablation cell, the stages in order, each through the stage
+//! cache; then the report.
+
+use crate::cache::{docs_hash, run_stage, StageKey, StageTiming};
+use crate::config::RunConfig;
+use crate::report;
+use anyhow::{anyhow, bail, Context, Result};
+use corpus::split::{k_fold, prompt_split, take_fraction, Purpose};
+use corpus::{read_corpus, write_corpus, Document, Format, ReadOptions};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The stages, in order.
+pub const STAGES: [&str; 9] = ["annotator", "generator", "generate", "annotate", "harden", "synthetic_ner", "evaluate", "audit", "report"];
+
+/// How to run (not what: that is the config).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub out: PathBuf,
+    /// Stages to rerun even if cached.
+    pub force: Vec<String>,
+    /// Stop with an error after this many prompt documents were generated (simulates a kill,
+    /// for the resume test).
+    pub stop_after_prompts: Option<usize>,
+    /// Print stage progress lines on stderr.
+    pub verbose: bool,
+}
+
+/// One cell of an ablation grid (a plain run is one cell).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub name: String,
+    pub generator_ratio: f64,
+    pub annotator_ratio: f64,
+    pub samples_per_prompt: usize,
+    pub generator_preset: Option<String>,
+    pub seed: u64,
+    /// k-fold: (fold index, k).
+    pub fold: Option<(usize, usize)>,
+}
+
+/// Sizes of the data a cell used.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CellData {
+    pub train_documents: usize,
+    pub prompt_documents: usize,
+    pub generator_documents: usize,
+    pub annotator_documents: usize,
+    pub dev_documents: usize,
+    pub test_documents: usize,
+    pub synthetic_documents: usize,
+    pub synthetic_spans: usize,
+}
+
+/// `results.json` of a cell: the two NER entries have the shape of `synthdeid evaluate --json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellResult {
+    pub cell: Cell,
+    pub gold_ner: eval::Report,
+    pub synthetic_ner: eval::Report,
+    pub audit: audit::AuditReport,
+    /// With hardening: what the surrogates replaced, and what real PHI still remains.
+    pub hardening: Option<deid::Stats>,
+    pub data: CellData,
+    pub generator_dev_perplexity: Option<f64>,
+    pub timings: Vec<StageTiming>,
+}
+
+/// What `synthdeid run` returns and writes to `OUT/summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub name: String,
+    pub cells: Vec<CellResult>,
+}
+
+struct Data {
+    train: Vec<Document>,
+    dev: Vec<Document>,
+    test: Vec<Document>,
+}
+
+fn read(path: &Path) -> Result<Vec<Document>> {
+    read_corpus(path, None, &ReadOptions::default()).map_err(|e| anyhow!(e))
+}
+
+fn write(path: &Path, format: Option<Format>, docs: &[Document]) -> Result<()> {
+    write_corpus(path, format, docs).map_err(|e| anyhow!(e))
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    corpus::format::atomic_write(path, serde_json::to_string_pretty(value)?.as_bytes()).map_err(|e| anyhow!(e))
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    serde_json::from_str(&std::fs::read_to_string(path).with_context(|| path.display().to_string())?).with_context(|| path.display().to_string())
+}
+
+/// The cells of the config's ablation grid (one cell without a grid).
+pub fn cells(cfg: &RunConfig) -> Vec<Cell> {
+    let a = &cfg.ablation;
+    let max_ratio = 1.0 - cfg.data.prompt_ratio;
+    let or = |v: &Vec<f64>, d: Option<f64>| if v.is_empty() { vec![d.unwrap_or(max_ratio)] } else { v.clone() };
+    let gen_ratios = or(&a.generator_ratio, cfg.data.generator_ratio);
+    let ann_ratios = or(&a.annotator_ratio, cfg.data.annotator_ratio);
+    let samples = if a.samples_per_prompt.is_empty() { vec![cfg.generation.samples_per_prompt] } else { a.samples_per_prompt.clone() };
+    let presets: Vec<Option<String>> = if a.generator_preset.is_empty() { vec![None] } else { a.generator_preset.iter().cloned().map(Some).collect() };
+    let seeds = if a.seeds.is_empty() { vec![cfg.run.seed] } else { a.seeds.clone() };
+    let folds: Vec<Option<(usize, usize)>> = if a.folds >= 2 { (0..a.folds).map(|f| Some((f, a.folds))).collect() } else { vec![None] };
+    let mut out = Vec::new();
+    for &g in &gen_ratios {
+        for &r in &ann_ratios {
+            for &s in &samples {
+                for p in &presets {
+                    for &seed in &seeds {
+                        for &fold in &folds {
+                            let mut name = format!("gen{:.0}-ann{:.0}-spp{s}", g * 100.0, r * 100.0);
+                            if let Some(p) = p {
+                                name.push_str(&format!("-{p}"));
+                            }
+                            name.push_str(&format!("-seed{seed}"));
+                            if let Some((f, k)) = fold {
+                                name.push_str(&format!("-fold{}of{k}", f + 1));
+                            }
+                            out.push(Cell { name, generator_ratio: g, annotator_ratio: r, samples_per_prompt: s, generator_preset: p.clone(), seed, fold });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs every cell of `cfg` and writes the report. The first cell's synthetic corpus, models and
+/// `results.json` are also placed at the top of `OUT` when the grid has one cell.
+pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunSummary> {
+    for f in &opts.force {
+        if !STAGES.contains(&f.as_str()) {
+            bail!("--force {f}: no such stage; stages are {}", STAGES.join(", "));
+        }
+    }
+    let out = &opts.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    corpus::format::atomic_write(&out.join("config.resolved.toml"), toml::to_string_pretty(cfg)?.as_bytes()).map_err(|e| anyhow!(e))?;
+    write_json(&out.join("versions.json"), &versions())?;
+    let data = Data {
+        train: read(&cfg.data.train)?,
+        dev: cfg.data.dev.as_deref().map(read).transpose()?.unwrap_or_default(),
+        test: cfg.data.test.as_deref().map(read).transpose()?.unwrap_or_default(),
+    };
+    let all = cells(cfg);
+    let stages_root = out.join("stages");
+    let mut results = Vec::new();
+    for (i, cell) in all.iter().enumerate() {
+        if opts.verbose {
+            eprintln!("== cell {}/{}: {}", i + 1, all.len(), cell.name);
+        }
+        let (result, synthetic) = run_cell(cfg, cell, &data, &stages_root, opts)?;
+        let cell_dir = out.join("cells").join(&cell.name);
+        std::fs::create_dir_all(&cell_dir)?;
+        write_json(&cell_dir.join("results.json"), &result)?;
+        export_synthetic(&cell_dir, &synthetic)?;
+        if all.len() == 1 {
+            export_synthetic(out, &synthetic)?;
+        }
+        results.push(result);
+    }
+    let summary = RunSummary { name: cfg.run.name.clone(), cells: results };
+    if let [only] = summary.cells.as_slice() {
+        write_json(&out.join("results.json"), only)?;
+    }
+    write_json(&out.join("summary.json"), &summary)?;
+    report::write_report(out, cfg, &summary)?;
+    Ok(summary)
+}
+
+fn versions() -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("synthdeid", env!("CARGO_PKG_VERSION").to_string()),
+        ("target", std::env::consts::ARCH.to_string()),
+        ("os", std::env::consts::OS.to_string()),
+    ])
+}
+
+/// Share of the whole training set → share of the non-prompt pool.
+fn pool_ratio(ratio: f64, prompt_ratio: f64) -> f64 {
+    (ratio / (1.0 - prompt_ratio)).min(1.0)
+}
+
+fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &RunOptions) -> Result<(CellResult, Vec<Document>)> {
+    let force = |s: &str| opts.force.iter().any(|f| f == s);
+    let say = |s: &str, t: &StageTiming| {
+        if opts.verbose {
+            eprintln!("   {s:<14} {}", if t.cached { "cached".to_string() } else { format!("{:.1} s", t.seconds) });
+        }
+    };
+    let mut timings = Vec::new();
+
+    // Split: train/test (or a fold), then prompts, then the generator's and annotator's subsets.
+    let (train_all, test) = match cell.fold {
+        Some((f, k)) => k_fold(&data.train, k, cell.seed).map_err(|e| anyhow!("ablation.folds: {e}"))?.swap_remove(f),
+        None => (data.train.clone(), data.test.clone()),
+    };
+    let (pool, prompts) = prompt_split(&train_all, cfg.data.prompt_ratio, cell.seed).map_err(|e| anyhow!("data.prompt_ratio: {e}"))?;
+    let subset = |ratio: f64, key: &str| -> Result<Vec<Document>> {
+        let r = pool_ratio(ratio, cfg.data.prompt_ratio);
+        if r >= 1.0 {
+            return Ok(pool.clone());
+        }
+        Ok(take_fraction(&pool, r, cell.seed, Purpose::Subset).map_err(|e| anyhow!("{key}: {e}"))?.0)
+    };
+    let gen_train = subset(cell.generator_ratio, "generator_ratio")?;
+    let ann_train = subset(cell.annotator_ratio, "annotator_ratio")?;
+    let dev = &data.dev;
+    let (dev_h, test_h, prompts_h) = (docs_hash(dev), docs_hash(&test), docs_hash(&prompts));
+
+    // 1. Annotator: NER on gold.
+    let mut ann_cfg = cfg.annotator.clone();
+    ann_cfg.seed = cell.seed;
+    let ann_key = StageKey::new("annotator", &ann_cfg, &[&docs_hash(&ann_train), &dev_h]);
+    let (ann_dir, t) = run_stage(stages, &ann_key, force("annotator"), |dir| {
+        ner::train(&ann_cfg, &ann_train, dev, &dir.join("model"), progress(opts).as_mut())?;
+        Ok(())
+    })?;
+    say("annotator", &t);
+    timings.push(t);
+
+    // 2. Generator: domain-adapted LM.
+    let mut gen_cfg = cfg.generator.clone();
+    gen_cfg.seed = cell.seed;
+    gen_cfg.progress = opts.verbose;
+    if let Some(p) = &cell.generator_preset {
+        gen_cfg.preset = serde_json::from_value(serde_json::Value::String(p.clone()))?;
+    }
+    let gen_key = StageKey::new("generator", &gen_cfg, &[&docs_hash(&gen_train), &dev_h]);
+    let (gen_dir, t) = run_stage(stages, &gen_key, force("generator"), |dir| {
+        let report = lm::train(&gen_cfg, &gen_train, dev, &dir.join("model"))?;
+        if !report.finished {
+            bail!("the generator stopped at its time budget (generator.max_minutes); run again to resume");
+        }
+        write_json(&dir.join("train_report.json"), &report)?;
+        Ok(())
+    })?;
+    say("generator", &t);
+    timings.push(t);
+    let generator_dev_perplexity = read_json::<serde_json::Value>(&gen_dir.join("train_report.json"))
+        .ok()
+        .and_then(|v| v.get("best_dev_perplexity").and_then(|p| p.as_f64()))
+        .filter(|p| p.is_finite());
+
+    // 3. Generate: prompts are the first words of the held-out prompt documents; one shard per
+    // prompt document, so a killed run resumes where it stopped with the same samples.
+    let g = &cfg.generation;
+    let gen_settings = lm::GenerateConfig {
+        prompt_words: g.prompt_words,
+        samples_per_prompt: cell.samples_per_prompt,
+        max_new_tokens: g.max_new_tokens,
+        sampling: lm::SamplingConfig { temperature: g.temperature, top_k: g.top_k.unwrap_or(0), top_p: g.top_p },
+        seed: cell.seed,
+        batch_size: g.batch_size,
+        progress: false,
+    };
+    let generate_key = StageKey::new("generate", &gen_settings, &[&gen_key.hash, &prompts_h]);
+    let (generate_dir, t) = run_stage(stages, &generate_key, force("generate"), |dir| {
+        let shards = dir.join("shards");
+        std::fs::create_dir_all(&shards)?;
+        let generator = lm::Generator::load(&gen_dir.join("model"))?;
+        let bar = crate::progress::bar(prompts.len() as u64, "generate", opts.verbose);
+        let mut made = 0;
+        for doc in &prompts {
+            let shard = shards.join(format!("{}.jsonl", doc.id));
+            if !shard.exists() {
+                if opts.stop_after_prompts.is_some_and(|n| made >= n) {
+                    bail!("interrupted after {made} prompt documents (simulated kill)");
+                }
+                let p = lm::prompts_from_docs(std::slice::from_ref(doc), g.prompt_words);
+                let samples = generator.generate(&p, &gen_settings)?;
+                write(&shard, Some(Format::Jsonl), &samples)?;
+                made += 1;
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let mut all = Vec::new();
+        for doc in &prompts {
+            all.extend(read(&shards.join(format!("{}.jsonl", doc.id)))?);
+        }
+        write(&dir.join("synthetic.jsonl"), Some(Format::Jsonl), &all)?;
+        Ok(())
+    })?;
+    say("generate", &t);
+    timings.push(t);
+
+    // 4. Machine-annotate the synthetic text with the annotator (128-word windows).
+    let window = g.annotate_window;
+    let annotate_key = StageKey::new("annotate", &window, &[&ann_key.hash, &generate_key.hash]);
+    let (annotate_dir, t) = run_stage(stages, &annotate_key, force("annotate"), |dir| {
+        let texts = read(&generate_dir.join("synthetic.jsonl"))?;
+        let mut model = ner::Model::load(&ann_dir.join("model"))?;
+        model.settings.stride = model.settings.stride.min(window) * window / model.settings.window.max(1);
+        model.settings.window = window;
+        let annotated = model.predict(&texts)?;
+        write(&dir.join("synthetic.jsonl"), Some(Format::Jsonl), &annotated)?;
+        Ok(())
+    })?;
+    say("annotate", &t);
+    timings.push(t);
+
+    // 5. Optional hardening: surrogates replace every machine-annotated span.
+    let (synthetic_dir, synthetic_key, hardening) = if cfg.hardening.enabled {
+        let key_material = cfg.hardening.key.clone().unwrap_or_else(|| format!("synthdeid-seed-{}", cell.seed));
+        let harden_key = StageKey::new("harden", &cfg.hardening, &[&annotate_key.hash, &cell.seed.to_string()]);
+        let (dir, t) = run_stage(stages, &harden_key, force("harden"), |dir| {
+            let docs = read(&annotate_dir.join("synthetic.jsonl"))?;
+            let options = deid::Options::default().with_key(key_material.as_bytes().to_vec());
+            let (hardened, _mapping, stats) = deid::deidentify_corpus(&docs, deid::Mode::Surrogate, &options)?;
+            write(&dir.join("synthetic.jsonl"), Some(Format::Jsonl), &hardened)?;
+            write_json(&dir.join("hardening.json"), &stats)?;
+            Ok(())
+        })?;
+        say("harden", &t);
+        timings.push(t);
+        let stats: deid::Stats = read_json(&dir.join("hardening.json"))?;
+        (dir, harden_key, Some(stats))
+    } else {
+        (annotate_dir.clone(), annotate_key.clone(), None)
+    };
+    let synthetic = read(&synthetic_dir.join("synthetic.jsonl"))?;
+
+    // 6. Synthetic NER: trained on the synthetic corpus only.
+    let mut syn_cfg = cfg.synthetic_ner.clone();
+    syn_cfg.seed = cell.seed;
+    let syn_key = StageKey::new("synthetic_ner", &syn_cfg, &[&synthetic_key.hash, &dev_h]);
+    let (syn_dir, t) = run_stage(stages, &syn_key, force("synthetic_ner"), |dir| {
+        ner::train(&syn_cfg, &synthetic, dev, &dir.join("model"), progress(opts).as_mut())?;
+        Ok(())
+    })?;
+    say("synthetic_ner", &t);
+    timings.push(t);
+
+    // 7. Evaluate both on the gold test set.
+    let eval_key = StageKey::new("evaluate", &"v1", &[&ann_key.hash, &syn_key.hash, &test_h]);
+    let (eval_dir, t) = run_stage(stages, &eval_key, force("evaluate"), |dir| {
+        for (name, model_dir) in [("gold_ner", &ann_dir), ("synthetic_ner", &syn_dir)] {
+            let predicted = ner::Model::load(&model_dir.join("model"))?.predict(&test)?;
+            write(&dir.join(format!("{name}.predictions.jsonl")), Some(Format::Jsonl), &predicted)?;
+            let report = eval::evaluate(&test, &predicted).map_err(|e| anyhow!(e))?;
+            write_json(&dir.join(format!("{name}.json")), &report)?;
+        }
+        Ok(())
+    })?;
+    say("evaluate", &t);
+    timings.push(t);
+
+    // 8. Audit the synthetic corpus against the generator's training documents.
+    let audit_key = StageKey::new("audit", &cfg.audit, &[&synthetic_key.hash, &docs_hash(&gen_train), &test_h]);
+    let (audit_dir, t) = run_stage(stages, &audit_key, force("audit"), |dir| {
+        let report = audit::audit(&synthetic, &gen_train, Some(&test), &cfg.audit);
+        write_json(&dir.join("audit.json"), &report)?;
+        Ok(())
+    })?;
+    say("audit", &t);
+    timings.push(t);
+
+    let data = CellData {
+        train_documents: train_all.len(),
+        prompt_documents: prompts.len(),
+        generator_documents: gen_train.len(),
+        annotator_documents: ann_train.len(),
+        dev_documents: dev.len(),
+        test_documents: test.len(),
+        synthetic_documents: synthetic.len(),
+        synthetic_spans: synthetic.iter().map(|d| d.spans.len()).sum(),
+    };
+    let result = CellResult {
+        cell: cell.clone(),
+        gold_ner: read_json(&eval_dir.join("gold_ner.json"))?,
+        synthetic_ner: read_json(&eval_dir.join("synthetic_ner.json"))?,
+        audit: read_json(&audit_dir.join("audit.json"))?,
+        hardening,
+        data,
+        generator_dev_perplexity,
+        timings,
+    };
+    Ok((result, synthetic))
+}
+
+fn progress(opts: &RunOptions) -> Box<dyn ner::Progress> {
+    if opts.verbose {
+        Box::new(ner::Bar::new())
+    } else {
+        Box::new(ner::Silent)
+    }
+}
+
+/// Writes a synthetic corpus to `dir/synthetic.jsonl` and `dir/synthetic-brat/`.
+fn export_synthetic(dir: &Path, docs: &[Document]) -> Result<()> {
+    write(&dir.join("synthetic.jsonl"), Some(Format::Jsonl), docs)?;
+    let brat = dir.join("synthetic-brat");
+    if brat.exists() {
+        std::fs::remove_dir_all(&brat)?;
+    }
+    write(&brat, Some(Format::Brat), docs)
+}

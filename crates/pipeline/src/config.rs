@@ -135,6 +135,13 @@ impl RunConfig {
     pub fn load(path: &Path) -> Result<RunConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
         let mut cfg: RunConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}{}", path.display(), e, key_hint(&e)))?;
+        // Some settings types take flattened fields and so cannot deny unknown ones themselves:
+        // every key of the file must survive a parse → serialize round trip, or it was ignored.
+        let given: toml::Value = toml::from_str(&text)?;
+        let understood = toml::Value::try_from(&cfg)?;
+        if let Some(key) = first_unknown_key(&given, &understood, "") {
+            bail!("{}: unknown key `{key}` (check the spelling; `synthdeid run --help` lists the sections)", path.display());
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.resolve_paths(base);
         cfg.check().with_context(|| format!("{}", path.display()))?;
@@ -219,6 +226,23 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+/// The first key path of `given` that `understood` lacks.
+fn first_unknown_key(given: &toml::Value, understood: &toml::Value, prefix: &str) -> Option<String> {
+    let (toml::Value::Table(g), toml::Value::Table(u)) = (given, understood) else { return None };
+    for (k, v) in g {
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match u.get(k) {
+            None => return Some(path),
+            Some(uv) => {
+                if let Some(p) = first_unknown_key(v, uv, &path) {
+                    return Some(p);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// toml's message names the key for unknown fields; add what to do.

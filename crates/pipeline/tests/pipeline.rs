@@ -1,0 +1,119 @@
+//! The pipeline on the built-in corpus with tiny models and the n-gram generator: config errors,
+//! cache hits, reruns of what a changed setting touches, and resume after a kill during generation.
+
+use pipeline::{run, RunConfig, RunOptions};
+use std::path::Path;
+
+const CONFIG: &str = r#"
+[run]
+name = "test"
+seed = 5
+
+[data]
+train = "data/train.jsonl"
+dev = "data/dev.jsonl"
+test = "data/test.jsonl"
+prompt_ratio = 0.2
+
+[annotator]
+preset = "tiny"
+epochs = 4
+batch_size = 4
+lr = 0.003
+
+[generator]
+generator = "ngram"
+
+[generation]
+samples_per_prompt = 2
+max_new_tokens = 80
+
+[synthetic_ner]
+preset = "tiny"
+epochs = 1
+batch_size = 8
+"#;
+
+/// Writes the built-in corpus (30 documents) and a config into `dir`.
+fn setup(dir: &Path, config: &str) -> RunConfig {
+    pipeline::builtin::write_demo(dir, 30, 3).unwrap();
+    std::fs::write(dir.join("test.toml"), config).unwrap();
+    RunConfig::load(&dir.join("test.toml")).unwrap()
+}
+
+fn load_err(dir: &Path, config: &str) -> String {
+    std::fs::write(dir.join("bad.toml"), config).unwrap();
+    format!("{:#}", RunConfig::load(&dir.join("bad.toml")).unwrap_err())
+}
+
+#[test]
+fn bad_configs_stop_before_any_work_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    setup(tmp.path(), CONFIG);
+    let e = load_err(tmp.path(), &CONFIG.replace("max_new_tokens = 80", "max_new_tokens = 80\ntop_q = 0.9"));
+    assert!(e.contains("unknown field `top_q`"), "{e}");
+    let e = load_err(tmp.path(), &CONFIG.replace("data/train.jsonl", "data/nope.jsonl"));
+    assert!(e.contains("data.train") && e.contains("no such file"), "{e}");
+    let e = load_err(tmp.path(), &CONFIG.replace("prompt_ratio = 0.2", "prompt_ratio = 0.2\ngenerator_ratio = 0.95"));
+    assert!(e.contains("data.generator_ratio = 0.95: impossible"), "{e}");
+    let e = load_err(tmp.path(), &CONFIG.replace("[run]", "[ablation]\ngenerator_ratio = [0.0]\n[run]"));
+    assert!(e.contains("ablation.generator_ratio = 0: impossible"), "{e}");
+    let e = load_err(tmp.path(), &CONFIG.replace("[synthetic_ner]\n", "[synthetic_ner]\nepochz = 3\n"));
+    assert!(e.contains("epochz"), "{e}");
+    // Sections whose settings type cannot deny unknown fields itself (flattened fields) are checked too.
+    let e = load_err(tmp.path(), &CONFIG.replace("generator = \"ngram\"", "generator = \"ngram\"\nlayerz = 3"));
+    assert!(e.contains("unknown key `generator.layerz`"), "{e}");
+    // Nothing ran: no run directory was made.
+    assert!(!tmp.path().join("out").exists());
+}
+
+#[test]
+fn cache_resume_and_reruns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = setup(tmp.path(), CONFIG);
+    let a = tmp.path().join("a");
+    let opts = |out: &Path| RunOptions { out: out.to_path_buf(), ..Default::default() };
+
+    // Uninterrupted run.
+    let first = run(&cfg, &opts(&a)).unwrap();
+    let cell = &first.cells[0];
+    assert!(cell.timings.iter().all(|t| !t.cached));
+    assert_eq!(cell.data.synthetic_documents, cell.data.prompt_documents * 2);
+    for f in ["results.json", "report.md", "report.html", "config.resolved.toml", "synthetic.jsonl", "synthetic-brat", "plots/per_label_f1.svg"] {
+        assert!(a.join(f).exists(), "{f} missing");
+    }
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("results.json")).unwrap()).unwrap();
+    for k in ["gold_ner", "synthetic_ner", "audit"] {
+        assert!(results.get(k).is_some(), "results.json lacks {k}");
+    }
+    assert!(results["gold_ner"]["token"]["micro"]["f1"].as_f64().unwrap() > 0.3, "the annotator learned something");
+    let first_results = std::fs::read_to_string(a.join("results.json")).unwrap();
+
+    // Same config again: everything comes from the cache.
+    let again = run(&cfg, &opts(&a)).unwrap();
+    assert!(again.cells[0].timings.iter().all(|t| t.cached));
+
+    // A changed synthetic-NER setting reruns only that stage and what follows it.
+    let mut changed = cfg.clone();
+    changed.synthetic_ner.epochs = 2;
+    let third = run(&changed, &opts(&a)).unwrap();
+    let cached: Vec<(String, bool)> = third.cells[0].timings.iter().map(|t| (t.stage.clone(), t.cached)).collect();
+    assert_eq!(
+        cached,
+        [("annotator", true), ("generator", true), ("generate", true), ("annotate", true), ("synthetic_ner", false), ("evaluate", false), ("audit", true)]
+            .map(|(s, c)| (s.to_string(), c))
+    );
+
+    // A run killed during generation resumes and ends with the same outputs.
+    let b = tmp.path().join("b");
+    let killed = run(&cfg, &RunOptions { stop_after_prompts: Some(1), ..opts(&b) });
+    assert!(format!("{:#}", killed.unwrap_err()).contains("interrupted after 1 prompt"));
+    run(&cfg, &opts(&b)).unwrap();
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+    assert_eq!(read(&a.join("synthetic.jsonl")), read(&b.join("synthetic.jsonl")));
+    let ra: serde_json::Value = serde_json::from_str(&first_results).unwrap();
+    let rb: serde_json::Value = serde_json::from_str(&read(&b.join("results.json"))).unwrap();
+    for k in ["gold_ner", "synthetic_ner", "audit"] {
+        assert_eq!(ra[k], rb[k], "{k} differs after resume");
+    }
+}

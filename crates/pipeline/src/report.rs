@@ -220,8 +220,20 @@ unseen documents while reproducing the training set's PHI strings verbatim. Per 
         }
     }
     if let Some(h) = &first.hardening {
-        let _ = writeln!(md, "\n## Hardening\n\nEvery machine-annotated span of the synthetic corpus was replaced by a surrogate before the synthetic NER trained on it.\n");
-        let _ = writeln!(md, "```json\n{}\n```", serde_json::to_string_pretty(h).unwrap_or_default());
+        let _ = writeln!(
+            md,
+            "\n## Hardening\n\nEvery machine-annotated span of the synthetic corpus was replaced by a surrogate (never a training PHI \
+string) before the synthetic NER trained on it. What remains comes from PHI the annotator missed, and from kinds kept on \
+purpose (sex, kinship words). {} spans replaced; {} dates did not parse (digits replaced).\n",
+            h.stats.spans, h.stats.dates_unparsed
+        );
+        let _ = writeln!(md, "| label | training strings | leaked before | leaked after | replaced spans still a training string |\n|---|---:|---:|---:|---:|");
+        for (label, before) in &h.leakage_before.per_label {
+            let after = h.leakage_after.per_label.get(label).map_or(0, |x| x.leaked);
+            let still = h.replaced_spans_still_training_phi.get(label).copied().unwrap_or(0);
+            let _ = writeln!(md, "| {label} | {} | {} | {after} | {still} |", before.distinct, before.leaked);
+        }
+        let _ = writeln!(md, "| all | {} | {} | {} | {} |", h.leakage_before.distinct, h.leakage_before.leaked, h.leakage_after.leaked, h.replaced_spans_still_training_phi.values().sum::<usize>());
     }
 
     let _ = writeln!(md, "\n## Timings (first cell)\n\n| stage | seconds | cached |\n|---|---:|---|");

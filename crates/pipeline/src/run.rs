@@ -61,7 +61,7 @@ pub struct CellResult {
     pub synthetic_ner: eval::Report,
     pub audit: audit::AuditReport,
     /// With hardening: what the surrogates replaced, and what real PHI still remains.
-    pub hardening: Option<deid::Stats>,
+    pub hardening: Option<HardeningReport>,
     pub data: CellData,
     pub generator_dev_perplexity: Option<f64>,
     pub timings: Vec<StageTiming>,
@@ -313,15 +313,13 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         let harden_key = StageKey::new("harden", &cfg.hardening, &[&annotate_key.hash, &cell.seed.to_string()]);
         let (dir, t) = run_stage(stages, &harden_key, force("harden"), |dir| {
             let docs = read(&annotate_dir.join("synthetic.jsonl"))?;
-            let options = deid::Options::default().with_key(key_material.as_bytes().to_vec());
-            let (hardened, _mapping, stats) = deid::deidentify_corpus(&docs, deid::Mode::Surrogate, &options)?;
-            write(&dir.join("synthetic.jsonl"), Some(Format::Jsonl), &hardened)?;
-            write_json(&dir.join("hardening.json"), &stats)?;
+            let report = harden(&docs, &gen_train, key_material.as_bytes(), dir)?;
+            write_json(&dir.join("hardening.json"), &report)?;
             Ok(())
         })?;
         say("harden", &t);
         timings.push(t);
-        let stats: deid::Stats = read_json(&dir.join("hardening.json"))?;
+        let stats: HardeningReport = read_json(&dir.join("hardening.json"))?;
         (dir, harden_key, Some(stats))
     } else {
         (annotate_dir.clone(), annotate_key.clone(), None)
@@ -384,6 +382,64 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         timings,
     };
     Ok((result, synthetic))
+}
+
+/// What hardening did and what it could not do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HardeningReport {
+    pub stats: deid::Stats,
+    /// Training PHI strings (distinct, per label) found verbatim anywhere in the synthetic text,
+    /// before and after hardening: what remains after comes from spans the annotator missed (or
+    /// kinds kept on purpose, such as sex markers).
+    pub leakage_before: audit::Leakage,
+    pub leakage_after: audit::Leakage,
+    /// Per label: replaced spans whose new text is still a training PHI string. 0 for every kind
+    /// that is replaced (the surrogate generator is forbidden to produce training PHI strings);
+    /// non-zero only for kinds kept by the label map (sex, kinship words).
+    pub replaced_spans_still_training_phi: BTreeMap<String, usize>,
+}
+
+/// Replaces every annotated span of `docs` with a surrogate that is neither an original string
+/// of the synthetic corpus nor a PHI string of the generator's training documents.
+fn harden(docs: &[Document], training: &[Document], key: &[u8], dir: &Path) -> Result<HardeningReport> {
+    // Strict: dates and ages are also held to the forbidden set (a shifted date may otherwise
+    // land on a training date); hardening prefers no leak to exact intervals.
+    let options = deid::Options { strict: true, ..deid::Options::default().with_key(key.to_vec()) };
+    let mut ctx = deid::Surrogator::new(options);
+    for d in docs.iter().chain(training) {
+        ctx.forbid_document_originals(d);
+    }
+    let mut out = Vec::with_capacity(docs.len());
+    let mut stats = deid::Stats::default();
+    for d in docs {
+        let r = deid::deidentify(d, deid::Mode::Surrogate, &mut ctx).map_err(|e| anyhow!("document {}: {e}", d.id))?;
+        stats.merge(&r.stats);
+        out.push(r.doc);
+    }
+    let training_phi: std::collections::HashSet<String> = training
+        .iter()
+        .flat_map(|d| {
+            let chars: Vec<char> = d.text.chars().collect();
+            d.spans.iter().map(move |s| chars[s.start..s.end].iter().collect::<String>()).collect::<Vec<_>>()
+        })
+        .collect();
+    let mut still = BTreeMap::new();
+    for d in &out {
+        let chars: Vec<char> = d.text.chars().collect();
+        for s in &d.spans {
+            let surface: String = chars[s.start..s.end].iter().collect();
+            let e = still.entry(s.label.clone()).or_insert(0);
+            *e += training_phi.contains(&surface) as usize;
+        }
+    }
+    let report = HardeningReport {
+        stats,
+        leakage_before: audit::leaked_phi(training, docs),
+        leakage_after: audit::leaked_phi(training, &out),
+        replaced_spans_still_training_phi: still,
+    };
+    write(&dir.join("synthetic.jsonl"), Some(Format::Jsonl), &out)?;
+    Ok(report)
 }
 
 fn progress(opts: &RunOptions) -> Box<dyn ner::Progress> {

@@ -116,4 +116,22 @@ fn cache_resume_and_reruns() {
     for k in ["gold_ner", "synthetic_ner", "audit"] {
         assert_eq!(ra[k], rb[k], "{k} differs after resume");
     }
+
+    // Hardening: a new stage after `annotate`; replaced spans never hold a training PHI string
+    // (only kinds kept on purpose may).
+    let mut hardened = cfg.clone();
+    hardened.hardening.enabled = true;
+    let h = run(&hardened, &opts(&a)).unwrap();
+    let c = &h.cells[0];
+    let stages: Vec<(String, bool)> = c.timings.iter().map(|t| (t.stage.clone(), t.cached)).collect();
+    assert_eq!(stages[3], ("annotate".to_string(), true));
+    assert_eq!(stages[4], ("harden".to_string(), false));
+    let report = c.hardening.as_ref().unwrap();
+    assert!(report.stats.spans > 0);
+    for (label, n) in &report.replaced_spans_still_training_phi {
+        if !["SEXO_SUJETO_ASISTENCIA", "FAMILIARES_SUJETO_ASISTENCIA"].contains(&label.as_str()) {
+            assert_eq!(*n, 0, "{label}: a replaced span still holds a training PHI string");
+        }
+    }
+    assert!(std::fs::read_to_string(a.join("report.md")).unwrap().contains("## Hardening"));
 }

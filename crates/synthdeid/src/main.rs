@@ -6,6 +6,7 @@
 mod corpus_args;
 mod cmd_audit;
 mod cmd_corpus;
+mod cmd_deid;
 mod cmd_evaluate;
 mod cmd_run;
 
@@ -43,6 +44,8 @@ enum Command {
     Run(cmd_run::RunArgs),
     /// The whole pipeline end to end on a built-in corpus with tiny models (minutes on 2 cores).
     Demo(cmd_run::DemoArgs),
+    /// De-identify text: find PHI with a trained model (or use the input's spans) and redact, mask or replace it with consistent surrogates.
+    Deid(cmd_deid::DeidArgs),
     /// Privacy audit of a synthetic corpus: n-gram recall, leaked training PHI strings, nearest documents.
     Audit(cmd_audit::AuditArgs),
 }
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Split(a) => cmd_corpus::split(a),
         Command::Evaluate(a) => cmd_evaluate::evaluate(a),
         Command::Audit(a) => cmd_audit::audit(a),
+        Command::Deid(a) => cmd_deid::deid(a),
         Command::Run(a) => cmd_run::run(a),
         Command::Demo(a) => cmd_run::demo(a),
     };

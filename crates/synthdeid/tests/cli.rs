@@ -103,3 +103,58 @@ fn meddocan_stats_convert_and_self_score() {
     let count = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
     assert_eq!((count(&out.join("prompts.jsonl")), count(&out.join("train.jsonl"))), (13, 237));
 }
+
+#[test]
+fn deid_spans_from_input_writes_an_aligned_annotated_corpus_without_leaking_to_stderr() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gold = tmp.path().join("gold");
+    let text = "\u{feff}Nombre: Ana García. DNI: 12345678Z. Ingreso: 03/03/2015; alta: 13/03/2015.";
+    let chars: Vec<char> = text.chars().collect();
+    let find = |s: &str| -> (usize, usize) {
+        let sc: Vec<char> = s.chars().collect();
+        let start = (0..chars.len()).find(|&i| chars[i..].starts_with(&sc)).unwrap();
+        (start, start + sc.len())
+    };
+    let mut ann = String::new();
+    for (i, (s, label)) in [("Ana García", "NOMBRE_SUJETO_ASISTENCIA"), ("12345678Z", "ID_SUJETO_ASISTENCIA"), ("03/03/2015", "FECHAS"), ("13/03/2015", "FECHAS")].iter().enumerate() {
+        let (a, b) = find(s);
+        ann.push_str(&format!("T{}\t{label} {a} {b}\t{s}\n", i + 1));
+    }
+    write_brat(&gold, "doc", text, &ann);
+    let out = tmp.path().join("out.jsonl");
+    let o = synthdeid(&["deid", "--spans-from-input", "--input", gold.to_str().unwrap(), "--out", out.to_str().unwrap(), "--key", "k1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("Ana") && !stderr(&o).contains("12345678Z"));
+    assert!(!tmp.path().join("mapping.jsonl").exists());
+    let doc: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&out).unwrap().lines().next().unwrap()).unwrap();
+    let new_text: Vec<char> = doc["text"].as_str().unwrap().chars().collect();
+    assert_eq!(new_text[0], '\u{feff}', "the BOM is kept");
+    let spans = doc["spans"].as_array().unwrap();
+    assert_eq!(spans.len(), 4);
+    let surface = |i: usize| -> String {
+        let s = &spans[i];
+        new_text[s["start"].as_u64().unwrap() as usize..s["end"].as_u64().unwrap() as usize].iter().collect()
+    };
+    assert_ne!(surface(0), "Ana García");
+    let id = surface(1);
+    assert_eq!(id.len(), 9);
+    assert!(id[..8].chars().all(|c| c.is_ascii_digit()));
+    assert_eq!(id.chars().nth(8).unwrap(), "TRWAGMYFPDXBNJZSQVHLCKE".chars().nth(id[..8].parse::<usize>().unwrap() % 23).unwrap());
+    // Dates: same format, still 10 days apart.
+    let day = |s: &str| -> i64 {
+        let p: Vec<i64> = s.split('/').map(|x| x.parse().unwrap()).collect();
+        let (d, m, y) = (p[0], p[1], p[2]);
+        // days from civil (proleptic Gregorian)
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy
+    };
+    assert_ne!(surface(2), "03/03/2015");
+    assert_eq!(day(&surface(3)) - day(&surface(2)), 10);
+    // The output is itself an annotated corpus the scorer reads.
+    let o = synthdeid(&["evaluate", "--gold", out.to_str().unwrap(), "--pred", out.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -10,20 +10,46 @@ use std::path::{Path, PathBuf};
 pub struct RunConfig {
     pub run: RunSection,
     pub data: DataSection,
+    /// Which NER model each NER stage trains.
+    #[serde(default)]
+    pub models: ModelsSection,
+    /// Settings of the transformer annotator (`models.annotator = "transformer"`).
     #[serde(default)]
     pub annotator: ner::TrainConfig,
     #[serde(default)]
     pub generator: lm::TrainConfig,
     #[serde(default)]
     pub generation: GenerationSection,
+    /// Settings of the transformer synthetic NER (`models.synthetic_ner = "transformer"`).
     #[serde(default)]
     pub synthetic_ner: ner::TrainConfig,
+    /// Settings of the perceptron floor, for whichever NER stage uses it.
+    #[serde(default)]
+    pub perceptron: perceptron::PerceptronConfig,
     #[serde(default)]
     pub hardening: HardeningSection,
     #[serde(default)]
     pub audit: audit::AuditConfig,
     #[serde(default)]
     pub ablation: AblationSection,
+}
+
+/// A kind of NER model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NerKind {
+    /// The transformer encoder of the `ner` crate (settings: `[annotator]` / `[synthetic_ner]`).
+    #[default]
+    Transformer,
+    /// The feature-based structured perceptron (settings: `[perceptron]`): the CPU floor.
+    Perceptron,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsSection {
+    pub annotator: NerKind,
+    pub synthetic_ner: NerKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

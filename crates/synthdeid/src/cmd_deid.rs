@@ -38,7 +38,7 @@ Output: the new text and the new spans (so the de-identified corpus is itself an
 --out's path; from stdin without --out, the text goes to stdout. --mapping-out writes original → replacement (PHI!) \
 for users who must be able to reverse it; it is off by default.")]
 pub struct DeidArgs {
-    /// A trained NER model directory (from `synthdeid ner train` or a run's stages): finds the PHI.
+    /// A trained NER model directory (transformer or perceptron, e.g. a run's stages/annotator-*/model): finds the PHI.
     #[arg(long, required_unless_present = "spans_from_input", conflicts_with = "spans_from_input")]
     pub model: Option<PathBuf>,
     /// Use the spans already annotated in the input (BRAT/JSONL) instead of a model: pseudonymise a gold corpus.
@@ -92,7 +92,7 @@ pub fn deid(a: DeidArgs) -> Result<()> {
         Some(p) => a.read.read(p)?,
     };
     let docs = if let Some(model_dir) = &a.model {
-        let model = ner::Model::load(model_dir).with_context(|| format!("loading the NER model {}", model_dir.display()))?;
+        let model = pipeline::run::NerModel::load(model_dir, None).with_context(|| format!("loading the NER model {}", model_dir.display()))?;
         model.predict(&docs)?
     } else {
         if from_stdin {

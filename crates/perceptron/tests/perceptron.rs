@@ -1,0 +1,48 @@
+use corpus::{Document, Span};
+use perceptron::{train, Perceptron, PerceptronConfig};
+
+fn doc(id: &str, text: &str, spans: &[(&str, &str)]) -> Document {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    for (s, label) in spans {
+        let sc: Vec<char> = s.chars().collect();
+        let start = (0..chars.len()).find(|&i| chars[i..].starts_with(&sc)).unwrap();
+        out.push(Span::new(start, start + sc.len(), *label));
+    }
+    Document { id: id.into(), text: text.into(), spans: out }
+}
+
+fn docs() -> Vec<Document> {
+    vec![
+        doc("a", "Nombre: Ana García.\nNHC: 12345.\nVive en Madrid.", &[("Ana García", "NOMBRE"), ("12345", "ID"), ("Madrid", "TERRITORIO")]),
+        doc("b", "Nombre: Luis Pérez Gil.\nNHC: 99881.\nVive en Soria.", &[("Luis Pérez Gil", "NOMBRE"), ("99881", "ID"), ("Soria", "TERRITORIO")]),
+        doc("c", "Nombre: Eva Ruiz.\nNHC: 55120.\nVive en Cuenca.", &[("Eva Ruiz", "NOMBRE"), ("55120", "ID"), ("Cuenca", "TERRITORIO")]),
+    ]
+}
+
+#[test]
+fn learns_training_documents_and_round_trips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = docs();
+    let (model, summary) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, Some(tmp.path())).unwrap();
+    assert_eq!(summary.dev_token_f1.iter().cloned().fold(0.0, f64::max), 1.0);
+    let pred = model.predict(&d);
+    for (p, g) in pred.iter().zip(&d) {
+        assert_eq!(p.spans, g.spans, "{}", g.id);
+    }
+    let loaded = Perceptron::load(tmp.path()).unwrap();
+    assert_eq!(loaded.predict(&d), pred);
+    // Same seed, same model.
+    let (again, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, None).unwrap();
+    assert_eq!(again.predict(&d), pred);
+}
+
+#[test]
+fn generalises_to_a_new_name_in_a_known_slot() {
+    let d = docs();
+    let (model, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &[], None).unwrap();
+    let new = doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[]);
+    let p = &model.predict(&[new])[0];
+    let labels: Vec<&str> = p.spans.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(labels, ["NOMBRE", "ID", "TERRITORIO"]);
+}

@@ -20,12 +20,15 @@ pub fn grouped_bars(title: &str, labels: &[String], series: &[(&str, Vec<f64>)])
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(250)
-            .build_cartesian_2d(0f64..1.0f64, 0..n * (slots + 1))
+            // Room right of 1.0 for the legend.
+            .build_cartesian_2d(0f64..1.32f64, 0..n * (slots + 1))
             .expect("chart");
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .y_labels(labels.len() * 2 + 1)
+            .y_labels(labels.len() * (slots as usize + 1) + 1)
+            .x_labels(7)
+            .x_label_formatter(&|x| if *x <= 1.0001 { format!("{x:.1}") } else { String::new() })
             .y_label_formatter(&|y| {
                 let row = y / (slots + 1);
                 if y % (slots + 1) == slots / 2 && (row as usize) < labels.len() {
@@ -49,7 +52,7 @@ pub fn grouped_bars(title: &str, labels: &[String], series: &[(&str, Vec<f64>)])
                 .label(*name)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
         }
-        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.8)).border_style(BLACK).draw().expect("legend");
+        chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.9)).border_style(BLACK).draw().expect("legend");
         root.present().expect("svg");
     }
     svg

@@ -66,8 +66,17 @@ struct Svgs {
 }
 
 /// Writes `report.md`, `report.html` and the SVG plots into `out`.
+/// The cell the headline tables show: the one with the most data (highest generator ratio, then
+/// annotator ratio, then samples per prompt), i.e. the paper's main setting in a ratio ablation.
+pub fn main_cell(summary: &RunSummary) -> Option<&CellResult> {
+    summary.cells.iter().max_by(|a, b| {
+        let key = |c: &CellResult| (c.cell.generator_ratio, c.cell.annotator_ratio, c.cell.samples_per_prompt as f64);
+        key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal).then(b.cell.name.cmp(&a.cell.name))
+    })
+}
+
 pub fn write_report(out: &Path, cfg: &RunConfig, summary: &RunSummary) -> Result<()> {
-    let first = summary.cells.first().ok_or_else(|| anyhow!("no cells to report"))?;
+    let first = main_cell(summary).ok_or_else(|| anyhow!("no cells to report"))?;
     let svgs = make_plots(first, summary);
     let plots_dir = out.join("plots");
     std::fs::create_dir_all(&plots_dir)?;
@@ -127,7 +136,7 @@ fn make_plots(first: &CellResult, summary: &RunSummary) -> Svgs {
 
 fn markdown(cfg: &RunConfig, summary: &RunSummary, svgs: &Svgs) -> String {
     let mut md = String::new();
-    let first = &summary.cells[0];
+    let first = main_cell(summary).expect("at least one cell");
     let _ = writeln!(md, "# synthdeid run: {}\n", summary.name);
     let _ = writeln!(
         md,
@@ -139,14 +148,18 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
     let d = &first.data;
     let _ = writeln!(
         md,
-        "Data (first cell): {} training documents ({} held out as prompts; generator on {}, annotator on {}), {} dev, {} test; \
+        "Data (main setting): {} training documents ({} held out as prompts; generator on {}, annotator on {}), {} dev, {} test; \
 {} synthetic documents with {} machine-annotated spans.\n",
         d.train_documents, d.prompt_documents, d.generator_documents, d.annotator_documents, d.dev_documents, d.test_documents, d.synthetic_documents, d.synthetic_spans
     );
 
     let _ = writeln!(md, "## Gold-trained vs synthetic-trained NER (gold test set)\n");
+    let main_group = groups(summary).into_iter().find(|g| g.cells.iter().any(|c| c.cell.name == first.cell.name));
+    if summary.cells.len() > 1 {
+        let _ = writeln!(md, "Main setting: generator on {:.0}%, annotator on {:.0}% of the training documents, {} samples per prompt.\n", first.cell.generator_ratio * 100.0, first.cell.annotator_ratio * 100.0, first.cell.samples_per_prompt);
+    }
     let _ = writeln!(md, "| metric | gold-trained | synthetic-trained | difference |\n|---|---:|---:|---:|");
-    for g in groups(summary).iter().take(1) {
+    for g in main_group.iter() {
         for (name, f) in [
             ("token F1 (the paper's)", (|r: &eval::Report| r.token.micro.f1) as fn(&eval::Report) -> f64),
             ("entity-strict F1", |r: &eval::Report| r.entity_strict.micro.f1),
@@ -159,7 +172,7 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
             let _ = writeln!(md, "| {name} | {} | {} | {} |", pm(&gold), pm(&syn), pm(&diff));
         }
     }
-    let _ = writeln!(md, "\n### Per label (entity-strict F1, first cell)\n");
+    let _ = writeln!(md, "\n### Per label (entity-strict F1, main setting)\n");
     let _ = writeln!(md, "| label | gold spans | gold-trained | synthetic-trained | difference |\n|---|---:|---:|---:|---:|");
     for (label, s) in &first.gold_ner.entity_strict.per_label {
         let syn = first.synthetic_ner.entity_strict.per_label.get(label).map_or(0.0, |x| x.f1);
@@ -196,7 +209,7 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
     }
 
     let a = &first.audit;
-    let _ = writeln!(md, "## Privacy audit (first cell)\n");
+    let _ = writeln!(md, "## Privacy audit (main setting)\n");
     let _ = writeln!(md, "| measure | synthetic corpus | real held-out documents (baseline) |\n|---|---:|---:|");
     let held = a.ngram_recall_heldout.as_ref().map_or("-".into(), |h| format!("{:.4}", h.recall));
     let _ = writeln!(md, "| {}-gram recall vs the generator's training text | {:.4} | {held} |", a.ngram_recall.n, a.ngram_recall.recall);
@@ -236,7 +249,7 @@ purpose (sex, kinship words). {} spans replaced; {} dates did not parse (digits 
         let _ = writeln!(md, "| all | {} | {} | {} | {} |", h.leakage_before.distinct, h.leakage_before.leaked, h.leakage_after.leaked, h.replaced_spans_still_training_phi.values().sum::<usize>());
     }
 
-    let _ = writeln!(md, "\n## Timings (first cell)\n\n| stage | seconds | cached |\n|---|---:|---|");
+    let _ = writeln!(md, "\n## Timings (main setting)\n\n| stage | seconds | cached |\n|---|---:|---|");
     for t in &first.timings {
         let _ = writeln!(md, "| {} | {:.1} | {} |", t.stage, t.seconds, if t.cached { "yes" } else { "no" });
     }

@@ -428,7 +428,9 @@ impl Surrogator {
         match kind {
             Kind::Sex => vocab::is_sex_word(&loose_norm(text)) || words.iter().all(|w| vocab::is_sex_word(w)),
             Kind::Relative => words.iter().all(|w| vocab::is_kinship_word(w) || vocab::is_sex_word(w)),
-            _ => false,
+            // Any other kind marked keep (e.g. countries, which HIPAA Safe Harbor does not count as
+            // identifiers) stays as written.
+            _ => true,
         }
     }
 

@@ -1,0 +1,87 @@
+//! Quality benchmark: train on MEDDOCAN train, pick the epoch on dev, score on test.
+//!
+//! ```text
+//! cargo run --release -p ner --example meddocan -- \
+//!     --train /work/shared/data/meddocan/train --dev /work/shared/data/meddocan/dev \
+//!     --test /work/shared/data/meddocan/test --out target/meddocan-small --max-minutes 60
+//! ```
+//! Prints token / entity-strict micro F1 (project scorer, `eval`), per-label F1, training
+//! minutes and tokens/s, and writes them to `OUT/benchmark.json`. Prints no document text.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Parser;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    train: ner::cli::TrainArgs,
+    /// Gold test documents (scored once, with the dev-selected model).
+    #[arg(long)]
+    test: PathBuf,
+}
+
+fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
+    Ok(corpus::read_corpus(p, None, &corpus::ReadOptions::default())?)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let cfg = cli.train.to_config()?;
+    let train = read(&cli.train.train)?;
+    let dev = match &cli.train.dev {
+        Some(p) => read(p)?,
+        None => Vec::new(),
+    };
+    let test = read(&cli.test)?;
+    eprintln!("train {} docs, dev {} docs, test {} docs; settings: {}", train.len(), dev.len(), test.len(), serde_json::to_string(&cfg)?);
+    let summary = ner::train(&cfg, &train, &dev, &cli.train.out, &mut ner::Bar::new())?;
+
+    let model = ner::Model::load(&cli.train.out)?;
+    let t0 = Instant::now();
+    let pred = model.predict(&test)?;
+    let predict_secs = t0.elapsed().as_secs_f64();
+    let subwords: usize = model.encode(&test, model.settings.stride, false).iter().map(|e| e.ids.len()).sum();
+    let report = eval::evaluate(&test, &pred)?;
+    println!("| label | token F1 | strict F1 | gold spans |");
+    println!("|---|---|---|---|");
+    for (label, s) in &report.entity_strict.per_label {
+        let tok = report.token.per_label.get(label).map(|t| t.f1).unwrap_or(0.0);
+        println!("| {label} | {tok:.4} | {:.4} | {} |", s.f1, s.tp + s.fn_);
+    }
+    println!(
+        "test: token F1 {:.4} (P {:.4} R {:.4}), entity strict F1 {:.4} (P {:.4} R {:.4}), span merged F1 {:.4}",
+        report.token.micro.f1,
+        report.token.micro.precision,
+        report.token.micro.recall,
+        report.entity_strict.micro.f1,
+        report.entity_strict.micro.precision,
+        report.entity_strict.micro.recall,
+        report.span_merged.micro.f1
+    );
+    println!(
+        "best epoch {:?} of {}, dev {:?}; {:.1} training minutes, {:.0} training tokens/s, {} parameters; \
+         prediction {:.1} s for {} test windows' {} sub-words ({:.0} tokens/s, overlap included)",
+        summary.best_epoch.map(|e| e + 1),
+        summary.epochs_completed,
+        summary.best_dev,
+        summary.minutes,
+        summary.tokens_per_sec,
+        summary.num_params,
+        predict_secs,
+        test.len(),
+        subwords,
+        subwords as f64 / predict_secs
+    );
+    let json = serde_json::json!({
+        "settings": cfg,
+        "summary": summary,
+        "test": report,
+        "predict_seconds": predict_secs,
+        "predict_tokens_per_sec": subwords as f64 / predict_secs,
+    });
+    std::fs::write(cli.train.out.join("benchmark.json"), serde_json::to_string_pretty(&json)?)?;
+    Ok(())
+}

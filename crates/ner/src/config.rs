@@ -1,0 +1,157 @@
+//! Training settings: a named size preset plus overrides, serialisable so that a pipeline TOML can
+//! embed it and `training.json` records exactly what was run.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Model sizes for training from scratch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// 2 layers, hidden 64: tests and smoke runs.
+    Tiny,
+    /// 4 layers, hidden 256: the CPU benchmark model.
+    #[default]
+    Small,
+    /// 12 layers, hidden 768 (BERT-base shape).
+    Base,
+}
+
+/// Encoder dimensions of a preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub intermediate_size: usize,
+    pub vocab_size: usize,
+}
+
+impl Preset {
+    pub fn dims(self) -> Dims {
+        match self {
+            Preset::Tiny => Dims { hidden_size: 64, num_layers: 2, num_heads: 2, intermediate_size: 128, vocab_size: 1000 },
+            Preset::Small => Dims { hidden_size: 256, num_layers: 4, num_heads: 4, intermediate_size: 1024, vocab_size: 8000 },
+            Preset::Base => Dims { hidden_size: 768, num_layers: 12, num_heads: 12, intermediate_size: 3072, vocab_size: 16000 },
+        }
+    }
+}
+
+/// Which dev score picks the best checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Entity-level strict micro F1.
+    #[default]
+    Strict,
+    /// Token-level micro F1.
+    Token,
+}
+
+/// Everything that determines a training run. `None` fields fall back to the preset (from
+/// scratch) or to the checkpoint's config (`init`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub preset: Preset,
+    /// An HF model directory (`config.json`, `model.safetensors`, `tokenizer.json`) to fine-tune;
+    /// without it the model and its vocabulary are trained from scratch.
+    pub init: Option<PathBuf>,
+    pub hidden_size: Option<usize>,
+    pub num_layers: Option<usize>,
+    pub num_heads: Option<usize>,
+    pub intermediate_size: Option<usize>,
+    /// Size of the sub-word vocabulary trained from scratch.
+    pub vocab_size: Option<usize>,
+    pub max_position_embeddings: usize,
+    pub dropout: f64,
+    pub attention_dropout: f64,
+    /// Word-shape embedding buckets (0: off).
+    pub shape_buckets: usize,
+    pub epochs: usize,
+    /// Stop (after a dev evaluation and a checkpoint) once this much training time is spent,
+    /// counted across resumes.
+    pub max_minutes: Option<f64>,
+    pub seed: u64,
+    /// Windows per optimizer step.
+    pub batch_size: usize,
+    /// Peak learning rate; default 1e-3 from scratch, 5e-5 with `init`.
+    pub lr: Option<f64>,
+    /// Fraction of all steps spent warming up.
+    pub warmup_ratio: f64,
+    pub weight_decay: f64,
+    /// Clip gradients to this global L2 norm (0: off).
+    pub max_grad_norm: f64,
+    /// Words per window.
+    pub window: usize,
+    /// Step between training windows (`window`: no overlap).
+    pub train_stride: usize,
+    /// Step between prediction windows.
+    pub predict_stride: usize,
+    pub max_subwords_per_word: usize,
+    pub select_metric: Metric,
+    /// Write a resumable checkpoint at least this often within an epoch.
+    pub checkpoint_minutes: f64,
+    /// Continue from `OUT/checkpoint` if it exists.
+    pub resume: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            preset: Preset::Small,
+            init: None,
+            hidden_size: None,
+            num_layers: None,
+            num_heads: None,
+            intermediate_size: None,
+            vocab_size: None,
+            max_position_embeddings: 512,
+            dropout: 0.1,
+            attention_dropout: 0.1,
+            shape_buckets: 1024,
+            epochs: 10,
+            max_minutes: None,
+            seed: 42,
+            batch_size: 16,
+            lr: None,
+            warmup_ratio: 0.06,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+            window: 128,
+            train_stride: 128,
+            predict_stride: 96,
+            max_subwords_per_word: 8,
+            select_metric: Metric::Strict,
+            checkpoint_minutes: 10.0,
+            resume: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The preset's dimensions with every override applied.
+    pub fn dims(&self) -> Dims {
+        let p = self.preset.dims();
+        Dims {
+            hidden_size: self.hidden_size.unwrap_or(p.hidden_size),
+            num_layers: self.num_layers.unwrap_or(p.num_layers),
+            num_heads: self.num_heads.unwrap_or(p.num_heads),
+            intermediate_size: self.intermediate_size.unwrap_or(p.intermediate_size),
+            vocab_size: self.vocab_size.unwrap_or(p.vocab_size),
+        }
+    }
+
+    pub fn peak_lr(&self) -> f64 {
+        self.lr.unwrap_or(if self.init.is_some() { 5e-5 } else { 1e-3 })
+    }
+
+    /// Whether `other` describes the same run up to the budget (epochs, minutes, resume flag),
+    /// which may change between a kill and a resume.
+    pub fn same_run(&self, other: &TrainConfig) -> bool {
+        let norm = |c: &TrainConfig| TrainConfig { max_minutes: None, resume: true, checkpoint_minutes: 0.0, ..c.clone() };
+        norm(self) == norm(other)
+    }
+}

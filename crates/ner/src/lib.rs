@@ -1,0 +1,33 @@
+//! Transformer token classification for PHI: the "annotator" of the pipeline.
+//!
+//! Documents are tokenized into words (`corpus::tokenize`), cut into windows of `window` words,
+//! sub-word tokenized, tagged with BIO labels on each word's first sub-word, decoded with
+//! constrained Viterbi (no `I-X` after `O` or another type), and turned back into character-exact
+//! spans. Models train from scratch (with their own WordPiece vocabulary) or fine-tune an HF
+//! BERT/RoBERTa/XLM-R checkpoint, and save in HF layout.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! # let (train, dev): (Vec<corpus::Document>, Vec<corpus::Document>) = (vec![], vec![]);
+//! let cfg = ner::TrainConfig { epochs: 3, ..Default::default() };
+//! ner::train(&cfg, &train, &dev, std::path::Path::new("annotator"), &mut ner::Bar::new())?;
+//! let model = ner::Model::load(std::path::Path::new("annotator"))?;
+//! let predicted = model.predict(&dev)?;
+//! # Ok(()) }
+//! ```
+
+pub mod cli;
+pub mod config;
+pub mod features;
+pub mod labels;
+pub mod model;
+pub mod progress;
+pub mod score;
+pub mod subword;
+pub mod train;
+
+pub use config::{Metric, Preset, TrainConfig};
+pub use labels::Labels;
+pub use model::{Model, TaggerSettings};
+pub use progress::{Bar, Event, Progress, Silent};
+pub use train::{evaluate, train, DevScores, EpochRecord, TrainSummary};

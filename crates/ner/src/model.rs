@@ -1,0 +1,304 @@
+//! The token-classification model: encoder + optional word-shape embedding + linear head, its
+//! input encoding over word windows, and prediction stitched back to character spans.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor, D};
+use corpus::{Document, Token};
+use nn::{Embedding, Encoder, EncoderConfig, Init, Linear, Mode, Params};
+use serde::{Deserialize, Serialize};
+
+use crate::features::shape_id;
+use crate::labels::Labels;
+use crate::subword::{Subwords, WordCache};
+
+/// Settings of the model beyond the HF encoder config, stored under `"synthdeid"` in
+/// `config.json` so that a model directory is self-describing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaggerSettings {
+    /// Words per window (the paper: 128).
+    pub window: usize,
+    /// Step between prediction windows; `< window` gives overlap, and each token's prediction is
+    /// taken from the window where it is most central.
+    pub stride: usize,
+    /// Sub-words kept per word (the first carries the label; the rest only add context).
+    pub max_subwords_per_word: usize,
+    /// Word-shape buckets; 0 disables the shape embedding.
+    pub shape_buckets: usize,
+    /// Sequences per prediction batch.
+    pub predict_batch: usize,
+}
+
+impl Default for TaggerSettings {
+    fn default() -> Self {
+        TaggerSettings { window: 128, stride: 96, max_subwords_per_word: 8, shape_buckets: 1024, predict_batch: 32 }
+    }
+}
+
+/// One window of one document, encoded.
+#[derive(Debug, Clone)]
+pub struct Example {
+    /// Sub-word ids with `[CLS]` first and `[SEP]` last.
+    pub ids: Vec<u32>,
+    /// Shape bucket per sub-word (0 for the special tokens).
+    pub shapes: Vec<u32>,
+    /// Position in `ids` of each word's first sub-word.
+    pub first: Vec<u32>,
+    /// Gold tag per word (empty when predicting).
+    pub tags: Vec<u32>,
+    /// Which document and which of its tokens `[token_start, token_end)` this window holds.
+    pub doc: usize,
+    pub token_start: usize,
+    pub token_end: usize,
+}
+
+/// A padded batch as tensors.
+pub struct Batch {
+    pub ids: Tensor,
+    pub mask: Tensor,
+    pub shapes: Tensor,
+    /// Flat positions `b * len + i` of the labelled sub-words, in example order.
+    pub first: Tensor,
+    pub tags: Option<Tensor>,
+    /// Number of real (non-padding) sub-words.
+    pub tokens: usize,
+}
+
+/// A trained (or training) tagger.
+pub struct Model {
+    pub params: Params,
+    pub config: EncoderConfig,
+    pub settings: TaggerSettings,
+    pub labels: Labels,
+    pub subwords: Subwords,
+    encoder: Encoder,
+    shapes: Option<Embedding>,
+    classifier: Linear,
+}
+
+impl Model {
+    /// Builds the model's parameters (random, from `seed`). `config.vocab_size` must cover the
+    /// tokenizer. Shape embeddings start at zero when `zero_shapes` (fine-tuning a pre-trained
+    /// encoder, whose input distribution they would otherwise perturb).
+    pub fn new(
+        config: EncoderConfig,
+        settings: TaggerSettings,
+        labels: Labels,
+        subwords: Subwords,
+        seed: u64,
+        zero_shapes: bool,
+    ) -> Result<Self> {
+        if subwords.vocab_size() > config.vocab_size {
+            bail!("tokenizer has {} entries, model vocab_size {}", subwords.vocab_size(), config.vocab_size);
+        }
+        let params = Params::new(Device::Cpu, DType::F32, seed);
+        let encoder = Encoder::new(&params.pp(config.hf_prefix()), &config)?;
+        let std = config.initializer_range;
+        let shapes = if settings.shape_buckets > 0 {
+            let init = if zero_shapes { Init::Zeros } else { Init::Normal(std) };
+            let w = params.pp("shape_embeddings").get(&[settings.shape_buckets, config.hidden_size], "weight", init)?;
+            Some(Embedding { weight: w })
+        } else {
+            None
+        };
+        let classifier = Linear::new(&params.pp("classifier"), config.hidden_size, labels.len(), true, std)?;
+        Ok(Model { params, config, settings, labels, subwords, encoder, shapes, classifier })
+    }
+
+    /// Writes `config.json` (HF, with `id2label`/`label2id` and our settings), `model.safetensors`,
+    /// `tokenizer.json` and `labels.json`, each atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let mut config = self.config.clone();
+        let id2label: serde_json::Map<String, serde_json::Value> =
+            self.labels.tags.iter().enumerate().map(|(i, t)| (i.to_string(), t.clone().into())).collect();
+        let label2id: serde_json::Map<String, serde_json::Value> =
+            self.labels.tags.iter().enumerate().map(|(i, t)| (t.clone(), i.into())).collect();
+        let arch = match config.hf_prefix() {
+            "roberta" if config.model_type.starts_with("xlm") => "XLMRobertaForTokenClassification",
+            "roberta" => "RobertaForTokenClassification",
+            _ => "BertForTokenClassification",
+        };
+        config.extra.insert("architectures".into(), serde_json::json!([arch]));
+        config.extra.insert("id2label".into(), id2label.into());
+        config.extra.insert("label2id".into(), label2id.into());
+        config.extra.insert("synthdeid".into(), serde_json::to_value(&self.settings)?);
+        config.save(&dir.join("config.json"))?;
+        self.params.save(&dir.join("model.safetensors"))?;
+        self.subwords.save(&dir.join("tokenizer.json"))?;
+        nn::checkpoint::atomic_write(&dir.join("labels.json"), serde_json::to_string_pretty(&self.labels.tags)?.as_bytes())
+    }
+
+    /// Loads a directory written by [`Model::save`].
+    pub fn load(dir: &Path) -> Result<Self> {
+        let mut config = EncoderConfig::from_file(&dir.join("config.json"))?;
+        let settings: TaggerSettings = match config.extra.remove("synthdeid") {
+            Some(v) => serde_json::from_value(v).context("config.json: synthdeid settings")?,
+            None => TaggerSettings::default(),
+        };
+        for k in ["id2label", "label2id", "architectures"] {
+            config.extra.remove(k);
+        }
+        let tags: Vec<String> = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("labels.json")).with_context(|| format!("reading {}/labels.json", dir.display()))?,
+        )?;
+        let labels = Labels { tags };
+        let subwords = Subwords::from_file(&dir.join("tokenizer.json"))?;
+        let model = Model::new(config, settings, labels, subwords, 0, false)?;
+        model.load_weights(&dir.join("model.safetensors"))?;
+        Ok(model)
+    }
+
+    /// Loads our own weights file: every parameter must be present.
+    pub fn load_weights(&self, path: &Path) -> Result<()> {
+        let report = self.params.load(path, |n| Some(n.to_string()))?;
+        if !report.missing.is_empty() {
+            bail!("{}: missing {:?}", path.display(), report.missing);
+        }
+        Ok(())
+    }
+
+    /// Forward pass → logits `[b, l, tags]`.
+    pub fn logits(&self, batch: &Batch, mode: &mut Mode) -> Result<Tensor> {
+        let extra = match &self.shapes {
+            Some(e) => Some(e.forward(&batch.shapes)?),
+            None => None,
+        };
+        let h = self.encoder.forward(&batch.ids, &batch.mask, extra.as_ref(), mode)?;
+        self.classifier.forward(&h)
+    }
+
+    /// Log-probabilities of the tags at the labelled sub-words `[words, tags]`.
+    pub fn word_log_probs(&self, batch: &Batch, mode: &mut Mode) -> Result<Tensor> {
+        let logits = self.logits(batch, mode)?;
+        let (b, l, k) = logits.dims3()?;
+        let picked = logits.reshape((b * l, k))?.index_select(&batch.first, 0)?;
+        Ok(candle_nn::ops::log_softmax(&picked, D::Minus1)?)
+    }
+
+    /// Mean cross-entropy over the labelled words of a batch.
+    pub fn loss(&self, batch: &Batch, mode: &mut Mode) -> Result<Tensor> {
+        let lp = self.word_log_probs(batch, mode)?;
+        let tags = batch.tags.as_ref().context("batch without gold tags")?;
+        let nll = lp.gather(&tags.unsqueeze(1)?, 1)?.neg()?;
+        Ok(nll.mean_all()?)
+    }
+
+    /// Encodes the windows of `docs` (size `settings.window`, step `stride`). With `gold`, each
+    /// window carries the BIO tags of its words.
+    pub fn encode(&self, docs: &[Document], stride: usize, gold: bool) -> Vec<Example> {
+        let mut cache = WordCache::new(&self.subwords);
+        let mut out = Vec::new();
+        for (di, doc) in docs.iter().enumerate() {
+            let chars: Vec<char> = doc.text.chars().collect();
+            let tokens = corpus::tokenize::tokenize_chars(&chars);
+            let tags = if gold { self.labels.encode(&tokens, &doc.spans) } else { Vec::new() };
+            let words: Vec<String> = tokens.iter().map(|t| chars[t.start..t.end].iter().collect()).collect();
+            for w in corpus::windows(&tokens, self.settings.window, stride) {
+                out.push(self.encode_window(&mut cache, &words[w.token_start..w.token_end], &tags, di, w.token_start));
+            }
+        }
+        out
+    }
+
+    fn encode_window(&self, cache: &mut WordCache, words: &[String], tags: &[u32], doc: usize, start: usize) -> Example {
+        let budget = self.config.max_position_embeddings.saturating_sub(2 + self.config.position_offset().unwrap_or(0) as usize);
+        let pieces: Vec<Vec<u32>> = words.iter().map(|w| cache.get(w).to_vec()).collect();
+        let mut per_word = self.settings.max_subwords_per_word.max(1);
+        // Shrink the per-word cap until the window fits the position table (rarely needed).
+        while per_word > 1 && pieces.iter().map(|p| p.len().min(per_word)).sum::<usize>() > budget {
+            per_word /= 2;
+        }
+        let mut ids = vec![self.subwords.cls];
+        let mut shapes = vec![0u32];
+        let mut first = Vec::with_capacity(words.len());
+        for (w, p) in words.iter().zip(&pieces) {
+            if ids.len() > budget {
+                break; // more words than positions; the tail words are dropped (never at 128 words)
+            }
+            first.push(ids.len() as u32);
+            let sid = if self.settings.shape_buckets > 0 { shape_id(w, self.settings.shape_buckets) } else { 0 };
+            for &id in p.iter().take(per_word) {
+                ids.push(id);
+                shapes.push(sid);
+            }
+        }
+        ids.push(self.subwords.sep);
+        shapes.push(0);
+        let n = first.len();
+        let tags = if tags.is_empty() { Vec::new() } else { tags[start..start + n].to_vec() };
+        Example { ids, shapes, first, tags, doc, token_start: start, token_end: start + n }
+    }
+
+    /// Pads examples into tensors.
+    pub fn batch(&self, examples: &[&Example]) -> Result<Batch> {
+        let len = examples.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+        let b = examples.len();
+        let (mut ids, mut mask, mut shapes) = (vec![self.subwords.pad; b * len], vec![0u32; b * len], vec![0u32; b * len]);
+        let mut first = Vec::new();
+        let mut tags = Vec::new();
+        let mut tokens = 0;
+        for (i, e) in examples.iter().enumerate() {
+            let o = i * len;
+            ids[o..o + e.ids.len()].copy_from_slice(&e.ids);
+            shapes[o..o + e.ids.len()].copy_from_slice(&e.shapes);
+            mask[o..o + e.ids.len()].fill(1);
+            first.extend(e.first.iter().map(|&f| o as u32 + f));
+            tags.extend_from_slice(&e.tags);
+            tokens += e.ids.len();
+        }
+        let dev = self.params.device();
+        let nf = first.len();
+        Ok(Batch {
+            ids: Tensor::from_vec(ids, (b, len), dev)?,
+            mask: Tensor::from_vec(mask, (b, len), dev)?,
+            shapes: Tensor::from_vec(shapes, (b, len), dev)?,
+            first: Tensor::from_vec(first, nf, dev)?,
+            tags: if tags.len() == nf && nf > 0 { Some(Tensor::from_vec(tags, nf, dev)?) } else { None },
+            tokens,
+        })
+    }
+
+    /// Predicts spans for each document: same ids and texts, `spans` replaced by predictions.
+    pub fn predict(&self, docs: &[Document]) -> Result<Vec<Document>> {
+        let stride = self.settings.stride.clamp(1, self.settings.window);
+        let examples = self.encode(docs, stride, false);
+        // Per document, per token: (centrality, log-probs) of the best window seen so far.
+        let token_lists: Vec<Vec<Token>> = docs.iter().map(|d| corpus::tokenize(&d.text)).collect();
+        let mut best: Vec<Vec<(i64, Vec<f32>)>> = token_lists.iter().map(|t| vec![(-1, Vec::new()); t.len()]).collect();
+        // Similar lengths together, to pad little.
+        let mut order: Vec<usize> = (0..examples.len()).collect();
+        order.sort_by_key(|&i| examples[i].ids.len());
+        for chunk in order.chunks(self.settings.predict_batch.max(1)) {
+            let exs: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
+            let batch = self.batch(&exs)?;
+            let lp: Vec<Vec<f32>> = self.word_log_probs(&batch, &mut Mode::Eval)?.to_vec2()?;
+            let mut row = 0;
+            for e in exs {
+                let len = e.token_end - e.token_start;
+                for (i, slot) in best[e.doc][e.token_start..e.token_end].iter_mut().enumerate() {
+                    let c = i.min(len - 1 - i) as i64;
+                    if c > slot.0 {
+                        *slot = (c, lp[row].clone());
+                    }
+                    row += 1;
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(docs.len());
+        for ((doc, tokens), scores) in docs.iter().zip(&token_lists).zip(best) {
+            let k = self.labels.len();
+            // A token no window reached (only if a window overflowed the position table) is `O`.
+            let emissions: Vec<Vec<f32>> = scores
+                .into_iter()
+                .map(|(c, s)| if c < 0 { (0..k).map(|i| if i == 0 { 0.0 } else { -1e9 }).collect() } else { s })
+                .collect();
+            let tags = self.labels.viterbi(&emissions);
+            let mut d = Document::new(doc.id.clone(), doc.text.clone());
+            d.spans = self.labels.decode(tokens, &tags);
+            out.push(d);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,117 @@
+//! Training progress reporting: events, a silent sink, closures, and an indicatif bar.
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::train::{EpochRecord, TrainSummary};
+
+/// What the training loop reports. Never carries document text.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Start { epochs: usize, steps_per_epoch: usize, num_params: usize, train_windows: usize, resumed_at: Option<(usize, usize)> },
+    Step { epoch: usize, step: usize, steps_per_epoch: usize, loss: f64, lr: f64, tokens_per_sec: f64 },
+    Checkpoint { epoch: usize, step: usize },
+    EpochEnd { record: &'a EpochRecord, improved: bool },
+    Done { summary: &'a TrainSummary },
+}
+
+/// Receives events; returning `false` from a `Step` stops training after writing a resumable
+/// checkpoint (as if the process were killed there, but cleanly).
+pub trait Progress {
+    fn event(&mut self, event: &Event) -> bool;
+}
+
+/// Reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn event(&mut self, _: &Event) -> bool {
+        true
+    }
+}
+
+impl<F: FnMut(&Event) -> bool> Progress for F {
+    fn event(&mut self, event: &Event) -> bool {
+        self(event)
+    }
+}
+
+/// A terminal progress bar: loss, learning rate and tokens/s; one line per epoch with dev scores.
+/// When stderr is not a terminal (logs), the bar is hidden and a line is printed every
+/// `log_every` steps instead.
+#[derive(Default)]
+pub struct Bar {
+    bar: Option<ProgressBar>,
+    steps: usize,
+}
+
+impl Bar {
+    fn line(&self, s: String) {
+        match &self.bar {
+            Some(b) if !b.is_hidden() => b.println(s),
+            _ => eprintln!("{s}"),
+        }
+    }
+}
+
+const LOG_EVERY: usize = 50;
+
+impl Bar {
+    pub fn new() -> Self {
+        Bar::default()
+    }
+}
+
+impl Progress for Bar {
+    fn event(&mut self, event: &Event) -> bool {
+        match event {
+            Event::Start { epochs, steps_per_epoch, num_params, train_windows, resumed_at } => {
+                let bar = ProgressBar::new((epochs * steps_per_epoch) as u64);
+                bar.set_style(
+                    ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} eta {eta} {msg}")
+                        .unwrap()
+                        .progress_chars("=> "),
+                );
+                if let Some((e, s)) = resumed_at {
+                    bar.set_position((e * steps_per_epoch + s) as u64);
+                }
+                self.bar = Some(bar);
+                if let Some((e, s)) = resumed_at {
+                    self.line(format!("resuming at epoch {} step {s}", e + 1));
+                }
+                self.line(format!("{num_params} parameters, {train_windows} training windows, {steps_per_epoch} steps/epoch"));
+            }
+            Event::Step { epoch, step, steps_per_epoch, loss, lr, tokens_per_sec } => {
+                let msg = format!("epoch {} loss {loss:.4} lr {lr:.2e} {tokens_per_sec:.0} tok/s", epoch + 1);
+                self.steps += 1;
+                if let Some(b) = &self.bar {
+                    b.inc(1);
+                    if b.is_hidden() && self.steps.is_multiple_of(LOG_EVERY) {
+                        eprintln!("step {step}/{steps_per_epoch} {msg}");
+                    }
+                    b.set_message(msg);
+                }
+            }
+            Event::Checkpoint { .. } => {}
+            Event::EpochEnd { record, improved } => {
+                let dev = match record.dev {
+                    Some(d) => format!("dev token F1 {:.4} strict F1 {:.4}", d.token_f1, d.strict_f1),
+                    None => "no dev set".into(),
+                };
+                let line = format!(
+                    "epoch {} loss {:.4} {dev}{} ({:.1} min)",
+                    record.epoch + 1,
+                    record.mean_loss,
+                    if *improved { " *best*" } else { "" },
+                    record.minutes
+                );
+                self.line(line);
+            }
+            Event::Done { .. } => {
+                if let Some(b) = self.bar.take() {
+                    b.finish_and_clear();
+                }
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,341 @@
+//! The training loop: seeded shuffling and dropout, AdamW with warmup and linear decay, gradient
+//! clipping, dev evaluation every epoch keeping the best model, a time budget, and resumable
+//! checkpoints.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use corpus::Document;
+use nn::{AdamW, AdamWConfig, EncoderConfig, LinearSchedule, Mode};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Metric, TrainConfig};
+use crate::labels::Labels;
+use crate::model::{Model, TaggerSettings};
+use crate::progress::{Event, Progress};
+use crate::score::score;
+use crate::subword::Subwords;
+
+/// Dev scores of one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DevScores {
+    pub token_f1: f64,
+    pub strict_f1: f64,
+}
+
+/// One finished (or budget-cut) epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub steps: usize,
+    pub mean_loss: f64,
+    pub dev: Option<DevScores>,
+    /// Training minutes at the end of the epoch (counted across resumes).
+    pub minutes: f64,
+}
+
+/// What a run did; also written to `training.json` next to the settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub epochs_completed: usize,
+    pub steps: u64,
+    pub best_epoch: Option<usize>,
+    pub best_dev: Option<DevScores>,
+    pub history: Vec<EpochRecord>,
+    pub minutes: f64,
+    /// Real (non-padding) sub-word tokens per second of training steps.
+    pub tokens_per_sec: f64,
+    pub num_params: usize,
+    pub train_windows: usize,
+    /// Stopped by `max_minutes` before all epochs.
+    pub budget_exhausted: bool,
+    /// Stopped because the progress callback asked to (a simulated kill); resumable.
+    pub interrupted: bool,
+}
+
+/// Resumable position of a run, saved in `checkpoint/state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    epoch: usize,
+    step_in_epoch: usize,
+    global_step: u64,
+    dropout_word_pos: u128,
+    elapsed_secs: f64,
+    step_secs: f64,
+    tokens: u64,
+    epoch_loss_sum: f64,
+    best: Option<f64>,
+    best_epoch: Option<usize>,
+    best_dev: Option<DevScores>,
+    history: Vec<EpochRecord>,
+}
+
+#[derive(Serialize)]
+struct TrainingJson<'a> {
+    config: &'a TrainConfig,
+    summary: &'a TrainSummary,
+}
+
+/// Trains a tagger on `train`, picks the best epoch on `dev` (by `cfg.select_metric`; the last
+/// epoch when `dev` is empty) and writes it to `out_dir` (`config.json`, `model.safetensors`,
+/// `tokenizer.json`, `labels.json`, `training.json`). `out_dir/checkpoint` holds the resumable
+/// state; a run started again with the same settings continues from it.
+pub fn train(
+    cfg: &TrainConfig,
+    train: &[Document],
+    dev: &[Document],
+    out_dir: &Path,
+    progress: &mut dyn Progress,
+) -> Result<TrainSummary> {
+    ensure!(cfg.batch_size > 0 && cfg.window > 0 && cfg.epochs > 0, "batch_size, window and epochs must be positive");
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let ckpt = out_dir.join("checkpoint");
+    let resuming = cfg.resume && nn::checkpoint::recover_dir(&ckpt)? && ckpt.join("state.json").exists();
+
+    let (model, mut state) = if resuming {
+        let saved: TrainConfig = serde_json::from_str(&std::fs::read_to_string(ckpt.join("training.json"))?)
+            .context("checkpoint/training.json")?;
+        if !saved.same_run(cfg) {
+            bail!("{} holds a checkpoint of a run with other settings; use another --out or disable resume", ckpt.display());
+        }
+        let model = Model::load(&ckpt)?;
+        let state: State = serde_json::from_str(&std::fs::read_to_string(ckpt.join("state.json"))?)?;
+        (model, state)
+    } else {
+        let state = State {
+            epoch: 0,
+            step_in_epoch: 0,
+            global_step: 0,
+            dropout_word_pos: 0,
+            elapsed_secs: 0.0,
+            step_secs: 0.0,
+            tokens: 0,
+            epoch_loss_sum: 0.0,
+            best: None,
+            best_epoch: None,
+            best_dev: None,
+            history: Vec::new(),
+        };
+        (build_model(cfg, train)?, state)
+    };
+
+    let mut examples = model.encode(train, cfg.train_stride, true);
+    examples.retain(|e| !e.first.is_empty());
+    ensure!(!examples.is_empty(), "no training windows (empty training corpus?)");
+    let steps_per_epoch = examples.len().div_ceil(cfg.batch_size);
+    let total = (steps_per_epoch * cfg.epochs) as u64;
+    let schedule = LinearSchedule { peak: cfg.peak_lr(), warmup: (cfg.warmup_ratio * total as f64).round() as u64, total };
+    let adam = AdamWConfig { lr: cfg.peak_lr(), weight_decay: cfg.weight_decay, ..Default::default() };
+    let vars = model.params.vars();
+    let mut opt = AdamW::new(vars.clone(), adam, nn::optim::default_decay)?;
+    if resuming {
+        opt.load(&ckpt.join("optimizer.safetensors"))?;
+        opt.step = state.global_step;
+    }
+    let mut dropout_rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
+    dropout_rng.set_word_pos(state.dropout_word_pos);
+
+    let mut summary = TrainSummary {
+        epochs_completed: state.epoch,
+        steps: state.global_step,
+        best_epoch: state.best_epoch,
+        best_dev: state.best_dev,
+        history: state.history.clone(),
+        minutes: state.elapsed_secs / 60.0,
+        tokens_per_sec: 0.0,
+        num_params: model.params.num_params(),
+        train_windows: examples.len(),
+        budget_exhausted: false,
+        interrupted: false,
+    };
+    progress.event(&Event::Start {
+        epochs: cfg.epochs,
+        steps_per_epoch,
+        num_params: summary.num_params,
+        train_windows: examples.len(),
+        resumed_at: resuming.then_some((state.epoch, state.step_in_epoch)),
+    });
+
+    let session = Instant::now();
+    let base_elapsed = state.elapsed_secs;
+    let mut last_ckpt = Instant::now();
+    let budget_secs = cfg.max_minutes.map(|m| m * 60.0);
+    'epochs: while state.epoch < cfg.epochs {
+        let epoch = state.epoch;
+        let mut order: Vec<usize> = (0..examples.len()).collect();
+        // Each epoch's order depends only on (seed, epoch), so a resumed epoch replays it.
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let mut stop = false;
+        while state.step_in_epoch < steps_per_epoch {
+            let s = state.step_in_epoch;
+            let idx = &order[s * cfg.batch_size..((s + 1) * cfg.batch_size).min(order.len())];
+            let exs: Vec<_> = idx.iter().map(|&i| &examples[i]).collect();
+            let t0 = Instant::now();
+            let batch = model.batch(&exs)?;
+            let loss = model.loss(&batch, &mut Mode::Train(&mut dropout_rng))?;
+            let grads = loss.backward()?;
+            let (_, scale) = nn::clip_scale(&grads, &vars, cfg.max_grad_norm)?;
+            let lr = schedule.lr(state.global_step);
+            opt.step(&grads, lr, scale)?;
+            let loss_v = loss.to_scalar::<f32>()? as f64;
+            ensure!(loss_v.is_finite(), "loss became {loss_v} at step {}", state.global_step);
+            state.step_secs += t0.elapsed().as_secs_f64();
+            state.tokens += batch.tokens as u64;
+            state.epoch_loss_sum += loss_v;
+            state.global_step += 1;
+            state.step_in_epoch += 1;
+            state.elapsed_secs = base_elapsed + session.elapsed().as_secs_f64();
+            let tps = state.tokens as f64 / state.step_secs.max(1e-9);
+            let keep_going = progress.event(&Event::Step {
+                epoch,
+                step: state.step_in_epoch,
+                steps_per_epoch,
+                loss: loss_v,
+                lr,
+                tokens_per_sec: tps,
+            });
+            let over_budget = budget_secs.is_some_and(|b| state.elapsed_secs >= b);
+            if !keep_going {
+                state.dropout_word_pos = dropout_rng.get_word_pos();
+                save_checkpoint(&ckpt, &model, &opt, &state, cfg)?;
+                summary.interrupted = true;
+                break 'epochs;
+            }
+            if over_budget {
+                summary.budget_exhausted = true;
+                stop = true;
+                break;
+            }
+            if last_ckpt.elapsed().as_secs_f64() >= cfg.checkpoint_minutes * 60.0 && state.step_in_epoch < steps_per_epoch {
+                state.dropout_word_pos = dropout_rng.get_word_pos();
+                save_checkpoint(&ckpt, &model, &opt, &state, cfg)?;
+                progress.event(&Event::Checkpoint { epoch, step: state.step_in_epoch });
+                last_ckpt = Instant::now();
+            }
+        }
+        // End of epoch (or budget cut): evaluate, keep the best, checkpoint.
+        let dev_scores = if dev.is_empty() { None } else { Some(evaluate(&model, dev)?) };
+        let value = dev_scores.map(|d| match cfg.select_metric {
+            Metric::Strict => d.strict_f1,
+            Metric::Token => d.token_f1,
+        });
+        let improved = match (value, state.best) {
+            (None, _) => true,
+            (Some(v), Some(b)) => v > b,
+            (Some(_), None) => true,
+        };
+        if improved {
+            state.best = value;
+            state.best_epoch = Some(epoch);
+            state.best_dev = dev_scores;
+            model.save(out_dir)?;
+        }
+        let record = EpochRecord {
+            epoch,
+            steps: state.step_in_epoch,
+            mean_loss: state.epoch_loss_sum / state.step_in_epoch.max(1) as f64,
+            dev: dev_scores,
+            minutes: (base_elapsed + session.elapsed().as_secs_f64()) / 60.0,
+        };
+        progress.event(&Event::EpochEnd { record: &record, improved });
+        state.history.push(record);
+        state.epoch += 1;
+        state.step_in_epoch = 0;
+        state.epoch_loss_sum = 0.0;
+        state.elapsed_secs = base_elapsed + session.elapsed().as_secs_f64();
+        state.dropout_word_pos = dropout_rng.get_word_pos();
+        save_checkpoint(&ckpt, &model, &opt, &state, cfg)?;
+        last_ckpt = Instant::now();
+        if stop {
+            break;
+        }
+    }
+
+    summary.epochs_completed = state.epoch;
+    summary.steps = state.global_step;
+    summary.best_epoch = state.best_epoch;
+    summary.best_dev = state.best_dev;
+    summary.history = state.history.clone();
+    summary.minutes = state.elapsed_secs / 60.0;
+    summary.tokens_per_sec = state.tokens as f64 / state.step_secs.max(1e-9);
+    if !summary.interrupted {
+        let json = serde_json::to_string_pretty(&TrainingJson { config: cfg, summary: &summary })?;
+        nn::checkpoint::atomic_write(&out_dir.join("training.json"), json.as_bytes())?;
+        progress.event(&Event::Done { summary: &summary });
+    }
+    Ok(summary)
+}
+
+/// Predicts `dev` and scores it.
+pub fn evaluate(model: &Model, dev: &[Document]) -> Result<DevScores> {
+    let pred = model.predict(dev)?;
+    let s = score(dev, &pred);
+    Ok(DevScores { token_f1: s.token.micro.f1, strict_f1: s.entity_strict.micro.f1 })
+}
+
+fn save_checkpoint(dir: &Path, model: &Model, opt: &AdamW, state: &State, cfg: &TrainConfig) -> Result<()> {
+    nn::checkpoint::atomic_dir(dir, |tmp| {
+        model.save(tmp)?;
+        opt.save(&tmp.join("optimizer.safetensors"))?;
+        std::fs::write(tmp.join("state.json"), serde_json::to_string_pretty(state)?)?;
+        std::fs::write(tmp.join("training.json"), serde_json::to_string_pretty(cfg)?)?;
+        Ok(())
+    })
+}
+
+/// A fresh model: from scratch (vocabulary trained on `train`) or from an HF checkpoint.
+fn build_model(cfg: &TrainConfig, train: &[Document]) -> Result<Model> {
+    let labels = Labels::from_documents(train);
+    ensure!(labels.len() > 1, "the training documents have no annotated spans");
+    let settings = TaggerSettings {
+        window: cfg.window,
+        stride: cfg.predict_stride,
+        max_subwords_per_word: cfg.max_subwords_per_word,
+        shape_buckets: cfg.shape_buckets,
+        ..TaggerSettings::default()
+    };
+    match &cfg.init {
+        None => {
+            let d = cfg.dims();
+            let words: Vec<String> = train
+                .iter()
+                .flat_map(|doc| {
+                    let chars: Vec<char> = doc.text.chars().collect();
+                    corpus::tokenize::tokenize_chars(&chars)
+                        .into_iter()
+                        .map(|t| chars[t.start..t.end].iter().collect::<String>())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let subwords = Subwords::train(words.iter().map(|s| s.as_str()), d.vocab_size)?;
+            let mut c = EncoderConfig::bert(subwords.vocab_size(), d.hidden_size, d.num_layers, d.num_heads, d.intermediate_size);
+            c.max_position_embeddings = cfg.max_position_embeddings;
+            c.hidden_dropout_prob = cfg.dropout;
+            c.attention_probs_dropout_prob = cfg.attention_dropout;
+            c.pad_token_id = subwords.pad;
+            Model::new(c, settings, labels, subwords, cfg.seed, false)
+        }
+        Some(dir) => {
+            let mut c = EncoderConfig::from_file(&dir.join("config.json"))?;
+            for k in ["id2label", "label2id", "architectures", "synthdeid"] {
+                c.extra.remove(k);
+            }
+            c.hidden_dropout_prob = cfg.dropout;
+            c.attention_probs_dropout_prob = cfg.attention_dropout;
+            let subwords = Subwords::from_file(&dir.join("tokenizer.json"))?;
+            let prefix = c.hf_prefix();
+            let model = Model::new(c, settings, labels, subwords, cfg.seed, true)?;
+            let weights = dir.join("model.safetensors");
+            ensure!(weights.exists(), "{} not found (only safetensors checkpoints load)", weights.display());
+            let report = model.params.load(&weights, |n| nn::hf_rename(n, prefix))?;
+            let missing: Vec<_> =
+                report.missing.iter().filter(|n| !n.starts_with("classifier.") && !n.starts_with("shape_embeddings.")).collect();
+            ensure!(missing.is_empty(), "{}: encoder weights missing: {missing:?}", weights.display());
+            Ok(model)
+        }
+    }
+}

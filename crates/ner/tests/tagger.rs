@@ -1,0 +1,194 @@
+//! End-to-end tests of the tagger on a few tiny synthetic documents (no corpus files).
+
+use std::path::Path;
+
+use corpus::{Document, Span};
+use ner::{Event, Model, Preset, TrainConfig};
+
+/// Builds a document from pieces: plain text, or `(text, label)` for a PHI span. Offsets are in
+/// chars, so accents and a leading BOM exercise char/byte differences.
+fn doc(id: &str, pieces: &[(&str, Option<&str>)]) -> Document {
+    let mut d = Document::new(id, "");
+    let mut n = 0;
+    for (text, label) in pieces {
+        let len = text.chars().count();
+        if let Some(l) = label {
+            d.spans.push(Span::new(n, n + len, *l));
+        }
+        d.text.push_str(text);
+        n += len;
+    }
+    d
+}
+
+fn docs() -> Vec<Document> {
+    vec![
+        doc(
+            "a",
+            &[
+                ("\u{feff}Paciente ", None),
+                ("Juan Pérez García", Some("NOMBRE_SUJETO_ASISTENCIA")),
+                (" de ", None),
+                ("45 años", Some("EDAD_SUJETO_ASISTENCIA")),
+                (", natural de ", None),
+                ("Cádiz", Some("TERRITORIO")),
+                (", ingresa el ", None),
+                ("12/03/2017", Some("FECHAS")),
+                (" en el ", None),
+                ("Hospital Universitario La Paz", Some("HOSPITAL")),
+                (". Refiere dolor abdominal de tres días de evolución sin fiebre.", None),
+            ],
+        ),
+        doc(
+            "b",
+            &[
+                ("Varón de ", None),
+                ("62 años", Some("EDAD_SUJETO_ASISTENCIA")),
+                (" remitido por la Dra. ", None),
+                ("María López", Some("NOMBRE_PERSONAL_SANITARIO")),
+                (" desde ", None),
+                ("Sevilla", Some("TERRITORIO")),
+                (". Correo: ", None),
+                ("mlopez@hospital.es", Some("CORREO_ELECTRONICO")),
+                (". NHC ", None),
+                ("280595", Some("ID_SUJETO_ASISTENCIA")),
+                (". Exploración física normal y analítica sin alteraciones relevantes.", None),
+            ],
+        ),
+        doc(
+            "c",
+            &[
+                ("Mujer de ", None),
+                ("30 años", Some("EDAD_SUJETO_ASISTENCIA")),
+                (" atendida el ", None),
+                ("5 de mayo de 2015", Some("FECHAS")),
+                (" por el Dr. ", None),
+                ("Pedro Ruiz", Some("NOMBRE_PERSONAL_SANITARIO")),
+                (" en ", None),
+                ("Málaga", Some("TERRITORIO")),
+                (". Se pauta tratamiento y control en consulta externa en un mes.", None),
+            ],
+        ),
+    ]
+}
+
+/// A tiny, fast configuration: short windows so that each document spans several overlapping
+/// prediction windows, no dropout so that it can overfit quickly.
+fn tiny_cfg(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        preset: Preset::Tiny,
+        vocab_size: Some(300),
+        epochs,
+        batch_size: 4,
+        lr: Some(3e-3),
+        warmup_ratio: 0.05,
+        dropout: 0.0,
+        attention_dropout: 0.0,
+        window: 12,
+        train_stride: 6,
+        predict_stride: 6,
+        shape_buckets: 64,
+        max_position_embeddings: 64,
+        seed: 7,
+        ..TrainConfig::default()
+    }
+}
+
+fn strict_f1(gold: &[Document], pred: &[Document]) -> f64 {
+    ner::score::score(gold, pred).entity_strict.micro.f1
+}
+
+fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
+    let m = Model::load(dir).unwrap();
+    m.params.vars().into_iter().map(|(n, v)| (n, v.flatten_all().unwrap().to_vec1().unwrap())).collect()
+}
+
+#[test]
+fn overfits_three_documents_and_round_trips() {
+    let docs = docs();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = ner::train(&tiny_cfg(60), &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    assert_eq!(summary.best_dev.unwrap().strict_f1, 1.0, "{summary:?}");
+
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "labels.json", "training.json"] {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
+    let model = Model::load(dir.path()).unwrap();
+    let pred = model.predict(&docs).unwrap();
+    assert_eq!(strict_f1(&docs, &pred), 1.0);
+    for (g, p) in docs.iter().zip(&pred) {
+        // Same ids and texts; spans char-exact (equal to gold, BOM and accents included).
+        assert_eq!((&g.id, &g.text), (&p.id, &p.text));
+        assert_eq!(g.spans, p.spans);
+    }
+    // Save → load → identical predictions (and a second save is byte-stable).
+    let dir2 = tempfile::tempdir().unwrap();
+    model.save(dir2.path()).unwrap();
+    let again = Model::load(dir2.path()).unwrap().predict(&docs).unwrap();
+    assert_eq!(pred, again);
+    // Weights are stored under HF names.
+    let names: Vec<String> = model.params.vars().into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"bert.encoder.layer.1.attention.self.query.weight".to_string()));
+    assert!(names.contains(&"classifier.weight".to_string()));
+}
+
+#[test]
+fn resume_after_a_kill_matches_an_uninterrupted_run() {
+    let docs = docs();
+    let cfg = tiny_cfg(4);
+    let full = tempfile::tempdir().unwrap();
+    ner::train(&cfg, &docs, &docs, full.path(), &mut ner::Silent).unwrap();
+
+    let cut = tempfile::tempdir().unwrap();
+    // "Kill" in the middle of the second epoch.
+    let mut steps = 0;
+    let mut killer = |e: &Event| {
+        if let Event::Step { .. } = e {
+            steps += 1;
+            return steps != 5;
+        }
+        true
+    };
+    let s = ner::train(&cfg, &docs, &docs, cut.path(), &mut killer).unwrap();
+    assert!(s.interrupted);
+    let resumed = ner::train(&cfg, &docs, &docs, cut.path(), &mut ner::Silent).unwrap();
+    assert!(!resumed.interrupted);
+    assert_eq!(resumed.epochs_completed, 4);
+    let (a, b) = (weights(&full.path().join("checkpoint")), weights(&cut.path().join("checkpoint")));
+    for ((na, wa), (nb, wb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        let diff = wa.iter().zip(wb).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "{na}: resumed run differs by {diff}");
+    }
+    // A different configuration refuses to resume from the checkpoint.
+    let other = TrainConfig { seed: 8, ..cfg };
+    assert!(ner::train(&other, &docs, &docs, cut.path(), &mut ner::Silent).is_err());
+}
+
+#[test]
+fn fine_tunes_from_an_hf_directory() {
+    let docs = docs();
+    let base = tempfile::tempdir().unwrap();
+    ner::train(&tiny_cfg(2), &docs, &[], base.path(), &mut ner::Silent).unwrap();
+    let cfg = TrainConfig { init: Some(base.path().to_path_buf()), lr: Some(1e-3), ..tiny_cfg(2) };
+    let out = tempfile::tempdir().unwrap();
+    let s = ner::train(&cfg, &docs, &docs, out.path(), &mut ner::Silent).unwrap();
+    assert_eq!(s.epochs_completed, 2);
+    // The tokenizer is the checkpoint's.
+    let a = std::fs::read_to_string(base.path().join("tokenizer.json")).unwrap();
+    let b = std::fs::read_to_string(out.path().join("tokenizer.json")).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn same_seed_gives_identical_models() {
+    let docs = docs();
+    let cfg = TrainConfig { dropout: 0.1, attention_dropout: 0.1, ..tiny_cfg(2) };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    ner::train(&cfg, &docs, &docs, a.path(), &mut ner::Silent).unwrap();
+    ner::train(&cfg, &docs, &docs, b.path(), &mut ner::Silent).unwrap();
+    let ta = std::fs::read_to_string(a.path().join("tokenizer.json")).unwrap();
+    let tb = std::fs::read_to_string(b.path().join("tokenizer.json")).unwrap();
+    assert_eq!(ta, tb, "vocabulary learning must be deterministic");
+    assert_eq!(weights(&a.path().join("checkpoint")), weights(&b.path().join("checkpoint")));
+}

@@ -1,0 +1,370 @@
+//! Fused CPU kernels, with their own backward pass, for the element-wise hot spots of a
+//! transformer: softmax over the last dimension, layer norm and exact (erf) GELU.
+//!
+//! Built from candle primitives these take 5–15 tensor ops each way (each a full pass over memory
+//! and an allocation); fused they take one pass forward and one backward, parallel over rows.
+//! Other devices and dtypes fall back to the primitive compositions, which have backward too.
+
+use anyhow::Result;
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor, WithDType, D};
+use rayon::prelude::*;
+
+/// Floating types the kernels run on.
+trait Float: WithDType + Send + Sync + PartialOrd {
+    fn exp(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn erf(self) -> Self;
+}
+
+impl Float for f32 {
+    fn exp(self) -> Self {
+        f32::exp(self)
+    }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+    fn erf(self) -> Self {
+        candle_core::cpu::erf::erf_f32(self)
+    }
+}
+
+impl Float for f64 {
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+    fn erf(self) -> Self {
+        candle_core::cpu::erf::erf_f64(self)
+    }
+}
+
+/// Rows per rayon task: big enough that scheduling costs nothing next to the work.
+fn rows_per_task(n: usize) -> usize {
+    (16384 / n.max(1)).max(1)
+}
+
+fn contiguous<'a, T: WithDType>(v: &'a [T], l: &Layout) -> candle_core::Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("fused op on a non-contiguous tensor"),
+    }
+}
+
+fn usable(t: &Tensor) -> bool {
+    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+// ---------------------------------------------------------------- softmax
+
+struct Softmax;
+struct SoftmaxBwd;
+
+fn softmax_rows<T: Float>(x: &[T], n: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(n * rows_per_task(n)).zip(x.par_chunks(n * rows_per_task(n))).for_each(|(o, x)| {
+        for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
+            let mut max = x[0];
+            for &v in x {
+                if v > max {
+                    max = v;
+                }
+            }
+            let mut sum = T::zero();
+            for (o, &v) in o.iter_mut().zip(x) {
+                *o = (v - max).exp();
+                sum += *o;
+            }
+            let inv = T::one() / sum;
+            for o in o.iter_mut() {
+                *o *= inv;
+            }
+        }
+    });
+    out
+}
+
+/// `dx = y ⊙ (g − Σ g⊙y)` per row.
+fn softmax_bwd_rows<T: Float>(y: &[T], g: &[T], n: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); y.len()];
+    let c = n * rows_per_task(n);
+    out.par_chunks_mut(c).zip(y.par_chunks(c).zip(g.par_chunks(c))).for_each(|(o, (y, g))| {
+        for ((o, y), g) in o.chunks_mut(n).zip(y.chunks(n)).zip(g.chunks(n)) {
+            let mut dot = T::zero();
+            for (&a, &b) in y.iter().zip(g) {
+                dot += a * b;
+            }
+            for ((o, &a), &b) in o.iter_mut().zip(y).zip(g) {
+                *o = a * (b - dot);
+            }
+        }
+    });
+    out
+}
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "nn-softmax-last-dim"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let n = l.dims().last().copied().unwrap_or(1);
+        let out = match s {
+            CpuStorage::F32(v) => CpuStorage::F32(softmax_rows(contiguous(v, l)?, n)),
+            CpuStorage::F64(v) => CpuStorage::F64(softmax_rows(contiguous(v, l)?, n)),
+            _ => candle_core::bail!("softmax: unsupported dtype {:?}", s.dtype()),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBwd)?))
+    }
+}
+
+impl CustomOp2 for SoftmaxBwd {
+    fn name(&self) -> &'static str {
+        "nn-softmax-bwd"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let n = l1.dims().last().copied().unwrap_or(1);
+        let out = match (s1, s2) {
+            (CpuStorage::F32(y), CpuStorage::F32(g)) => CpuStorage::F32(softmax_bwd_rows(contiguous(y, l1)?, contiguous(g, l2)?, n)),
+            (CpuStorage::F64(y), CpuStorage::F64(g)) => CpuStorage::F64(softmax_bwd_rows(contiguous(y, l1)?, contiguous(g, l2)?, n)),
+            _ => candle_core::bail!("softmax bwd: unsupported dtype"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Softmax over the last dimension.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if !usable(x) {
+        return Ok(candle_nn::ops::softmax(x, D::Minus1)?);
+    }
+    Ok(x.contiguous()?.apply_op1(Softmax)?)
+}
+
+// ---------------------------------------------------------------- layer norm
+
+struct LayerNormOp {
+    eps: f64,
+}
+
+fn ln_fwd_rows<T: Float>(x: &[T], w: &[T], b: &[T], n: usize, eps: f64) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    let c = n * rows_per_task(n);
+    let eps = T::from_f64(eps);
+    let inv_n = T::from_f64(1.0 / n as f64);
+    out.par_chunks_mut(c).zip(x.par_chunks(c)).for_each(|(o, x)| {
+        for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
+            let mut mean = T::zero();
+            for &v in x {
+                mean += v;
+            }
+            mean *= inv_n;
+            let mut var = T::zero();
+            for &v in x {
+                var += (v - mean) * (v - mean);
+            }
+            let rstd = T::one() / (var * inv_n + eps).sqrt();
+            for (i, o) in o.iter_mut().enumerate() {
+                *o = (x[i] - mean) * rstd * w[i] + b[i];
+            }
+        }
+    });
+    out
+}
+
+/// Gradients of layer norm: `dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))` with `ĝ = g ⊙ w`;
+/// `dw = Σ g ⊙ x̂`, `db = Σ g` over rows.
+fn ln_bwd_rows<T: Float>(x: &[T], w: &[T], g: &[T], n: usize, eps: f64) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let mut dx = vec![T::zero(); x.len()];
+    let rows = rows_per_task(n);
+    let c = n * rows;
+    let eps = T::from_f64(eps);
+    let inv_n = T::from_f64(1.0 / n as f64);
+    let partial: Vec<(Vec<T>, Vec<T>)> = dx
+        .par_chunks_mut(c)
+        .zip(x.par_chunks(c).zip(g.par_chunks(c)))
+        .map(|(dx, (x, g))| {
+            let mut dw = vec![T::zero(); n];
+            let mut db = vec![T::zero(); n];
+            let mut xhat = vec![T::zero(); n];
+            for ((dx, x), g) in dx.chunks_mut(n).zip(x.chunks(n)).zip(g.chunks(n)) {
+                let mut mean = T::zero();
+                for &v in x {
+                    mean += v;
+                }
+                mean *= inv_n;
+                let mut var = T::zero();
+                for &v in x {
+                    var += (v - mean) * (v - mean);
+                }
+                let rstd = T::one() / (var * inv_n + eps).sqrt();
+                let (mut m1, mut m2) = (T::zero(), T::zero());
+                for i in 0..n {
+                    xhat[i] = (x[i] - mean) * rstd;
+                    let gh = g[i] * w[i];
+                    m1 += gh;
+                    m2 += gh * xhat[i];
+                    dw[i] += g[i] * xhat[i];
+                    db[i] += g[i];
+                }
+                m1 *= inv_n;
+                m2 *= inv_n;
+                for i in 0..n {
+                    dx[i] = rstd * (g[i] * w[i] - m1 - xhat[i] * m2);
+                }
+            }
+            (dw, db)
+        })
+        .collect();
+    let mut dw = vec![T::zero(); n];
+    let mut db = vec![T::zero(); n];
+    for (pw, pb) in partial {
+        for i in 0..n {
+            dw[i] += pw[i];
+            db[i] += pb[i];
+        }
+    }
+    (dx, dw, db)
+}
+
+impl candle_core::CustomOp3 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "nn-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let n = l1.dims().last().copied().unwrap_or(1);
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
+                CpuStorage::F32(ln_fwd_rows(contiguous(x, l1)?, contiguous(w, l2)?, contiguous(b, l3)?, n, self.eps))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
+                CpuStorage::F64(ln_fwd_rows(contiguous(x, l1)?, contiguous(w, l2)?, contiguous(b, l3)?, n, self.eps))
+            }
+            _ => candle_core::bail!("layer norm: unsupported dtypes"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        fn run<T: Float>(x: &Tensor, w: &Tensor, g: &Tensor, eps: f64) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+            let n = w.elem_count();
+            let xv = x.flatten_all()?.to_vec1::<T>()?;
+            let wv = w.flatten_all()?.to_vec1::<T>()?;
+            let gv = g.flatten_all()?.to_vec1::<T>()?;
+            let (dx, dw, db) = ln_bwd_rows(&xv, &wv, &gv, n, eps);
+            Ok((Tensor::from_vec(dx, x.shape(), x.device())?, Tensor::from_vec(dw, w.shape(), w.device())?, Tensor::from_vec(db, w.shape(), w.device())?))
+        }
+        let (dx, dw, db) = match x.dtype() {
+            DType::F32 => run::<f32>(x, w, grad, self.eps)?,
+            DType::F64 => run::<f64>(x, w, grad, self.eps)?,
+            dt => candle_core::bail!("layer norm bwd: unsupported dtype {dt:?}"),
+        };
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// Layer norm over the last dimension (`weight`, `bias` of that size).
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if !usable(x) || x.dtype() != weight.dtype() || x.dtype() != bias.dtype() {
+        return crate::layers::layer_norm_reference(x, weight, bias, eps);
+    }
+    Ok(x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, LayerNormOp { eps })?)
+}
+
+// ---------------------------------------------------------------- GELU (erf)
+
+struct Gelu;
+struct GeluBwd;
+
+const SQRT_HALF: f64 = std::f64::consts::FRAC_1_SQRT_2;
+
+fn gelu_map<T: Float>(x: &[T]) -> Vec<T> {
+    let (h, s) = (T::from_f64(0.5), T::from_f64(SQRT_HALF));
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(16384).zip(x.par_chunks(16384)).for_each(|(o, x)| {
+        for (o, &v) in o.iter_mut().zip(x) {
+            *o = h * v * (T::one() + (v * s).erf());
+        }
+    });
+    out
+}
+
+/// `d/dx [x Φ(x)] = Φ(x) + x φ(x)`.
+fn gelu_bwd_map<T: Float>(x: &[T], g: &[T]) -> Vec<T> {
+    let (h, s) = (T::from_f64(0.5), T::from_f64(SQRT_HALF));
+    let inv_sqrt_2pi = T::from_f64(1.0 / (2.0 * std::f64::consts::PI).sqrt());
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(16384).zip(x.par_chunks(16384).zip(g.par_chunks(16384))).for_each(|(o, (x, g))| {
+        for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+            let cdf = h * (T::one() + (v * s).erf());
+            let pdf = (T::zero() - h * v * v).exp() * inv_sqrt_2pi;
+            *o = g * (cdf + v * pdf);
+        }
+    });
+    out
+}
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "nn-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let out = match s {
+            CpuStorage::F32(v) => CpuStorage::F32(gelu_map(contiguous(v, l)?)),
+            CpuStorage::F64(v) => CpuStorage::F64(gelu_map(contiguous(v, l)?)),
+            _ => candle_core::bail!("gelu: unsupported dtype"),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &GeluBwd)?))
+    }
+}
+
+impl CustomOp2 for GeluBwd {
+    fn name(&self) -> &'static str {
+        "nn-gelu-erf-bwd"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(gelu_bwd_map(contiguous(x, l1)?, contiguous(g, l2)?)),
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(gelu_bwd_map(contiguous(x, l1)?, contiguous(g, l2)?)),
+            _ => candle_core::bail!("gelu bwd: unsupported dtype"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Exact GELU, `x Φ(x)` (HF `gelu`).
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if !usable(x) {
+        return Ok(x.gelu_erf()?);
+    }
+    Ok(x.contiguous()?.apply_op1(Gelu)?)
+}

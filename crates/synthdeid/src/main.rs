@@ -8,6 +8,7 @@ mod cmd_audit;
 mod cmd_corpus;
 mod cmd_deid;
 mod cmd_evaluate;
+mod cmd_models;
 mod cmd_run;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,16 @@ enum Command {
     Demo(cmd_run::DemoArgs),
     /// De-identify text: find PHI with a trained model (or use the input's spans) and redact, mask or replace it with consistent surrogates.
     Deid(cmd_deid::DeidArgs),
+    /// NER models: train (transformer or perceptron), predict (the machine annotator), eval.
+    Ner {
+        #[command(subcommand)]
+        cmd: cmd_models::NerCmd,
+    },
+    /// Causal LMs: train (domain adaptation), generate (synthetic documents), perplexity.
+    Lm {
+        #[command(subcommand)]
+        cmd: cmd_models::LmCmd,
+    },
     /// Privacy audit of a synthetic corpus: n-gram recall, leaked training PHI strings, nearest documents.
     Audit(cmd_audit::AuditArgs),
 }
@@ -59,6 +70,8 @@ fn main() -> ExitCode {
         Command::Evaluate(a) => cmd_evaluate::evaluate(a),
         Command::Audit(a) => cmd_audit::audit(a),
         Command::Deid(a) => cmd_deid::deid(a),
+        Command::Ner { cmd } => cmd_models::ner(cmd),
+        Command::Lm { cmd } => cmd_models::lm(cmd),
         Command::Run(a) => cmd_run::run(a),
         Command::Demo(a) => cmd_run::demo(a),
     };

@@ -30,10 +30,16 @@ fn write_brat(dir: &Path, id: &str, text: &str, ann: &str) {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["stats", "convert", "split", "evaluate"] {
-        let o = synthdeid(&[cmd, "--help"]);
-        assert!(o.status.success(), "{cmd}");
-        assert!(stdout(&o).contains("Usage: synthdeid"), "{cmd}");
+    for cmd in [
+        &["stats"][..], &["convert"], &["split"], &["evaluate"], &["run"], &["demo"], &["deid"], &["audit"],
+        &["ner", "train"], &["ner", "predict"], &["ner", "eval"], &["ner", "train-perceptron"],
+        &["lm", "train"], &["lm", "generate"], &["lm", "perplexity"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let o = synthdeid(&args);
+        assert!(o.status.success(), "{cmd:?}");
+        assert!(stdout(&o).contains("Usage: synthdeid"), "{cmd:?}");
     }
 }
 
@@ -157,4 +163,26 @@ fn deid_spans_from_input_writes_an_aligned_annotated_corpus_without_leaking_to_s
     // The output is itself an annotated corpus the scorer reads.
     let o = synthdeid(&["evaluate", "--gold", out.to_str().unwrap(), "--pred", out.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn ner_perceptron_train_eval_and_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = pipeline::builtin::demo_corpus(40, 9);
+    let (train, test) = (tmp.path().join("train.jsonl"), tmp.path().join("test.jsonl"));
+    corpus::write_corpus(&train, None, &docs[..30]).unwrap();
+    corpus::write_corpus(&test, None, &docs[30..]).unwrap();
+    let model = tmp.path().join("model");
+    let o = synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--epochs", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = synthdeid(&["ner", "eval", "--model", model.to_str().unwrap(), "--gold", test.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["token"]["micro"]["f1"].as_f64().unwrap() > 0.9, "{}", v["token"]["micro"]);
+    let out = tmp.path().join("pred");
+    let o = synthdeid(&["ner", "predict", "--model", model.to_str().unwrap(), "--input", test.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = synthdeid(&["evaluate", "--gold", test.to_str().unwrap(), "--pred", out.to_str().unwrap(), "--json"]);
+    let w: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(w["token"], v["token"], "ner eval and evaluate on ner predict agree");
 }

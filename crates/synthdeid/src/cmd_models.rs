@@ -1,0 +1,98 @@
+//! `ner` and `lm`: the model commands (their flags live in the `ner` and `lm` crates).
+
+use crate::corpus_args::read_with;
+use anyhow::{anyhow, Result};
+use clap::{Args, Subcommand};
+use corpus::{write_corpus, ReadOptions};
+use pipeline::run::NerModel;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)]
+pub enum NerCmd {
+    #[command(flatten)]
+    Transformer(ner::cli::NerCommand),
+    /// Train the feature-based perceptron tagger (the fast CPU floor) on gold documents.
+    TrainPerceptron(PerceptronArgs),
+}
+
+#[derive(Args)]
+pub struct PerceptronArgs {
+    /// Gold training documents (BRAT directory or JSONL).
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Gold dev documents: the epoch with the best dev token F1 is kept.
+    #[arg(long)]
+    pub dev: Option<PathBuf>,
+    /// Model directory to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 12)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
+    read_with(p, None, &ReadOptions::default())
+}
+
+pub fn ner(cmd: NerCmd) -> Result<()> {
+    match cmd {
+        NerCmd::Transformer(ner::cli::NerCommand::Train(a)) => {
+            let cfg = a.to_config()?;
+            let train = read(&a.train)?;
+            let dev = a.dev.as_deref().map(read).transpose()?.unwrap_or_default();
+            let s = ner::train(&cfg, &train, &dev, &a.out, &mut ner::Bar::new())?;
+            eprintln!(
+                "trained {} epochs in {:.1} min ({:.0} tokens/s); best epoch {:?}, dev {:?}; model: {}",
+                s.epochs_completed, s.minutes, s.tokens_per_sec, s.best_epoch, s.best_dev, a.out.display()
+            );
+            Ok(())
+        }
+        NerCmd::Transformer(ner::cli::NerCommand::Predict(a)) => {
+            let docs = read(&a.input)?;
+            let pred = NerModel::load(&a.model, None)?.predict(&docs)?;
+            write_corpus(&a.out, None, &pred).map_err(|e| anyhow!(e))?;
+            eprintln!("annotated {} documents, {} spans → {}", pred.len(), pred.iter().map(|d| d.spans.len()).sum::<usize>(), a.out.display());
+            Ok(())
+        }
+        NerCmd::Transformer(ner::cli::NerCommand::Eval(a)) => {
+            let gold = read(&a.gold)?;
+            let pred = NerModel::load(&a.model, None)?.predict(&gold)?;
+            let report = eval::evaluate(&gold, &pred).map_err(|e| anyhow!(e))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", eval::render_table(&report));
+            }
+            Ok(())
+        }
+        NerCmd::TrainPerceptron(a) => {
+            let train = read(&a.train)?;
+            let dev = a.dev.as_deref().map(read).transpose()?.unwrap_or_default();
+            let cfg = perceptron::PerceptronConfig { epochs: a.epochs, seed: a.seed, ..Default::default() };
+            let (_, s) = perceptron::train(&cfg, &train, &dev, Some(&a.out))?;
+            eprintln!("trained in {:.1} s ({} features), best epoch {}; model: {}", s.seconds, s.features, s.best_epoch, a.out.display());
+            Ok(())
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum LmCmd {
+    /// Domain-adapt a causal LM on gold text: from scratch, full fine-tuning or LoRA of a local HF checkpoint, or the word n-gram baseline.
+    Train(lm::cli::TrainArgs),
+    /// Sample synthetic documents from the first words of prompt documents (nucleus sampling, many samples per prompt).
+    Generate(lm::cli::GenerateArgs),
+    /// Perplexity of documents under a model (prints `perplexity: X`).
+    Perplexity(lm::cli::PerplexityArgs),
+}
+
+pub fn lm(cmd: LmCmd) -> Result<()> {
+    match cmd {
+        LmCmd::Train(a) => lm::cli::run_train(&a),
+        LmCmd::Generate(a) => lm::cli::run_generate(&a),
+        LmCmd::Perplexity(a) => lm::cli::run_perplexity(&a),
+    }
+}

@@ -133,11 +133,16 @@ pub struct HardeningSection {
     pub enabled: bool,
     /// Key of the surrogate HMAC (consistent surrogates across documents); default: from the seed.
     pub key: Option<String>,
+    /// Kinds left as they are (besides sex and kinship words, which `deid` keeps by default).
+    /// Countries by default: HIPAA Safe Harbor does not count a country as an identifier, and
+    /// replacing `España` (in most MEDDOCAN documents) by random countries teaches the synthetic
+    /// NER a distribution the real text does not have. `keep = []` replaces them too.
+    pub keep: Vec<deid::Kind>,
 }
 
 impl Default for HardeningSection {
     fn default() -> Self {
-        HardeningSection { enabled: false, key: None }
+        HardeningSection { enabled: false, key: None, keep: vec![deid::Kind::Country] }
     }
 }
 

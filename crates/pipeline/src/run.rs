@@ -306,7 +306,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         let harden_key = StageKey::new("harden", &cfg.hardening, &[&annotate_key.hash, &cell.seed.to_string()]);
         let (dir, t) = run_stage(stages, &harden_key, force("harden"), |dir| {
             let docs = read(&annotate_dir.join("synthetic.jsonl"))?;
-            let report = harden(&docs, &gen_train, key_material.as_bytes(), dir)?;
+            let report = harden(&docs, &gen_train, key_material.as_bytes(), &cfg.hardening.keep, dir)?;
             write_json(&dir.join("hardening.json"), &report)?;
             Ok(())
         })?;
@@ -442,18 +442,23 @@ pub struct HardeningReport {
     /// kinds kept on purpose, such as sex markers).
     pub leakage_before: audit::Leakage,
     pub leakage_after: audit::Leakage,
-    /// Per label: replaced spans whose new text is still a training PHI string. 0 for every kind
-    /// that is replaced (the surrogate generator is forbidden to produce training PHI strings);
-    /// non-zero only for kinds kept by the label map (sex, kinship words).
+    /// Per label: spans whose new text is still a training PHI string (of any label). 0 for every
+    /// kind that is replaced (the surrogate generator is forbidden to produce training PHI
+    /// strings) but for one-letter coincidences (a name initial `F` → `H`, a sex marker);
+    /// non-zero for kept kinds (sex, kinship words, `hardening.keep`).
     pub replaced_spans_still_training_phi: BTreeMap<String, usize>,
 }
 
 /// Replaces every annotated span of `docs` with a surrogate that is neither an original string
 /// of the synthetic corpus nor a PHI string of the generator's training documents.
-fn harden(docs: &[Document], training: &[Document], key: &[u8], dir: &Path) -> Result<HardeningReport> {
+fn harden(docs: &[Document], training: &[Document], key: &[u8], keep: &[deid::Kind], dir: &Path) -> Result<HardeningReport> {
+    let mut labels = deid::LabelMap::meddocan();
+    for k in keep {
+        labels.set_keep(*k, true);
+    }
     // Strict: dates and ages are also held to the forbidden set (a shifted date may otherwise
     // land on a training date); hardening prefers no leak to exact intervals.
-    let options = deid::Options { strict: true, ..deid::Options::default().with_key(key.to_vec()) };
+    let options = deid::Options { strict: true, ..deid::Options::default().with_key(key.to_vec()).with_labels(labels) };
     let mut ctx = deid::Surrogator::new(options);
     for d in docs.iter().chain(training) {
         ctx.forbid_document_originals(d);

@@ -1,0 +1,89 @@
+//! Packing documents into fixed-length blocks for causal-LM training and evaluation.
+
+use anyhow::Result;
+use corpus::Document;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::tokenizer::LmTokenizer;
+
+/// Which ids mark document boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Boundaries {
+    /// Put before every document (and before every prompt at generation time).
+    pub start: u32,
+    /// Put after every document; generation stops when it is drawn.
+    pub end: u32,
+}
+
+impl Boundaries {
+    /// Token stream of documents: `start doc end start doc end ...`. When start and end are the
+    /// same token (GPT-2's `<|endoftext|>`), one token separates two documents, not two.
+    pub fn stream(&self, docs: &[Vec<u32>]) -> Vec<u32> {
+        let mut s = Vec::with_capacity(docs.iter().map(|d| d.len() + 2).sum());
+        for d in docs {
+            if self.start != self.end || s.is_empty() {
+                s.push(self.start);
+            }
+            s.extend_from_slice(d);
+            s.push(self.end);
+        }
+        s
+    }
+}
+
+/// Encodes the texts of `docs` and packs them into one stream (see [`Boundaries::stream`]).
+pub fn encode_stream(tok: &LmTokenizer, docs: &[Document], b: Boundaries) -> Result<Vec<u32>> {
+    let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+    Ok(b.stream(&tok.encode_batch(&texts)?))
+}
+
+/// Cuts a stream into blocks of `block + 1` tokens that overlap by one, so that inputs
+/// (`blk[..block]`) and targets (`blk[1..]`) cover every token but the first exactly once. With
+/// `keep_tail`, the shorter last block is kept (evaluation); otherwise it is dropped (training
+/// batches are rectangular).
+pub fn blocks(stream: &[u32], block: usize, keep_tail: bool) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 1 < stream.len() {
+        let end = (i + block + 1).min(stream.len());
+        if end - i < block + 1 && !keep_tail {
+            break;
+        }
+        out.push(stream[i..end].to_vec());
+        i += block;
+    }
+    out
+}
+
+/// The order of training blocks in `epoch`: a seeded shuffle, so a resumed run sees the same
+/// order.
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(crate::prompts::splitmix64(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9)));
+    idx.shuffle(&mut rng);
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_covers_every_token_once() {
+        let b = Boundaries { start: 0, end: 0 };
+        let s = b.stream(&[vec![5, 6], vec![7]]);
+        assert_eq!(s, vec![0, 5, 6, 0, 7, 0]);
+        let bl = blocks(&s, 2, true);
+        assert_eq!(bl, vec![vec![0, 5, 6], vec![6, 0, 7], vec![7, 0]]);
+        let targets: usize = bl.iter().map(|b| b.len() - 1).sum();
+        assert_eq!(targets, s.len() - 1);
+        assert_eq!(blocks(&s, 2, false).len(), 2);
+        let b2 = Boundaries { start: 1, end: 2 };
+        assert_eq!(b2.stream(&[vec![5], vec![7]]), vec![1, 5, 2, 1, 7, 2]);
+        let o = epoch_order(10, 3, 1);
+        assert_eq!(o, epoch_order(10, 3, 1));
+        assert_ne!(o, epoch_order(10, 3, 2));
+    }
+}

@@ -1,0 +1,270 @@
+//! Batched sampling from a decoder with a KV cache.
+//!
+//! Each sample draws from its own RNG, seeded by (seed, prompt id, sample index), and padding is
+//! masked out exactly (its attention weight is 0), so a sample's text does not depend on the
+//! batch it was drawn in. Sequences that finish leave the batch (their cache rows are dropped),
+//! so long samples do not make short ones pay.
+
+use anyhow::Result;
+use candle_core::Tensor;
+use corpus::Document;
+use nn::Mode;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::config::GenerateConfig;
+use crate::data::Boundaries;
+use crate::layers::causal_bias;
+use crate::models::Decoder;
+use crate::prompts::{sample_id, sample_seed, Prompt};
+use crate::sampling::{argmax, SamplingConfig};
+use crate::tokenizer::LmTokenizer;
+
+/// A decoder ready to sample: model (frozen), tokenizer and document boundaries.
+pub struct DecoderGenerator {
+    pub model: Decoder,
+    pub tokenizer: LmTokenizer,
+    pub boundaries: Boundaries,
+    /// Ids that end a sample (the end-of-document token and the config's `eos_token_id`s).
+    pub stop: Vec<u32>,
+}
+
+/// One sequence being generated.
+struct Row {
+    item: usize,
+    rng: ChaCha8Rng,
+    pad: usize,
+    /// New tokens this row may add.
+    limit: usize,
+    new: Vec<u32>,
+}
+
+impl DecoderGenerator {
+    pub fn new(mut model: Decoder, tokenizer: LmTokenizer, boundaries: Boundaries) -> Self {
+        model.freeze();
+        let mut stop = model.config.eos_ids();
+        stop.push(boundaries.end);
+        stop.sort_unstable();
+        stop.dedup();
+        DecoderGenerator { model, tokenizer, boundaries, stop }
+    }
+
+    /// Prompt ids: the document-start token, then the prompt text's tokens.
+    pub fn prompt_ids(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = vec![self.boundaries.start];
+        ids.extend(self.tokenizer.encode(text)?);
+        Ok(ids)
+    }
+
+    /// Generates `samples_per_prompt` documents per prompt (ids `{prompt}__s{NNN}`, in prompt
+    /// order), each being its prompt text followed by the decoded continuation.
+    pub fn generate(&self, prompts: &[Prompt], cfg: &GenerateConfig) -> Result<Vec<Document>> {
+        let encoded: Vec<Vec<u32>> = prompts.iter().map(|p| self.prompt_ids(&p.text)).collect::<Result<_>>()?;
+        let n = cfg.samples_per_prompt;
+        // Items (prompt, sample) sorted by prompt length, so that batches need little padding.
+        let mut items: Vec<(usize, usize)> = (0..prompts.len()).flat_map(|p| (0..n).map(move |s| (p, s))).collect();
+        items.sort_by_key(|&(p, _)| encoded[p].len());
+        let mut out: Vec<Option<Vec<u32>>> = vec![None; prompts.len() * n];
+        let bar = crate::train::progress_bar(items.len() as u64, cfg.progress);
+        for chunk in items.chunks(cfg.batch_size.max(1)) {
+            let seqs: Vec<(&[u32], u64)> =
+                chunk.iter().map(|&(p, s)| (encoded[p].as_slice(), sample_seed(cfg.seed, &prompts[p].id, s))).collect();
+            let news = self.generate_ids(&seqs, cfg.max_new_tokens, &cfg.sampling)?;
+            for (&(p, s), new) in chunk.iter().zip(news) {
+                out[p * n + s] = Some(new);
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        let mut docs = Vec::with_capacity(out.len());
+        for (i, new) in out.into_iter().enumerate() {
+            let (p, s) = (i / n, i % n);
+            let text = format!("{}{}", prompts[p].text, self.tokenizer.decode(&new.unwrap_or_default())?);
+            docs.push(Document { id: sample_id(&prompts[p].id, s), text, spans: Vec::new() });
+        }
+        Ok(docs)
+    }
+
+    /// Core loop: continues each prompt (`ids`, rng seed) by at most `max_new` tokens, stopping
+    /// at a stop token (not included) or at the model's maximum length. Returns the new ids.
+    pub fn generate_ids(&self, seqs: &[(&[u32], u64)], max_new: usize, sampling: &SamplingConfig) -> Result<Vec<Vec<u32>>> {
+        let dev = self.model.params.device().clone();
+        let dtype = self.model.params.dtype();
+        let max_pos = self.model.config.max_positions();
+        let mut done: Vec<Option<Vec<u32>>> = vec![None; seqs.len()];
+        // Each row's own budget: max_new, cut where its positions would leave the model's table.
+        // It depends on the row only, never on the batch.
+        let limit = |ids: &[u32]| max_new.min(max_pos.saturating_sub(ids.len()));
+        let live: Vec<usize> = (0..seqs.len()).filter(|&i| !seqs[i].0.is_empty() && limit(seqs[i].0) > 0).collect();
+        for (i, d) in done.iter_mut().enumerate() {
+            if !live.contains(&i) {
+                *d = Some(Vec::new());
+            }
+        }
+        if live.is_empty() {
+            return Ok(done.into_iter().map(|d| d.unwrap_or_default()).collect());
+        }
+        let b = live.len();
+        let t0 = live.iter().map(|&i| seqs[i].0.len()).max().unwrap();
+        let max_len = t0 + live.iter().map(|&i| limit(seqs[i].0)).max().unwrap();
+        let mut rows: Vec<Row> = live
+            .iter()
+            .map(|&i| {
+                let (ids, seed) = seqs[i];
+                Row { item: i, rng: ChaCha8Rng::seed_from_u64(seed), pad: t0 - ids.len(), limit: limit(ids), new: Vec::new() }
+            })
+            .collect();
+        // Prefill, left-padded; padded positions repeat position 0 and are masked as keys.
+        let mut flat = Vec::with_capacity(b * t0);
+        let mut pos = Vec::with_capacity(b * t0);
+        for r in &rows {
+            let ids = seqs[r.item].0;
+            flat.extend(std::iter::repeat_n(self.boundaries.start, r.pad).chain(ids.iter().copied()));
+            pos.extend((0..t0).map(|i| i.saturating_sub(r.pad) as u32));
+        }
+        let ids = Tensor::from_vec(flat, (b, t0), &dev)?;
+        let positions = Tensor::from_vec(pos, (b, t0), &dev)?;
+        let pads: Vec<usize> = rows.iter().map(|r| r.pad).collect();
+        let bias = causal_bias(&pads, 0, t0, &dev, dtype)?;
+        let mut cache = self.model.new_cache(b, max_len)?;
+        let mut mode = Mode::Eval;
+        let h = self.model.forward(&ids, &positions, Some(&bias), Some(&mut cache), &mut mode)?;
+        let mut logits = self.model.logits(&h.narrow(1, t0 - 1, 1)?.squeeze(1)?)?;
+        loop {
+            let l: Vec<Vec<f32>> = logits.to_vec2()?;
+            // Rows sample in parallel; each uses only its own rng.
+            let toks: Vec<u32> = rows.par_iter_mut().zip(l.par_iter()).map(|(r, l)| sample(l, sampling, &mut r.rng)).collect();
+            let mut keep = Vec::with_capacity(rows.len());
+            let mut next = Vec::with_capacity(rows.len());
+            for (i, (mut r, tok)) in std::mem::take(&mut rows).into_iter().zip(toks).enumerate() {
+                let stop = self.stop.binary_search(&tok).is_ok();
+                if !stop {
+                    r.new.push(tok);
+                }
+                if stop || r.new.len() >= r.limit {
+                    done[r.item] = Some(std::mem::take(&mut r.new));
+                } else {
+                    keep.push(i as u32);
+                    next.push(tok);
+                    rows.push(r);
+                }
+            }
+            if rows.is_empty() {
+                break;
+            }
+            if keep.len() < l_len(&logits)? {
+                cache.select_rows(&Tensor::new(keep.as_slice(), &dev)?)?;
+            }
+            let past = cache.len();
+            let n = rows.len();
+            let ids = Tensor::from_vec(next, (n, 1), &dev)?;
+            let positions = Tensor::from_vec(rows.iter().map(|r| (past - r.pad) as u32).collect::<Vec<_>>(), (n, 1), &dev)?;
+            let pads: Vec<usize> = rows.iter().map(|r| r.pad).collect();
+            let bias = causal_bias(&pads, past, 1, &dev, dtype)?;
+            let h = self.model.forward(&ids, &positions, Some(&bias), Some(&mut cache), &mut mode)?;
+            logits = self.model.logits(&h.squeeze(1)?)?;
+        }
+        Ok(done.into_iter().map(|d| d.unwrap_or_default()).collect())
+    }
+}
+
+fn l_len(logits: &Tensor) -> Result<usize> {
+    Ok(logits.dim(0)?)
+}
+
+/// Draws a token from one row of logits: temperature, then top-k, then the nucleus (the
+/// smallest set of most likely tokens whose mass reaches top-p), then one draw.
+///
+/// The nucleus is found by repeated halving with `select_nth_unstable` (linear time) instead of
+/// sorting the vocabulary: with a flat distribution the nucleus can hold most of a 32k
+/// vocabulary, and a full sort per token per row cost more than the forward pass. The draw scans
+/// kept tokens in id order. Everything is a function of the logits and the rng alone.
+pub fn sample(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) -> u32 {
+    if cfg.temperature <= 0.0 {
+        return argmax(logits) as u32;
+    }
+    let t = cfg.temperature as f32;
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let probs: Vec<f64> = logits.iter().map(|&l| (((l - max) / t) as f64).exp()).collect();
+    // Descending probability, ascending id on ties: a total order, so selections are unique.
+    let cmp = |a: &u32, b: &u32| probs[*b as usize].total_cmp(&probs[*a as usize]).then(a.cmp(b));
+    let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+    if cfg.top_k > 0 && cfg.top_k < idx.len() {
+        idx.select_nth_unstable_by(cfg.top_k - 1, cmp);
+        idx.truncate(cfg.top_k);
+    }
+    let mass = |s: &[u32]| s.iter().map(|&i| probs[i as usize]).sum::<f64>();
+    let mut keep = idx.len();
+    if cfg.top_p < 1.0 {
+        let mut target = cfg.top_p * mass(&idx);
+        let (mut lo, mut hi) = (0, idx.len());
+        // Invariant: idx[..lo] are kept, their mass already taken from target; the boundary lies
+        // in idx[lo..hi], and idx[lo..hi] holds the next most likely tokens.
+        loop {
+            if hi - lo <= 64 {
+                idx[lo..hi].sort_unstable_by(cmp);
+                keep = hi;
+                for j in lo..hi {
+                    target -= probs[idx[j] as usize];
+                    if target <= 0.0 {
+                        keep = j + 1;
+                        break;
+                    }
+                }
+                break;
+            }
+            let mid = lo + (hi - lo) / 2;
+            idx[lo..hi].select_nth_unstable_by(mid - lo, cmp);
+            let m = mass(&idx[lo..mid]);
+            if m >= target {
+                hi = mid;
+            } else {
+                target -= m;
+                lo = mid;
+            }
+        }
+    }
+    // Draw over the kept tokens in id order (a mask scan: no sort of a possibly huge set).
+    let kept = &idx[..keep.max(1)];
+    let mut mask = vec![false; probs.len()];
+    for &i in kept {
+        mask[i as usize] = true;
+    }
+    let mut u = rand::Rng::random::<f64>(rng) * mass(kept);
+    let mut last = kept[0];
+    for (i, &p) in probs.iter().enumerate() {
+        if mask[i] {
+            if u < p {
+                return i as u32;
+            }
+            u -= p;
+            last = i as u32;
+        }
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nucleus_keeps_the_smallest_top_set() {
+        // Probabilities 0.5, 0.3, 0.15, 0.05 (ids 2, 0, 3, 1).
+        let logits: Vec<f32> = [0.3f32, 0.05, 0.5, 0.15].iter().map(|p| p.ln()).collect();
+        let mut big: Vec<f32> = logits.clone();
+        big.extend(std::iter::repeat_n(-30.0, 300));
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for (top_p, allowed) in [(0.5, vec![2]), (0.79, vec![0, 2]), (0.9, vec![0, 2, 3])] {
+            let cfg = SamplingConfig { temperature: 1.0, top_k: 0, top_p };
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..200 {
+                seen.insert(sample(&big, &cfg, &mut rng));
+            }
+            assert_eq!(seen.into_iter().collect::<Vec<_>>(), allowed, "top_p {top_p}");
+        }
+        let k1 = SamplingConfig { temperature: 1.0, top_k: 1, top_p: 1.0 };
+        assert_eq!(sample(&big, &k1, &mut rng), 2);
+    }
+}

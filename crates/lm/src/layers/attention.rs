@@ -1,0 +1,122 @@
+// candidate for crates/nn
+//! Causal (grouped-query) attention and the KV cache used by generation.
+
+use anyhow::{bail, Result};
+use candle_core::{DType, Device, Tensor};
+use nn::layers::{dropout, softmax_last_dim};
+use nn::Mode;
+
+/// Large negative score for masked keys: finite, so a row with every key masked (a padding
+/// query) gives no NaN, and `exp` of it underflows to exactly 0, so a masked key has no effect.
+const MASKED: f32 = -1e9;
+
+/// Additive bias `[batch, 1, len, past + len]`: query `i` of row `b` (at cache position
+/// `past + i`) may see key `j` iff `pad[b] <= j <= past + i`. `pad[b]` counts the left padding of
+/// row `b` (0 for training). Without padding the batch dimension is 1 (it broadcasts).
+pub fn causal_bias(pad: &[usize], past: usize, len: usize, device: &Device, dtype: DType) -> Result<Tensor> {
+    let total = past + len;
+    let rows: Vec<usize> = if pad.iter().all(|&p| p == 0) { vec![0] } else { pad.to_vec() };
+    let mut data = Vec::with_capacity(rows.len() * len * total);
+    for &p in &rows {
+        for i in 0..len {
+            for j in 0..total {
+                data.push(if j >= p && j <= past + i { 0.0 } else { MASKED });
+            }
+        }
+    }
+    Ok(Tensor::from_vec(data, (rows.len(), 1, len, total), device)?.to_dtype(dtype)?)
+}
+
+/// `softmax(q kᵀ / sqrt(d) + bias) v`, grouped-query aware.
+///
+/// `q`: `[batch, heads, len, head_dim]`; `k`, `v`: `[batch, kv_heads, keys, head_dim]` (may be
+/// strided views of a cache); `bias`: `[batch or 1, 1, len, keys]`. Query head `h` uses key head
+/// `h / (heads / kv_heads)`, as HF's `repeat_kv`. Instead of repeating keys, the queries of one
+/// group are stacked as rows of one matrix, so keys are never copied. Returns `[batch, len,
+/// heads * head_dim]`.
+pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, attn_dropout: f64, mode: &mut Mode) -> Result<Tensor> {
+    let (b, h, t, d) = q.dims4()?;
+    let kv_heads = k.dim(1)?;
+    if h % kv_heads != 0 {
+        bail!("{h} attention heads are not a multiple of {kv_heads} key/value heads");
+    }
+    let rep = h / kv_heads;
+    let q = q.contiguous()?.reshape((b, kv_heads, rep * t, d))?;
+    let scale = 1.0 / (d as f64).sqrt();
+    let mut scores = (q.matmul(&k.t()?)? * scale)?;
+    if let Some(bias) = bias {
+        let bias = if rep > 1 { bias.repeat((1, 1, rep, 1))? } else { bias.clone() };
+        scores = scores.broadcast_add(&bias)?;
+    }
+    let probs = if mode.is_train() { softmax_last_dim(&scores)? } else { candle_nn::ops::softmax_last_dim(&scores)? };
+    let probs = dropout(&probs, attn_dropout, mode)?;
+    let out = probs.matmul(v)?; // [b, kv_heads, rep * t, d]
+    Ok(out.reshape((b, h, t, d))?.transpose(1, 2)?.reshape((b, t, h * d))?)
+}
+
+/// Keys and values of one layer, preallocated to the maximum length: each step writes its new
+/// columns in place (no re-copy of the whole cache per token).
+pub struct LayerCache {
+    k: Tensor,
+    v: Tensor,
+}
+
+/// Per-layer key/value buffers `[batch, kv_heads, max_len, head_dim]` and the filled length.
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+    len: usize,
+    max_len: usize,
+}
+
+impl KvCache {
+    pub fn new(layers: usize, batch: usize, kv_heads: usize, max_len: usize, head_dim: usize, dtype: DType, device: &Device) -> Result<Self> {
+        let layers = (0..layers)
+            .map(|_| {
+                Ok(LayerCache {
+                    k: Tensor::zeros((batch, kv_heads, max_len, head_dim), dtype, device)?,
+                    v: Tensor::zeros((batch, kv_heads, max_len, head_dim), dtype, device)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(KvCache { layers, len: 0, max_len })
+    }
+
+    /// Positions already filled.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Writes `k`, `v` (`[batch, kv_heads, new, head_dim]`) of `layer` after the filled part and
+    /// returns views of all keys and values so far. Call [`KvCache::advance`] once all layers ran.
+    pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let t = k.dim(2)?;
+        if self.len + t > self.max_len {
+            bail!("KV cache full: {} + {t} > {}", self.len, self.max_len);
+        }
+        let c = &self.layers[layer];
+        c.k.slice_set(&k.contiguous()?, 2, self.len)?;
+        c.v.slice_set(&v.contiguous()?, 2, self.len)?;
+        Ok((c.k.narrow(2, 0, self.len + t)?, c.v.narrow(2, 0, self.len + t)?))
+    }
+
+    pub fn advance(&mut self, t: usize) {
+        self.len += t;
+    }
+
+    /// Keeps only the batch rows `rows` (u32 indices), e.g. dropping finished sequences.
+    pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
+        for c in &mut self.layers {
+            c.k = c.k.index_select(rows, 0)?;
+            c.v = c.v.index_select(rows, 0)?;
+        }
+        Ok(())
+    }
+}

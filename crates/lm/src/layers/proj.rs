@@ -1,0 +1,119 @@
+// candidate for crates/nn (Conv1D and LoRA)
+//! A learned projection in either HF layout — `nn.Linear` (weight `[out, in]`) or GPT-2's
+//! `Conv1D` (weight `[in, out]`) — with an optional LoRA adapter.
+
+use anyhow::Result;
+use candle_core::Tensor;
+use nn::layers::dropout;
+use nn::{Init, Mode, Params};
+use serde::{Deserialize, Serialize};
+
+/// LoRA hyper-parameters, with PEFT's `adapter_config.json` meanings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoraConfig {
+    /// Rank `r` of the update `B A`; 0 disables LoRA.
+    pub rank: usize,
+    /// The update is scaled by `alpha / rank`.
+    pub alpha: f64,
+    /// Dropout on the adapter's input.
+    pub dropout: f64,
+    /// Module names (last path component) that get adapters; empty: the family's default
+    /// (`c_attn` for GPT-2, `q_proj`/`v_proj` for Llama, as PEFT).
+    pub target_modules: Vec<String>,
+}
+
+impl Default for LoraConfig {
+    fn default() -> Self {
+        LoraConfig { rank: 0, alpha: 16.0, dropout: 0.05, target_modules: Vec::new() }
+    }
+}
+
+/// The two adapter matrices (PEFT shapes): `a` `[rank, in]`, `b` `[out, rank]`.
+#[derive(Clone)]
+pub struct LoraWeights {
+    pub a: Tensor,
+    pub b: Tensor,
+    pub scale: f64,
+    pub dropout: f64,
+}
+
+#[derive(Clone)]
+pub struct Proj {
+    /// Full parameter path of the module (`transformer.h.0.attn.c_attn`).
+    pub name: String,
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    /// GPT-2 `Conv1D`: weight stored `[in, out]`, `y = x W + b`.
+    pub conv1d: bool,
+    pub lora: Option<LoraWeights>,
+}
+
+impl Proj {
+    /// `nn.Linear` at `name` (weight `[out, in]`).
+    pub fn linear(params: &Params, name: &str, in_dim: usize, out_dim: usize, bias: bool, std: f64) -> Result<Self> {
+        let pb = params.pp(name);
+        let weight = pb.get(&[out_dim, in_dim], "weight", Init::Normal(std))?;
+        let bias = if bias { Some(pb.get(&[out_dim], "bias", Init::Zeros)?) } else { None };
+        Ok(Proj { name: name.to_string(), weight, bias, conv1d: false, lora: None })
+    }
+
+    /// GPT-2 `Conv1D` at `name` (weight `[in, out]`, always a bias).
+    pub fn conv1d(params: &Params, name: &str, in_dim: usize, out_dim: usize, std: f64) -> Result<Self> {
+        let pb = params.pp(name);
+        let weight = pb.get(&[in_dim, out_dim], "weight", Init::Normal(std))?;
+        let bias = Some(pb.get(&[out_dim], "bias", Init::Zeros)?);
+        Ok(Proj { name: name.to_string(), weight, bias, conv1d: true, lora: None })
+    }
+
+    pub fn in_dim(&self) -> usize {
+        self.weight.dims()[if self.conv1d { 0 } else { 1 }]
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.weight.dims()[if self.conv1d { 1 } else { 0 }]
+    }
+
+    /// The module's last path component (`c_attn`, `q_proj`), which LoRA targets name.
+    pub fn short_name(&self) -> &str {
+        self.name.rsplit('.').next().unwrap_or(&self.name)
+    }
+
+    pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = *dims.last().unwrap();
+        let rows = x.elem_count() / in_dim;
+        let x2 = x.reshape((rows, in_dim))?;
+        // One 2-D GEMM over all rows; a transposed weight is a stride view, not a copy.
+        let w = if self.conv1d { self.weight.clone() } else { self.weight.t()? };
+        let mut y = x2.matmul(&w)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        if let Some(l) = &self.lora {
+            let xa = dropout(&x2, l.dropout, mode)?.matmul(&l.a.t()?)?;
+            y = (y + (xa.matmul(&l.b.t()?)? * l.scale)?)?;
+        }
+        let mut out_dims = dims;
+        *out_dims.last_mut().unwrap() = self.out_dim();
+        Ok(y.reshape(out_dims)?)
+    }
+
+    /// Adds a LoRA adapter whose variables live in `adapters` under PEFT's names
+    /// (`base_model.model.{name}.lora_A.weight`, `...lora_B.weight`). `A` starts with the spread of
+    /// PEFT's Kaiming-uniform init, `B` at zero, so the adapted model starts equal to the base.
+    pub fn add_lora(&mut self, adapters: &Params, cfg: &LoraConfig) -> Result<()> {
+        let (i, o, r) = (self.in_dim(), self.out_dim(), cfg.rank);
+        let base = format!("base_model.model.{}", self.name);
+        let a = adapters.pp(format!("{base}.lora_A")).get(&[r, i], "weight", Init::Normal(1.0 / (3.0 * i as f64).sqrt()))?;
+        let b = adapters.pp(format!("{base}.lora_B")).get(&[o, r], "weight", Init::Zeros)?;
+        self.lora = Some(LoraWeights { a, b, scale: cfg.alpha / r as f64, dropout: cfg.dropout });
+        Ok(())
+    }
+
+    /// Cuts the base weights out of the autograd graph (LoRA training: base frozen).
+    pub fn freeze(&mut self) {
+        self.weight = self.weight.detach();
+        self.bias = self.bias.as_ref().map(|b| b.detach());
+    }
+}

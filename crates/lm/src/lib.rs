@@ -1,0 +1,104 @@
+//! Causal language models for synthetic clinical text: GPT-2 and Llama-family decoders with
+//! Hugging Face layouts, a byte-level BPE tokenizer, domain adaptation (from scratch, full
+//! fine-tuning, LoRA) over packed documents, KV-cache batched sampling with per-sample seeds, and
+//! a word n-gram baseline generator.
+//!
+//! The library API is what the CLI ([`cli`]) and the pipeline call:
+//! [`train`], [`Generator::load`] + [`Generator::generate`], [`perplexity`].
+
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod generate;
+pub mod layers;
+pub mod lora;
+pub mod loss;
+pub mod models;
+pub mod ngram;
+pub mod prompts;
+pub mod sampling;
+pub mod tokenizer;
+pub mod train;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use corpus::Document;
+
+pub use config::{GenerateConfig, ModelDims, Preset, TrainConfig};
+pub use data::Boundaries;
+pub use generate::DecoderGenerator;
+pub use layers::LoraConfig;
+pub use models::{Decoder, ModelConfig};
+pub use ngram::{NgramConfig, NgramModel};
+pub use prompts::{first_words, prompts_from_docs, sample_id, sample_seed, Prompt};
+pub use sampling::SamplingConfig;
+pub use tokenizer::LmTokenizer;
+pub use train::{train, EpochReport, TrainRecord, TrainReport};
+
+/// A trained generator of either kind, loaded from its directory.
+pub enum Generator {
+    Decoder(Box<DecoderGenerator>),
+    Ngram(NgramModel),
+}
+
+impl Generator {
+    /// Loads a model directory: an n-gram model (`config.json` with `model_type: "ngram"`), LoRA
+    /// adapters (`adapter_config.json`; base loaded and adapters merged), or an HF decoder
+    /// (`config.json`, `model.safetensors`, `tokenizer.json`).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let dev = train::device();
+        let config_path = dir.join("config.json");
+        if config_path.exists() {
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path)?)
+                .with_context(|| format!("parsing {}", config_path.display()))?;
+            if v.get("model_type").and_then(|t| t.as_str()) == Some("ngram") {
+                return Ok(Generator::Ngram(NgramModel::load(dir)?));
+            }
+        }
+        let model = if dir.join(lora::ADAPTER_CONFIG).exists() { lora::load_adapted(dir, &dev, true)?.0 } else { Decoder::load(dir, &dev)? };
+        let tokenizer = match tokenizer::load_from_dir(dir) {
+            Ok(t) => t,
+            Err(e) if dir.join(lora::ADAPTER_CONFIG).exists() => tokenizer::load_from_dir(&lora::read_adapter_config(dir)?.1).context(e)?,
+            Err(e) => return Err(e),
+        };
+        // Models trained here record their document boundaries; others use bos/eos.
+        let boundaries = match std::fs::read_to_string(dir.join(train::TRAIN_RECORD)) {
+            Ok(s) => {
+                let r: TrainRecord = serde_json::from_str(&s).context(train::TRAIN_RECORD)?;
+                Boundaries { start: r.start_token, end: r.end_token }
+            }
+            Err(_) => train::boundaries_of(&model.config, &tokenizer)?,
+        };
+        Ok(Generator::Decoder(Box::new(DecoderGenerator::new(model, tokenizer, boundaries))))
+    }
+
+    /// Synthetic documents: `samples_per_prompt` per prompt, ids `{prompt_id}__s{NNN}`, each the
+    /// prompt text followed by its continuation.
+    pub fn generate(&self, prompts: &[Prompt], cfg: &GenerateConfig) -> Result<Vec<Document>> {
+        match self {
+            Generator::Decoder(g) => g.generate(prompts, cfg),
+            Generator::Ngram(m) => Ok(m.generate(prompts, cfg.samples_per_prompt, cfg.max_new_tokens, &cfg.sampling, cfg.seed)),
+        }
+    }
+}
+
+/// Perplexity of `docs` under the model in `dir`: per subword token for decoders (documents
+/// packed as in training, in blocks of the training block size, else 256), per word for the
+/// n-gram baseline.
+pub fn perplexity(dir: &Path, docs: &[Document]) -> Result<f64> {
+    match Generator::load(dir)? {
+        Generator::Ngram(m) => Ok(m.perplexity(docs)),
+        Generator::Decoder(g) => {
+            let block = std::fs::read_to_string(dir.join(train::TRAIN_RECORD))
+                .ok()
+                .and_then(|s| serde_json::from_str::<TrainRecord>(&s).ok())
+                .map(|r| r.config.block_size)
+                .unwrap_or(256)
+                .min(g.model.config.max_positions() - 1);
+            let stream = data::encode_stream(&g.tokenizer, docs, g.boundaries)?;
+            let blocks = data::blocks(&stream, block, true);
+            train::eval_perplexity(&g.model, &blocks, 8, g.model.params.device())
+        }
+    }
+}

@@ -121,25 +121,71 @@ impl Labels {
         out
     }
 
+    /// Log-probabilities of tag transitions in gold documents, `[(prev) * k + cur]` with the start
+    /// state as row `k`, add-one smoothed over allowed transitions. A per-token classifier cannot
+    /// tell `B-X B-X` (two entities) from `B-X I-X` (one) when both tokens look alike (`28 28 70973`);
+    /// the corpus can: the first is rare. Used by [`Labels::viterbi_with`].
+    pub fn transition_log_probs(&self, docs: &[corpus::Document]) -> Vec<f32> {
+        let k = self.len();
+        let mut counts = vec![0f64; (k + 1) * k];
+        for d in docs {
+            let tokens = corpus::tokenize(&d.text);
+            let tags = self.encode(&tokens, &d.spans);
+            let mut prev = k;
+            for &t in &tags {
+                counts[prev * k + t as usize] += 1.0;
+                prev = t as usize;
+            }
+        }
+        // Forbidden transitions get a large finite penalty (JSON has no -inf); decoding forbids them anyway.
+        let mut out = vec![-1e4f32; (k + 1) * k];
+        // Rows of `O` and the start state stay 0: the corpus prior against entering an entity
+        // (O→O dominates) would cost recall, and the classifier already decides that well; what
+        // it cannot decide is how an entity continues.
+        for p in 0..=k {
+            if p == k || self.parse(p).is_none() {
+                for c in 0..k {
+                    out[p * k + c] = if self.allowed((p < k).then_some(p), c) { 0.0 } else { -1e4 };
+                }
+                continue;
+            }
+            let prev = (p < k).then_some(p);
+            let ok: Vec<usize> = (0..k).filter(|&c| self.allowed(prev, c)).collect();
+            let total: f64 = ok.iter().map(|&c| counts[p * k + c] + 1.0).sum();
+            for c in ok {
+                out[p * k + c] = ((counts[p * k + c] + 1.0) / total).ln() as f32;
+            }
+        }
+        out
+    }
+
     /// The best tag sequence under per-token scores (`emissions[i][tag]`, e.g. log-probabilities)
     /// among sequences with only allowed transitions.
     pub fn viterbi(&self, emissions: &[Vec<f32>]) -> Vec<usize> {
+        self.viterbi_with(emissions, None)
+    }
+
+    /// Like [`Labels::viterbi`], adding `transitions[(prev) * k + cur]` (start state: row `k`) to
+    /// each step's score, e.g. [`Labels::transition_log_probs`].
+    pub fn viterbi_with(&self, emissions: &[Vec<f32>], transitions: Option<&[f32]>) -> Vec<usize> {
         let n = emissions.len();
         let k = self.len();
         if n == 0 {
             return Vec::new();
         }
         let allowed: Vec<Vec<bool>> = (0..k).map(|p| (0..k).map(|c| self.allowed(Some(p), c)).collect()).collect();
+        let trans = |p: usize, c: usize| transitions.map_or(0.0, |t| t[p * k + c]);
         let mut score: Vec<f32> =
-            (0..k).map(|c| if self.allowed(None, c) { emissions[0][c] } else { f32::NEG_INFINITY }).collect();
+            (0..k).map(|c| if self.allowed(None, c) { emissions[0][c] + trans(k, c) } else { f32::NEG_INFINITY }).collect();
         let mut back = vec![vec![0usize; k]; n];
         for i in 1..n {
             let mut next = vec![f32::NEG_INFINITY; k];
             for c in 0..k {
                 let (mut best, mut arg) = (f32::NEG_INFINITY, 0);
                 for p in 0..k {
-                    if allowed[p][c] && score[p] > best {
-                        best = score[p];
+                    let sp = score[p] + trans(p, c);
+                    if allowed[p][c] && sp > best {
+                        best = sp;
                         arg = p;
                     }
                 }
@@ -204,5 +250,35 @@ mod tests {
         em[1][ia] = 10.0;
         let path = l.viterbi(&em);
         assert_eq!(path, vec![ia - 1, ia]);
+    }
+}
+
+#[cfg(test)]
+mod transition_tests {
+    use super::*;
+    use corpus::{Document, Span};
+
+    #[test]
+    fn the_transition_prior_joins_look_alike_tokens_into_one_entity() {
+        let labels = Labels::from_types(["ID"]);
+        // Training: the three-token ID is always one entity.
+        let docs: Vec<Document> = (0..5)
+            .map(|i| Document { id: i.to_string(), text: "NºCol: 28 28 70973.".into(), spans: vec![Span::new(7, 18, "ID")] })
+            .collect();
+        let t = labels.transition_log_probs(&docs);
+        let (o, b, i) = (0, labels.begin_id("ID").unwrap(), labels.begin_id("ID").unwrap() + 1);
+        let k = labels.len();
+        assert!(t[b * k + i] > t[b * k + b], "B→I is the common transition");
+        // A per-token classifier slightly prefers B on the look-alike tokens.
+        let em = |bo: f32, bi: f32| -> Vec<f32> {
+            let mut v = vec![-5.0; k];
+            v[b] = bo;
+            v[i] = bi;
+            v[o] = -5.0;
+            v
+        };
+        let emissions = vec![em(-0.1, -3.0), em(-0.6, -0.8), em(-0.6, -0.8)];
+        assert_eq!(labels.viterbi(&emissions), [b, b, b]);
+        assert_eq!(labels.viterbi_with(&emissions, Some(&t)), [b, i, i]);
     }
 }

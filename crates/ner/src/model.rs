@@ -65,6 +65,9 @@ pub struct Batch {
     pub tokens: usize,
 }
 
+/// File of [`Model::transitions`] in a model directory.
+pub const TRANSITIONS_FILE: &str = "transitions.json";
+
 /// A trained (or training) tagger.
 pub struct Model {
     pub params: Params,
@@ -72,6 +75,9 @@ pub struct Model {
     pub settings: TaggerSettings,
     pub labels: Labels,
     pub subwords: Subwords,
+    /// Tag-transition log-probabilities of the training documents ([`Labels::transition_log_probs`]),
+    /// added in decoding; `None` decodes with the BIO constraints only.
+    pub transitions: Option<Vec<f32>>,
     encoder: Encoder,
     shapes: Option<Embedding>,
     classifier: Linear,
@@ -103,7 +109,7 @@ impl Model {
             None
         };
         let classifier = Linear::new(&params.pp("classifier"), config.hidden_size, labels.len(), true, std)?;
-        Ok(Model { params, config, settings, labels, subwords, encoder, shapes, classifier })
+        Ok(Model { params, config, settings, labels, subwords, transitions: None, encoder, shapes, classifier })
     }
 
     /// Writes `config.json` (HF, with `id2label`/`label2id` and our settings), `model.safetensors`,
@@ -127,7 +133,11 @@ impl Model {
         config.save(&dir.join("config.json"))?;
         self.params.save(&dir.join("model.safetensors"))?;
         self.subwords.save(&dir.join("tokenizer.json"))?;
-        nn::checkpoint::atomic_write(&dir.join("labels.json"), serde_json::to_string_pretty(&self.labels.tags)?.as_bytes())
+        nn::checkpoint::atomic_write(&dir.join("labels.json"), serde_json::to_string_pretty(&self.labels.tags)?.as_bytes())?;
+        if let Some(t) = &self.transitions {
+            nn::checkpoint::atomic_write(&dir.join(TRANSITIONS_FILE), serde_json::to_string(t)?.as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Loads a directory written by [`Model::save`].
@@ -145,8 +155,14 @@ impl Model {
         )?;
         let labels = Labels { tags };
         let subwords = Subwords::from_file(&dir.join("tokenizer.json"))?;
-        let model = Model::new(config, settings, labels, subwords, 0, false)?;
+        let mut model = Model::new(config, settings, labels, subwords, 0, false)?;
         model.load_weights(&dir.join("model.safetensors"))?;
+        let tpath = dir.join(TRANSITIONS_FILE);
+        if tpath.exists() {
+            let t: Vec<f32> = serde_json::from_str(&std::fs::read_to_string(&tpath)?).with_context(|| tpath.display().to_string())?;
+            anyhow::ensure!(t.len() == (model.labels.len() + 1) * model.labels.len(), "{}: wrong size", tpath.display());
+            model.transitions = Some(t);
+        }
         Ok(model)
     }
 
@@ -294,7 +310,7 @@ impl Model {
                 .into_iter()
                 .map(|(c, s)| if c < 0 { (0..k).map(|i| if i == 0 { 0.0 } else { -1e9 }).collect() } else { s })
                 .collect();
-            let tags = self.labels.viterbi(&emissions);
+            let tags = self.labels.viterbi_with(&emissions, self.transitions.as_deref());
             let mut d = Document::new(doc.id.clone(), doc.text.clone());
             d.spans = self.labels.decode(tokens, &tags);
             out.push(d);

@@ -317,7 +317,9 @@ fn build_model(cfg: &TrainConfig, train: &[Document]) -> Result<Model> {
             c.hidden_dropout_prob = cfg.dropout;
             c.attention_probs_dropout_prob = cfg.attention_dropout;
             c.pad_token_id = subwords.pad;
-            Model::new(c, settings, labels, subwords, cfg.seed, false)
+            let mut model = Model::new(c, settings, labels, subwords, cfg.seed, false)?;
+            model.transitions = Some(model.labels.transition_log_probs(train));
+            Ok(model)
         }
         Some(dir) => {
             let mut c = EncoderConfig::from_file(&dir.join("config.json"))?;
@@ -328,7 +330,8 @@ fn build_model(cfg: &TrainConfig, train: &[Document]) -> Result<Model> {
             c.attention_probs_dropout_prob = cfg.attention_dropout;
             let subwords = Subwords::from_file(&dir.join("tokenizer.json"))?;
             let prefix = c.hf_prefix();
-            let model = Model::new(c, settings, labels, subwords, cfg.seed, true)?;
+            let mut model = Model::new(c, settings, labels, subwords, cfg.seed, true)?;
+            model.transitions = Some(model.labels.transition_log_probs(train));
             let weights = dir.join("model.safetensors");
             ensure!(weights.exists(), "{} not found (only safetensors checkpoints load)", weights.display());
             let report = model.params.load(&weights, |n| nn::hf_rename(n, prefix))?;

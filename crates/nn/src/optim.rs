@@ -72,13 +72,18 @@ impl AdamW {
         let bc2 = 1.0 - c.beta2.powi(t);
         for s in &mut self.slots {
             let Some(g) = grads.get(s.var.as_tensor()) else { continue };
-            let g = if grad_scale != 1.0 { (g * grad_scale)? } else { g.clone() };
+            // Detach: a gradient tensor can still reference the whole forward graph, and folding it
+            // into the running moments would keep every step's graph alive (0.7–1.4 GB a step).
+            let g = g.detach();
+            let g = if grad_scale != 1.0 { (g * grad_scale)? } else { g };
             s.m = ((&s.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             s.v = ((&s.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let update = ((&s.m / bc1)? / ((&s.v / bc2)?.sqrt()? + c.eps)?)?;
             let decay = if s.decay { 1.0 - lr * c.weight_decay } else { 1.0 };
             let theta = ((s.var.as_tensor() * decay)? - (update * lr)?)?;
-            s.var.set(&theta)?;
+            s.var.set(&theta.detach())?;
+            s.m = s.m.detach();
+            s.v = s.v.detach();
         }
         Ok(())
     }

@@ -109,6 +109,15 @@ impl Gpt2 {
         if !c.tie_word_embeddings {
             bail!("GPT-2 with an untied lm_head is not supported");
         }
+        // Variants that change the attention arithmetic are refused rather than silently wrong.
+        for flag in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] {
+            if c.extra.get(flag).and_then(|v| v.as_bool()) == Some(true) {
+                bail!("GPT-2 option {flag} = true is not supported");
+            }
+        }
+        if c.extra.get("scale_attn_weights").and_then(|v| v.as_bool()) == Some(false) {
+            bail!("GPT-2 option scale_attn_weights = false is not supported");
+        }
         if !c.n_embd.is_multiple_of(c.n_head) {
             bail!("n_embd {} is not a multiple of n_head {}", c.n_embd, c.n_head);
         }

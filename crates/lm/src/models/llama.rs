@@ -2,6 +2,9 @@
 //! `model.layers.N.{input_layernorm, self_attn.{q,k,v,o}_proj, post_attention_layernorm,
 //! mlp.{gate,up,down}_proj}`, `model.norm`, `lm_head`. RMSNorm, rotary embeddings, SwiGLU and
 //! grouped-query attention; the families differ by config (Qwen2: q/k/v biases).
+//!
+//! Not implemented: Mistral's `sliding_window` (attention is full; identical for sequences
+//! shorter than the window, 4096 for Mistral 7B) and rope scaling other than `default` (refused).
 
 use anyhow::{bail, Result};
 use candle_core::Tensor;

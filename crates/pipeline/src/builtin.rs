@@ -238,27 +238,28 @@ prompt_ratio = 0.1
 
 [annotator]
 preset = "tiny"
-epochs = 12
+epochs = 40
 batch_size = 8
 lr = 0.003
 
 [generator]
 generator = "gpt2"
 preset = "tiny"
-epochs = 6
-block_size = 128
+epochs = 60
+block_size = 256
 batch_size = 8
+lr = 0.003
 
 [generation]
 prompt_words = 3
-samples_per_prompt = 8
-max_new_tokens = 400
+samples_per_prompt = 10
+max_new_tokens = 500
 top_p = 0.95
 temperature = 1.0
 
 [synthetic_ner]
 preset = "tiny"
-epochs = 12
+epochs = 40
 batch_size = 8
 lr = 0.003
 

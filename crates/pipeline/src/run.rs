@@ -231,10 +231,9 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     }
     let gen_key = StageKey::new("generator", &gen_cfg, &[&docs_hash(&gen_train), &dev_h]);
     let (gen_dir, t) = run_stage(stages, &gen_key, force("generator"), |dir| {
+        // A run stopped by `generator.max_minutes` is what the config asked for: its best
+        // checkpoint is the stage's output (`finished: false` in train_report.json says so).
         let report = lm::train(&gen_cfg, &gen_train, dev, &dir.join("model"))?;
-        if !report.finished {
-            bail!("the generator stopped at its time budget (generator.max_minutes); run again to resume");
-        }
         write_json(&dir.join("train_report.json"), &report)?;
         Ok(())
     })?;

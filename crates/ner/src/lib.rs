@@ -22,7 +22,6 @@ pub mod features;
 pub mod labels;
 pub mod model;
 pub mod progress;
-pub mod score;
 pub mod subword;
 pub mod train;
 

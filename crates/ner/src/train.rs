@@ -17,7 +17,6 @@ use crate::config::{Metric, TrainConfig};
 use crate::labels::Labels;
 use crate::model::{Model, TaggerSettings};
 use crate::progress::{Event, Progress};
-use crate::score::score;
 use crate::subword::Subwords;
 
 /// Dev scores of one evaluation.
@@ -270,11 +269,12 @@ pub fn train(
     Ok(summary)
 }
 
-/// Predicts `dev` and scores it.
+/// Predicts `dev` and scores it with the project's scorer (`eval`), so the model is picked by the
+/// numbers that are reported.
 pub fn evaluate(model: &Model, dev: &[Document]) -> Result<DevScores> {
     let pred = model.predict(dev)?;
-    let s = score(dev, &pred);
-    Ok(DevScores { token_f1: s.token.micro.f1, strict_f1: s.entity_strict.micro.f1 })
+    let r = eval::evaluate(dev, &pred).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(DevScores { token_f1: r.token.micro.f1, strict_f1: r.entity_strict.micro.f1 })
 }
 
 fn save_checkpoint(dir: &Path, model: &Model, opt: &AdamW, state: &State, cfg: &TrainConfig) -> Result<()> {

@@ -95,7 +95,7 @@ fn tiny_cfg(epochs: usize) -> TrainConfig {
 }
 
 fn strict_f1(gold: &[Document], pred: &[Document]) -> f64 {
-    ner::score::score(gold, pred).entity_strict.micro.f1
+    eval::evaluate(gold, pred).unwrap().entity_strict.micro.f1
 }
 
 fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {

@@ -12,6 +12,10 @@ pub struct LabelLeak {
     pub leaked: usize,
     /// `leaked / distinct`.
     pub share: f64,
+    /// Strings that occur (as this label's PHI) in only one training document: the ones that can
+    /// point at one patient. Common strings (`España`, `H`) leak without revealing anyone.
+    pub unique: usize,
+    pub unique_leaked: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -20,6 +24,9 @@ pub struct Leakage {
     pub distinct: usize,
     pub leaked: usize,
     pub share: f64,
+    /// Over all labels: strings of one training document only, and how many of them leaked.
+    pub unique: usize,
+    pub unique_leaked: usize,
     pub per_label: BTreeMap<String, LabelLeak>,
 }
 
@@ -27,17 +34,18 @@ pub struct Leakage {
 /// texts. A match must start and end on word boundaries (the characters around it are not
 /// letters or digits), so a sex marker `M` does not "occur" inside every word with an M.
 pub fn leaked_phi(training: &[Document], audited: &[Document]) -> Leakage {
-    // Distinct (label, string) pairs; the automaton searches each distinct string once.
-    let mut pairs: HashSet<(String, String)> = HashSet::new();
-    for d in training {
+    // Distinct (label, string) pairs with the training documents they occur in; the automaton
+    // searches each distinct string once.
+    let mut pairs: HashMap<(String, String), HashSet<usize>> = HashMap::new();
+    for (di, d) in training.iter().enumerate() {
         let chars: Vec<char> = d.text.chars().collect();
         for s in &d.spans {
             if s.end <= chars.len() {
-                pairs.insert((s.label.clone(), chars[s.start..s.end].iter().collect()));
+                pairs.entry((s.label.clone(), chars[s.start..s.end].iter().collect())).or_default().insert(di);
             }
         }
     }
-    let mut strings: Vec<String> = pairs.iter().map(|(_, s)| s.clone()).collect::<HashSet<_>>().into_iter().collect();
+    let mut strings: Vec<String> = pairs.keys().map(|(_, s)| s.clone()).collect::<HashSet<_>>().into_iter().collect();
     strings.sort();
     let index: HashMap<&str, usize> = strings.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
     let mut found = vec![false; strings.len()];
@@ -61,10 +69,15 @@ pub fn leaked_phi(training: &[Document], audited: &[Document]) -> Leakage {
         }
     }
     let mut per_label: BTreeMap<String, LabelLeak> = BTreeMap::new();
-    for (label, s) in &pairs {
+    for ((label, s), docs) in &pairs {
         let e = per_label.entry(label.clone()).or_default();
+        let leaked = found[index[s.as_str()]] as usize;
         e.distinct += 1;
-        e.leaked += found[index[s.as_str()]] as usize;
+        e.leaked += leaked;
+        if docs.len() == 1 {
+            e.unique += 1;
+            e.unique_leaked += leaked;
+        }
     }
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     for e in per_label.values_mut() {
@@ -72,5 +85,7 @@ pub fn leaked_phi(training: &[Document], audited: &[Document]) -> Leakage {
     }
     let distinct = per_label.values().map(|e| e.distinct).sum();
     let leaked = per_label.values().map(|e| e.leaked).sum();
-    Leakage { distinct, leaked, share: ratio(leaked, distinct), per_label }
+    let unique = per_label.values().map(|e| e.unique).sum();
+    let unique_leaked = per_label.values().map(|e| e.unique_leaked).sum();
+    Leakage { distinct, leaked, share: ratio(leaked, distinct), unique, unique_leaked, per_label }
 }

@@ -27,6 +27,11 @@ fn leaked_phi_needs_word_boundaries_and_counts_per_label() {
     assert_eq!(l.per_label["SEXO"].leaked, 0, "M inside Marta is not a leak");
     assert_eq!(l.per_label["ID"].leaked, 0, "12345 inside 123456 is not a leak");
     assert_eq!((l.distinct, l.leaked), (3, 1));
+    assert_eq!((l.unique, l.unique_leaked), (3, 1), "every string is in one training document");
+    // A string in two training documents is common, not unique.
+    let train2 = [train[0].clone(), Document { id: "t2".into(), ..train[0].clone() }];
+    let l2 = leaked_phi(&train2, &syn);
+    assert_eq!((l2.unique, l2.unique_leaked), (0, 0));
 }
 
 /// Brute-force longest common substring, to check the suffix automaton.

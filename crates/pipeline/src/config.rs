@@ -138,11 +138,17 @@ pub struct HardeningSection {
     /// replacing `España` (in most MEDDOCAN documents) by random countries teaches the synthetic
     /// NER a distribution the real text does not have. `keep = []` replaces them too.
     pub keep: Vec<deid::Kind>,
+    /// Leave a span as written when its text is PHI in at least this many different training
+    /// documents (0: off, every span is replaced). Such a string (`Madrid`, `70 años`) is shared
+    /// by that many patients, so it cannot single one out (k-anonymity), while replacing it
+    /// takes the commonest real values out of the synthetic corpus. Rare strings, the ones that
+    /// identify, are always replaced.
+    pub keep_common_min_documents: usize,
 }
 
 impl Default for HardeningSection {
     fn default() -> Self {
-        HardeningSection { enabled: false, key: None, keep: vec![deid::Kind::Country] }
+        HardeningSection { enabled: false, key: None, keep: vec![deid::Kind::Country], keep_common_min_documents: 0 }
     }
 }
 

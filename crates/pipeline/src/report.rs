@@ -215,6 +215,15 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
     let _ = writeln!(md, "| {}-gram recall vs the generator's training text | {:.4} | {held} |", a.ngram_recall.n, a.ngram_recall.recall);
     let held_leak = a.leakage_heldout.as_ref().map_or("-".into(), |h| format!("{} of {} ({:.1}%)", h.leaked, h.distinct, 100.0 * h.share));
     let _ = writeln!(md, "| distinct training PHI strings found verbatim | {} of {} ({:.1}%) | {held_leak} |", a.leakage.leaked, a.leakage.distinct, 100.0 * a.leakage.share);
+    let pct = |a: usize, b: usize| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
+    let held_unique = a.leakage_heldout.as_ref().map_or("-".into(), |h| format!("{} of {} ({:.1}%)", h.unique_leaked, h.unique, pct(h.unique_leaked, h.unique)));
+    let _ = writeln!(
+        md,
+        "| … of them unique to one training document (the identifying ones) | {} of {} ({:.1}%) | {held_unique} |",
+        a.leakage.unique_leaked,
+        a.leakage.unique,
+        pct(a.leakage.unique_leaked, a.leakage.unique)
+    );
     let _ = writeln!(
         md,
         "\nn-gram recall alone hides memorisation: a generator can write text whose n-grams look no more copied than real \
@@ -237,16 +246,27 @@ unseen documents while reproducing the training set's PHI strings verbatim. Per 
             md,
             "\n## Hardening\n\nEvery machine-annotated span of the synthetic corpus was replaced by a surrogate (never a training PHI \
 string) before the synthetic NER trained on it. What remains comes from PHI the annotator missed, and from kinds kept on \
-purpose (sex, kinship words). {} spans replaced; {} dates did not parse (digits replaced).\n",
-            h.stats.spans, h.stats.dates_unparsed
+purpose (sex, kinship words, `hardening.keep`) or as common (`hardening.keep_common_min_documents`: {} spans). {} spans \
+replaced; {} dates did not parse (digits replaced). \"Unique\" strings occur in one training document only: those are the \
+ones that can point at a patient.\n",
+            h.kept_common, h.stats.spans, h.stats.dates_unparsed
         );
-        let _ = writeln!(md, "| label | training strings | leaked before | leaked after | replaced spans still a training string |\n|---|---:|---:|---:|---:|");
+        let _ = writeln!(md, "| label | training strings | leaked before | leaked after | unique strings | unique leaked before | unique leaked after | spans still a training string |\n|---|---:|---:|---:|---:|---:|---:|---:|");
         for (label, before) in &h.leakage_before.per_label {
-            let after = h.leakage_after.per_label.get(label).map_or(0, |x| x.leaked);
+            let after = h.leakage_after.per_label.get(label).cloned().unwrap_or_default();
             let still = h.replaced_spans_still_training_phi.get(label).copied().unwrap_or(0);
-            let _ = writeln!(md, "| {label} | {} | {} | {after} | {still} |", before.distinct, before.leaked);
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {} | {} | {} | {} | {} | {still} |",
+                before.distinct, before.leaked, after.leaked, before.unique, before.unique_leaked, after.unique_leaked
+            );
         }
-        let _ = writeln!(md, "| all | {} | {} | {} | {} |", h.leakage_before.distinct, h.leakage_before.leaked, h.leakage_after.leaked, h.replaced_spans_still_training_phi.values().sum::<usize>());
+        let (b, a) = (&h.leakage_before, &h.leakage_after);
+        let _ = writeln!(
+            md,
+            "| all | {} | {} | {} | {} | {} | {} | {} |",
+            b.distinct, b.leaked, a.leaked, b.unique, b.unique_leaked, a.unique_leaked, h.replaced_spans_still_training_phi.values().sum::<usize>()
+        );
     }
 
     let _ = writeln!(md, "\n## Timings (main setting)\n\n| stage | seconds | cached |\n|---|---:|---|");

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use corpus::split::{k_fold, prompt_split, take_fraction, Purpose};
 use corpus::{read_corpus, write_corpus, Document, Format, ReadOptions};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// The stages, in order.
@@ -305,7 +305,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         let harden_key = StageKey::new("harden", &cfg.hardening, &[&annotate_key.hash, &cell.seed.to_string()]);
         let (dir, t) = run_stage(stages, &harden_key, force("harden"), |dir| {
             let docs = read(&annotate_dir.join("synthetic.jsonl"))?;
-            let report = harden(&docs, &gen_train, key_material.as_bytes(), &cfg.hardening.keep, dir)?;
+            let report = harden(&docs, &gen_train, key_material.as_bytes(), &cfg.hardening, dir)?;
             write_json(&dir.join("hardening.json"), &report)?;
             Ok(())
         })?;
@@ -436,6 +436,10 @@ impl NerModel {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HardeningReport {
     pub stats: deid::Stats,
+    /// Spans left as written because their text is PHI in at least
+    /// `hardening.keep_common_min_documents` training documents.
+    #[serde(default)]
+    pub kept_common: usize,
     /// Training PHI strings (distinct, per label) found verbatim anywhere in the synthetic text,
     /// before and after hardening: what remains after comes from spans the annotator missed (or
     /// kinds kept on purpose, such as sex markers).
@@ -450,11 +454,22 @@ pub struct HardeningReport {
 
 /// Replaces every annotated span of `docs` with a surrogate that is neither an original string
 /// of the synthetic corpus nor a PHI string of the generator's training documents.
-fn harden(docs: &[Document], training: &[Document], key: &[u8], keep: &[deid::Kind], dir: &Path) -> Result<HardeningReport> {
+fn harden(docs: &[Document], training: &[Document], key: &[u8], settings: &crate::config::HardeningSection, dir: &Path) -> Result<HardeningReport> {
     let mut labels = deid::LabelMap::meddocan();
-    for k in keep {
+    for k in &settings.keep {
         labels.set_keep(*k, true);
     }
+    // Training PHI strings and the number of training documents each occurs in.
+    let mut doc_freq: HashMap<String, usize> = HashMap::new();
+    for d in training {
+        let chars: Vec<char> = d.text.chars().collect();
+        let strings: std::collections::HashSet<String> = d.spans.iter().map(|s| chars[s.start..s.end].iter().collect()).collect();
+        for s in strings {
+            *doc_freq.entry(s).or_default() += 1;
+        }
+    }
+    let k = settings.keep_common_min_documents;
+    let common = |s: &str| k > 0 && doc_freq.get(s).is_some_and(|&n| n >= k);
     // Strict: dates and ages are also held to the forbidden set (a shifted date may otherwise
     // land on a training date); hardening prefers no leak to exact intervals.
     let options = deid::Options { strict: true, ..deid::Options::default().with_key(key.to_vec()).with_labels(labels) };
@@ -464,10 +479,30 @@ fn harden(docs: &[Document], training: &[Document], key: &[u8], keep: &[deid::Ki
     }
     let mut out = Vec::with_capacity(docs.len());
     let mut stats = deid::Stats::default();
+    let mut kept_common = 0usize;
     for d in docs {
-        let r = deid::deidentify(d, deid::Mode::Surrogate, &mut ctx).map_err(|e| anyhow!("document {}: {e}", d.id))?;
+        // Spans whose text is common in the training documents stay; the rest are replaced.
+        let chars: Vec<char> = d.text.chars().collect();
+        let (kept, replaced): (Vec<corpus::Span>, Vec<corpus::Span>) =
+            d.spans.iter().cloned().partition(|s| common(&chars[s.start..s.end].iter().collect::<String>()));
+        kept_common += kept.len();
+        let input = Document { spans: replaced, ..d.clone() };
+        let r = deid::deidentify(&input, deid::Mode::Surrogate, &mut ctx).map_err(|e| anyhow!("document {}: {e}", d.id))?;
         stats.merge(&r.stats);
-        out.push(r.doc);
+        let mut doc = r.doc;
+        // A kept span moves by the length changes of the replacements before it.
+        for s in kept {
+            let shift: isize = r
+                .mapping
+                .iter()
+                .filter(|m| m.end <= s.start)
+                .map(|m| (m.new_end - m.new_start) as isize - (m.end - m.start) as isize)
+                .sum();
+            let start = (s.start as isize + shift) as usize;
+            doc.spans.push(corpus::Span::new(start, start + s.len(), s.label));
+        }
+        doc.spans.sort();
+        out.push(doc);
     }
     let training_phi: std::collections::HashSet<String> = training
         .iter()
@@ -487,6 +522,7 @@ fn harden(docs: &[Document], training: &[Document], key: &[u8], keep: &[deid::Ki
     }
     let report = HardeningReport {
         stats,
+        kept_common,
         leakage_before: audit::leaked_phi(training, docs),
         leakage_after: audit::leaked_phi(training, &out),
         replaced_spans_still_training_phi: still,

@@ -89,6 +89,14 @@ pub fn render(r: &AuditReport) -> String {
         format!("{} ({:.1}%)", r.leakage.leaked, 100.0 * r.leakage.share),
         held(None)
     ));
+    let pct = |a: usize, b: usize| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
+    out.push_str(&format!(
+        "  strings unique to one training document (the identifying ones): {} of {} ({:.1}%) found{}\n",
+        r.leakage.unique_leaked,
+        r.leakage.unique,
+        pct(r.leakage.unique_leaked, r.leakage.unique),
+        r.leakage_heldout.as_ref().map_or(String::new(), |h| format!("; held-out: {} ({:.1}%)", h.unique_leaked, pct(h.unique_leaked, h.unique)))
+    ));
     out.push_str("\nSynthetic documents closest to a training document (longest shared substring)\n");
     for m in &r.nearest {
         out.push_str(&format!(

@@ -135,4 +135,26 @@ fn cache_resume_and_reruns() {
         }
     }
     assert!(std::fs::read_to_string(a.join("report.md")).unwrap().contains("## Hardening"));
+
+    // Keeping strings common to ≥ 2 training documents: they stay as written, and every span of
+    // the output still lies on its text (kept spans move with the replacements before them).
+    let mut common = hardened.clone();
+    common.hardening.keep_common_min_documents = 2;
+    let k = run(&common, &opts(&a)).unwrap();
+    let kept_common = k.cells[0].hardening.as_ref().unwrap().kept_common;
+    assert!(kept_common > 0);
+    let out: Vec<corpus::Document> = corpus::read_corpus(&a.join("synthetic.jsonl"), None, &corpus::ReadOptions::default()).unwrap();
+    let annotated_dir = std::fs::read_dir(a.join("stages")).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("annotate-")).unwrap();
+    let before: Vec<corpus::Document> = corpus::read_corpus(&annotated_dir.join("synthetic.jsonl"), None, &corpus::ReadOptions::default()).unwrap();
+    let mut verbatim = 0;
+    for (o, b) in out.iter().zip(&before) {
+        assert_eq!(o.spans.len(), b.spans.len(), "{}: every span is kept or replaced", o.id);
+        for (so, sb) in o.spans.iter().zip(&b.spans) {
+            assert_eq!(so.label, sb.label);
+            assert!(so.end <= o.char_len());
+            // A kept span sits, shifted, on the very text it had: a wrong shift would cut elsewhere.
+            verbatim += (o.slice(so.start, so.end) == b.slice(sb.start, sb.end)) as usize;
+        }
+    }
+    assert!(verbatim >= kept_common, "{verbatim} spans verbatim, {kept_common} kept");
 }

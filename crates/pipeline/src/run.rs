@@ -459,7 +459,8 @@ fn harden(docs: &[Document], training: &[Document], key: &[u8], settings: &crate
     for k in &settings.keep {
         labels.set_keep(*k, true);
     }
-    // Training PHI strings and the number of training documents each occurs in.
+    // Training PHI strings and the number of training documents each occurs in (its keys are
+    // also the set the report checks output spans against).
     let mut doc_freq: HashMap<String, usize> = HashMap::new();
     for d in training {
         let chars: Vec<char> = d.text.chars().collect();
@@ -504,20 +505,13 @@ fn harden(docs: &[Document], training: &[Document], key: &[u8], settings: &crate
         doc.spans.sort();
         out.push(doc);
     }
-    let training_phi: std::collections::HashSet<String> = training
-        .iter()
-        .flat_map(|d| {
-            let chars: Vec<char> = d.text.chars().collect();
-            d.spans.iter().map(move |s| chars[s.start..s.end].iter().collect::<String>()).collect::<Vec<_>>()
-        })
-        .collect();
     let mut still = BTreeMap::new();
     for d in &out {
         let chars: Vec<char> = d.text.chars().collect();
         for s in &d.spans {
             let surface: String = chars[s.start..s.end].iter().collect();
             let e = still.entry(s.label.clone()).or_insert(0);
-            *e += training_phi.contains(&surface) as usize;
+            *e += doc_freq.contains_key(&surface) as usize;
         }
     }
     let report = HardeningReport {

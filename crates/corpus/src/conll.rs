@@ -120,7 +120,7 @@ pub fn read_file(path: &Path, _options: &ReadOptions) -> Result<Loaded> {
         }
         let mut cols = line.split(['\t', ' ']).filter(|c| !c.is_empty());
         let word = cols.next().unwrap_or_default().to_string();
-        let tag = cols.last().ok_or_else(|| err("expected `token TAB tag`, found one column".into()))?;
+        let tag = cols.next_back().ok_or_else(|| err("expected `token TAB tag`, found one column".into()))?;
         if sentence_has_tokens {
             doc.text.push(' ');
         }

@@ -151,7 +151,7 @@ pub fn demo_corpus(n: usize, seed: u64) -> Vec<Document> {
             b.phi("SEXO_SUJETO_ASISTENCIA", if female { "mujer" } else { "varón" });
             b.push(" de ");
             b.phi("EDAD_SUJETO_ASISTENCIA", &format!("{age} años"));
-            b.push(&format!(" que acude al servicio de urgencias del "));
+            b.push(" que acude al servicio de urgencias del ");
             b.phi("HOSPITAL", &format!("Hospital {}", pick(&mut rng, &v.hospital_names)));
             b.push(&format!(" por {}. ", pick(&mut rng, &COMPLAINTS)));
             if rng.random_bool(0.5) {

@@ -84,6 +84,12 @@ pub struct TrainArgs {
     /// Word-shape embedding buckets (0: off).
     #[arg(long)]
     pub shape_buckets: Option<usize>,
+    /// Hash buckets of the lower-cased word added to each sub-word's input (0: off).
+    #[arg(long)]
+    pub word_buckets: Option<usize>,
+    /// Hash buckets of the word's 3-character prefix, and as many of its suffix (0: off).
+    #[arg(long)]
+    pub affix_buckets: Option<usize>,
     /// Dev metric that picks the best epoch.
     #[arg(long, value_parser = ["strict", "token"])]
     pub select: Option<String>,
@@ -114,7 +120,8 @@ impl TrainArgs {
         }
         set!(preset => preset, epochs => epochs, seed => seed, batch_size => batch_size, warmup_ratio => warmup_ratio,
              weight_decay => weight_decay, max_grad_norm => max_grad_norm, window => window,
-             stride => predict_stride, train_stride => train_stride, shape_buckets => shape_buckets);
+             stride => predict_stride, train_stride => train_stride, shape_buckets => shape_buckets,
+             word_buckets => word_buckets, affix_buckets => affix_buckets);
         set_opt!(init => init, max_minutes => max_minutes, hidden_size => hidden_size, layers => num_layers,
                  heads => num_heads, ffn => intermediate_size, vocab_size => vocab_size, lr => lr);
         if let Some(d) = self.dropout {

@@ -70,6 +70,10 @@ pub struct TrainConfig {
     pub attention_dropout: f64,
     /// Word-shape embedding buckets (0: off).
     pub shape_buckets: usize,
+    /// Hash buckets of the lower-cased word identity added to each sub-word's input (0: off).
+    pub word_buckets: usize,
+    /// Hash buckets of the word's 3-character prefix, and as many of its suffix (0: off).
+    pub affix_buckets: usize,
     pub epochs: usize,
     /// Stop (after a dev evaluation and a checkpoint) once this much training time is spent,
     /// counted across resumes.
@@ -112,6 +116,8 @@ impl Default for TrainConfig {
             dropout: 0.1,
             attention_dropout: 0.1,
             shape_buckets: 1024,
+            word_buckets: 16384,
+            affix_buckets: 4096,
             epochs: 10,
             max_minutes: None,
             seed: 42,

@@ -9,7 +9,7 @@ use corpus::{Document, Token};
 use nn::{Embedding, Encoder, EncoderConfig, Init, Linear, Mode, Params};
 use serde::{Deserialize, Serialize};
 
-use crate::features::shape_id;
+use crate::features::{lexical_ids, lexical_rows, shape_id, LEXICAL_FEATURES};
 use crate::labels::Labels;
 use crate::subword::{Subwords, WordCache};
 
@@ -26,13 +26,27 @@ pub struct TaggerSettings {
     pub max_subwords_per_word: usize,
     /// Word-shape buckets; 0 disables the shape embedding.
     pub shape_buckets: usize,
+    /// Hash buckets of the lower-cased word identity, and of its 3-character prefix and suffix
+    /// ([`crate::features::lexical_ids`]); 0 (models saved before these existed) disables them.
+    #[serde(default)]
+    pub word_buckets: usize,
+    #[serde(default)]
+    pub affix_buckets: usize,
     /// Sequences per prediction batch.
     pub predict_batch: usize,
 }
 
 impl Default for TaggerSettings {
     fn default() -> Self {
-        TaggerSettings { window: 128, stride: 96, max_subwords_per_word: 8, shape_buckets: 1024, predict_batch: 32 }
+        TaggerSettings {
+            window: 128,
+            stride: 96,
+            max_subwords_per_word: 8,
+            shape_buckets: 1024,
+            word_buckets: 0,
+            affix_buckets: 0,
+            predict_batch: 32,
+        }
     }
 }
 
@@ -43,6 +57,9 @@ pub struct Example {
     pub ids: Vec<u32>,
     /// Shape bucket per sub-word (0 for the special tokens).
     pub shapes: Vec<u32>,
+    /// [`LEXICAL_FEATURES`] lexical-table rows per sub-word, those of its word (0 for the special
+    /// tokens); empty when the model has no lexical features.
+    pub lexical: Vec<u32>,
     /// Position in `ids` of each word's first sub-word.
     pub first: Vec<u32>,
     /// Gold tag per word (empty when predicting).
@@ -58,6 +75,8 @@ pub struct Batch {
     pub ids: Tensor,
     pub mask: Tensor,
     pub shapes: Tensor,
+    /// `[b, len, LEXICAL_FEATURES]`, when the model has lexical features.
+    pub lexical: Option<Tensor>,
     /// Flat positions `b * len + i` of the labelled sub-words, in example order.
     pub first: Tensor,
     pub tags: Option<Tensor>,
@@ -80,6 +99,7 @@ pub struct Model {
     pub transitions: Option<Vec<f32>>,
     encoder: Encoder,
     shapes: Option<Embedding>,
+    lexical: Option<Embedding>,
     classifier: Linear,
 }
 
@@ -108,8 +128,16 @@ impl Model {
         } else {
             None
         };
+        let lexical = if settings.word_buckets > 0 || settings.affix_buckets > 0 {
+            let init = if zero_shapes { Init::Zeros } else { Init::Normal(std) };
+            let rows = lexical_rows(settings.word_buckets, settings.affix_buckets);
+            let w = params.pp("lexical_embeddings").get(&[rows, config.hidden_size], "weight", init)?;
+            Some(Embedding { weight: w })
+        } else {
+            None
+        };
         let classifier = Linear::new(&params.pp("classifier"), config.hidden_size, labels.len(), true, std)?;
-        Ok(Model { params, config, settings, labels, subwords, transitions: None, encoder, shapes, classifier })
+        Ok(Model { params, config, settings, labels, subwords, transitions: None, encoder, shapes, lexical, classifier })
     }
 
     /// Writes `config.json` (HF, with `id2label`/`label2id` and our settings), `model.safetensors`,
@@ -177,10 +205,18 @@ impl Model {
 
     /// Forward pass → logits `[b, l, tags]`.
     pub fn logits(&self, batch: &Batch, mode: &mut Mode) -> Result<Tensor> {
-        let extra = match &self.shapes {
+        let mut extra = match &self.shapes {
             Some(e) => Some(e.forward(&batch.shapes)?),
             None => None,
         };
+        if let (Some(e), Some(ids)) = (&self.lexical, &batch.lexical) {
+            // [b, l, F, h] summed over the F features of each sub-word's word.
+            let lex = e.forward(ids)?.sum(2)?;
+            extra = Some(match extra {
+                Some(x) => (x + lex)?,
+                None => lex,
+            });
+        }
         let h = self.encoder.forward(&batch.ids, &batch.mask, extra.as_ref(), mode)?;
         self.classifier.forward(&h)
     }
@@ -228,6 +264,8 @@ impl Model {
         }
         let mut ids = vec![self.subwords.cls];
         let mut shapes = vec![0u32];
+        let has_lexical = self.lexical.is_some();
+        let mut lexical = if has_lexical { vec![0u32; LEXICAL_FEATURES] } else { Vec::new() };
         let mut first = Vec::with_capacity(words.len());
         for (w, p) in words.iter().zip(&pieces) {
             if ids.len() > budget {
@@ -235,16 +273,23 @@ impl Model {
             }
             first.push(ids.len() as u32);
             let sid = if self.settings.shape_buckets > 0 { shape_id(w, self.settings.shape_buckets) } else { 0 };
+            let lex = lexical_ids(w, self.settings.word_buckets, self.settings.affix_buckets);
             for &id in p.iter().take(per_word) {
                 ids.push(id);
                 shapes.push(sid);
+                if has_lexical {
+                    lexical.extend_from_slice(&lex);
+                }
             }
         }
         ids.push(self.subwords.sep);
         shapes.push(0);
+        if has_lexical {
+            lexical.extend_from_slice(&[0; LEXICAL_FEATURES]);
+        }
         let n = first.len();
         let tags = if tags.is_empty() { Vec::new() } else { tags[start..start + n].to_vec() };
-        Example { ids, shapes, first, tags, doc, token_start: start, token_end: start + n }
+        Example { ids, shapes, lexical, first, tags, doc, token_start: start, token_end: start + n }
     }
 
     /// Pads examples into tensors.
@@ -252,6 +297,8 @@ impl Model {
         let len = examples.iter().map(|e| e.ids.len()).max().unwrap_or(0);
         let b = examples.len();
         let (mut ids, mut mask, mut shapes) = (vec![self.subwords.pad; b * len], vec![0u32; b * len], vec![0u32; b * len]);
+        const F: usize = LEXICAL_FEATURES;
+        let mut lexical = if self.lexical.is_some() { vec![0u32; b * len * F] } else { Vec::new() };
         let mut first = Vec::new();
         let mut tags = Vec::new();
         let mut tokens = 0;
@@ -259,6 +306,9 @@ impl Model {
             let o = i * len;
             ids[o..o + e.ids.len()].copy_from_slice(&e.ids);
             shapes[o..o + e.ids.len()].copy_from_slice(&e.shapes);
+            if !lexical.is_empty() {
+                lexical[o * F..(o + e.ids.len()) * F].copy_from_slice(&e.lexical);
+            }
             mask[o..o + e.ids.len()].fill(1);
             first.extend(e.first.iter().map(|&f| o as u32 + f));
             tags.extend_from_slice(&e.tags);
@@ -270,6 +320,7 @@ impl Model {
             ids: Tensor::from_vec(ids, (b, len), dev)?,
             mask: Tensor::from_vec(mask, (b, len), dev)?,
             shapes: Tensor::from_vec(shapes, (b, len), dev)?,
+            lexical: if lexical.is_empty() { None } else { Some(Tensor::from_vec(lexical, (b, len, F), dev)?) },
             first: Tensor::from_vec(first, nf, dev)?,
             tags: if tags.len() == nf && nf > 0 { Some(Tensor::from_vec(tags, nf, dev)?) } else { None },
             tokens,

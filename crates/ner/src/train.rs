@@ -296,6 +296,8 @@ fn build_model(cfg: &TrainConfig, train: &[Document]) -> Result<Model> {
         stride: cfg.predict_stride,
         max_subwords_per_word: cfg.max_subwords_per_word,
         shape_buckets: cfg.shape_buckets,
+        word_buckets: cfg.word_buckets,
+        affix_buckets: cfg.affix_buckets,
         ..TaggerSettings::default()
     };
     match &cfg.init {
@@ -336,7 +338,7 @@ fn build_model(cfg: &TrainConfig, train: &[Document]) -> Result<Model> {
             ensure!(weights.exists(), "{} not found (only safetensors checkpoints load)", weights.display());
             let report = model.params.load(&weights, |n| nn::hf_rename(n, prefix))?;
             let missing: Vec<_> =
-                report.missing.iter().filter(|n| !n.starts_with("classifier.") && !n.starts_with("shape_embeddings.")).collect();
+                report.missing.iter().filter(|n| !n.starts_with("classifier.") && !n.starts_with("shape_embeddings.") && !n.starts_with("lexical_embeddings.")).collect();
             ensure!(missing.is_empty(), "{}: encoder weights missing: {missing:?}", weights.display());
             Ok(model)
         }

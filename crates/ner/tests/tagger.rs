@@ -88,6 +88,8 @@ fn tiny_cfg(epochs: usize) -> TrainConfig {
         train_stride: 6,
         predict_stride: 6,
         shape_buckets: 64,
+        word_buckets: 128,
+        affix_buckets: 32,
         max_position_embeddings: 64,
         seed: 7,
         ..TrainConfig::default()
@@ -191,4 +193,29 @@ fn same_seed_gives_identical_models() {
     let tb = std::fs::read_to_string(b.path().join("tokenizer.json")).unwrap();
     assert_eq!(ta, tb, "vocabulary learning must be deterministic");
     assert_eq!(weights(&a.path().join("checkpoint")), weights(&b.path().join("checkpoint")));
+}
+
+/// Every trainable tensor of the tagger (encoder, shape and lexical embeddings, head) gets a
+/// finite, non-zero gradient from one loss: no op on the path stops it.
+#[test]
+fn every_tagger_parameter_gets_a_gradient() {
+    let docs = docs();
+    let dir = tempfile::tempdir().unwrap();
+    ner::train(&tiny_cfg(1), &docs, &[], dir.path(), &mut ner::Silent).unwrap();
+    let model = Model::load(dir.path()).unwrap();
+    assert!(model.settings.word_buckets > 0 && model.settings.affix_buckets > 0);
+    let examples = model.encode(&docs, 6, true);
+    let refs: Vec<_> = examples.iter().collect();
+    let batch = model.batch(&refs).unwrap();
+    assert!(batch.lexical.is_some());
+    let loss = model.loss(&batch, &mut nn::Mode::Eval).unwrap();
+    let grads = loss.backward().unwrap();
+    let vars = model.params.vars();
+    assert!(vars.iter().any(|(n, _)| n.starts_with("lexical_embeddings")));
+    for (name, var) in vars {
+        let g = grads.get(&var).unwrap_or_else(|| panic!("{name}: no gradient"));
+        let v: Vec<f32> = g.flatten_all().unwrap().to_vec1().unwrap();
+        assert!(v.iter().all(|x| x.is_finite()), "{name}: non-finite gradient");
+        assert!(v.iter().any(|&x| x != 0.0), "{name}: zero gradient");
+    }
 }

@@ -90,6 +90,10 @@ pub struct TrainArgs {
     /// Hash buckets of the word's 3-character prefix, and as many of its suffix (0: off).
     #[arg(long)]
     pub affix_buckets: Option<usize>,
+    /// Stack on a feature perceptron: its tags become encoder inputs, jackknifed over this many
+    /// folds of the training documents (0: off).
+    #[arg(long)]
+    pub guide_folds: Option<usize>,
     /// Dev metric that picks the best epoch.
     #[arg(long, value_parser = ["strict", "token"])]
     pub select: Option<String>,
@@ -121,7 +125,8 @@ impl TrainArgs {
         set!(preset => preset, epochs => epochs, seed => seed, batch_size => batch_size, warmup_ratio => warmup_ratio,
              weight_decay => weight_decay, max_grad_norm => max_grad_norm, window => window,
              stride => predict_stride, train_stride => train_stride, shape_buckets => shape_buckets,
-             word_buckets => word_buckets, affix_buckets => affix_buckets);
+             word_buckets => word_buckets, affix_buckets => affix_buckets,
+             guide_folds => guide_folds);
         set_opt!(init => init, max_minutes => max_minutes, hidden_size => hidden_size, layers => num_layers,
                  heads => num_heads, ffn => intermediate_size, vocab_size => vocab_size, lr => lr);
         if let Some(d) = self.dropout {

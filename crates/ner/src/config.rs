@@ -74,6 +74,14 @@ pub struct TrainConfig {
     pub word_buckets: usize,
     /// Hash buckets of the word's 3-character prefix, and as many of its suffix (0: off).
     pub affix_buckets: usize,
+    /// Stacking (0: off): a feature perceptron is trained on the training documents and its tag
+    /// for each word becomes an input of the encoder. The tags the encoder trains on come from
+    /// `guide_folds` perceptrons each trained without the documents it tags (jackknifing), so that
+    /// they are as wrong as the guide's tags on new text; the guide kept in the model is trained on
+    /// all of them, its epoch picked on dev.
+    pub guide_folds: usize,
+    /// Perceptron epochs of the guide (the most; dev picks the best for the kept guide).
+    pub guide_epochs: usize,
     pub epochs: usize,
     /// Stop (after a dev evaluation and a checkpoint) once this much training time is spent,
     /// counted across resumes.
@@ -118,6 +126,8 @@ impl Default for TrainConfig {
             shape_buckets: 1024,
             word_buckets: 16384,
             affix_buckets: 4096,
+            guide_folds: 0,
+            guide_epochs: 12,
             epochs: 10,
             max_minutes: None,
             seed: 42,

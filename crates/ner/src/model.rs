@@ -32,6 +32,10 @@ pub struct TaggerSettings {
     pub word_buckets: usize,
     #[serde(default)]
     pub affix_buckets: usize,
+    /// Stacking: each word's input also carries the tag that the feature perceptron in `guide/`
+    /// gives it ([`Model::guide`]), so the encoder learns where to trust and where to correct it.
+    #[serde(default)]
+    pub guide: bool,
     /// Sequences per prediction batch.
     pub predict_batch: usize,
 }
@@ -45,6 +49,7 @@ impl Default for TaggerSettings {
             shape_buckets: 1024,
             word_buckets: 0,
             affix_buckets: 0,
+            guide: false,
             predict_batch: 32,
         }
     }
@@ -60,6 +65,9 @@ pub struct Example {
     /// [`LEXICAL_FEATURES`] lexical-table rows per sub-word, those of its word (0 for the special
     /// tokens); empty when the model has no lexical features.
     pub lexical: Vec<u32>,
+    /// Guide tag + 1 per sub-word, that of its word (0 for the special tokens); empty without a
+    /// guide.
+    pub guide: Vec<u32>,
     /// Position in `ids` of each word's first sub-word.
     pub first: Vec<u32>,
     /// Gold tag per word (empty when predicting).
@@ -77,12 +85,17 @@ pub struct Batch {
     pub shapes: Tensor,
     /// `[b, len, LEXICAL_FEATURES]`, when the model has lexical features.
     pub lexical: Option<Tensor>,
+    /// `[b, len]` guide tags + 1, when the model has a guide.
+    pub guide: Option<Tensor>,
     /// Flat positions `b * len + i` of the labelled sub-words, in example order.
     pub first: Tensor,
     pub tags: Option<Tensor>,
     /// Number of real (non-padding) sub-words.
     pub tokens: usize,
 }
+
+/// Folder of [`Model::guide`] in a model directory.
+pub const GUIDE_DIR: &str = "guide";
 
 /// File of [`Model::transitions`] in a model directory.
 pub const TRANSITIONS_FILE: &str = "transitions.json";
@@ -97,9 +110,12 @@ pub struct Model {
     /// Tag-transition log-probabilities of the training documents ([`Labels::transition_log_probs`]),
     /// added in decoding; `None` decodes with the BIO constraints only.
     pub transitions: Option<Vec<f32>>,
+    /// The feature perceptron whose tags are inputs when `settings.guide` (saved in `guide/`).
+    pub guide: Option<perceptron::Perceptron>,
     encoder: Encoder,
     shapes: Option<Embedding>,
     lexical: Option<Embedding>,
+    guide_embeddings: Option<Embedding>,
     classifier: Linear,
 }
 
@@ -136,8 +152,28 @@ impl Model {
         } else {
             None
         };
+        let guide_embeddings = if settings.guide {
+            let init = if zero_shapes { Init::Zeros } else { Init::Normal(std) };
+            let w = params.pp("guide_embeddings").get(&[labels.len() + 1, config.hidden_size], "weight", init)?;
+            Some(Embedding { weight: w })
+        } else {
+            None
+        };
         let classifier = Linear::new(&params.pp("classifier"), config.hidden_size, labels.len(), true, std)?;
-        Ok(Model { params, config, settings, labels, subwords, transitions: None, encoder, shapes, lexical, classifier })
+        Ok(Model {
+            params,
+            config,
+            settings,
+            labels,
+            subwords,
+            transitions: None,
+            guide: None,
+            encoder,
+            shapes,
+            lexical,
+            guide_embeddings,
+            classifier,
+        })
     }
 
     /// Writes `config.json` (HF, with `id2label`/`label2id` and our settings), `model.safetensors`,
@@ -165,6 +201,9 @@ impl Model {
         if let Some(t) = &self.transitions {
             nn::checkpoint::atomic_write(&dir.join(TRANSITIONS_FILE), serde_json::to_string(t)?.as_bytes())?;
         }
+        if let Some(g) = &self.guide {
+            g.save(&dir.join(GUIDE_DIR))?;
+        }
         Ok(())
     }
 
@@ -191,6 +230,12 @@ impl Model {
             anyhow::ensure!(t.len() == (model.labels.len() + 1) * model.labels.len(), "{}: wrong size", tpath.display());
             model.transitions = Some(t);
         }
+        if model.settings.guide {
+            let g = dir.join(GUIDE_DIR);
+            model.guide = Some(perceptron::Perceptron::load(&g).with_context(|| {
+                format!("{} is a stacked model but its guide perceptron could not be read", dir.display())
+            })?);
+        }
         Ok(model)
     }
 
@@ -209,6 +254,13 @@ impl Model {
             Some(e) => Some(e.forward(&batch.shapes)?),
             None => None,
         };
+        if let (Some(e), Some(ids)) = (&self.guide_embeddings, &batch.guide) {
+            let g = e.forward(ids)?;
+            extra = Some(match extra {
+                Some(x) => (x + g)?,
+                None => g,
+            });
+        }
         if let (Some(e), Some(ids)) = (&self.lexical, &batch.lexical) {
             // [b, l, F, h] summed over the F features of each sub-word's word.
             let lex = e.forward(ids)?.sum(2)?;
@@ -238,23 +290,46 @@ impl Model {
     }
 
     /// Encodes the windows of `docs` (size `settings.window`, step `stride`). With `gold`, each
-    /// window carries the BIO tags of its words.
+    /// window carries the BIO tags of its words. A stacked model's guide tags come from
+    /// [`Model::guide`].
     pub fn encode(&self, docs: &[Document], stride: usize, gold: bool) -> Vec<Example> {
+        let guides = self.settings.guide.then(|| {
+            self.guide.as_ref().expect("a stacked model always holds its guide perceptron (set at build and load)").predict(docs)
+        });
+        self.encode_guided(docs, guides.as_deref(), stride, gold)
+    }
+
+    /// [`Model::encode`] with the guide's predictions given (`guides[i]` for `docs[i]`), as in
+    /// training, where they come from perceptrons that did not see the document.
+    pub fn encode_guided(&self, docs: &[Document], guides: Option<&[Document]>, stride: usize, gold: bool) -> Vec<Example> {
         let mut cache = WordCache::new(&self.subwords);
         let mut out = Vec::new();
         for (di, doc) in docs.iter().enumerate() {
             let chars: Vec<char> = doc.text.chars().collect();
             let tokens = corpus::tokenize::tokenize_chars(&chars);
             let tags = if gold { self.labels.encode(&tokens, &doc.spans) } else { Vec::new() };
+            let guide: Vec<u32> = match guides {
+                Some(g) if self.settings.guide => self.labels.encode(&tokens, &g[di].spans).into_iter().map(|t| t + 1).collect(),
+                _ => Vec::new(),
+            };
             let words: Vec<String> = tokens.iter().map(|t| chars[t.start..t.end].iter().collect()).collect();
             for w in corpus::windows(&tokens, self.settings.window, stride) {
-                out.push(self.encode_window(&mut cache, &words[w.token_start..w.token_end], &tags, di, w.token_start));
+                let guide = if guide.is_empty() { &[][..] } else { &guide[w.token_start..w.token_end] };
+                out.push(self.encode_window(&mut cache, &words[w.token_start..w.token_end], &tags, guide, di, w.token_start));
             }
         }
         out
     }
 
-    fn encode_window(&self, cache: &mut WordCache, words: &[String], tags: &[u32], doc: usize, start: usize) -> Example {
+    fn encode_window(
+        &self,
+        cache: &mut WordCache,
+        words: &[String],
+        tags: &[u32],
+        guide_tags: &[u32],
+        doc: usize,
+        start: usize,
+    ) -> Example {
         let budget = self.config.max_position_embeddings.saturating_sub(2 + self.config.position_offset().unwrap_or(0) as usize);
         let pieces: Vec<Vec<u32>> = words.iter().map(|w| cache.get(w).to_vec()).collect();
         let mut per_word = self.settings.max_subwords_per_word.max(1);
@@ -266,8 +341,10 @@ impl Model {
         let mut shapes = vec![0u32];
         let has_lexical = self.lexical.is_some();
         let mut lexical = if has_lexical { vec![0u32; LEXICAL_FEATURES] } else { Vec::new() };
+        let has_guide = self.guide_embeddings.is_some();
+        let mut guide = if has_guide { vec![0u32] } else { Vec::new() };
         let mut first = Vec::with_capacity(words.len());
-        for (w, p) in words.iter().zip(&pieces) {
+        for (wi, (w, p)) in words.iter().zip(&pieces).enumerate() {
             if ids.len() > budget {
                 break; // more words than positions; the tail words are dropped (never at 128 words)
             }
@@ -280,6 +357,9 @@ impl Model {
                 if has_lexical {
                     lexical.extend_from_slice(&lex);
                 }
+                if has_guide {
+                    guide.push(guide_tags.get(wi).copied().unwrap_or(0));
+                }
             }
         }
         ids.push(self.subwords.sep);
@@ -287,9 +367,12 @@ impl Model {
         if has_lexical {
             lexical.extend_from_slice(&[0; LEXICAL_FEATURES]);
         }
+        if has_guide {
+            guide.push(0);
+        }
         let n = first.len();
         let tags = if tags.is_empty() { Vec::new() } else { tags[start..start + n].to_vec() };
-        Example { ids, shapes, lexical, first, tags, doc, token_start: start, token_end: start + n }
+        Example { ids, shapes, lexical, guide, first, tags, doc, token_start: start, token_end: start + n }
     }
 
     /// Pads examples into tensors.
@@ -299,6 +382,7 @@ impl Model {
         let (mut ids, mut mask, mut shapes) = (vec![self.subwords.pad; b * len], vec![0u32; b * len], vec![0u32; b * len]);
         const F: usize = LEXICAL_FEATURES;
         let mut lexical = if self.lexical.is_some() { vec![0u32; b * len * F] } else { Vec::new() };
+        let mut guide = if self.guide_embeddings.is_some() { vec![0u32; b * len] } else { Vec::new() };
         let mut first = Vec::new();
         let mut tags = Vec::new();
         let mut tokens = 0;
@@ -308,6 +392,9 @@ impl Model {
             shapes[o..o + e.ids.len()].copy_from_slice(&e.shapes);
             if !lexical.is_empty() {
                 lexical[o * F..(o + e.ids.len()) * F].copy_from_slice(&e.lexical);
+            }
+            if !guide.is_empty() {
+                guide[o..o + e.ids.len()].copy_from_slice(&e.guide);
             }
             mask[o..o + e.ids.len()].fill(1);
             first.extend(e.first.iter().map(|&f| o as u32 + f));
@@ -321,6 +408,7 @@ impl Model {
             mask: Tensor::from_vec(mask, (b, len), dev)?,
             shapes: Tensor::from_vec(shapes, (b, len), dev)?,
             lexical: if lexical.is_empty() { None } else { Some(Tensor::from_vec(lexical, (b, len, F), dev)?) },
+            guide: if guide.is_empty() { None } else { Some(Tensor::from_vec(guide, (b, len), dev)?) },
             first: Tensor::from_vec(first, nf, dev)?,
             tags: if tags.len() == nf && nf > 0 { Some(Tensor::from_vec(tags, nf, dev)?) } else { None },
             tokens,

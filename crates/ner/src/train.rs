@@ -119,10 +119,14 @@ pub fn train(
             best_dev: None,
             history: Vec::new(),
         };
-        (build_model(cfg, train)?, state)
+        (build_model(cfg, train, dev)?, state)
     };
 
-    let mut examples = model.encode(train, cfg.train_stride, true);
+    // The guide's tags for the training documents, each from a perceptron that did not see it.
+    let guide_started = Instant::now();
+    let jackknifed = if model.settings.guide { Some(jackknife_guide(cfg, train)?) } else { None };
+    state.elapsed_secs += guide_started.elapsed().as_secs_f64();
+    let mut examples = model.encode_guided(train, jackknifed.as_deref(), cfg.train_stride, true);
     examples.retain(|e| !e.first.is_empty());
     ensure!(!examples.is_empty(), "no training windows (empty training corpus?)");
     let steps_per_epoch = examples.len().div_ceil(cfg.batch_size);
@@ -287,10 +291,39 @@ fn save_checkpoint(dir: &Path, model: &Model, opt: &AdamW, state: &State, cfg: &
     })
 }
 
+fn guide_config(cfg: &TrainConfig, epochs: usize) -> perceptron::PerceptronConfig {
+    perceptron::PerceptronConfig { epochs, seed: cfg.seed, ..Default::default() }
+}
+
+/// The guide perceptron kept in the model: trained on all of `train`, its epoch picked on `dev`.
+fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Result<perceptron::Perceptron> {
+    ensure!(cfg.guide_epochs > 0, "guide_epochs must be positive");
+    Ok(perceptron::train(&guide_config(cfg, cfg.guide_epochs), train, dev, None)?.0)
+}
+
+/// Predictions of `train` by `cfg.guide_folds` perceptrons, each trained on the other folds for
+/// `cfg.guide_epochs` epochs; in the order of `train`.
+fn jackknife_guide(cfg: &TrainConfig, train: &[Document]) -> Result<Vec<Document>> {
+    ensure!(cfg.guide_folds >= 2, "guide_folds must be 0 (off) or at least 2");
+    let folds = corpus::split::k_fold(train, cfg.guide_folds, cfg.seed).map_err(anyhow::Error::msg)?;
+    let mut by_id = std::collections::HashMap::new();
+    for (fold_train, held_out) in folds {
+        let (p, _) = perceptron::train(&guide_config(cfg, cfg.guide_epochs), &fold_train, &[], None)?;
+        for d in p.predict(&held_out) {
+            by_id.insert(d.id.clone(), d);
+        }
+    }
+    train
+        .iter()
+        .map(|d| by_id.remove(&d.id).with_context(|| format!("document id {:?} appears twice in the training corpus", d.id)))
+        .collect()
+}
+
 /// A fresh model: from scratch (vocabulary trained on `train`) or from an HF checkpoint.
-fn build_model(cfg: &TrainConfig, train: &[Document]) -> Result<Model> {
+fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Result<Model> {
     let labels = Labels::from_documents(train);
     ensure!(labels.len() > 1, "the training documents have no annotated spans");
+    let guide = if cfg.guide_folds > 0 { Some(train_guide(cfg, train, dev)?) } else { None };
     let settings = TaggerSettings {
         window: cfg.window,
         stride: cfg.predict_stride,
@@ -298,6 +331,7 @@ fn build_model(cfg: &TrainConfig, train: &[Document]) -> Result<Model> {
         shape_buckets: cfg.shape_buckets,
         word_buckets: cfg.word_buckets,
         affix_buckets: cfg.affix_buckets,
+        guide: guide.is_some(),
         ..TaggerSettings::default()
     };
     match &cfg.init {
@@ -321,6 +355,7 @@ fn build_model(cfg: &TrainConfig, train: &[Document]) -> Result<Model> {
             c.pad_token_id = subwords.pad;
             let mut model = Model::new(c, settings, labels, subwords, cfg.seed, false)?;
             model.transitions = Some(model.labels.transition_log_probs(train));
+            model.guide = guide;
             Ok(model)
         }
         Some(dir) => {
@@ -334,11 +369,12 @@ fn build_model(cfg: &TrainConfig, train: &[Document]) -> Result<Model> {
             let prefix = c.hf_prefix();
             let mut model = Model::new(c, settings, labels, subwords, cfg.seed, true)?;
             model.transitions = Some(model.labels.transition_log_probs(train));
+            model.guide = guide;
             let weights = dir.join("model.safetensors");
             ensure!(weights.exists(), "{} not found (only safetensors checkpoints load)", weights.display());
             let report = model.params.load(&weights, |n| nn::hf_rename(n, prefix))?;
             let missing: Vec<_> =
-                report.missing.iter().filter(|n| !n.starts_with("classifier.") && !n.starts_with("shape_embeddings.") && !n.starts_with("lexical_embeddings.")).collect();
+                report.missing.iter().filter(|n| !n.starts_with("classifier.") && !n.starts_with("shape_embeddings.") && !n.starts_with("lexical_embeddings.") && !n.starts_with("guide_embeddings.")).collect();
             ensure!(missing.is_empty(), "{}: encoder weights missing: {missing:?}", weights.display());
             Ok(model)
         }

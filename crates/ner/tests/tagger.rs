@@ -219,3 +219,26 @@ fn every_tagger_parameter_gets_a_gradient() {
         assert!(v.iter().any(|&x| x != 0.0), "{name}: zero gradient");
     }
 }
+
+/// A stacked model: a guide perceptron is trained (and jackknifed over folds for the encoder's
+/// training inputs), saved in `guide/`, and loaded back; without it the directory is refused.
+#[test]
+fn stacked_model_keeps_its_guide() {
+    let docs = docs();
+    let cfg = TrainConfig { guide_folds: 3, guide_epochs: 3, ..tiny_cfg(40) };
+    let dir = tempfile::tempdir().unwrap();
+    let summary = ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    assert_eq!(summary.best_dev.unwrap().strict_f1, 1.0, "{summary:?}");
+    assert!(dir.path().join("guide").join("perceptron.json").exists());
+    let model = Model::load(dir.path()).unwrap();
+    assert!(model.settings.guide && model.guide.is_some());
+    let names: Vec<String> = model.params.vars().into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"guide_embeddings.weight".to_string()));
+    let examples = model.encode(&docs, 6, false);
+    // Guide tags reach the inputs: some words carry an entity tag (> 1 is B-/I-; 1 is O).
+    assert!(examples.iter().any(|e| e.guide.iter().any(|&g| g > 1)));
+    assert_eq!(strict_f1(&docs, &model.predict(&docs).unwrap()), 1.0);
+    std::fs::remove_dir_all(dir.path().join("guide")).unwrap();
+    let err = Model::load(dir.path()).err().expect("a stacked model without its guide must not load");
+    assert!(format!("{err:#}").contains("guide"), "{err:#}");
+}

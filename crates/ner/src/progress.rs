@@ -7,6 +7,10 @@ use crate::train::{EpochRecord, TrainSummary};
 /// What the training loop reports. Never carries document text.
 #[derive(Debug)]
 pub enum Event<'a> {
+    /// Stacking: the guide perceptron and its jackknife folds are being trained (before `Start`).
+    Guide { folds: usize },
+    /// ... and are done.
+    GuideDone { seconds: f64 },
     Start { epochs: usize, steps_per_epoch: usize, num_params: usize, train_windows: usize, resumed_at: Option<(usize, usize)> },
     Step { epoch: usize, step: usize, steps_per_epoch: usize, loss: f64, lr: f64, tokens_per_sec: f64 },
     Checkpoint { epoch: usize, step: usize },
@@ -92,6 +96,10 @@ impl Progress for Bar {
                 }
             }
             Event::Checkpoint { .. } => {}
+            Event::Guide { folds } => {
+                self.line(format!("training the guide perceptron and its {folds} jackknife folds"));
+            }
+            Event::GuideDone { seconds } => self.line(format!("guide tags ready ({seconds:.0} s)")),
             Event::EpochEnd { record, improved } => {
                 let dev = match record.dev {
                     Some(d) => format!("dev token F1 {:.4} strict F1 {:.4}", d.token_f1, d.strict_f1),

@@ -71,6 +71,31 @@ struct State {
     best_epoch: Option<usize>,
     best_dev: Option<DevScores>,
     history: Vec<EpochRecord>,
+    /// Steps of the learning-rate schedule once fitted to the time budget ([`fit_schedule`]).
+    #[serde(default)]
+    schedule_total: Option<u64>,
+    #[serde(default)]
+    schedule_warmup: Option<u64>,
+}
+
+/// Steps after which the schedule is first fitted to the time budget (speed measured by then).
+const FIT_AFTER_STEPS: u64 = 10;
+
+/// Dev evaluation and checkpointing are assumed to add this fraction to an epoch's step time
+/// until the first epoch has measured them.
+const EVAL_ALLOWANCE: f64 = 0.15;
+
+/// The schedule length (in steps) that a time budget affords: whole epochs, at least the one
+/// under way (`done_steps` is inside it), at most the configured `total`. `secs_per_epoch` is
+/// the measured (or estimated) cost of one epoch, evaluation included; `remaining_secs` is
+/// what is left of the budget now, at `done_steps`.
+pub fn fit_schedule(total: u64, steps_per_epoch: u64, done_steps: u64, secs_per_epoch: f64, remaining_secs: f64) -> u64 {
+    let spe = steps_per_epoch.max(1);
+    let epochs_done_or_started = done_steps.div_ceil(spe).max(1);
+    // Time left for the rest of the current epoch, then whole epochs.
+    let left_in_epoch = (epochs_done_or_started * spe - done_steps) as f64 / spe as f64 * secs_per_epoch;
+    let more = ((remaining_secs - left_in_epoch) / secs_per_epoch.max(1e-9)).floor().max(0.0) as u64;
+    ((epochs_done_or_started + more) * spe).min(total).max(spe.min(total))
 }
 
 #[derive(Serialize)]
@@ -95,6 +120,8 @@ pub fn train(
     let ckpt = out_dir.join("checkpoint");
     let resuming = cfg.resume && nn::checkpoint::recover_dir(&ckpt)? && ckpt.join("state.json").exists();
 
+    // Guide training (stacking) counts towards the time budget.
+    let guide_started = Instant::now();
     let (model, mut state) = if resuming {
         let saved: TrainConfig = serde_json::from_str(&std::fs::read_to_string(ckpt.join("training.json"))?)
             .context("checkpoint/training.json")?;
@@ -118,20 +145,39 @@ pub fn train(
             best_epoch: None,
             best_dev: None,
             history: Vec::new(),
+            schedule_total: None,
+            schedule_warmup: None,
         };
+        if cfg.guide_folds > 0 {
+            progress.event(&Event::Guide { folds: cfg.guide_folds });
+        }
         (build_model(cfg, train, dev)?, state)
     };
 
     // The guide's tags for the training documents, each from a perceptron that did not see it.
-    let guide_started = Instant::now();
-    let jackknifed = if model.settings.guide { Some(jackknife_guide(cfg, train)?) } else { None };
+    let jackknifed = if model.settings.guide {
+        if resuming {
+            progress.event(&Event::Guide { folds: cfg.guide_folds });
+        }
+        let j = jackknife_guide(cfg, train)?;
+        progress.event(&Event::GuideDone { seconds: guide_started.elapsed().as_secs_f64() });
+        Some(j)
+    } else {
+        None
+    };
     state.elapsed_secs += guide_started.elapsed().as_secs_f64();
     let mut examples = model.encode_guided(train, jackknifed.as_deref(), cfg.train_stride, true);
     examples.retain(|e| !e.first.is_empty());
     ensure!(!examples.is_empty(), "no training windows (empty training corpus?)");
     let steps_per_epoch = examples.len().div_ceil(cfg.batch_size);
     let total = (steps_per_epoch * cfg.epochs) as u64;
-    let schedule = LinearSchedule { peak: cfg.peak_lr(), warmup: (cfg.warmup_ratio * total as f64).round() as u64, total };
+    // With a time budget, the schedule is shortened to the whole epochs the budget affords, so the
+    // learning rate has decayed when the budget stops training rather than being cut at its peak.
+    let mut schedule = LinearSchedule {
+        peak: cfg.peak_lr(),
+        warmup: state.schedule_warmup.unwrap_or((cfg.warmup_ratio * total as f64).round() as u64),
+        total: state.schedule_total.unwrap_or(total),
+    };
     let adam = AdamWConfig { lr: cfg.peak_lr(), weight_decay: cfg.weight_decay, ..Default::default() };
     let vars = model.params.vars();
     let mut opt = AdamW::new(vars.clone(), adam, nn::optim::default_decay)?;
@@ -192,6 +238,17 @@ pub fn train(
             state.global_step += 1;
             state.step_in_epoch += 1;
             state.elapsed_secs = base_elapsed + session.elapsed().as_secs_f64();
+            if let (Some(b), None) = (budget_secs, state.schedule_total) {
+                if state.global_step >= FIT_AFTER_STEPS.min(total) {
+                    let per_epoch = state.step_secs / state.global_step as f64 * steps_per_epoch as f64 * (1.0 + EVAL_ALLOWANCE);
+                    let fitted = fit_schedule(total, steps_per_epoch as u64, state.global_step, per_epoch, b - state.elapsed_secs);
+                    // Warmup is still under way here (normally): scale it to the fitted length.
+                    schedule.total = fitted;
+                    schedule.warmup = schedule.warmup.min((cfg.warmup_ratio * fitted as f64).round() as u64).max(state.global_step.min(schedule.warmup));
+                    state.schedule_total = Some(fitted);
+                    state.schedule_warmup = Some(schedule.warmup);
+                }
+            }
             let tps = state.tokens as f64 / state.step_secs.max(1e-9);
             let keep_going = progress.event(&Event::Step {
                 epoch,
@@ -245,7 +302,20 @@ pub fn train(
             minutes: (base_elapsed + session.elapsed().as_secs_f64()) / 60.0,
         };
         progress.event(&Event::EpochEnd { record: &record, improved });
+        let epoch_secs = record.minutes * 60.0 - state.history.last().map_or(base_elapsed.min(record.minutes * 60.0), |r| r.minutes * 60.0);
         state.history.push(record);
+        if let Some(b) = budget_secs {
+            // Refit with the measured cost of a whole epoch (evaluation included).
+            let done = state.global_step;
+            let refit = fit_schedule(total, steps_per_epoch as u64, done, epoch_secs.max(1e-3), b - state.elapsed_secs);
+            schedule.total = refit.max(done);
+            state.schedule_total = Some(schedule.total);
+            state.schedule_warmup = Some(schedule.warmup);
+            if done >= schedule.total {
+                stop = true; // the budget affords no further epoch
+                summary.budget_exhausted = state.epoch + 1 < cfg.epochs;
+            }
+        }
         state.epoch += 1;
         state.step_in_epoch = 0;
         state.epoch_loss_sum = 0.0;
@@ -306,13 +376,17 @@ fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Resul
 fn jackknife_guide(cfg: &TrainConfig, train: &[Document]) -> Result<Vec<Document>> {
     ensure!(cfg.guide_folds >= 2, "guide_folds must be 0 (off) or at least 2");
     let folds = corpus::split::k_fold(train, cfg.guide_folds, cfg.seed).map_err(anyhow::Error::msg)?;
-    let mut by_id = std::collections::HashMap::new();
-    for (fold_train, held_out) in folds {
-        let (p, _) = perceptron::train(&guide_config(cfg, cfg.guide_epochs), &fold_train, &[], None)?;
-        for d in p.predict(&held_out) {
-            by_id.insert(d.id.clone(), d);
-        }
-    }
+    // Folds are independent and each is seeded, so training them in parallel changes nothing.
+    use rayon::prelude::*;
+    let predicted: Vec<Vec<Document>> = folds
+        .par_iter()
+        .map(|(fold_train, held_out)| -> Result<Vec<Document>> {
+            let (p, _) = perceptron::train(&guide_config(cfg, cfg.guide_epochs), fold_train, &[], None)?;
+            Ok(p.predict(held_out))
+        })
+        .collect::<Result<_>>()?;
+    let mut by_id: std::collections::HashMap<String, Document> =
+        predicted.into_iter().flatten().map(|d| (d.id.clone(), d)).collect();
     train
         .iter()
         .map(|d| by_id.remove(&d.id).with_context(|| format!("document id {:?} appears twice in the training corpus", d.id)))
@@ -378,5 +452,25 @@ fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Resul
             ensure!(missing.is_empty(), "{}: encoder weights missing: {missing:?}", weights.display());
             Ok(model)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_schedule;
+
+    #[test]
+    fn schedule_fits_whole_epochs_into_the_budget() {
+        // 10 epochs of 100 steps configured; 60 s an epoch; 10 steps done (6 s of epoch 1 spent).
+        // 300 s left: the rest of epoch 1 (54 s), then 4 whole epochs (240 s).
+        assert_eq!(fit_schedule(1000, 100, 10, 60.0, 300.0), 500);
+        // Plenty of time: the configured length.
+        assert_eq!(fit_schedule(1000, 100, 10, 60.0, 1e6), 1000);
+        // No time at all: still the epoch under way.
+        assert_eq!(fit_schedule(1000, 100, 10, 60.0, 0.0), 100);
+        // At an epoch boundary (after 3 epochs), 125 s left: 2 more epochs.
+        assert_eq!(fit_schedule(1000, 100, 300, 60.0, 125.0), 500);
+        // Fewer configured steps than one epoch.
+        assert_eq!(fit_schedule(50, 100, 10, 60.0, 0.0), 50);
     }
 }

@@ -6,6 +6,12 @@
 //! spans. Models train from scratch (with their own WordPiece vocabulary) or fine-tune an HF
 //! BERT/RoBERTa/XLM-R checkpoint, and save in HF layout.
 //!
+//! Inputs beyond the sub-words, each summed into the sub-word embeddings of its word: the word's
+//! shape, its lower-cased identity and 3-character prefix and suffix (hashed), and optionally
+//! (stacking, `guide_folds`) the tag that the feature perceptron of the `perceptron` crate gives
+//! the word. Stacked models keep that perceptron in `guide/`; in training the encoder sees tags from
+//! perceptrons that did not see the document, so it learns where the perceptron is wrong.
+//!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
 //! # let (train, dev): (Vec<corpus::Document>, Vec<corpus::Document>) = (vec![], vec![]);

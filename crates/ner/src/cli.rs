@@ -65,6 +65,9 @@ pub struct TrainArgs {
     pub lr: Option<f64>,
     #[arg(long)]
     pub warmup_ratio: Option<f64>,
+    /// Warmup steps at least (at most half of all steps).
+    #[arg(long)]
+    pub warmup_min_steps: Option<u64>,
     #[arg(long)]
     pub weight_decay: Option<f64>,
     /// Clip gradients to this global norm (0: off).
@@ -122,7 +125,7 @@ impl TrainArgs {
         macro_rules! set_opt {
             ($($flag:ident => $field:ident),*) => { $( if let Some(v) = self.$flag.clone() { c.$field = Some(v); } )* };
         }
-        set!(preset => preset, epochs => epochs, seed => seed, batch_size => batch_size, warmup_ratio => warmup_ratio,
+        set!(preset => preset, epochs => epochs, seed => seed, batch_size => batch_size, warmup_ratio => warmup_ratio, warmup_min_steps => warmup_min_steps,
              weight_decay => weight_decay, max_grad_norm => max_grad_norm, window => window,
              stride => predict_stride, train_stride => train_stride, shape_buckets => shape_buckets,
              word_buckets => word_buckets, affix_buckets => affix_buckets,

@@ -93,6 +93,8 @@ pub struct TrainConfig {
     pub lr: Option<f64>,
     /// Fraction of all steps spent warming up.
     pub warmup_ratio: f64,
+    /// ... but at least this many steps (at most half of all steps).
+    pub warmup_min_steps: u64,
     pub weight_decay: f64,
     /// Clip gradients to this global L2 norm (0: off).
     pub max_grad_norm: f64,
@@ -134,6 +136,7 @@ impl Default for TrainConfig {
             batch_size: 16,
             lr: None,
             warmup_ratio: 0.06,
+            warmup_min_steps: 0,
             weight_decay: 0.01,
             max_grad_norm: 1.0,
             window: 128,

@@ -94,6 +94,10 @@ pub struct Batch {
     pub tokens: usize,
 }
 
+/// Name prefixes of the parameters a tagger adds to an encoder (head and input tables): a
+/// pre-trained checkpoint does not hold them.
+pub const TASK_PARAM_PREFIXES: [&str; 4] = ["classifier.", "shape_embeddings.", "lexical_embeddings.", "guide_embeddings."];
+
 /// Folder of [`Model::guide`] in a model directory.
 pub const GUIDE_DIR: &str = "guide";
 
@@ -144,21 +148,17 @@ impl Model {
         } else {
             None
         };
+        // The task's own input tables, absent from any pre-trained checkpoint.
+        let task_embedding = |name: &str, rows: usize| -> Result<Embedding> {
+            let init = if zero_shapes { Init::Zeros } else { Init::Normal(std) };
+            Ok(Embedding { weight: params.pp(name).get(&[rows, config.hidden_size], "weight", init)? })
+        };
         let lexical = if settings.word_buckets > 0 || settings.affix_buckets > 0 {
-            let init = if zero_shapes { Init::Zeros } else { Init::Normal(std) };
-            let rows = lexical_rows(settings.word_buckets, settings.affix_buckets);
-            let w = params.pp("lexical_embeddings").get(&[rows, config.hidden_size], "weight", init)?;
-            Some(Embedding { weight: w })
+            Some(task_embedding("lexical_embeddings", lexical_rows(settings.word_buckets, settings.affix_buckets))?)
         } else {
             None
         };
-        let guide_embeddings = if settings.guide {
-            let init = if zero_shapes { Init::Zeros } else { Init::Normal(std) };
-            let w = params.pp("guide_embeddings").get(&[labels.len() + 1, config.hidden_size], "weight", init)?;
-            Some(Embedding { weight: w })
-        } else {
-            None
-        };
+        let guide_embeddings = if settings.guide { Some(task_embedding("guide_embeddings", labels.len() + 1)?) } else { None };
         let classifier = Linear::new(&params.pp("classifier"), config.hidden_size, labels.len(), true, std)?;
         Ok(Model {
             params,
@@ -250,23 +250,22 @@ impl Model {
 
     /// Forward pass → logits `[b, l, tags]`.
     pub fn logits(&self, batch: &Batch, mode: &mut Mode) -> Result<Tensor> {
-        let mut extra = match &self.shapes {
-            Some(e) => Some(e.forward(&batch.shapes)?),
-            None => None,
-        };
+        let mut inputs = Vec::new();
+        if let Some(e) = &self.shapes {
+            inputs.push(e.forward(&batch.shapes)?);
+        }
         if let (Some(e), Some(ids)) = (&self.guide_embeddings, &batch.guide) {
-            let g = e.forward(ids)?;
-            extra = Some(match extra {
-                Some(x) => (x + g)?,
-                None => g,
-            });
+            inputs.push(e.forward(ids)?);
         }
         if let (Some(e), Some(ids)) = (&self.lexical, &batch.lexical) {
             // [b, l, F, h] summed over the F features of each sub-word's word.
-            let lex = e.forward(ids)?.sum(2)?;
+            inputs.push(e.forward(ids)?.sum(2)?);
+        }
+        let mut extra: Option<Tensor> = None;
+        for x in inputs {
             extra = Some(match extra {
-                Some(x) => (x + lex)?,
-                None => lex,
+                Some(acc) => (acc + x)?,
+                None => x,
             });
         }
         let h = self.encoder.forward(&batch.ids, &batch.mask, extra.as_ref(), mode)?;
@@ -350,7 +349,7 @@ impl Model {
             }
             first.push(ids.len() as u32);
             let sid = if self.settings.shape_buckets > 0 { shape_id(w, self.settings.shape_buckets) } else { 0 };
-            let lex = lexical_ids(w, self.settings.word_buckets, self.settings.affix_buckets);
+            let lex = if has_lexical { lexical_ids(w, self.settings.word_buckets, self.settings.affix_buckets) } else { [0; LEXICAL_FEATURES] };
             for &id in p.iter().take(per_word) {
                 ids.push(id);
                 shapes.push(sid);

@@ -457,8 +457,11 @@ fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Resul
             let weights = dir.join("model.safetensors");
             ensure!(weights.exists(), "{} not found (only safetensors checkpoints load)", weights.display());
             let report = model.params.load(&weights, |n| nn::hf_rename(n, prefix))?;
-            let missing: Vec<_> =
-                report.missing.iter().filter(|n| !n.starts_with("classifier.") && !n.starts_with("shape_embeddings.") && !n.starts_with("lexical_embeddings.") && !n.starts_with("guide_embeddings.")).collect();
+            let missing: Vec<_> = report
+                .missing
+                .iter()
+                .filter(|n| !crate::model::TASK_PARAM_PREFIXES.iter().any(|p| n.starts_with(p)))
+                .collect();
             ensure!(missing.is_empty(), "{}: encoder weights missing: {missing:?}", weights.display());
             Ok(model)
         }

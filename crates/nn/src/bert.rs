@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{attention_bias, dropout, softmax_last_dim, Activation, Embedding, LayerNorm, Linear, Mode};
+use crate::layers::{attention_bias, dropout, Activation, Embedding, LayerNorm, Linear, Mode};
 use crate::params::ParamBuilder;
 
 fn default_act() -> String {
@@ -203,17 +203,14 @@ impl SelfAttention {
     /// `x` `[b, l, h]`, `bias` `[b, 1, 1, l]` (see [`attention_bias`]).
     pub fn forward(&self, x: &Tensor, bias: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         let (b, l, h) = x.dims3()?;
-        let split = |t: Tensor| -> Result<Tensor> {
-            Ok(t.reshape((b, l, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()?)
-        };
+        // Heads as strided views of the projections: the fused attention reads them in place.
+        let split = |t: Tensor| -> Result<Tensor> { Ok(t.reshape((b, l, self.heads, self.head_dim))?.transpose(1, 2)?) };
         let q = split(self.query.forward(x)?)?;
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
-        let probs = softmax_last_dim(&scores)?;
-        let probs = dropout(&probs, self.attn_dropout, mode)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, l, h))?;
+        let ctx = crate::attention::attention(&q, &k, &v, Some(bias), scale, self.attn_dropout, mode)?;
+        debug_assert_eq!(ctx.dims(), &[b, l, h]);
         let y = dropout(&self.out.forward(&ctx)?, self.dropout, mode)?;
         self.norm.forward(&(y + x)?)
     }

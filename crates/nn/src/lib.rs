@@ -5,6 +5,7 @@
 //! All randomness (initialisation, dropout) comes from seeded ChaCha streams, because candle's
 //! CPU device RNG cannot be seeded.
 
+pub mod attention;
 pub mod bert;
 pub mod checkpoint;
 pub mod fused;

@@ -3,7 +3,6 @@
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
-use nn::layers::{dropout, softmax_last_dim};
 use nn::Mode;
 
 /// Large negative score for masked keys: finite, so a row with every key masked (a padding
@@ -27,31 +26,14 @@ pub fn causal_bias(pad: &[usize], past: usize, len: usize, device: &Device, dtyp
     Ok(Tensor::from_vec(data, (rows.len(), 1, len, total), device)?.to_dtype(dtype)?)
 }
 
-/// `softmax(q kᵀ / sqrt(d) + bias) v`, grouped-query aware.
+/// `softmax(q kᵀ / sqrt(d) + bias) v`, grouped-query aware: `nn`'s fused attention.
 ///
 /// `q`: `[batch, heads, len, head_dim]`; `k`, `v`: `[batch, kv_heads, keys, head_dim]` (may be
 /// strided views of a cache); `bias`: `[batch or 1, 1, len, keys]`. Query head `h` uses key head
-/// `h / (heads / kv_heads)`, as HF's `repeat_kv`. Instead of repeating keys, the queries of one
-/// group are stacked as rows of one matrix, so keys are never copied. Returns `[batch, len,
-/// heads * head_dim]`.
+/// `h / (heads / kv_heads)`, as HF's `repeat_kv`. Returns `[batch, len, heads * head_dim]`.
 pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, attn_dropout: f64, mode: &mut Mode) -> Result<Tensor> {
-    let (b, h, t, d) = q.dims4()?;
-    let kv_heads = k.dim(1)?;
-    if h % kv_heads != 0 {
-        bail!("{h} attention heads are not a multiple of {kv_heads} key/value heads");
-    }
-    let rep = h / kv_heads;
-    let q = q.contiguous()?.reshape((b, kv_heads, rep * t, d))?;
-    let scale = 1.0 / (d as f64).sqrt();
-    let mut scores = (q.matmul(&k.t()?)? * scale)?;
-    if let Some(bias) = bias {
-        let bias = if rep > 1 { bias.repeat((1, 1, rep, 1))? } else { bias.clone() };
-        scores = scores.broadcast_add(&bias)?;
-    }
-    let probs = if mode.is_train() { softmax_last_dim(&scores)? } else { candle_nn::ops::softmax_last_dim(&scores)? };
-    let probs = dropout(&probs, attn_dropout, mode)?;
-    let out = probs.matmul(v)?; // [b, kv_heads, rep * t, d]
-    Ok(out.reshape((b, h, t, d))?.transpose(1, 2)?.reshape((b, t, h * d))?)
+    let d = q.dim(3)?;
+    nn::attention::attention(q, k, v, bias, 1.0 / (d as f64).sqrt(), attn_dropout, mode)
 }
 
 /// Keys and values of one layer, preallocated to the maximum length: each step writes its new

@@ -189,7 +189,7 @@ impl Gpt2 {
             let h = blk.ln_1.forward(&x)?;
             let qkv = blk.c_attn.forward(&h, mode)?; // [b, t, 3h]
             let split = |j: usize| -> Result<Tensor> {
-                Ok(qkv.narrow(2, j * c.n_embd, c.n_embd)?.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?)
+                Ok(qkv.narrow(2, j * c.n_embd, c.n_embd)?.reshape((b, t, nh, hd))?.transpose(1, 2)?)
             };
             let (q, k, v) = (split(0)?, split(1)?, split(2)?);
             let (k, v) = match cache.as_deref_mut() {

@@ -1,0 +1,56 @@
+//! f32 GEMM throughput of candle on this machine for the shapes a transformer step uses, forward
+//! (`x Wᵀ`) and the two backward products, plus the batched attention products.
+//!
+//!     cargo run --release -p nn --example matmul_speed
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+
+fn bench(name: &str, a: &Tensor, b: &Tensor, batch: usize, m: usize, k: usize, n: usize) -> anyhow::Result<()> {
+    let _ = a.matmul(b)?;
+    let reps = 5;
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        let _ = a.matmul(b)?;
+    }
+    let s = t0.elapsed().as_secs_f64() / reps as f64;
+    let gf = 2.0 * (batch * m * k * n) as f64 / s / 1e9;
+    println!("{name:<44} {:>8.2} ms {gf:>7.1} GFLOP/s", s * 1e3);
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let d = Device::Cpu;
+    println!("{} threads", rayon::current_num_threads());
+    let r = |s: &[usize]| Tensor::randn(0f32, 1.0, s, &d);
+    for (rows, inp, out) in [(2048usize, 384usize, 1152usize), (2048, 384, 1536), (2048, 1536, 384), (2048, 384, 32000), (1024, 1024, 1024)] {
+        let x = r(&[rows, inp])?;
+        let w = r(&[out, inp])?; // nn.Linear layout
+        let wc = r(&[inp, out])?; // Conv1D layout
+        let gy = r(&[rows, out])?;
+        bench(&format!("fwd x[{rows},{inp}] Wt[{inp},{out}] (view)"), &x, &w.t()?, 1, rows, inp, out)?;
+        bench(&format!("fwd x[{rows},{inp}] W[{inp},{out}]"), &x, &wc, 1, rows, inp, out)?;
+        bench(&format!("dx  gy[{rows},{out}] W[{out},{inp}]"), &gy, &w, 1, rows, out, inp)?;
+        bench(&format!("dW  gyT[{out},{rows}] x[{rows},{inp}]"), &gy.t()?, &x, 1, out, rows, inp)?;
+        bench(&format!("dWc xT[{inp},{rows}] gy[{rows},{out}]"), &x.t()?, &gy, 1, inp, rows, out)?;
+    }
+    let (bh, t, hd) = (48usize, 256usize, 64usize);
+    let q = r(&[bh, t, hd])?;
+    let k = r(&[bh, t, hd])?;
+    let p = r(&[bh, t, t])?;
+    bench("attn q kT [48,256,64]x[48,64,256]", &q, &k.t()?, bh, t, hd, t)?;
+    bench("attn p v  [48,256,256]x[48,256,64]", &p, &k, bh, t, t, hd)?;
+    bench("attn pT q [48,256,256]T x[48,256,64]", &p.t()?, &q, bh, t, t, hd)?;
+    // Decoding: a batch of 16 new tokens against the weights (the weight as the right operand,
+    // as a layer computes it, and as the left one).
+    for (inp, out) in [(384usize, 1152usize), (384, 32000), (768, 50257)] {
+        let x = r(&[16, inp])?;
+        let w = r(&[out, inp])?;
+        bench(&format!("dec x[16,{inp}] Wt[{inp},{out}] (view)"), &x, &w.t()?, 1, 16, inp, out)?;
+        bench(&format!("dec W[{out},{inp}] xT[{inp},16] (view)"), &w, &x.t()?, 1, out, inp, 16)?;
+        let xt = x.t()?.contiguous()?;
+        bench(&format!("dec W[{out},{inp}] xT[{inp},16] (contig)"), &w, &xt, 1, out, inp, 16)?;
+    }
+    Ok(())
+}

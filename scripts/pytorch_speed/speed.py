@@ -1,0 +1,91 @@
+"""PyTorch + transformers reference for the speed benchmarks of issues 3 and 4, run on the same
+machine as the Rust benchmarks so that the ratio does not depend on which host the VM landed on.
+
+    python scripts/pytorch_speed/speed.py [gpt2-train|gpt2-generate|encoder|all]
+
+Shapes match `cargo run --release -p lm --example speed` (GPT-2 6 x 384, 6 heads, vocab 32000,
+training batch 8 x 256 with AdamW and dropout 0.1; generation prompt 16, 256 new tokens, top-p 0.95,
+batch 1 and 16) and `cargo run --release -p ner --example encoder_speed` (MiniLM-L6 shape: BERT 6 x
+384, 12 heads, FFN 1536, vocab 30522, token classification, batch 16 x 128). Threads: torch's
+default (one per core). Weights are random: speed does not depend on them.
+"""
+import sys
+import time
+
+import torch
+from transformers import BertConfig, BertForTokenClassification, GPT2Config, GPT2LMHeadModel
+
+
+def gpt2_train(steps=4):
+    torch.manual_seed(0)
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=32000, n_positions=1024, n_embd=384, n_layer=6, n_head=6))
+    m.train()
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+    ids = torch.randint(0, 32000, (8, 256))
+    times = []
+    for s in range(steps + 1):
+        t0 = time.time()
+        loss = m(input_ids=ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+        if s > 0:
+            times.append(time.time() - t0)
+    mean = sum(times) / len(times)
+    print(f"pytorch gpt2 train: batch 8 x 256: {mean:.2f} s/step, {8 * 256 / mean:.0f} tokens/s")
+
+
+@torch.no_grad()
+def gpt2_generate():
+    torch.manual_seed(0)
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=32000, n_positions=1024, n_embd=384, n_layer=6, n_head=6)).eval()
+    for batch in (1, 16):
+        ids = torch.randint(0, 32000, (batch, 16))
+        m.generate(ids, max_new_tokens=8, min_new_tokens=8, do_sample=True, top_p=0.95, top_k=0, pad_token_id=0)
+        t0 = time.time()
+        out = m.generate(ids, max_new_tokens=256, min_new_tokens=256, do_sample=True, top_p=0.95, top_k=0, pad_token_id=0)
+        s = time.time() - t0
+        n = (out.shape[1] - 16) * batch
+        print(f"pytorch gpt2 generate: batch {batch}: {n} new tokens in {s:.2f} s = {n / s:.0f} new tokens/s")
+
+
+def encoder(steps=4):
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, num_labels=45)
+    m = BertForTokenClassification(cfg)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+    ids = torch.randint(0, 30522, (16, 128))
+    labels = torch.randint(0, 45, (16, 128))
+    m.train()
+    times = []
+    for s in range(steps + 1):
+        t0 = time.time()
+        loss = m(input_ids=ids, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+        if s > 0:
+            times.append(time.time() - t0)
+    mean = sum(times) / len(times)
+    print(f"pytorch encoder train: batch 16 x 128: {16 * 128 / mean:.0f} tokens/s")
+    m.eval()
+    with torch.no_grad():
+        m(input_ids=ids)
+        t0 = time.time()
+        for _ in range(steps):
+            m(input_ids=ids)
+        s = (time.time() - t0) / steps
+    print(f"pytorch encoder predict: batch 16 x 128: {16 * 128 / s:.0f} tokens/s")
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if what in ("gpt2-train", "all"):
+        gpt2_train()
+    if what in ("gpt2-generate", "all"):
+        gpt2_generate()
+    if what in ("encoder", "all"):
+        encoder()

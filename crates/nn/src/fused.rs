@@ -368,3 +368,290 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     }
     Ok(x.contiguous()?.apply_op1(Gelu)?)
 }
+
+// ---------------------------------------------------------------- linear (GEMM + bias)
+
+/// `y = x M + b` with `M` `[in, out]` given as the weight in either HF layout: `nn.Linear`
+/// (`[out, in]`, `M = Wᵀ`) or GPT-2's `Conv1D` (`[in, out]`, `M = W`).
+///
+/// One op instead of candle's matmul + broadcast add: the bias is the GEMM's initial value, and
+/// the backward pass gives `dx`, `dW` (in the weight's own layout, no transposed copy) and `db`
+/// (a parallel column sum; candle reduces a broadcast on one thread) from three GEMMs.
+struct LinearOp {
+    /// The weight is `[in, out]` (Conv1D) rather than `[out, in]`.
+    conv1d: bool,
+}
+
+/// The strides of `M` (`[in, out]`) for a weight of layout `l`.
+fn m_strides(l: &Layout, conv1d: bool) -> (usize, usize) {
+    let s = l.stride();
+    if conv1d {
+        (s[0], s[1])
+    } else {
+        (s[1], s[0])
+    }
+}
+
+fn par_for(flops: usize) -> gemm::Parallelism {
+    // Below ~1 MFLOP, splitting a GEMM over threads costs more than it gains.
+    if flops < (1 << 20) || rayon::current_num_threads() < 2 {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_strided<T: 'static + WithDType>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut T,
+    (dst_rs, dst_cs): (usize, usize),
+    accumulate: bool,
+    lhs: *const T,
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: *const T,
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        dst_cs as isize,
+        dst_rs as isize,
+        accumulate,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        T::one(),
+        T::one(),
+        false,
+        false,
+        false,
+        par_for(2 * m * n * k),
+    )
+}
+
+fn linear_fwd<T: Float + 'static>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[T]>, conv1d: bool) -> candle_core::Result<(Vec<T>, Shape)> {
+    let x = contiguous(x, lx)?;
+    let (rows, inp) = lx.shape().dims2()?;
+    let (wr, wc) = lw.shape().dims2()?;
+    let out = if conv1d { wc } else { wr };
+    if (if conv1d { wr } else { wc }) != inp {
+        candle_core::bail!("linear: input width {inp} does not fit weight {:?}", lw.dims());
+    }
+    let mut y = vec![T::zero(); rows * out];
+    if let Some(b) = b {
+        y.par_chunks_mut(out * rows_per_task(out)).for_each(|c| {
+            for r in c.chunks_mut(out) {
+                r.copy_from_slice(b);
+            }
+        });
+    }
+    let ms = m_strides(lw, conv1d);
+    let w = &w[lw.start_offset()..];
+    unsafe {
+        if rows < 64 {
+            // Few rows (decoding): compute yᵀ = Mᵀ xᵀ, so the weight streams through as the
+            // left operand; measured 1.4× faster than x M at 16 rows.
+            gemm_strided(out, rows, inp, y.as_mut_ptr(), (1, out), b.is_some(), w.as_ptr(), (ms.1, ms.0), x.as_ptr(), (1, inp));
+        } else {
+            gemm_strided(rows, out, inp, y.as_mut_ptr(), (out, 1), b.is_some(), x.as_ptr(), (inp, 1), w.as_ptr(), ms);
+        }
+    }
+    Ok((y, Shape::from((rows, out))))
+}
+
+/// `(dx, dW, db)` for `y = x M + b`; `g` `[rows, out]` contiguous.
+#[allow(clippy::type_complexity)]
+fn linear_bwd<T: Float + 'static>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, g: &[T], lg: &Layout, conv1d: bool) -> candle_core::Result<(Vec<T>, Vec<T>, Vec<T>)> {
+    let x = contiguous(x, lx)?;
+    let g = contiguous(g, lg)?;
+    let (rows, inp) = lx.shape().dims2()?;
+    let out = lg.shape().dims2()?.1;
+    let ms = m_strides(lw, conv1d);
+    let w = &w[lw.start_offset()..];
+    let mut dx = vec![T::zero(); rows * inp];
+    let mut dw = vec![T::zero(); inp * out];
+    unsafe {
+        // dx = g Mᵀ
+        gemm_strided(rows, inp, out, dx.as_mut_ptr(), (inp, 1), false, g.as_ptr(), (out, 1), w.as_ptr(), (ms.1, ms.0));
+        if conv1d {
+            // dW = dM = xᵀ g  [in, out]
+            gemm_strided(inp, out, rows, dw.as_mut_ptr(), (out, 1), false, x.as_ptr(), (1, inp), g.as_ptr(), (out, 1));
+        } else {
+            // dW = dMᵀ = gᵀ x  [out, in]
+            gemm_strided(out, inp, rows, dw.as_mut_ptr(), (inp, 1), false, g.as_ptr(), (1, out), x.as_ptr(), (inp, 1));
+        }
+    }
+    let db = g
+        .par_chunks(out * rows_per_task(out).max(64))
+        .map(|c| {
+            let mut s = vec![T::zero(); out];
+            for r in c.chunks(out) {
+                for (a, &v) in s.iter_mut().zip(r) {
+                    *a += v;
+                }
+            }
+            s
+        })
+        .reduce(
+            || vec![T::zero(); out],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+                a
+            },
+        );
+    Ok((dx, dw, db))
+}
+
+impl candle_core::CustomOp2 for LinearOp {
+    fn name(&self) -> &'static str {
+        "nn-linear"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        Ok(match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(w)) => {
+                let (y, s) = linear_fwd(x, l1, w, l2, None, self.conv1d)?;
+                (CpuStorage::F32(y), s)
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(w)) => {
+                let (y, s) = linear_fwd(x, l1, w, l2, None, self.conv1d)?;
+                (CpuStorage::F64(y), s)
+            }
+            _ => candle_core::bail!("linear: unsupported dtypes"),
+        })
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = linear_backward(x, w, grad, self.conv1d)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+impl candle_core::CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "nn-linear-bias"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        Ok(match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
+                let (y, s) = linear_fwd(x, l1, w, l2, Some(contiguous(b, l3)?), self.conv1d)?;
+                (CpuStorage::F32(y), s)
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
+                let (y, s) = linear_fwd(x, l1, w, l2, Some(contiguous(b, l3)?), self.conv1d)?;
+                (CpuStorage::F64(y), s)
+            }
+            _ => candle_core::bail!("linear: unsupported dtypes"),
+        })
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = linear_backward(x, w, grad, self.conv1d)?;
+        Ok((Some(dx), Some(dw), Some(db.reshape(b.shape())?)))
+    }
+}
+
+fn linear_backward(x: &Tensor, w: &Tensor, grad: &Tensor, conv1d: bool) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    use candle_core::Storage;
+    let grad = grad.contiguous()?;
+    let (sx, lx) = x.storage_and_layout();
+    let (sw, lw) = w.storage_and_layout();
+    let (sg, lg) = grad.storage_and_layout();
+    let dev = x.device();
+    let out = lg.shape().dims2()?.1;
+    macro_rules! run {
+        ($x:expr, $w:expr, $g:expr) => {{
+            let (dx, dw, db) = linear_bwd($x, lx, $w, lw, $g, lg, conv1d)?;
+            // dW was computed in the weight's own (contiguous) layout.
+            (Tensor::from_vec(dx, lx.shape(), dev)?, Tensor::from_vec(dw, lw.shape(), dev)?, Tensor::from_vec(db, out, dev)?)
+        }};
+    }
+    Ok(match (&*sx, &*sw, &*sg) {
+        (Storage::Cpu(CpuStorage::F32(x)), Storage::Cpu(CpuStorage::F32(w)), Storage::Cpu(CpuStorage::F32(g))) => run!(x, w, g),
+        (Storage::Cpu(CpuStorage::F64(x)), Storage::Cpu(CpuStorage::F64(w)), Storage::Cpu(CpuStorage::F64(g))) => run!(x, w, g),
+        _ => candle_core::bail!("linear backward: unsupported storage"),
+    })
+}
+
+/// `x M + b` over the last dimension of `x` (any leading shape), `M` from `weight` as
+/// [`LinearOp`] describes; the fused op on CPU f32/f64, candle's matmul elsewhere.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let inp = *dims.last().unwrap();
+    let rows = x.elem_count() / inp;
+    let out = weight.dim(if conv1d { 1 } else { 0 })?;
+    let x2 = x.reshape((rows, inp))?;
+    let fused = usable(x) && weight.dtype() == x.dtype() && weight.rank() == 2 && bias.is_none_or(|b| b.dtype() == x.dtype());
+    let y = if fused {
+        let op = LinearOp { conv1d };
+        match bias {
+            Some(b) => x2.contiguous()?.apply_op3(weight, &b.contiguous()?, op)?,
+            None => x2.contiguous()?.apply_op2(weight, op)?,
+        }
+    } else {
+        let m = if conv1d { weight.clone() } else { weight.t()? };
+        let y = x2.matmul(&m)?;
+        match bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        }
+    };
+    let mut out_dims = dims;
+    *out_dims.last_mut().unwrap() = out;
+    Ok(y.reshape(out_dims)?)
+}
+
+#[cfg(test)]
+mod linear_tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
+    }
+
+    /// Fused linear against matmul + broadcast add: values and the gradients of x, W and b, both
+    /// weight layouts, with and without bias, in the few-rows (decoding) and many-rows paths.
+    #[test]
+    fn fused_linear_matches_matmul() {
+        let dev = Device::Cpu;
+        for rows in [3usize, 70] {
+            for conv1d in [false, true] {
+                for with_bias in [false, true] {
+                    let (inp, out) = (5, 7);
+                    let x = Var::randn(0f64, 1.0, (2, rows, inp), &dev).unwrap();
+                    let w = Var::randn(0f64, 1.0, if conv1d { (inp, out) } else { (out, inp) }, &dev).unwrap();
+                    let b = Var::randn(0f64, 1.0, out, &dev).unwrap();
+                    let wt = Tensor::randn(0f64, 1.0, (2, rows, out), &dev).unwrap();
+                    let bias = with_bias.then(|| b.as_tensor());
+                    let fused = linear(&x, &w, bias, conv1d).unwrap();
+                    let m = if conv1d { w.as_tensor().clone() } else { w.t().unwrap() };
+                    let mut reference = x.broadcast_matmul(&m).unwrap();
+                    if with_bias {
+                        reference = reference.broadcast_add(&b).unwrap();
+                    }
+                    assert!(max_diff(&fused, &reference) < 1e-12);
+                    let gf = (fused * &wt).unwrap().sum_all().unwrap().backward().unwrap();
+                    let gr = (reference * &wt).unwrap().sum_all().unwrap().backward().unwrap();
+                    for v in [&x, &w] {
+                        assert!(max_diff(gf.get(v).unwrap(), gr.get(v).unwrap()) < 1e-12, "rows {rows} conv1d {conv1d} bias {with_bias}");
+                    }
+                    if with_bias {
+                        assert!(max_diff(gf.get(&b).unwrap(), gr.get(&b).unwrap()) < 1e-12);
+                    }
+                }
+            }
+        }
+    }
+}

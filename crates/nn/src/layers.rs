@@ -57,18 +57,8 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let in_dim = *dims.last().unwrap();
-        let rows = x.elem_count() / in_dim;
-        // One 2-D GEMM over all rows (candle's gemm takes the transposed weight as a stride view).
-        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        let mut out_dims = dims;
-        *out_dims.last_mut().unwrap() = self.weight.dim(0)?;
-        Ok(y.reshape(out_dims)?)
+        // One GEMM over all rows with the bias fused in (see `fused::linear`).
+        crate::fused::linear(x, &self.weight, self.bias.as_ref(), false)
     }
 }
 

@@ -80,23 +80,13 @@ impl Proj {
     }
 
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let in_dim = *dims.last().unwrap();
-        let rows = x.elem_count() / in_dim;
-        let x2 = x.reshape((rows, in_dim))?;
-        // One 2-D GEMM over all rows; a transposed weight is a stride view, not a copy.
-        let w = if self.conv1d { self.weight.clone() } else { self.weight.t()? };
-        let mut y = x2.matmul(&w)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
-        }
+        // One GEMM over all rows with the bias fused in, either weight layout (`nn::fused::linear`).
+        let mut y = nn::fused::linear(x, &self.weight, self.bias.as_ref(), self.conv1d)?;
         if let Some(l) = &self.lora {
-            let xa = dropout(&x2, l.dropout, mode)?.matmul(&l.a.t()?)?;
-            y = (y + (xa.matmul(&l.b.t()?)? * l.scale)?)?;
+            let xa = nn::fused::linear(&dropout(x, l.dropout, mode)?, &l.a, None, false)?;
+            y = (y + (nn::fused::linear(&xa, &l.b, None, false)? * l.scale)?)?;
         }
-        let mut out_dims = dims;
-        *out_dims.last_mut().unwrap() = self.out_dim();
-        Ok(y.reshape(out_dims)?)
+        Ok(y)
     }
 
     /// Adds a LoRA adapter whose variables live in `adapters` under PEFT's names

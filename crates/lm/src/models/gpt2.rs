@@ -218,11 +218,5 @@ impl Gpt2 {
 
 /// `hidden @ weightᵀ` over all rows at once.
 pub(crate) fn lm_head(hidden: &Tensor, weight: &Tensor) -> Result<Tensor> {
-    let dims = hidden.dims().to_vec();
-    let h = *dims.last().unwrap();
-    let rows = hidden.elem_count() / h;
-    let y = hidden.reshape((rows, h))?.matmul(&weight.t()?)?;
-    let mut out = dims;
-    *out.last_mut().unwrap() = weight.dim(0)?;
-    Ok(y.reshape(out)?)
+    nn::fused::linear(hidden, weight, None, false)
 }

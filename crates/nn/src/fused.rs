@@ -11,10 +11,11 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor
 use rayon::prelude::*;
 
 /// Floating types the kernels run on.
-trait Float: WithDType + Send + Sync + PartialOrd {
+pub(crate) trait Float: WithDType + Send + Sync + PartialOrd + 'static {
     fn exp(self) -> Self;
     fn sqrt(self) -> Self;
     fn erf(self) -> Self;
+    fn tanh(self) -> Self;
 }
 
 impl Float for f32 {
@@ -24,8 +25,18 @@ impl Float for f32 {
     fn sqrt(self) -> Self {
         f32::sqrt(self)
     }
+    /// Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7, about f32's resolution): one
+    /// `exp` and a polynomial, several times faster than libm's `erff`, which dominated GELU.
     fn erf(self) -> Self {
-        candle_core::cpu::erf::erf_f32(self)
+        let x = self.abs();
+        let t = 1.0 / (1.0 + 0.327_591_1 * x);
+        let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
+        let y = 1.0 - poly * (-x * x).exp();
+        y.copysign(self)
+    }
+    /// `1 − 2 / (e^{2x} + 1)`: one `exp`, saturating correctly at ±1.
+    fn tanh(self) -> Self {
+        1.0 - 2.0 / ((2.0 * self).exp() + 1.0)
     }
 }
 
@@ -38,6 +49,9 @@ impl Float for f64 {
     }
     fn erf(self) -> Self {
         candle_core::cpu::erf::erf_f64(self)
+    }
+    fn tanh(self) -> Self {
+        f64::tanh(self)
     }
 }
 
@@ -437,7 +451,7 @@ unsafe fn gemm_strided<T: 'static + WithDType>(
     )
 }
 
-fn linear_fwd<T: Float + 'static>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[T]>, conv1d: bool) -> candle_core::Result<(Vec<T>, Shape)> {
+fn linear_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[T]>, conv1d: bool) -> candle_core::Result<(Vec<T>, Shape)> {
     let x = contiguous(x, lx)?;
     let (rows, inp) = lx.shape().dims2()?;
     let (wr, wc) = lw.shape().dims2()?;
@@ -469,7 +483,7 @@ fn linear_fwd<T: Float + 'static>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b:
 
 /// `(dx, dW, db)` for `y = x M + b`; `g` `[rows, out]` contiguous.
 #[allow(clippy::type_complexity)]
-fn linear_bwd<T: Float + 'static>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, g: &[T], lg: &Layout, conv1d: bool) -> candle_core::Result<(Vec<T>, Vec<T>, Vec<T>)> {
+fn linear_bwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, g: &[T], lg: &Layout, conv1d: bool) -> candle_core::Result<(Vec<T>, Vec<T>, Vec<T>)> {
     let x = contiguous(x, lx)?;
     let g = contiguous(g, lg)?;
     let (rows, inp) = lx.shape().dims2()?;
@@ -653,5 +667,240 @@ mod linear_tests {
                 }
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------- GELU (tanh approximation)
+
+struct GeluTanh;
+struct GeluTanhBwd;
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+const GELU_CUBIC: f64 = 0.044_715;
+
+fn gelu_tanh_map<T: Float>(x: &[T]) -> Vec<T> {
+    let (h, c, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_CUBIC));
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(16384).zip(x.par_chunks(16384)).for_each(|(o, x)| {
+        for (o, &v) in o.iter_mut().zip(x) {
+            *o = h * v * (T::one() + (c * (v + a * v * v * v)).tanh());
+        }
+    });
+    out
+}
+
+/// `d/dx`: `½(1 + t) + ½ x (1 − t²) c (1 + 3a x²)` with `t = tanh(c (x + a x³))`.
+fn gelu_tanh_bwd_map<T: Float>(x: &[T], g: &[T]) -> Vec<T> {
+    let (h, c, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_CUBIC));
+    let a3 = T::from_f64(3.0 * GELU_CUBIC);
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(16384).zip(x.par_chunks(16384).zip(g.par_chunks(16384))).for_each(|(o, (x, g))| {
+        for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+            let t = (c * (v + a * v * v * v)).tanh();
+            *o = g * (h * (T::one() + t) + h * v * (T::one() - t * t) * c * (T::one() + a3 * v * v));
+        }
+    });
+    out
+}
+
+impl CustomOp1 for GeluTanh {
+    fn name(&self) -> &'static str {
+        "nn-gelu-tanh"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let out = match s {
+            CpuStorage::F32(v) => CpuStorage::F32(gelu_tanh_map(contiguous(v, l)?)),
+            CpuStorage::F64(v) => CpuStorage::F64(gelu_tanh_map(contiguous(v, l)?)),
+            _ => candle_core::bail!("gelu: unsupported dtype"),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &GeluTanhBwd)?))
+    }
+}
+
+impl CustomOp2 for GeluTanhBwd {
+    fn name(&self) -> &'static str {
+        "nn-gelu-tanh-bwd"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(gelu_tanh_bwd_map(contiguous(x, l1)?, contiguous(g, l2)?)),
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(gelu_tanh_bwd_map(contiguous(x, l1)?, contiguous(g, l2)?)),
+            _ => candle_core::bail!("gelu bwd: unsupported dtype"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// GELU with the tanh approximation (HF `gelu_new`, `gelu_pytorch_tanh`: GPT-2's activation).
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    if !usable(x) {
+        return Ok(x.gelu()?);
+    }
+    Ok(x.contiguous()?.apply_op1(GeluTanh)?)
+}
+
+// ---------------------------------------------------------------- dropout
+
+/// Elements per dropout chunk; chunk `i` draws its mask from ChaCha stream `i` of the seed, so
+/// chunks run in parallel and the mask does not depend on the thread count.
+const DROPOUT_CHUNK: usize = 16384;
+
+/// Inverted dropout with its mask regenerated from `seed`: backward is the same op applied to
+/// the gradient, and no mask tensor is kept.
+struct DropoutOp {
+    p: f64,
+    seed: u64,
+}
+
+impl DropoutOp {
+    fn apply<T: Float>(&self, x: &[T]) -> Vec<T> {
+        let threshold = (self.p * u32::MAX as f64) as u32;
+        let keep = T::from_f64(1.0 / (1.0 - self.p));
+        let mut out = vec![T::zero(); x.len()];
+        out.par_chunks_mut(DROPOUT_CHUNK).zip(x.par_chunks(DROPOUT_CHUNK)).enumerate().for_each(|(i, (o, x))| {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
+            rng.set_stream(i as u64);
+            for (o, &v) in o.iter_mut().zip(x) {
+                *o = if rng.random::<u32>() < threshold { T::zero() } else { v * keep };
+            }
+        });
+        out
+    }
+}
+
+impl CustomOp1 for DropoutOp {
+    fn name(&self) -> &'static str {
+        "nn-dropout"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let out = match s {
+            CpuStorage::F32(v) => CpuStorage::F32(self.apply(contiguous(v, l)?)),
+            CpuStorage::F64(v) => CpuStorage::F64(self.apply(contiguous(v, l)?)),
+            _ => candle_core::bail!("dropout: unsupported dtype"),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&DropoutOp { p: self.p, seed: self.seed })?))
+    }
+}
+
+/// Dropout with probability `p` and mask seed `seed` (`0 < p < 1`).
+pub fn dropout_seeded(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
+    let op = DropoutOp { p, seed };
+    if usable(x) {
+        return Ok(x.contiguous()?.apply_op1(op)?);
+    }
+    // Other devices: the same mask, as a tensor.
+    let ones = vec![1f32; x.elem_count()];
+    let mask = Tensor::from_vec(op.apply(&ones), x.shape(), &candle_core::Device::Cpu)?.to_device(x.device())?.to_dtype(x.dtype())?;
+    Ok(x.mul(&mask)?)
+}
+
+// ---------------------------------------------------------------- AdamW, in place
+
+/// `m ← β m + (1 − β) s g` (`second`: `v ← β v + (1 − β) (s g)²`), in place on the moment.
+pub(crate) struct MomentUpdate {
+    pub beta: f64,
+    pub grad_scale: f64,
+    pub second: bool,
+}
+
+/// `θ ← θ · decay − lr · (m / bc1) / (sqrt(v / bc2) + eps)`, in place on the parameter.
+pub(crate) struct ParamUpdate {
+    pub lr: f64,
+    pub decay: f64,
+    pub bc1: f64,
+    pub bc2: f64,
+    pub eps: f64,
+}
+
+fn moment_update<T: Float>(u: &MomentUpdate, m: &mut [T], g: &[T]) {
+    let (b, c, s) = (T::from_f64(u.beta), T::from_f64(1.0 - u.beta), T::from_f64(u.grad_scale));
+    let second = u.second;
+    m.par_chunks_mut(16384).zip(g.par_chunks(16384)).for_each(|(m, g)| {
+        for (m, &g) in m.iter_mut().zip(g) {
+            let g = g * s;
+            *m = b * *m + c * if second { g * g } else { g };
+        }
+    });
+}
+
+fn param_update<T: Float>(u: &ParamUpdate, p: &mut [T], m: &[T], v: &[T]) {
+    let (lr, decay, ibc1, ibc2, eps) = (T::from_f64(u.lr), T::from_f64(u.decay), T::from_f64(1.0 / u.bc1), T::from_f64(1.0 / u.bc2), T::from_f64(u.eps));
+    p.par_chunks_mut(16384).zip(m.par_chunks(16384).zip(v.par_chunks(16384))).for_each(|(p, (m, v))| {
+        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+            *p = *p * decay - lr * (m * ibc1) / ((v * ibc2).sqrt() + eps);
+        }
+    });
+}
+
+fn contiguous_mut<'a, T: WithDType>(v: &'a mut [T], l: &Layout) -> candle_core::Result<&'a mut [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&mut v[a..b]),
+        None => candle_core::bail!("in-place op on a non-contiguous tensor"),
+    }
+}
+
+impl candle_core::InplaceOp2 for MomentUpdate {
+    fn name(&self) -> &'static str {
+        "nn-adamw-moment"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+        match (s1, s2) {
+            (CpuStorage::F32(m), CpuStorage::F32(g)) => moment_update(self, contiguous_mut(m, l1)?, contiguous(g, l2)?),
+            (CpuStorage::F64(m), CpuStorage::F64(g)) => moment_update(self, contiguous_mut(m, l1)?, contiguous(g, l2)?),
+            _ => candle_core::bail!("adamw: unsupported dtypes"),
+        }
+        Ok(())
+    }
+}
+
+impl candle_core::InplaceOp3 for ParamUpdate {
+    fn name(&self) -> &'static str {
+        "nn-adamw-param"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<()> {
+        match (s1, s2, s3) {
+            (CpuStorage::F32(p), CpuStorage::F32(m), CpuStorage::F32(v)) => param_update(self, contiguous_mut(p, l1)?, contiguous(m, l2)?, contiguous(v, l3)?),
+            (CpuStorage::F64(p), CpuStorage::F64(m), CpuStorage::F64(v)) => param_update(self, contiguous_mut(p, l1)?, contiguous(m, l2)?, contiguous(v, l3)?),
+            _ => candle_core::bail!("adamw: unsupported dtypes"),
+        }
+        Ok(())
+    }
+}
+
+/// Whether the in-place AdamW kernels apply to these tensors.
+pub(crate) fn inplace_usable(ts: &[&Tensor]) -> bool {
+    ts.iter().all(|t| usable(t) && t.is_contiguous() && t.dtype() == ts[0].dtype())
+}
+
+#[cfg(test)]
+mod fast_math_tests {
+    use super::Float;
+
+    /// The f32 erf and tanh used by the GELU kernels, against f64 references over [-6, 6].
+    #[test]
+    fn fast_erf_and_tanh_are_accurate() {
+        for i in -6000..=6000 {
+            let x = i as f64 / 1000.0;
+            let erf = Float::erf(x as f32) as f64;
+            assert!((erf - candle_core::cpu::erf::erf_f64(x)).abs() < 5e-7, "erf({x}) = {erf}");
+            let tanh = Float::tanh(x as f32) as f64;
+            assert!((tanh - x.tanh()).abs() < 5e-7, "tanh({x}) = {tanh}");
+        }
+        assert_eq!(Float::tanh(100f32), 1.0);
+        assert_eq!(Float::tanh(-100f32), -1.0);
     }
 }

@@ -33,13 +33,12 @@ pub fn dropout(x: &Tensor, p: f64, mode: &mut Mode) -> Result<Tensor> {
     if p <= 0.0 {
         return Ok(x.clone());
     }
-    let n = x.elem_count();
-    // Compare raw u32 draws against a threshold: one draw per element, no float conversion.
-    let threshold = (p * u32::MAX as f64) as u32;
-    let scale = (1.0 / (1.0 - p)) as f32;
-    let mask: Vec<f32> = (0..n).map(|_| if rng.random::<u32>() < threshold { 0.0 } else { scale }).collect();
-    let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-    Ok(x.mul(&mask)?)
+    if p >= 1.0 {
+        return Ok(x.zeros_like()?);
+    }
+    // One draw from the stream seeds the whole mask (generated in parallel chunks, and again
+    // for backward), so the stream advances the same whatever the tensor's size.
+    crate::fused::dropout_seeded(x, p, rng.random::<u64>())
 }
 
 /// `y = x W^T + b`, weight `[out, in]` as in PyTorch/HF.
@@ -133,7 +132,7 @@ impl Activation {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Activation::Gelu => crate::fused::gelu_erf(x)?,
-            Activation::GeluTanh => x.gelu()?,
+            Activation::GeluTanh => crate::fused::gelu_tanh(x)?,
             Activation::Relu => x.relu()?,
             Activation::Silu => x.silu()?,
         })

@@ -75,11 +75,20 @@ impl AdamW {
             // Detach: a gradient tensor can still reference the whole forward graph, and folding it
             // into the running moments would keep every step's graph alive (0.7–1.4 GB a step).
             let g = g.detach();
+            let decay = if s.decay { 1.0 - lr * c.weight_decay } else { 1.0 };
+            let g = g.contiguous()?;
+            if crate::fused::inplace_usable(&[s.var.as_tensor(), &g, &s.m, &s.v]) && s.m.dims() == g.dims() {
+                // Three passes over memory, in place, instead of a dozen tensor ops.
+                s.m.inplace_op2(&g, &crate::fused::MomentUpdate { beta: c.beta1, grad_scale, second: false })?;
+                s.v.inplace_op2(&g, &crate::fused::MomentUpdate { beta: c.beta2, grad_scale, second: true })?;
+                let update = crate::fused::ParamUpdate { lr, decay, bc1, bc2, eps: c.eps };
+                s.var.as_tensor().inplace_op3(&s.m, &s.v, &update)?;
+                continue;
+            }
             let g = if grad_scale != 1.0 { (g * grad_scale)? } else { g };
             s.m = ((&s.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             s.v = ((&s.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let update = ((&s.m / bc1)? / ((&s.v / bc2)?.sqrt()? + c.eps)?)?;
-            let decay = if s.decay { 1.0 - lr * c.weight_decay } else { 1.0 };
             let theta = ((s.var.as_tensor() * decay)? - (update * lr)?)?;
             s.var.set(&theta.detach())?;
             s.m = s.m.detach();

@@ -135,6 +135,13 @@ fn fused_ops_match_primitives() {
             Box::new(|x, _, _| candle_nn::ops::softmax(x, candle_core::D::Minus1).unwrap()),
         ),
         ("gelu", Box::new(|x, _, _| nn::fused::gelu_erf(x).unwrap()), Box::new(|x, _, _| x.gelu_erf().unwrap())),
+        ("gelu_tanh", Box::new(|x, _, _| nn::fused::gelu_tanh(x).unwrap()), Box::new(|x, _, _| x.gelu().unwrap())),
+        (
+            "dropout",
+            Box::new(|x, _, _| nn::fused::dropout_seeded(x, 0.4, 11).unwrap()),
+            // The same mask, as a tensor: dropout of ones is the mask itself.
+            Box::new(|x, _, _| x.mul(&nn::fused::dropout_seeded(&x.ones_like().unwrap().detach(), 0.4, 11).unwrap()).unwrap()),
+        ),
     ];
     let flat = |t: &Tensor| -> Vec<f64> { t.flatten_all().unwrap().to_vec1().unwrap() };
     for (name, fused, reference) in pairs {
@@ -148,7 +155,7 @@ fn fused_ops_match_primitives() {
             match (gf.get(v.as_tensor()), gr.get(v.as_tensor())) {
                 (Some(a), Some(c)) => {
                     // candle's own GELU backward uses 0.398942 for 1/√(2π): agree to 1e-6 there.
-                    let tol = if name == "gelu" { 1e-6 } else { 1e-9 };
+                    let tol = if name.starts_with("gelu") { 1e-6 } else { 1e-9 };
                     for (a, c) in flat(a).iter().zip(flat(c)) {
                         assert!((a - c).abs() < tol, "{name} gradient: {a} vs {c}");
                     }

@@ -186,27 +186,30 @@ pub fn sample(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) -> u32
     }
     let t = cfg.temperature as f32;
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let probs: Vec<f64> = logits.iter().map(|&l| (((l - max) / t) as f64).exp()).collect();
-    // Descending probability, ascending id on ties: a total order, so selections are unique.
-    let cmp = |a: &u32, b: &u32| probs[*b as usize].total_cmp(&probs[*a as usize]).then(a.cmp(b));
-    let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
-    if cfg.top_k > 0 && cfg.top_k < idx.len() {
-        idx.select_nth_unstable_by(cfg.top_k - 1, cmp);
-        idx.truncate(cfg.top_k);
+    // Unnormalised probabilities in f32 (sums are taken in f64). Each candidate is one u64 key,
+    // probability bits inverted in the high half, token id in the low half, so that ascending
+    // keys are "most likely first, lower id first on ties" and selection compares plain integers
+    // instead of looking probabilities up through an index.
+    let probs: Vec<f32> = logits.iter().map(|&l| ((l - max) / t).exp()).collect();
+    let mut keys: Vec<u64> = probs.iter().enumerate().map(|(i, p)| (u64::from(!p.to_bits()) << 32) | i as u64).collect();
+    let prob = |key: u64| f64::from(probs[(key & 0xffff_ffff) as usize]);
+    if cfg.top_k > 0 && cfg.top_k < keys.len() {
+        keys.select_nth_unstable(cfg.top_k - 1);
+        keys.truncate(cfg.top_k);
     }
-    let mass = |s: &[u32]| s.iter().map(|&i| probs[i as usize]).sum::<f64>();
-    let mut keep = idx.len();
+    let mass = |s: &[u64]| s.iter().map(|&k| prob(k)).sum::<f64>();
+    let mut keep = keys.len();
     if cfg.top_p < 1.0 {
-        let mut target = cfg.top_p * mass(&idx);
-        let (mut lo, mut hi) = (0, idx.len());
-        // Invariant: idx[..lo] are kept, their mass already taken from target; the boundary lies
-        // in idx[lo..hi], and idx[lo..hi] holds the next most likely tokens.
+        // The smallest most-likely prefix whose mass reaches top_p: bisect with selections
+        // (expected linear time), sorting only the last short range.
+        let mut target = cfg.top_p * mass(&keys);
+        let (mut lo, mut hi) = (0, keys.len());
         loop {
             if hi - lo <= 64 {
-                idx[lo..hi].sort_unstable_by(cmp);
+                keys[lo..hi].sort_unstable();
                 keep = hi;
                 for j in lo..hi {
-                    target -= probs[idx[j] as usize];
+                    target -= prob(keys[j]);
                     if target <= 0.0 {
                         keep = j + 1;
                         break;
@@ -215,8 +218,8 @@ pub fn sample(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) -> u32
                 break;
             }
             let mid = lo + (hi - lo) / 2;
-            idx[lo..hi].select_nth_unstable_by(mid - lo, cmp);
-            let m = mass(&idx[lo..mid]);
+            keys[lo..hi].select_nth_unstable(mid - lo);
+            let m = mass(&keys[lo..mid]);
             if m >= target {
                 hi = mid;
             } else {
@@ -225,20 +228,20 @@ pub fn sample(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) -> u32
             }
         }
     }
-    // Draw over the kept tokens in id order (a mask scan: no sort of a possibly huge set).
-    let kept = &idx[..keep.max(1)];
+    let kept = &keys[..keep.max(1)];
+    // Walk the kept tokens in id order, so the draw does not depend on the selection's order.
     let mut mask = vec![false; probs.len()];
-    for &i in kept {
-        mask[i as usize] = true;
+    for &k in kept {
+        mask[(k & 0xffff_ffff) as usize] = true;
     }
     let mut u = rand::Rng::random::<f64>(rng) * mass(kept);
-    let mut last = kept[0];
+    let mut last = (kept[0] & 0xffff_ffff) as u32;
     for (i, &p) in probs.iter().enumerate() {
         if mask[i] {
-            if u < p {
+            if u < f64::from(p) {
                 return i as u32;
             }
-            u -= p;
+            u -= f64::from(p);
             last = i as u32;
         }
     }

@@ -41,13 +41,15 @@ struct Row {
 }
 
 impl DecoderGenerator {
-    pub fn new(mut model: Decoder, tokenizer: LmTokenizer, boundaries: Boundaries) -> Self {
+    /// Freezes the model and lays its weights out for decoding (see [`Decoder::prepare_decoding`]).
+    pub fn new(mut model: Decoder, tokenizer: LmTokenizer, boundaries: Boundaries) -> Result<Self> {
         model.freeze();
+        model.prepare_decoding()?;
         let mut stop = model.config.eos_ids();
         stop.push(boundaries.end);
         stop.sort_unstable();
         stop.dedup();
-        DecoderGenerator { model, tokenizer, boundaries, stop }
+        Ok(DecoderGenerator { model, tokenizer, boundaries, stop })
     }
 
     /// Prompt ids: the document-start token, then the prompt text's tokens.
@@ -176,16 +178,25 @@ fn l_len(logits: &Tensor) -> Result<usize> {
 /// Draws a token from one row of logits: temperature, then top-k, then the nucleus (the
 /// smallest set of most likely tokens whose mass reaches top-p), then one draw.
 ///
-/// The nucleus is found by repeated halving with `select_nth_unstable` (linear time) instead of
-/// sorting the vocabulary: with a flat distribution the nucleus can hold most of a 32k
-/// vocabulary, and a full sort per token per row cost more than the forward pass. The draw scans
-/// kept tokens in id order. Everything is a function of the logits and the rng alone.
+/// The nucleus is found without sorting the vocabulary (with a flat distribution it can hold
+/// most of a 32k vocabulary, and a full sort per token per row cost more than the forward pass):
+/// without top-k, by a histogram of the probabilities' bit patterns (two linear passes, then a
+/// sort of one bucket); with top-k, by repeated halving with `select_nth_unstable`. The draw
+/// scans kept tokens in id order. Everything is a function of the logits and the rng alone.
 pub fn sample(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) -> u32 {
     if cfg.temperature <= 0.0 {
         return argmax(logits) as u32;
     }
     let t = cfg.temperature as f32;
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if cfg.top_k == 0 || cfg.top_k >= logits.len() {
+        return sample_nucleus(logits, max, t, cfg.top_p, rng);
+    }
+    sample_select(logits, max, t, cfg, rng)
+}
+
+/// Top-k, then nucleus, by selection.
+fn sample_select(logits: &[f32], max: f32, t: f32, cfg: &SamplingConfig, rng: &mut ChaCha8Rng) -> u32 {
     // Unnormalised probabilities in f32 (sums are taken in f64). Each candidate is one u64 key,
     // probability bits inverted in the high half, token id in the low half, so that ascending
     // keys are "most likely first, lower id first on ties" and selection compares plain integers
@@ -248,9 +259,89 @@ pub fn sample(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) -> u32
     last
 }
 
+/// Bucket of a probability: the top 12 bits of its f32 pattern (sign, exponent, 3 mantissa
+/// bits). For non-negative floats the bit pattern orders like the value, so buckets do too.
+fn bucket(bits: u32) -> usize {
+    (bits >> 20) as usize
+}
+
+/// Nucleus sampling without top-k: the kept set is every token whose (probability, −id) is at
+/// least the cut's, the cut being found in one bucket of a histogram over probability bits.
+fn sample_nucleus(logits: &[f32], max: f32, t: f32, top_p: f64, rng: &mut ChaCha8Rng) -> u32 {
+    let probs: Vec<f32> = logits.iter().map(|&l| ((l - max) / t).exp()).collect();
+    let mut mass = [0f64; 4096];
+    for &p in &probs {
+        mass[bucket(p.to_bits())] += f64::from(p);
+    }
+    let total: f64 = mass.iter().sum();
+    // (bits, id) of the least likely kept token; everything ordered at or above it is kept.
+    let mut cut = (0u32, u32::MAX);
+    let mut kept_mass = total;
+    if top_p < 1.0 {
+        let target = top_p * total;
+        let mut above = 0.0;
+        for b in (0..mass.len()).rev() {
+            if mass[b] > 0.0 && above + mass[b] >= target {
+                // The cut lies in bucket b: order its tokens most likely first, lower id first.
+                let mut members: Vec<(u32, u32)> = probs.iter().enumerate().filter(|(_, p)| bucket(p.to_bits()) == b).map(|(i, p)| (p.to_bits(), i as u32)).collect();
+                members.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+                let mut acc = above;
+                for &(bits, id) in &members {
+                    acc += f64::from(f32::from_bits(bits));
+                    cut = (bits, id);
+                    if acc >= target {
+                        break;
+                    }
+                }
+                kept_mass = acc;
+                break;
+            }
+            above += mass[b];
+        }
+    }
+    let kept = |i: usize, p: f32| {
+        let bits = p.to_bits();
+        bits > cut.0 || (bits == cut.0 && i as u32 <= cut.1)
+    };
+    let mut u = rand::Rng::random::<f64>(rng) * kept_mass;
+    let mut last = argmax(logits) as u32;
+    for (i, &p) in probs.iter().enumerate() {
+        if kept(i, p) {
+            if u < f64::from(p) {
+                return i as u32;
+            }
+            u -= f64::from(p);
+            last = i as u32;
+        }
+    }
+    last
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The histogram nucleus and the selection nucleus keep the same tokens and so draw the same
+    /// ones.
+    #[test]
+    fn histogram_and_selection_nucleus_agree() {
+        let mut gen = ChaCha8Rng::seed_from_u64(42);
+        for case in 0..200u64 {
+            let n = 50 + (case as usize * 37) % 900;
+            let spread = [0.1f32, 1.0, 5.0][case as usize % 3];
+            let mut logits: Vec<f32> = (0..n).map(|_| rand::Rng::random::<f32>(&mut gen) * spread).collect();
+            // Ties, which the id order must break the same way in both.
+            logits[n / 2] = logits[0];
+            let top_p = [0.5, 0.9, 0.95][case as usize % 3];
+            let cfg = SamplingConfig { temperature: 1.0, top_k: 0, top_p };
+            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let (mut ra, mut rb) = (ChaCha8Rng::seed_from_u64(case), ChaCha8Rng::seed_from_u64(case));
+            for _ in 0..5 {
+                let a = sample_nucleus(&logits, max, 1.0, top_p, &mut ra);
+                assert_eq!(a, sample_select(&logits, max, 1.0, &cfg, &mut rb), "case {case}");
+            }
+        }
+    }
 
     #[test]
     fn nucleus_keeps_the_smallest_top_set() {

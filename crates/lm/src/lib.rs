@@ -70,7 +70,7 @@ impl Generator {
             }
             Err(_) => train::boundaries_of(&model.config, &tokenizer)?,
         };
-        Ok(Generator::Decoder(Box::new(DecoderGenerator::new(model, tokenizer, boundaries))))
+        Ok(Generator::Decoder(Box::new(DecoderGenerator::new(model, tokenizer, boundaries)?)))
     }
 
     /// Synthetic documents: `samples_per_prompt` per prompt, ids `{prompt_id}__s{NNN}`, each the

@@ -44,13 +44,17 @@ fn main() -> anyhow::Result<()> {
     bench("attn pT q [48,256,256]T x[48,256,64]", &p.t()?, &q, bh, t, t, hd)?;
     // Decoding: a batch of 16 new tokens against the weights (the weight as the right operand,
     // as a layer computes it, and as the left one).
-    for (inp, out) in [(384usize, 1152usize), (384, 32000), (768, 50257)] {
+    for (inp, out) in [(384usize, 1152usize), (384, 1536), (1536, 384), (384, 32000)] {
         let x = r(&[16, inp])?;
         let w = r(&[out, inp])?;
         bench(&format!("dec x[16,{inp}] Wt[{inp},{out}] (view)"), &x, &w.t()?, 1, 16, inp, out)?;
         bench(&format!("dec W[{out},{inp}] xT[{inp},16] (view)"), &w, &x.t()?, 1, out, inp, 16)?;
         let xt = x.t()?.contiguous()?;
         bench(&format!("dec W[{out},{inp}] xT[{inp},16] (contig)"), &w, &xt, 1, out, inp, 16)?;
+        // Conv1D layout: the weight stored [in, out].
+        let m = r(&[inp, out])?;
+        bench(&format!("dec x[16,{inp}] M[{inp},{out}] (conv1d)"), &x, &m, 1, 16, inp, out)?;
+        bench(&format!("dec MT[{out},{inp}] (view) xT (conv1d)"), &m.t()?, &x.t()?, 1, out, inp, 16)?;
     }
     Ok(())
 }

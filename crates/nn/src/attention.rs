@@ -219,9 +219,20 @@ impl Attention {
             let (bi, hi) = (item / h, item % h);
             let kh = hi / rep;
             let (qo, ko, vo) = (qv.head(bi, hi), kv.head(bi, kh), vv.head(bi, kh));
-            unsafe {
-                // scores = scale · q kᵀ
-                gemm(tq, tk, d, p.as_mut_ptr(), tk, 1, false, q[qo..].as_ptr(), qv.strides[2], qv.strides[3], k[ko..].as_ptr(), kv.strides[3], kv.strides[2], scale);
+            // Decoding (one query row, unit-stride heads): plain dot products beat a GEMM call,
+            // whose set-up costs more than a 1 × d × tk product.
+            let rowwise = tq == 1 && qv.strides[3] == 1 && kv.strides[3] == 1 && vv.strides[3] == 1;
+            if rowwise {
+                let qrow = &q[qo..qo + d];
+                for (j, s) in p.iter_mut().enumerate() {
+                    let kr = ko + j * kv.strides[2];
+                    *s = scale * dot(qrow, &k[kr..kr + d]);
+                }
+            } else {
+                unsafe {
+                    // scores = scale · q kᵀ
+                    gemm(tq, tk, d, p.as_mut_ptr(), tk, 1, false, q[qo..].as_ptr(), qv.strides[2], qv.strides[3], k[ko..].as_ptr(), kv.strides[3], kv.strides[2], scale);
+                }
             }
             for (i, row) in p.chunks_mut(tk).enumerate() {
                 if let Some(bias) = &self.bias {
@@ -243,10 +254,21 @@ impl Attention {
                     &dropped
                 }
             };
-            unsafe {
-                // context = probs v, written into [b, tq, h·d]
-                let dst = out_ptr.get().add(bi * tq * width + hi * d);
-                gemm(tq, d, tk, dst, width, 1, false, pd.as_ptr(), tk, 1, v[vo..].as_ptr(), vv.strides[2], vv.strides[3], T::one());
+            if rowwise {
+                // context = Σ_j p_j v_j
+                let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(bi * width + hi * d), d) };
+                for (j, &pj) in pd.iter().enumerate() {
+                    let vr = vo + j * vv.strides[2];
+                    for (o, &x) in dst.iter_mut().zip(&v[vr..vr + d]) {
+                        *o += pj * x;
+                    }
+                }
+            } else {
+                unsafe {
+                    // context = probs v, written into [b, tq, h·d]
+                    let dst = out_ptr.get().add(bi * tq * width + hi * d);
+                    gemm(tq, d, tk, dst, width, 1, false, pd.as_ptr(), tk, 1, v[vo..].as_ptr(), vv.strides[2], vv.strides[3], T::one());
+                }
             }
         });
         *self.probs.lock().unwrap() = Some(T::to_cpu_storage_owned(probs));
@@ -322,6 +344,23 @@ impl Attention {
         });
         Ok((dq, dk, dv))
     }
+}
+
+/// Dot product with eight running sums (which the compiler keeps in one vector register).
+fn dot<T: Elem>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s = acc.iter().fold(T::zero(), |s, &x| s + x);
+    for (&x, &y) in ar.iter().zip(br) {
+        s += x * y;
+    }
+    s
 }
 
 fn softmax_in_place<T: Elem>(row: &mut [T]) {

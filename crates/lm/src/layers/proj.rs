@@ -101,6 +101,15 @@ impl Proj {
         Ok(())
     }
 
+    /// Stores a `Conv1D` weight transposed, as `nn.Linear` (`[out, in]`); same outputs.
+    pub fn to_linear_layout(&mut self) -> Result<()> {
+        if self.conv1d {
+            self.weight = self.weight.t()?.contiguous()?;
+            self.conv1d = false;
+        }
+        Ok(())
+    }
+
     /// Cuts the base weights out of the autograd graph (LoRA training: base frozen).
     pub fn freeze(&mut self) {
         self.weight = self.weight.detach();

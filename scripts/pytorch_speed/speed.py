@@ -1,12 +1,13 @@
 """PyTorch + transformers reference for the speed benchmarks of issues 3 and 4, run on the same
 machine as the Rust benchmarks so that the ratio does not depend on which host the VM landed on.
 
-    python scripts/pytorch_speed/speed.py [gpt2-train|gpt2-generate|encoder|all]
+    python scripts/pytorch_speed/speed.py [gpt2-train|gpt2-generate|encoder|bert-base|all]
 
 Shapes match `cargo run --release -p lm --example speed` (GPT-2 6 x 384, 6 heads, vocab 32000,
 training batch 8 x 256 with AdamW and dropout 0.1; generation prompt 16, 256 new tokens, top-p 0.95,
 batch 1 and 16) and `cargo run --release -p ner --example encoder_speed` (MiniLM-L6 shape: BERT 6 x
-384, 12 heads, FFN 1536, vocab 30522, token classification, batch 16 x 128). Threads: torch's
+384, 12 heads, FFN 1536, vocab 30522, token classification, batch 16 x 128) and BERT-base (12 x 768,
+FFN 3072) with `--layers 12 --hidden 768 --ffn 3072 --steps 3`. Threads: torch's
 default (one per core). Weights are random: speed does not depend on them.
 """
 import sys
@@ -50,9 +51,12 @@ def gpt2_generate():
         print(f"pytorch gpt2 generate: batch {batch}: {n} new tokens in {s:.2f} s = {n / s:.0f} new tokens/s")
 
 
-def encoder(steps=4):
+def encoder(steps=4, base=False):
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, num_labels=45)
+    if base:
+        cfg = BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, num_labels=45)
+    else:
+        cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, num_labels=45)
     m = BertForTokenClassification(cfg)
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
     ids = torch.randint(0, 30522, (16, 128))
@@ -69,7 +73,8 @@ def encoder(steps=4):
         if s > 0:
             times.append(time.time() - t0)
     mean = sum(times) / len(times)
-    print(f"pytorch encoder train: batch 16 x 128: {16 * 128 / mean:.0f} tokens/s")
+    name = "bert-base" if base else "encoder"
+    print(f"pytorch {name} train: batch 16 x 128: {16 * 128 / mean:.0f} tokens/s")
     m.eval()
     with torch.no_grad():
         m(input_ids=ids)
@@ -77,7 +82,7 @@ def encoder(steps=4):
         for _ in range(steps):
             m(input_ids=ids)
         s = (time.time() - t0) / steps
-    print(f"pytorch encoder predict: batch 16 x 128: {16 * 128 / s:.0f} tokens/s")
+    print(f"pytorch {name} predict: batch 16 x 128: {16 * 128 / s:.0f} tokens/s")
 
 
 if __name__ == "__main__":
@@ -89,3 +94,5 @@ if __name__ == "__main__":
         gpt2_generate()
     if what in ("encoder", "all"):
         encoder()
+    if what in ("bert-base", "all"):
+        encoder(steps=3, base=True)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Side-by-side speed of synthdeid's Rust stack and PyTorch 2.15 + transformers on this machine,
+# alternating the two so that both see the same host (this VM's speed drifts by ±20% over an
+# hour). Needs a Python with torch and transformers: PYTHON=/path/to/python (default python3).
+#
+#     bash scripts/pytorch_speed/compare.sh [rounds]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PYTHON=${PYTHON:-python3}
+ROUNDS=${1:-2}
+cargo build --release -q -p lm --example speed -p ner --example encoder_speed
+for r in $(seq "$ROUNDS"); do
+  echo "== round $r"
+  target/release/examples/encoder_speed --steps 4 | tail -1
+  "$PYTHON" scripts/pytorch_speed/speed.py encoder 2>&1 | grep '^pytorch'
+  target/release/examples/speed all | tail -3
+  "$PYTHON" scripts/pytorch_speed/speed.py gpt2-train 2>&1 | grep '^pytorch'
+  "$PYTHON" scripts/pytorch_speed/speed.py gpt2-generate 2>&1 | grep '^pytorch'
+done
+if [ "${BERT_BASE:-0}" = 1 ]; then
+  target/release/examples/encoder_speed --layers 12 --hidden 768 --heads 12 --ffn 3072 --steps 3 | tail -1
+  "$PYTHON" scripts/pytorch_speed/speed.py bert-base 2>&1 | grep '^pytorch'
+fi

@@ -219,8 +219,8 @@ fn sample_select(logits: &[f32], max: f32, t: f32, cfg: &SamplingConfig, rng: &m
             if hi - lo <= 64 {
                 keys[lo..hi].sort_unstable();
                 keep = hi;
-                for j in lo..hi {
-                    target -= prob(keys[j]);
+                for (j, &key) in keys.iter().enumerate().take(hi).skip(lo) {
+                    target -= prob(key);
                     if target <= 0.0 {
                         keep = j + 1;
                         break;

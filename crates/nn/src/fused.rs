@@ -488,48 +488,64 @@ fn linear_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[
     Ok((y, Shape::from((rows, out))))
 }
 
-/// `(dx, dW, db)` for `y = x M + b`; `g` `[rows, out]` contiguous.
-#[allow(clippy::type_complexity)]
-fn linear_bwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, g: &[T], lg: &Layout, conv1d: bool) -> candle_core::Result<(Vec<T>, Vec<T>, Vec<T>)> {
+/// Which gradients a backward pass computes: none for an operand outside the graph (a frozen
+/// LoRA base weight, an input that needs no gradient), so its GEMM is skipped.
+#[derive(Clone, Copy)]
+struct Needed {
+    dx: bool,
+    dw: bool,
+    db: bool,
+}
+
+/// `(dx, dW, db)` for `y = x M + b`, each only if `need`ed; `g` `[rows, out]` contiguous.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn linear_bwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, g: &[T], lg: &Layout, conv1d: bool, need: Needed) -> candle_core::Result<(Option<Vec<T>>, Option<Vec<T>>, Option<Vec<T>>)> {
     let x = contiguous(x, lx)?;
     let g = contiguous(g, lg)?;
     let (rows, inp) = lx.shape().dims2()?;
     let out = lg.shape().dims2()?.1;
     let ms = m_strides(lw, conv1d);
     let w = &w[lw.start_offset()..];
-    let mut dx = vec![T::zero(); rows * inp];
-    let mut dw = vec![T::zero(); inp * out];
-    unsafe {
+    let dx = need.dx.then(|| {
+        let mut dx = vec![T::zero(); rows * inp];
         // dx = g Mᵀ
-        gemm_strided(rows, inp, out, dx.as_mut_ptr(), (inp, 1), false, g.as_ptr(), (out, 1), w.as_ptr(), (ms.1, ms.0));
-        if conv1d {
-            // dW = dM = xᵀ g  [in, out]
-            gemm_strided(inp, out, rows, dw.as_mut_ptr(), (out, 1), false, x.as_ptr(), (1, inp), g.as_ptr(), (out, 1));
-        } else {
-            // dW = dMᵀ = gᵀ x  [out, in]
-            gemm_strided(out, inp, rows, dw.as_mut_ptr(), (inp, 1), false, g.as_ptr(), (1, out), x.as_ptr(), (inp, 1));
-        }
-    }
-    let db = g
-        .par_chunks(out * rows_per_task(out).max(64))
-        .map(|c| {
-            let mut s = vec![T::zero(); out];
-            for r in c.chunks(out) {
-                for (a, &v) in s.iter_mut().zip(r) {
-                    *a += v;
-                }
+        unsafe { gemm_strided(rows, inp, out, dx.as_mut_ptr(), (inp, 1), false, g.as_ptr(), (out, 1), w.as_ptr(), (ms.1, ms.0)) };
+        dx
+    });
+    let dw = need.dw.then(|| {
+        let mut dw = vec![T::zero(); inp * out];
+        unsafe {
+            if conv1d {
+                // dW = dM = xᵀ g  [in, out]
+                gemm_strided(inp, out, rows, dw.as_mut_ptr(), (out, 1), false, x.as_ptr(), (1, inp), g.as_ptr(), (out, 1));
+            } else {
+                // dW = dMᵀ = gᵀ x  [out, in]
+                gemm_strided(out, inp, rows, dw.as_mut_ptr(), (inp, 1), false, g.as_ptr(), (1, out), x.as_ptr(), (inp, 1));
             }
-            s
-        })
-        .reduce(
-            || vec![T::zero(); out],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
+        }
+        dw
+    });
+    let db = need.db.then(|| {
+        g.par_chunks(out * rows_per_task(out).max(64))
+            .map(|c| {
+                let mut s = vec![T::zero(); out];
+                for r in c.chunks(out) {
+                    for (a, &v) in s.iter_mut().zip(r) {
+                        *a += v;
+                    }
                 }
-                a
-            },
-        );
+                s
+            })
+            .reduce(
+                || vec![T::zero(); out],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        *x += y;
+                    }
+                    a
+                },
+            )
+    });
     Ok((dx, dw, db))
 }
 
@@ -553,8 +569,9 @@ impl candle_core::CustomOp2 for LinearOp {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = linear_backward(x, w, grad, self.conv1d)?;
-        Ok((Some(dx), Some(dw)))
+        let need = Needed { dx: x.track_op(), dw: w.track_op(), db: false };
+        let (dx, dw, _) = linear_backward(x, w, grad, self.conv1d, need)?;
+        Ok((dx, dw))
     }
 }
 
@@ -578,12 +595,14 @@ impl candle_core::CustomOp3 for LinearOp {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = linear_backward(x, w, grad, self.conv1d)?;
-        Ok((Some(dx), Some(dw), Some(db.reshape(b.shape())?)))
+        let need = Needed { dx: x.track_op(), dw: w.track_op(), db: b.track_op() };
+        let (dx, dw, db) = linear_backward(x, w, grad, self.conv1d, need)?;
+        Ok((dx, dw, db.map(|d| d.reshape(b.shape())).transpose()?))
     }
 }
 
-fn linear_backward(x: &Tensor, w: &Tensor, grad: &Tensor, conv1d: bool) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+#[allow(clippy::type_complexity)]
+fn linear_backward(x: &Tensor, w: &Tensor, grad: &Tensor, conv1d: bool, need: Needed) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
     use candle_core::Storage;
     let grad = grad.contiguous()?;
     let (sx, lx) = x.storage_and_layout();
@@ -593,9 +612,13 @@ fn linear_backward(x: &Tensor, w: &Tensor, grad: &Tensor, conv1d: bool) -> candl
     let out = lg.shape().dims2()?.1;
     macro_rules! run {
         ($x:expr, $w:expr, $g:expr) => {{
-            let (dx, dw, db) = linear_bwd($x, lx, $w, lw, $g, lg, conv1d)?;
+            let (dx, dw, db) = linear_bwd($x, lx, $w, lw, $g, lg, conv1d, need)?;
             // dW was computed in the weight's own (contiguous) layout.
-            (Tensor::from_vec(dx, lx.shape(), dev)?, Tensor::from_vec(dw, lw.shape(), dev)?, Tensor::from_vec(db, out, dev)?)
+            (
+                dx.map(|v| Tensor::from_vec(v, lx.shape(), dev)).transpose()?,
+                dw.map(|v| Tensor::from_vec(v, lw.shape(), dev)).transpose()?,
+                db.map(|v| Tensor::from_vec(v, out, dev)).transpose()?,
+            )
         }};
     }
     Ok(match (&*sx, &*sw, &*sg) {
@@ -671,6 +694,10 @@ mod linear_tests {
                     if with_bias {
                         assert!(max_diff(gf.get(&b).unwrap(), gr.get(&b).unwrap()) < 1e-12);
                     }
+                    // A frozen (detached) weight gets no gradient; the input still does.
+                    let frozen = w.as_tensor().detach();
+                    let g = (linear(&x, &frozen, None, conv1d).unwrap() * &wt).unwrap().sum_all().unwrap().backward().unwrap();
+                    assert!(g.get(&frozen).is_none() && g.get(&x).is_some());
                 }
             }
         }

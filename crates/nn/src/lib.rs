@@ -1,5 +1,6 @@
 //! Trainable neural-network building blocks on candle, shared by the NER annotator and the
-//! language models: differentiable layers with Hugging Face parameter names, BERT-family encoders,
+//! language models: differentiable layers with Hugging Face parameter names, fused CPU kernels
+//! with their own backward (attention, linear, norms, activations, dropout), BERT-family encoders,
 //! AdamW with saveable state, schedules, gradient clipping and crash-safe checkpoint writing.
 //!
 //! All randomness (initialisation, dropout) comes from seeded ChaCha streams, because candle's

@@ -17,23 +17,29 @@ import torch
 from transformers import BertConfig, BertForTokenClassification, GPT2Config, GPT2LMHeadModel
 
 
-def gpt2_train(steps=4):
-    torch.manual_seed(0)
-    m = GPT2LMHeadModel(GPT2Config(vocab_size=32000, n_positions=1024, n_embd=384, n_layer=6, n_head=6))
+def train_step_seconds(m, steps, **batch):
+    """Mean seconds of a training step (forward, loss, backward, clipping, AdamW) over `steps`
+    steps after one warm-up step, as the Rust benchmarks measure it."""
     m.train()
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
-    ids = torch.randint(0, 32000, (8, 256))
     times = []
     for s in range(steps + 1):
         t0 = time.time()
-        loss = m(input_ids=ids, labels=ids).loss
+        loss = m(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
         opt.zero_grad()
         if s > 0:
             times.append(time.time() - t0)
-    mean = sum(times) / len(times)
+    return sum(times) / len(times)
+
+
+def gpt2_train(steps=4):
+    torch.manual_seed(0)
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=32000, n_positions=1024, n_embd=384, n_layer=6, n_head=6))
+    ids = torch.randint(0, 32000, (8, 256))
+    mean = train_step_seconds(m, steps, input_ids=ids, labels=ids)
     print(f"pytorch gpt2 train: batch 8 x 256: {mean:.2f} s/step, {8 * 256 / mean:.0f} tokens/s")
 
 
@@ -58,21 +64,9 @@ def encoder(steps=4, base=False):
     else:
         cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, num_labels=45)
     m = BertForTokenClassification(cfg)
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
     ids = torch.randint(0, 30522, (16, 128))
     labels = torch.randint(0, 45, (16, 128))
-    m.train()
-    times = []
-    for s in range(steps + 1):
-        t0 = time.time()
-        loss = m(input_ids=ids, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad()
-        if s > 0:
-            times.append(time.time() - t0)
-    mean = sum(times) / len(times)
+    mean = train_step_seconds(m, steps, input_ids=ids, labels=labels)
     name = "bert-base" if base else "encoder"
     print(f"pytorch {name} train: batch 16 x 128: {16 * 128 / mean:.0f} tokens/s")
     m.eval()

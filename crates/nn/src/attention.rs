@@ -13,29 +13,12 @@
 use std::sync::Mutex;
 
 use anyhow::{bail, Result};
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Storage, Tensor, WithDType};
-use rand::{Rng as _, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Storage, Tensor};
+use rand::Rng as _;
 use rayon::prelude::*;
 
+use crate::fused::{dropout_scales, gemm_raw, softmax_in_place, Float};
 use crate::layers::{dropout, Mode};
-
-/// Element types the fused kernel runs on.
-trait Elem: WithDType + Send + Sync + 'static {
-    fn exp(self) -> Self;
-}
-
-impl Elem for f32 {
-    fn exp(self) -> Self {
-        f32::exp(self)
-    }
-}
-
-impl Elem for f64 {
-    fn exp(self) -> Self {
-        f64::exp(self)
-    }
-}
 
 /// `softmax(scale · q kᵀ + bias) v`, with dropout on the probabilities in training.
 ///
@@ -149,63 +132,11 @@ impl<T> SendPtr<T> {
     }
 }
 
-/// `dst[m×n] (+)= beta · lhs[m×k] · rhs[k×n]`, all strided (row stride, column stride), on the
-/// calling thread.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm<T: Elem>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut T,
-    dst_rs: usize,
-    dst_cs: usize,
-    accumulate: bool,
-    lhs: *const T,
-    lhs_rs: usize,
-    lhs_cs: usize,
-    rhs: *const T,
-    rhs_rs: usize,
-    rhs_cs: usize,
-    beta: T,
-) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        dst_cs as isize,
-        dst_rs as isize,
-        accumulate,
-        lhs,
-        lhs_cs as isize,
-        lhs_rs as isize,
-        rhs,
-        rhs_cs as isize,
-        rhs_rs as isize,
-        T::one(),
-        beta,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    )
-}
-
-/// The dropout keep-scale of each probability of one (batch, head): 0 or `1/(1-p)`, from the
-/// ChaCha stream numbered by the (batch, head) so forward and backward draw the same mask.
-fn drop_mask<T: Elem>(drop: (f64, u64), item: usize, out: &mut [T]) {
-    let (p, seed) = drop;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(item as u64);
-    let threshold = (p * u32::MAX as f64) as u32;
-    let keep = T::from_f64(1.0 / (1.0 - p));
-    for o in out.iter_mut() {
-        *o = if rng.random::<u32>() < threshold { T::zero() } else { keep };
-    }
-}
+/// GEMMs inside a task that already runs on one rayon thread per (batch, head).
+const SEQUENTIAL: gemm::Parallelism = gemm::Parallelism::None;
 
 impl Attention {
-    fn fwd<T: Elem>(&self, q: &[T], lq: &Layout, k: &[T], lk: &Layout, v: &[T], lv: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn fwd<T: Float>(&self, q: &[T], lq: &Layout, k: &[T], lk: &Layout, v: &[T], lv: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (qv, kv, vv) = (View::of(lq)?, View::of(lk)?, View::of(lv)?);
         let [b, h, tq, d] = qv.dims;
         let [_, hk, tk, _] = kv.dims;
@@ -231,7 +162,7 @@ impl Attention {
             } else {
                 unsafe {
                     // scores = scale · q kᵀ
-                    gemm(tq, tk, d, p.as_mut_ptr(), tk, 1, false, q[qo..].as_ptr(), qv.strides[2], qv.strides[3], k[ko..].as_ptr(), kv.strides[3], kv.strides[2], scale);
+                    gemm_raw(tq, tk, d, p.as_mut_ptr(), (tk, 1), false, q[qo..].as_ptr(), (qv.strides[2], qv.strides[3]), k[ko..].as_ptr(), (kv.strides[3], kv.strides[2]), scale, SEQUENTIAL);
                 }
             }
             for (i, row) in p.chunks_mut(tk).enumerate() {
@@ -247,7 +178,8 @@ impl Attention {
                 None => p,
                 Some(drop) => {
                     dropped = vec![T::zero(); tq * tk];
-                    drop_mask(drop, item, &mut dropped);
+                    // The mask of (batch, head) `item` is its own ChaCha stream: backward draws it again.
+                    dropout_scales(drop.0, drop.1, item as u64, &mut dropped);
                     for (m, &x) in dropped.iter_mut().zip(p.iter()) {
                         *m *= x;
                     }
@@ -267,7 +199,7 @@ impl Attention {
                 unsafe {
                     // context = probs v, written into [b, tq, h·d]
                     let dst = out_ptr.get().add(bi * tq * width + hi * d);
-                    gemm(tq, d, tk, dst, width, 1, false, pd.as_ptr(), tk, 1, v[vo..].as_ptr(), vv.strides[2], vv.strides[3], T::one());
+                    gemm_raw(tq, d, tk, dst, (width, 1), false, pd.as_ptr(), (tk, 1), v[vo..].as_ptr(), (vv.strides[2], vv.strides[3]), T::one(), SEQUENTIAL);
                 }
             }
         });
@@ -276,7 +208,7 @@ impl Attention {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn bwd_typed<T: Elem>(&self, q: &[T], lq: &Layout, k: &[T], lk: &Layout, v: &[T], lv: &Layout, g: &[T], lg: &Layout, probs: &[T]) -> candle_core::Result<(Vec<T>, Vec<T>, Vec<T>)> {
+    fn bwd_typed<T: Float>(&self, q: &[T], lq: &Layout, k: &[T], lk: &Layout, v: &[T], lv: &Layout, g: &[T], lg: &Layout, probs: &[T]) -> candle_core::Result<(Vec<T>, Vec<T>, Vec<T>)> {
         let (qv, kv, vv) = (View::of(lq)?, View::of(lk)?, View::of(lv)?);
         let [b, h, tq, d] = qv.dims;
         let [_, hk, tk, _] = kv.dims;
@@ -303,7 +235,7 @@ impl Attention {
                 let item = bi * h + hi;
                 let p = &probs[item * tq * tk..(item + 1) * tq * tk];
                 if let Some(drop) = self.drop {
-                    drop_mask(drop, item, &mut mask);
+                    dropout_scales(drop.0, drop.1, item as u64, &mut mask);
                     for ((o, &m), &x) in pd.iter_mut().zip(&mask).zip(p) {
                         *o = m * x;
                     }
@@ -314,9 +246,9 @@ impl Attention {
                 let qo = qv.head(bi, hi);
                 unsafe {
                     // dv += pdᵀ g
-                    gemm(tk, d, tq, dv.as_mut_ptr(), d, 1, r > 0, pd.as_ptr(), 1, tk, g[go..].as_ptr(), width, 1, T::one());
+                    gemm_raw(tk, d, tq, dv.as_mut_ptr(), (d, 1), r > 0, pd.as_ptr(), (1, tk), g[go..].as_ptr(), (width, 1), T::one(), SEQUENTIAL);
                     // d(pd) = g vᵀ
-                    gemm(tq, tk, d, ds.as_mut_ptr(), tk, 1, false, g[go..].as_ptr(), width, 1, v[vo..].as_ptr(), vv.strides[3], vv.strides[2], T::one());
+                    gemm_raw(tq, tk, d, ds.as_mut_ptr(), (tk, 1), false, g[go..].as_ptr(), (width, 1), v[vo..].as_ptr(), (vv.strides[3], vv.strides[2]), T::one(), SEQUENTIAL);
                 }
                 if self.drop.is_some() {
                     for (x, &m) in ds.iter_mut().zip(&mask) {
@@ -336,9 +268,9 @@ impl Attention {
                 unsafe {
                     // dq = scale · ds k
                     let dst = dq_ptr.get().add(item * tq * d);
-                    gemm(tq, d, tk, dst, d, 1, false, ds.as_ptr(), tk, 1, k[ko..].as_ptr(), kv.strides[2], kv.strides[3], scale);
+                    gemm_raw(tq, d, tk, dst, (d, 1), false, ds.as_ptr(), (tk, 1), k[ko..].as_ptr(), (kv.strides[2], kv.strides[3]), scale, SEQUENTIAL);
                     // dk += scale · dsᵀ q
-                    gemm(tk, d, tq, dk.as_mut_ptr(), d, 1, r > 0, ds.as_ptr(), 1, tk, q[qo..].as_ptr(), qv.strides[2], qv.strides[3], scale);
+                    gemm_raw(tk, d, tq, dk.as_mut_ptr(), (d, 1), r > 0, ds.as_ptr(), (1, tk), q[qo..].as_ptr(), (qv.strides[2], qv.strides[3]), scale, SEQUENTIAL);
                 }
             }
         });
@@ -347,7 +279,7 @@ impl Attention {
 }
 
 /// Dot product with eight running sums (which the compiler keeps in one vector register).
-fn dot<T: Elem>(a: &[T], b: &[T]) -> T {
+fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::zero(); 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ar, br) = (ac.remainder(), bc.remainder());
@@ -361,24 +293,6 @@ fn dot<T: Elem>(a: &[T], b: &[T]) -> T {
         s += x * y;
     }
     s
-}
-
-fn softmax_in_place<T: Elem>(row: &mut [T]) {
-    let mut max = row[0];
-    for &x in row.iter() {
-        if x > max {
-            max = x;
-        }
-    }
-    let mut sum = T::zero();
-    for x in row.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    let inv = T::one() / sum;
-    for x in row.iter_mut() {
-        *x *= inv;
-    }
 }
 
 impl CustomOp3 for Attention {

@@ -76,27 +76,28 @@ fn usable(t: &Tensor) -> bool {
 struct Softmax;
 struct SoftmaxBwd;
 
-fn softmax_rows<T: Float>(x: &[T], n: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
-    out.par_chunks_mut(n * rows_per_task(n)).zip(x.par_chunks(n * rows_per_task(n))).for_each(|(o, x)| {
-        for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
-            let mut max = x[0];
-            for &v in x {
-                if v > max {
-                    max = v;
-                }
-            }
-            let mut sum = T::zero();
-            for (o, &v) in o.iter_mut().zip(x) {
-                *o = (v - max).exp();
-                sum += *o;
-            }
-            let inv = T::one() / sum;
-            for o in o.iter_mut() {
-                *o *= inv;
-            }
+/// Softmax of one row, in place (max subtracted first).
+pub(crate) fn softmax_in_place<T: Float>(row: &mut [T]) {
+    let mut max = row[0];
+    for &v in row.iter() {
+        if v > max {
+            max = v;
         }
-    });
+    }
+    let mut sum = T::zero();
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = T::one() / sum;
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+fn softmax_rows<T: Float>(x: &[T], n: usize) -> Vec<T> {
+    let mut out = x.to_vec();
+    out.par_chunks_mut(n * rows_per_task(n)).for_each(|o| o.chunks_mut(n).for_each(softmax_in_place));
     out
 }
 
@@ -308,10 +309,16 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
     Ok(x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, LayerNormOp { eps })?)
 }
 
-// ---------------------------------------------------------------- GELU (erf)
+// ---------------------------------------------------------------- GELU
 
-struct Gelu;
-struct GeluBwd;
+/// GELU, exact (`x Φ(x)`, HF `gelu`) or with the tanh approximation (HF `gelu_new`,
+/// `gelu_pytorch_tanh`: GPT-2's), and its backward.
+#[derive(Clone, Copy)]
+struct Gelu {
+    tanh: bool,
+}
+
+struct GeluBwd(Gelu);
 
 const SQRT_HALF: f64 = std::f64::consts::FRAC_1_SQRT_2;
 
@@ -341,34 +348,88 @@ fn gelu_bwd_map<T: Float>(x: &[T], g: &[T]) -> Vec<T> {
     out
 }
 
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+const GELU_CUBIC: f64 = 0.044_715;
+
+fn gelu_tanh_map<T: Float>(x: &[T]) -> Vec<T> {
+    let (h, c, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_CUBIC));
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(16384).zip(x.par_chunks(16384)).for_each(|(o, x)| {
+        for (o, &v) in o.iter_mut().zip(x) {
+            *o = h * v * (T::one() + (c * (v + a * v * v * v)).tanh());
+        }
+    });
+    out
+}
+
+/// `d/dx`: `½(1 + t) + ½ x (1 − t²) c (1 + 3a x²)` with `t = tanh(c (x + a x³))`.
+fn gelu_tanh_bwd_map<T: Float>(x: &[T], g: &[T]) -> Vec<T> {
+    let (h, c, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_CUBIC));
+    let a3 = T::from_f64(3.0 * GELU_CUBIC);
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(16384).zip(x.par_chunks(16384).zip(g.par_chunks(16384))).for_each(|(o, (x, g))| {
+        for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+            let t = (c * (v + a * v * v * v)).tanh();
+            *o = g * (h * (T::one() + t) + h * v * (T::one() - t * t) * c * (T::one() + a3 * v * v));
+        }
+    });
+    out
+}
+
+impl Gelu {
+    fn map<T: Float>(self, x: &[T]) -> Vec<T> {
+        if self.tanh {
+            gelu_tanh_map(x)
+        } else {
+            gelu_map(x)
+        }
+    }
+
+    fn bwd_map<T: Float>(self, x: &[T], g: &[T]) -> Vec<T> {
+        if self.tanh {
+            gelu_tanh_bwd_map(x, g)
+        } else {
+            gelu_bwd_map(x, g)
+        }
+    }
+}
+
 impl CustomOp1 for Gelu {
     fn name(&self) -> &'static str {
-        "nn-gelu-erf"
+        if self.tanh {
+            "nn-gelu-tanh"
+        } else {
+            "nn-gelu-erf"
+        }
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let out = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(gelu_map(contiguous(v, l)?)),
-            CpuStorage::F64(v) => CpuStorage::F64(gelu_map(contiguous(v, l)?)),
+            CpuStorage::F32(v) => CpuStorage::F32(self.map(contiguous(v, l)?)),
+            CpuStorage::F64(v) => CpuStorage::F64(self.map(contiguous(v, l)?)),
             _ => candle_core::bail!("gelu: unsupported dtype"),
         };
         Ok((out, l.shape().clone()))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &GeluBwd)?))
+        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &GeluBwd(*self))?))
     }
 }
 
 impl CustomOp2 for GeluBwd {
     fn name(&self) -> &'static str {
-        "nn-gelu-erf-bwd"
+        if self.0.tanh {
+            "nn-gelu-tanh-bwd"
+        } else {
+            "nn-gelu-erf-bwd"
+        }
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(gelu_bwd_map(contiguous(x, l1)?, contiguous(g, l2)?)),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(gelu_bwd_map(contiguous(x, l1)?, contiguous(g, l2)?)),
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(self.0.bwd_map(contiguous(x, l1)?, contiguous(g, l2)?)),
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(self.0.bwd_map(contiguous(x, l1)?, contiguous(g, l2)?)),
             _ => candle_core::bail!("gelu bwd: unsupported dtype"),
         };
         Ok((out, l1.shape().clone()))
@@ -380,7 +441,15 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     if !usable(x) {
         return Ok(x.gelu_erf()?);
     }
-    Ok(x.contiguous()?.apply_op1(Gelu)?)
+    Ok(x.contiguous()?.apply_op1(Gelu { tanh: false })?)
+}
+
+/// GELU with the tanh approximation (HF `gelu_new`, `gelu_pytorch_tanh`: GPT-2's activation).
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    if !usable(x) {
+        return Ok(x.gelu()?);
+    }
+    Ok(x.contiguous()?.apply_op1(Gelu { tanh: true })?)
 }
 
 // ---------------------------------------------------------------- linear (GEMM + bias)
@@ -415,8 +484,10 @@ fn par_for(flops: usize) -> gemm::Parallelism {
     }
 }
 
+/// `dst[m×n] (+)= beta · lhs[m×k] · rhs[k×n]`, every operand strided as (row stride, column
+/// stride). `accumulate` keeps what `dst` holds.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_strided<T: 'static + WithDType>(
+pub(crate) unsafe fn gemm_raw<T: 'static + WithDType>(
     m: usize,
     n: usize,
     k: usize,
@@ -427,6 +498,8 @@ unsafe fn gemm_strided<T: 'static + WithDType>(
     (lhs_rs, lhs_cs): (usize, usize),
     rhs: *const T,
     (rhs_rs, rhs_cs): (usize, usize),
+    beta: T,
+    parallelism: gemm::Parallelism,
 ) {
     gemm::gemm(
         m,
@@ -443,12 +516,29 @@ unsafe fn gemm_strided<T: 'static + WithDType>(
         rhs_cs as isize,
         rhs_rs as isize,
         T::one(),
-        T::one(),
+        beta,
         false,
         false,
         false,
-        par_for(2 * m * n * k),
+        parallelism,
     )
+}
+
+/// [`gemm_raw`] with `beta = 1`, split over threads when it is big enough.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_strided<T: 'static + WithDType>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut T,
+    dst_strides: (usize, usize),
+    accumulate: bool,
+    lhs: *const T,
+    lhs_strides: (usize, usize),
+    rhs: *const T,
+    rhs_strides: (usize, usize),
+) {
+    gemm_raw(m, n, k, dst, dst_strides, accumulate, lhs, lhs_strides, rhs, rhs_strides, T::one(), par_for(2 * m * n * k))
 }
 
 fn linear_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[T]>, conv1d: bool) -> candle_core::Result<(Vec<T>, Shape)> {
@@ -704,81 +794,6 @@ mod linear_tests {
     }
 }
 
-// ---------------------------------------------------------------- GELU (tanh approximation)
-
-struct GeluTanh;
-struct GeluTanhBwd;
-
-const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-const GELU_CUBIC: f64 = 0.044_715;
-
-fn gelu_tanh_map<T: Float>(x: &[T]) -> Vec<T> {
-    let (h, c, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_CUBIC));
-    let mut out = vec![T::zero(); x.len()];
-    out.par_chunks_mut(16384).zip(x.par_chunks(16384)).for_each(|(o, x)| {
-        for (o, &v) in o.iter_mut().zip(x) {
-            *o = h * v * (T::one() + (c * (v + a * v * v * v)).tanh());
-        }
-    });
-    out
-}
-
-/// `d/dx`: `½(1 + t) + ½ x (1 − t²) c (1 + 3a x²)` with `t = tanh(c (x + a x³))`.
-fn gelu_tanh_bwd_map<T: Float>(x: &[T], g: &[T]) -> Vec<T> {
-    let (h, c, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_CUBIC));
-    let a3 = T::from_f64(3.0 * GELU_CUBIC);
-    let mut out = vec![T::zero(); x.len()];
-    out.par_chunks_mut(16384).zip(x.par_chunks(16384).zip(g.par_chunks(16384))).for_each(|(o, (x, g))| {
-        for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
-            let t = (c * (v + a * v * v * v)).tanh();
-            *o = g * (h * (T::one() + t) + h * v * (T::one() - t * t) * c * (T::one() + a3 * v * v));
-        }
-    });
-    out
-}
-
-impl CustomOp1 for GeluTanh {
-    fn name(&self) -> &'static str {
-        "nn-gelu-tanh"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(gelu_tanh_map(contiguous(v, l)?)),
-            CpuStorage::F64(v) => CpuStorage::F64(gelu_tanh_map(contiguous(v, l)?)),
-            _ => candle_core::bail!("gelu: unsupported dtype"),
-        };
-        Ok((out, l.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &GeluTanhBwd)?))
-    }
-}
-
-impl CustomOp2 for GeluTanhBwd {
-    fn name(&self) -> &'static str {
-        "nn-gelu-tanh-bwd"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(gelu_tanh_bwd_map(contiguous(x, l1)?, contiguous(g, l2)?)),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(gelu_tanh_bwd_map(contiguous(x, l1)?, contiguous(g, l2)?)),
-            _ => candle_core::bail!("gelu bwd: unsupported dtype"),
-        };
-        Ok((out, l1.shape().clone()))
-    }
-}
-
-/// GELU with the tanh approximation (HF `gelu_new`, `gelu_pytorch_tanh`: GPT-2's activation).
-pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
-    if !usable(x) {
-        return Ok(x.gelu()?);
-    }
-    Ok(x.contiguous()?.apply_op1(GeluTanh)?)
-}
-
 // ---------------------------------------------------------------- dropout
 
 /// Elements per dropout chunk; chunk `i` draws its mask from ChaCha stream `i` of the seed, so
@@ -792,17 +807,29 @@ struct DropoutOp {
     seed: u64,
 }
 
+/// Fills `out` with dropout keep-scales, 0 with probability `p` and `1/(1-p)` otherwise, from
+/// ChaCha stream `stream` of `seed`: one u32 draw per element, so a mask is regenerated exactly.
+pub(crate) fn dropout_scales<T: Float>(p: f64, seed: u64, stream: u64, out: &mut [T]) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    let threshold = (p * u32::MAX as f64) as u32;
+    let keep = T::from_f64(1.0 / (1.0 - p));
+    for o in out.iter_mut() {
+        *o = if rng.random::<u32>() < threshold { T::zero() } else { keep };
+    }
+}
+
 impl DropoutOp {
     fn apply<T: Float>(&self, x: &[T]) -> Vec<T> {
-        let threshold = (self.p * u32::MAX as f64) as u32;
-        let keep = T::from_f64(1.0 / (1.0 - self.p));
         let mut out = vec![T::zero(); x.len()];
         out.par_chunks_mut(DROPOUT_CHUNK).zip(x.par_chunks(DROPOUT_CHUNK)).enumerate().for_each(|(i, (o, x))| {
-            use rand::{Rng, SeedableRng};
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
-            rng.set_stream(i as u64);
+            dropout_scales(self.p, self.seed, i as u64, o);
             for (o, &v) in o.iter_mut().zip(x) {
-                *o = if rng.random::<u32>() < threshold { T::zero() } else { v * keep };
+                // A dropped element is 0 whatever its input (also inf or NaN).
+                if *o != T::zero() {
+                    *o *= v;
+                }
             }
         });
         out

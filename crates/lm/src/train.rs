@@ -89,13 +89,9 @@ pub fn progress_bar(len: u64, show: bool) -> ProgressBar {
     bar
 }
 
-/// The compute device: CUDA when built with the `cuda` feature and one is present.
+/// The compute device: [`nn::device`].
 pub fn device() -> Device {
-    #[cfg(feature = "cuda")]
-    if let Ok(d) = Device::cuda_if_available(0) {
-        return d;
-    }
-    Device::Cpu
+    nn::device()
 }
 
 /// Trains a generator on `train_docs`, selecting by perplexity on `dev_docs`, into `out`.

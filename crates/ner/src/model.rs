@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Tensor, D};
 use corpus::{Document, Token};
 use nn::{Embedding, Encoder, EncoderConfig, Init, Linear, Mode, Params};
 use serde::{Deserialize, Serialize};
@@ -138,7 +138,7 @@ impl Model {
         if subwords.vocab_size() > config.vocab_size {
             bail!("tokenizer has {} entries, model vocab_size {}", subwords.vocab_size(), config.vocab_size);
         }
-        let params = Params::new(Device::Cpu, DType::F32, seed);
+        let params = Params::new(nn::device(), DType::F32, seed);
         let encoder = Encoder::new(&params.pp(config.hf_prefix()), &config)?;
         let std = config.initializer_range;
         let shapes = if settings.shape_buckets > 0 {

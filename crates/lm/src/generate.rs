@@ -19,6 +19,7 @@ use crate::layers::causal_bias;
 use crate::models::Decoder;
 use crate::prompts::{sample_id, sample_seed, Prompt};
 use crate::sampling::{argmax, SamplingConfig};
+use nn::fused::exp_f32;
 use crate::tokenizer::LmTokenizer;
 
 /// A decoder ready to sample: model (frozen), tokenizer and document boundaries.
@@ -201,7 +202,7 @@ fn sample_select(logits: &[f32], max: f32, t: f32, cfg: &SamplingConfig, rng: &m
     // probability bits inverted in the high half, token id in the low half, so that ascending
     // keys are "most likely first, lower id first on ties" and selection compares plain integers
     // instead of looking probabilities up through an index.
-    let probs: Vec<f32> = logits.iter().map(|&l| ((l - max) / t).exp()).collect();
+    let probs: Vec<f32> = logits.iter().map(|&l| exp_f32((l - max) / t)).collect();
     let mut keys: Vec<u64> = probs.iter().enumerate().map(|(i, p)| (u64::from(!p.to_bits()) << 32) | i as u64).collect();
     let prob = |key: u64| f64::from(probs[(key & 0xffff_ffff) as usize]);
     if cfg.top_k > 0 && cfg.top_k < keys.len() {
@@ -268,7 +269,7 @@ fn bucket(bits: u32) -> usize {
 /// Nucleus sampling without top-k: the kept set is every token whose (probability, −id) is at
 /// least the cut's, the cut being found in one bucket of a histogram over probability bits.
 fn sample_nucleus(logits: &[f32], max: f32, t: f32, top_p: f64, rng: &mut ChaCha8Rng) -> u32 {
-    let probs: Vec<f32> = logits.iter().map(|&l| ((l - max) / t).exp()).collect();
+    let probs: Vec<f32> = logits.iter().map(|&l| exp_f32((l - max) / t)).collect();
     let mut mass = [0f64; 4096];
     for &p in &probs {
         mass[bucket(p.to_bits())] += f64::from(p);
@@ -304,17 +305,18 @@ fn sample_nucleus(logits: &[f32], max: f32, t: f32, top_p: f64, rng: &mut ChaCha
         bits > cut.0 || (bits == cut.0 && i as u32 <= cut.1)
     };
     let mut u = rand::Rng::random::<f64>(rng) * kept_mass;
-    let mut last = argmax(logits) as u32;
+    // Rounding can leave `u` just above the kept mass: the last kept token is then drawn.
+    let mut last = None;
     for (i, &p) in probs.iter().enumerate() {
         if kept(i, p) {
             if u < f64::from(p) {
                 return i as u32;
             }
             u -= f64::from(p);
-            last = i as u32;
+            last = Some(i as u32);
         }
     }
-    last
+    last.unwrap_or_else(|| argmax(logits) as u32)
 }
 
 #[cfg(test)]
@@ -345,12 +347,13 @@ mod tests {
 
     #[test]
     fn nucleus_keeps_the_smallest_top_set() {
-        // Probabilities 0.5, 0.3, 0.15, 0.05 (ids 2, 0, 3, 1).
+        // Probabilities 0.5, 0.3, 0.15, 0.05 (ids 2, 0, 3, 1). Each top-p sits clear of a cumulative
+        // mass (0.5, 0.8, 0.95): at exactly 0.5 the 300 near-zero tokens and f32 rounding decide.
         let logits: Vec<f32> = [0.3f32, 0.05, 0.5, 0.15].iter().map(|p| p.ln()).collect();
         let mut big: Vec<f32> = logits.clone();
         big.extend(std::iter::repeat_n(-30.0, 300));
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        for (top_p, allowed) in [(0.5, vec![2]), (0.79, vec![0, 2]), (0.9, vec![0, 2, 3])] {
+        for (top_p, allowed) in [(0.49, vec![2]), (0.79, vec![0, 2]), (0.9, vec![0, 2, 3])] {
             let cfg = SamplingConfig { temperature: 1.0, top_k: 0, top_p };
             let mut seen = std::collections::BTreeSet::new();
             for _ in 0..200 {

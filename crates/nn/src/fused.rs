@@ -18,9 +18,37 @@ pub(crate) trait Float: WithDType + Send + Sync + PartialOrd + 'static {
     fn tanh(self) -> Self;
 }
 
+/// `e^x` in f32 without a libm call: `2^n · e^r` with `n = round(x / ln 2)`, `|r| ≤ ln 2 / 2`,
+/// and Cephes' degree-6 polynomial for `e^r` (relative error below 3e-7, tested). Inlined and
+/// branch-free, it is several times faster than `expf`, which dominated softmax, GELU and
+/// nucleus sampling. Saturates to 0 below −87.3 (as `expf` underflows) and to `e^88` above 88.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split so that `n · LN2_HI` is exact for |n| < 2^10.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 · 2^23: adding and subtracting it rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    if x.is_nan() {
+        return x;
+    }
+    let x = x.clamp(-87.3, 88.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
 impl Float for f32 {
     fn exp(self) -> Self {
-        f32::exp(self)
+        exp_f32(self)
     }
     fn sqrt(self) -> Self {
         f32::sqrt(self)
@@ -560,7 +588,13 @@ fn linear_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[
     let ms = m_strides(lw, conv1d);
     let w = &w[lw.start_offset()..];
     unsafe {
-        if rows < 64 {
+        if (few_rows::MIN_ROWS..=few_rows::MAX_ROWS).contains(&rows) && !conv1d && ms == (1, inp) && few_rows::usable::<T>() {
+            // Decoding: the weight streamed once, unpacked (see `few_rows`).
+            let xs = std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len());
+            let ws = std::slice::from_raw_parts(w.as_ptr() as *const f32, out * inp);
+            let ys = std::slice::from_raw_parts_mut(y.as_mut_ptr() as *mut f32, y.len());
+            few_rows::linear(xs, rows, inp, ws, out, ys);
+        } else if rows < 64 {
             // Few rows (decoding): compute yᵀ = Mᵀ xᵀ into a row-major [out, rows] buffer, then
             // transpose: the weight is the left operand and the GEMM writes unit-stride rows,
             // 1.4–2.5× faster than x M at 16 rows (`nn`'s `matmul_speed` example).
@@ -576,6 +610,101 @@ fn linear_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[
         }
     }
     Ok((y, Shape::from((rows, out))))
+}
+
+/// `y += x Wᵀ` for the few rows of a decoding step (at most 16), `W` `[out, in]` row-major, f32,
+/// on AVX2 + FMA. A GEMM library packs the weight into panels first, which for a weight read
+/// once per step (a 32k-vocabulary LM head is 49 MB) triples its memory traffic; here the rows of
+/// `x` are transposed once into a 16-wide table that stays in cache, and six weight rows at a time
+/// are streamed straight from memory, each element broadcast against that table.
+mod few_rows {
+    use rayon::prelude::*;
+
+    pub const MAX_ROWS: usize = 16;
+    /// Below 8 rows the 16-wide table wastes most of each FMA (at 1 row the kernel ran at 0.6×
+    /// the GEMM library's speed), so those take the general path.
+    pub const MIN_ROWS: usize = 8;
+    /// Weight rows per register block: 6 × 2 accumulators (12 of the 16 ymm registers).
+    const MR: usize = 6;
+    /// Weight rows per rayon task.
+    const TASK: usize = MR * 32;
+
+    pub fn usable<T: 'static>() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// `y[r][o] += Σ_k x[r][k] w[o][k]`; `x` `[rows, inp]`, `w` `[out, inp]`, `y` `[rows, out]`.
+    pub fn linear(x: &[f32], rows: usize, inp: usize, w: &[f32], out: usize, y: &mut [f32]) {
+        assert!(rows <= MAX_ROWS && x.len() == rows * inp && w.len() == out * inp && y.len() == rows * out);
+        // xt[k][r]: the rows of x side by side, zero-padded to 16.
+        let mut xt = vec![0f32; inp * MAX_ROWS];
+        for (r, xr) in x.chunks(inp).enumerate() {
+            for (k, &v) in xr.iter().enumerate() {
+                xt[k * MAX_ROWS + r] = v;
+            }
+        }
+        let mut yt = vec![0f32; out * MAX_ROWS];
+        yt.par_chunks_mut(TASK * MAX_ROWS).enumerate().for_each(|(c, ytc)| {
+            let o0 = c * TASK;
+            let n = ytc.len() / MAX_ROWS;
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `usable` checked AVX2 and FMA; the slices have the lengths asserted above.
+            unsafe {
+                kernel(&xt, inp, &w[o0 * inp..(o0 + n) * inp], n, ytc)
+            }
+        });
+        y.par_chunks_mut(out).enumerate().for_each(|(r, yr)| {
+            for (o, v) in yr.iter_mut().enumerate() {
+                *v += yt[o * MAX_ROWS + r];
+            }
+        });
+    }
+
+    /// `yt[o][0..16] = Σ_k w[o][k] · xt[k][0..16]` for the `n` weight rows of `w`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn kernel(xt: &[f32], inp: usize, w: &[f32], n: usize, yt: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let xp = xt.as_ptr();
+        let mut o = 0;
+        while o < n {
+            let mr = MR.min(n - o);
+            let wp = w.as_ptr().add(o * inp);
+            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+            if mr == MR {
+                for k in 0..inp {
+                    let a0 = _mm256_loadu_ps(xp.add(k * MAX_ROWS));
+                    let a1 = _mm256_loadu_ps(xp.add(k * MAX_ROWS + 8));
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let b = _mm256_broadcast_ss(&*wp.add(r * inp + k));
+                        acc[0] = _mm256_fmadd_ps(b, a0, acc[0]);
+                        acc[1] = _mm256_fmadd_ps(b, a1, acc[1]);
+                    }
+                }
+            } else {
+                for k in 0..inp {
+                    let a0 = _mm256_loadu_ps(xp.add(k * MAX_ROWS));
+                    let a1 = _mm256_loadu_ps(xp.add(k * MAX_ROWS + 8));
+                    for (r, acc) in acc.iter_mut().enumerate().take(mr) {
+                        let b = _mm256_broadcast_ss(&*wp.add(r * inp + k));
+                        acc[0] = _mm256_fmadd_ps(b, a0, acc[0]);
+                        acc[1] = _mm256_fmadd_ps(b, a1, acc[1]);
+                    }
+                }
+            }
+            for (r, acc) in acc.iter().enumerate().take(mr) {
+                let dst = yt.as_mut_ptr().add((o + r) * MAX_ROWS);
+                _mm256_storeu_ps(dst, acc[0]);
+                _mm256_storeu_ps(dst.add(8), acc[1]);
+            }
+            o += mr;
+        }
+    }
 }
 
 /// Which gradients a backward pass computes: none for an operand outside the graph (a frozen
@@ -792,6 +921,29 @@ mod linear_tests {
             }
         }
     }
+
+    /// The f32 decoding kernel (`few_rows`, 1–16 rows, weight row-major) against an f64 product
+    /// of the same numbers, on sizes that leave partial register blocks and rayon tasks; and a
+    /// transposed weight view, which must take the general path and give the same values.
+    #[test]
+    fn few_rows_kernel_matches_f64_product() {
+        let dev = Device::Cpu;
+        for rows in [1usize, 5, 8, 16] {
+            for out in [1usize, 6, 7, 200, 389] {
+                let inp = 37;
+                let x = Tensor::randn(0f32, 1.0, (rows, inp), &dev).unwrap();
+                let w = Tensor::randn(0f32, 1.0, (out, inp), &dev).unwrap();
+                let b = Tensor::randn(0f32, 1.0, out, &dev).unwrap();
+                let fused = linear(&x, &w, Some(&b), false).unwrap().to_dtype(DType::F64).unwrap();
+                let (x64, w64, b64) = (x.to_dtype(DType::F64).unwrap(), w.to_dtype(DType::F64).unwrap(), b.to_dtype(DType::F64).unwrap());
+                let reference = x64.matmul(&w64.t().unwrap()).unwrap().broadcast_add(&b64).unwrap();
+                assert!(max_diff(&fused, &reference) < 1e-4, "rows {rows} out {out}");
+                let wt_view = w.t().unwrap().contiguous().unwrap().t().unwrap();
+                let general = linear(&x, &wt_view, Some(&b), false).unwrap().to_dtype(DType::F64).unwrap();
+                assert!(max_diff(&general, &reference) < 1e-4, "rows {rows} out {out} (view)");
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------- dropout
@@ -963,5 +1115,22 @@ mod fast_math_tests {
         }
         assert_eq!(Float::tanh(100f32), 1.0);
         assert_eq!(Float::tanh(-100f32), -1.0);
+    }
+
+    /// The f32 exp of every kernel, against f64 `exp`, over its whole finite range.
+    #[test]
+    fn exp_f32_is_accurate() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x <= 88.0 {
+            let want = (x as f64).exp();
+            worst = worst.max(((super::exp_f32(x) as f64 - want) / want).abs());
+            x += 0.000_731;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst:e}");
+        assert_eq!(super::exp_f32(0.0), 1.0);
+        assert_eq!(super::exp_f32(-1e9), super::exp_f32(-87.3));
+        assert!(super::exp_f32(-1e9) < 1e-37);
+        assert!(super::exp_f32(f32::NAN).is_nan());
     }
 }

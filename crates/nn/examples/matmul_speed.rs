@@ -1,7 +1,10 @@
 //! f32 GEMM throughput of candle on this machine for the shapes a transformer step uses, forward
 //! (`x Wᵀ`) and the two backward products, plus the batched attention products.
 //!
-//!     cargo run --release -p nn --example matmul_speed
+//!     cargo run --release -p nn --example matmul_speed [decode]
+//!
+//! `decode`: only the decoding shapes (16 rows), with `nn::fused::linear` (the path the models
+//! take) beside candle's matmul, and the weight bytes each streams per second.
 
 use std::time::Instant;
 
@@ -24,6 +27,24 @@ fn main() -> anyhow::Result<()> {
     let d = Device::Cpu;
     println!("{} threads", rayon::current_num_threads());
     let r = |s: &[usize]| Tensor::randn(0f32, 1.0, s, &d);
+    if std::env::args().nth(1).as_deref() == Some("decode") {
+        for (inp, out) in [(384usize, 1152usize), (384, 1536), (1536, 384), (384, 32000)] {
+            let x = r(&[16, inp])?;
+            let w = r(&[out, inp])?;
+            let b = r(&[out])?;
+            bench(&format!("dec x[16,{inp}] Wt[{inp},{out}] (matmul)"), &x, &w.t()?, 1, 16, inp, out)?;
+            let _ = nn::fused::linear(&x, &w, Some(&b), false)?;
+            let reps = 20;
+            let t0 = Instant::now();
+            for _ in 0..reps {
+                let _ = nn::fused::linear(&x, &w, Some(&b), false)?;
+            }
+            let s = t0.elapsed().as_secs_f64() / reps as f64;
+            let gbs = (inp * out * 4) as f64 / s / 1e9;
+            println!("{:<44} {:>8.2} ms {:>7.1} GFLOP/s {gbs:>5.1} GB/s of weight", format!("dec fused linear x[16,{inp}] W[{out},{inp}]"), s * 1e3, 2.0 * (16 * inp * out) as f64 / s / 1e9);
+        }
+        return Ok(());
+    }
     for (rows, inp, out) in [(2048usize, 384usize, 1152usize), (2048, 384, 1536), (2048, 1536, 384), (2048, 384, 32000), (1024, 1024, 1024)] {
         let x = r(&[rows, inp])?;
         let w = r(&[out, inp])?; // nn.Linear layout

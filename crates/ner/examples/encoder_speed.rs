@@ -36,6 +36,9 @@ struct Cli {
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// Time prediction only (e.g. to profile it).
+    #[arg(long)]
+    predict_only: bool,
 }
 
 fn main() -> Result<()> {
@@ -55,7 +58,7 @@ fn main() -> Result<()> {
     let tokens = (a.batch * a.len) as f64;
 
     let mut train_secs = 0.0;
-    for i in 0..a.warmup + a.steps {
+    for i in 0..if a.predict_only { 0 } else { a.warmup + a.steps } {
         let t = Instant::now();
         let h = enc.forward(&ids, &mask, None, &mut Mode::Train(&mut rng))?;
         let logits = head.forward(&h)?.reshape((a.batch * a.len, 45))?;

@@ -30,9 +30,7 @@ pub fn exp_f32(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // 1.5 · 2^23: adding and subtracting it rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;
-    if x.is_nan() {
-        return x;
-    }
+    // No branch, so loops over it vectorise: `clamp` keeps a NaN, which then poisons `y`.
     let x = x.clamp(-87.3, 88.0);
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
@@ -59,12 +57,12 @@ impl Float for f32 {
         let x = self.abs();
         let t = 1.0 / (1.0 + 0.327_591_1 * x);
         let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
-        let y = 1.0 - poly * (-x * x).exp();
+        let y = 1.0 - poly * exp_f32(-x * x);
         y.copysign(self)
     }
     /// `1 − 2 / (e^{2x} + 1)`: one `exp`, saturating correctly at ±1.
     fn tanh(self) -> Self {
-        1.0 - 2.0 / ((2.0 * self).exp() + 1.0)
+        1.0 - 2.0 / (exp_f32(2.0 * self) + 1.0)
     }
 }
 
@@ -112,10 +110,21 @@ pub(crate) fn softmax_in_place<T: Float>(row: &mut [T]) {
             max = v;
         }
     }
-    let mut sum = T::zero();
+    // The exponentials and the sum in separate loops, the sum over 8 partial sums: a running
+    // sum in the same loop serialises it (floating-point addition is not reassociated).
     for v in row.iter_mut() {
         *v = (*v - max).exp();
-        sum += *v;
+    }
+    let mut part = [T::zero(); 8];
+    let chunks = row.chunks_exact(8);
+    let mut sum = chunks.remainder().iter().fold(T::zero(), |a, &b| a + b);
+    for c in chunks {
+        for (p, &v) in part.iter_mut().zip(c) {
+            *p += v;
+        }
+    }
+    for p in part {
+        sum += p;
     }
     let inv = T::one() / sum;
     for v in row.iter_mut() {

@@ -33,13 +33,13 @@ fn main() -> anyhow::Result<()> {
             let w = r(&[out, inp])?;
             let b = r(&[out])?;
             bench(&format!("dec x[16,{inp}] Wt[{inp},{out}] (matmul)"), &x, &w.t()?, 1, 16, inp, out)?;
-            let _ = nn::fused::linear(&x, &w, Some(&b), false)?;
-            let reps = 20;
-            let t0 = Instant::now();
-            for _ in 0..reps {
+            // The fastest of many runs: this VM's neighbours slow single runs by up to 2×.
+            let mut s = f64::INFINITY;
+            for _ in 0..30 {
+                let t0 = Instant::now();
                 let _ = nn::fused::linear(&x, &w, Some(&b), false)?;
+                s = s.min(t0.elapsed().as_secs_f64());
             }
-            let s = t0.elapsed().as_secs_f64() / reps as f64;
             let gbs = (inp * out * 4) as f64 / s / 1e9;
             println!("{:<44} {:>8.2} ms {:>7.1} GFLOP/s {gbs:>5.1} GB/s of weight", format!("dec fused linear x[16,{inp}] W[{out},{inp}]"), s * 1e3, 2.0 * (16 * inp * out) as f64 / s / 1e9);
         }

@@ -1,11 +1,12 @@
 """PyTorch + transformers reference for the speed benchmarks of issues 3 and 4, run on the same
 machine as the Rust benchmarks so that the ratio does not depend on which host the VM landed on.
 
-    python scripts/pytorch_speed/speed.py [gpt2-train|gpt2-generate|encoder|bert-base|all]
+    python scripts/pytorch_speed/speed.py [gpt2-train|gpt2-generate|gpt2-small|encoder|bert-base|all]
 
 Shapes match `cargo run --release -p lm --example speed` (GPT-2 6 x 384, 6 heads, vocab 32000,
 training batch 8 x 256 with AdamW and dropout 0.1; generation prompt 16, 256 new tokens, top-p 0.95,
-batch 1 and 16) and `cargo run --release -p ner --example encoder_speed` (MiniLM-L6 shape: BERT 6 x
+batch 1 and 16; `gpt2-small`: 12 x 768, 12 heads, vocab 50257, training and batch-1 generation, as
+`cargo run --release -p lm --example speed -- small 12 768 12 50257`) and `cargo run --release -p ner --example encoder_speed` (MiniLM-L6 shape: BERT 6 x
 384, 12 heads, FFN 1536, vocab 30522, token classification, batch 16 x 128) and BERT-base (12 x 768,
 FFN 3072) with `--layers 12 --hidden 768 --ffn 3072 --steps 3`. Threads: torch's
 default (one per core). Weights are random: speed does not depend on them.
@@ -35,26 +36,30 @@ def train_step_seconds(m, steps, **batch):
     return sum(times) / len(times)
 
 
-def gpt2_train(steps=4):
+def gpt2(layers=6, hidden=384, heads=6, vocab=32000):
+    return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=1024, n_embd=hidden, n_layer=layers, n_head=heads))
+
+
+def gpt2_train(steps=4, small=False):
     torch.manual_seed(0)
-    m = GPT2LMHeadModel(GPT2Config(vocab_size=32000, n_positions=1024, n_embd=384, n_layer=6, n_head=6))
-    ids = torch.randint(0, 32000, (8, 256))
+    m = gpt2(12, 768, 12, 50257) if small else gpt2()
+    ids = torch.randint(0, m.config.vocab_size, (8, 256))
     mean = train_step_seconds(m, steps, input_ids=ids, labels=ids)
-    print(f"pytorch gpt2 train: batch 8 x 256: {mean:.2f} s/step, {8 * 256 / mean:.0f} tokens/s")
+    print(f"pytorch gpt2{'-small' if small else ''} train: batch 8 x 256: {mean:.2f} s/step, {8 * 256 / mean:.0f} tokens/s")
 
 
 @torch.no_grad()
-def gpt2_generate():
+def gpt2_generate(small=False):
     torch.manual_seed(0)
-    m = GPT2LMHeadModel(GPT2Config(vocab_size=32000, n_positions=1024, n_embd=384, n_layer=6, n_head=6)).eval()
-    for batch in (1, 16):
-        ids = torch.randint(0, 32000, (batch, 16))
+    m = (gpt2(12, 768, 12, 50257) if small else gpt2()).eval()
+    for batch in (1,) if small else (1, 16):
+        ids = torch.randint(0, m.config.vocab_size, (batch, 16))
         m.generate(ids, max_new_tokens=8, min_new_tokens=8, do_sample=True, top_p=0.95, top_k=0, pad_token_id=0)
         t0 = time.time()
         out = m.generate(ids, max_new_tokens=256, min_new_tokens=256, do_sample=True, top_p=0.95, top_k=0, pad_token_id=0)
         s = time.time() - t0
         n = (out.shape[1] - 16) * batch
-        print(f"pytorch gpt2 generate: batch {batch}: {n} new tokens in {s:.2f} s = {n / s:.0f} new tokens/s")
+        print(f"pytorch gpt2{'-small' if small else ''} generate: batch {batch}: {n} new tokens in {s:.2f} s = {n / s:.0f} new tokens/s")
 
 
 def encoder(steps=4, base=False):
@@ -86,6 +91,9 @@ if __name__ == "__main__":
         gpt2_train()
     if what in ("gpt2-generate", "all"):
         gpt2_generate()
+    if what == "gpt2-small":
+        gpt2_train(steps=2, small=True)
+        gpt2_generate(small=True)
     if what in ("encoder", "all"):
         encoder()
     if what in ("bert-base", "all"):

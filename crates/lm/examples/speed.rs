@@ -1,6 +1,6 @@
 //! Speed benchmark: training tokens/s and generation new tokens/s of a GPT-2 decoder.
 //!
-//!     cargo run --release -p lm --example speed -- [train|generate|all] [layers hidden heads]
+//!     cargo run --release -p lm --example speed -- [train|generate|all|small] [layers hidden heads vocab]
 //!
 //! Defaults: 6 layers × 384 hidden × 6 heads, vocabulary 32000. Training: batch 8 × 256, AdamW,
 //! dropout 0.1 (HF's GPT-2 default). Generation: prompt 16 tokens, 256 new tokens, top-p 0.95,
@@ -19,25 +19,27 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let what = args.first().map(String::as_str).unwrap_or("all");
     let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
-    let (layers, hidden, heads) = (num(1, 6), num(2, 384), num(3, 6));
-    let cfg = ModelConfig::Gpt2(Gpt2Config::new(32000, 1024, hidden, layers, heads));
-    println!("GPT-2 {layers} layers × {hidden} hidden × {heads} heads, vocab 32000, {} threads", rayon::current_num_threads());
-    if what == "train" || what == "all" {
-        bench_train(&cfg)?;
+    let (layers, hidden, heads, vocab) = (num(1, 6), num(2, 384), num(3, 6), num(4, 32000));
+    let cfg = ModelConfig::Gpt2(Gpt2Config::new(vocab, 1024, hidden, layers, heads));
+    println!("GPT-2 {layers} layers × {hidden} hidden × {heads} heads, vocab {vocab}, {} threads", rayon::current_num_threads());
+    // `small`: training and batch-1 generation only (GPT-2 small: `small 12 768 12 50257`, with
+    // SPEED_STEPS=2 as the PyTorch reference takes).
+    if what == "train" || what == "all" || what == "small" {
+        bench_train(&cfg, vocab as u32)?;
     }
-    if what == "generate" || what == "all" {
-        bench_generate(&cfg)?;
+    if what == "generate" || what == "all" || what == "small" {
+        bench_generate(&cfg, vocab as u32, if what == "small" { &[1] } else { &[1, 16] })?;
     }
     Ok(())
 }
 
-fn bench_train(cfg: &ModelConfig) -> anyhow::Result<()> {
+fn bench_train(cfg: &ModelConfig, vocab: u32) -> anyhow::Result<()> {
     let model = Decoder::new(cfg, &Device::Cpu, 0)?;
     let vars = model.params.vars();
     let mut opt = AdamW::new(vars.clone(), AdamWConfig { lr: 1e-4, ..Default::default() }, |_| true)?;
     let (b, t) = (8, 256);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let rows: Vec<Vec<u32>> = (0..b).map(|_| (0..=t).map(|_| rand::Rng::random_range(&mut rng, 0..32000u32)).collect()).collect();
+    let rows: Vec<Vec<u32>> = (0..b).map(|_| (0..=t).map(|_| rand::Rng::random_range(&mut rng, 0..vocab)).collect()).collect();
     let refs: Vec<&Vec<u32>> = rows.iter().collect();
     let steps = std::env::var("SPEED_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
     let mut times = Vec::new();
@@ -59,7 +61,7 @@ fn bench_train(cfg: &ModelConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bench_generate(cfg: &ModelConfig) -> anyhow::Result<()> {
+fn bench_generate(cfg: &ModelConfig, vocab: u32, batches: &[usize]) -> anyhow::Result<()> {
     let model = Decoder::new(cfg, &Device::Cpu, 0)?;
     // The tokenizer is not used by generate_ids; any will do.
     let tok = LmTokenizer::train_bpe(["a b"].into_iter(), 300)?;
@@ -67,8 +69,8 @@ fn bench_generate(cfg: &ModelConfig) -> anyhow::Result<()> {
     g.stop.clear();
     let sampling = SamplingConfig { temperature: 1.0, top_k: 0, top_p: 0.95 };
     let (prompt_len, new) = (16, 256);
-    for batch in [1usize, 16] {
-        let prompts: Vec<Vec<u32>> = (0..batch).map(|i| (0..prompt_len as u32).map(|j| (i as u32 * 977 + j * 131) % 32000).collect()).collect();
+    for &batch in batches {
+        let prompts: Vec<Vec<u32>> = (0..batch).map(|i| (0..prompt_len as u32).map(|j| (i as u32 * 977 + j * 131) % vocab).collect()).collect();
         let seqs: Vec<(&[u32], u64)> = prompts.iter().enumerate().map(|(i, p)| (p.as_slice(), i as u64)).collect();
         // Warm-up (allocations, thread pool), then the measured run.
         g.generate_ids(&seqs[..1], 8, &sampling)?;

@@ -346,6 +346,113 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
     Ok(x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, LayerNormOp { eps })?)
 }
 
+// ---------------------------------------------------------------- RMS norm
+
+/// RMS norm (Llama, Mistral, Qwen2): `y = x · rstd · w`, `rstd = 1 / sqrt(mean(x²) + eps)` per row.
+struct RmsNormOp {
+    eps: f64,
+}
+
+fn rms_rstd<T: Float>(x: &[T], inv_n: T, eps: T) -> T {
+    let mut ms = T::zero();
+    for &v in x {
+        ms += v * v;
+    }
+    T::one() / (ms * inv_n + eps).sqrt()
+}
+
+fn rms_fwd_rows<T: Float>(x: &[T], w: &[T], n: usize, eps: f64) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    let c = n * rows_per_task(n);
+    let (eps, inv_n) = (T::from_f64(eps), T::from_f64(1.0 / n as f64));
+    out.par_chunks_mut(c).zip(x.par_chunks(c)).for_each(|(o, x)| {
+        for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
+            let rstd = rms_rstd(x, inv_n, eps);
+            for ((o, &x), &w) in o.iter_mut().zip(x).zip(w) {
+                *o = x * rstd * w;
+            }
+        }
+    });
+    out
+}
+
+/// `dx = rstd · (g ⊙ w − x̂ · mean(g ⊙ w ⊙ x̂))` with `x̂ = x · rstd`; `dw = Σ g ⊙ x̂` over rows.
+fn rms_bwd_rows<T: Float>(x: &[T], w: &[T], g: &[T], n: usize, eps: f64) -> (Vec<T>, Vec<T>) {
+    let mut dx = vec![T::zero(); x.len()];
+    let c = n * rows_per_task(n);
+    let (eps, inv_n) = (T::from_f64(eps), T::from_f64(1.0 / n as f64));
+    let partial: Vec<Vec<T>> = dx
+        .par_chunks_mut(c)
+        .zip(x.par_chunks(c).zip(g.par_chunks(c)))
+        .map(|(dx, (x, g))| {
+            let mut dw = vec![T::zero(); n];
+            for ((dx, x), g) in dx.chunks_mut(n).zip(x.chunks(n)).zip(g.chunks(n)) {
+                let rstd = rms_rstd(x, inv_n, eps);
+                let mut m = T::zero();
+                for i in 0..n {
+                    let xh = x[i] * rstd;
+                    m += g[i] * w[i] * xh;
+                    dw[i] += g[i] * xh;
+                }
+                m *= inv_n;
+                for i in 0..n {
+                    dx[i] = rstd * (g[i] * w[i] - x[i] * rstd * m);
+                }
+            }
+            dw
+        })
+        .collect();
+    let mut dw = vec![T::zero(); n];
+    for p in partial {
+        for (d, v) in dw.iter_mut().zip(p) {
+            *d += v;
+        }
+    }
+    (dx, dw)
+}
+
+impl CustomOp2 for RmsNormOp {
+    fn name(&self) -> &'static str {
+        "nn-rms-norm"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let n = l1.dims().last().copied().unwrap_or(1);
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(w)) => CpuStorage::F32(rms_fwd_rows(contiguous(x, l1)?, contiguous(w, l2)?, n, self.eps)),
+            (CpuStorage::F64(x), CpuStorage::F64(w)) => CpuStorage::F64(rms_fwd_rows(contiguous(x, l1)?, contiguous(w, l2)?, n, self.eps)),
+            _ => candle_core::bail!("rms norm: unsupported dtypes"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        fn run<T: Float>(x: &Tensor, w: &Tensor, g: &Tensor, eps: f64) -> candle_core::Result<(Tensor, Tensor)> {
+            let n = w.elem_count();
+            let xv = x.flatten_all()?.to_vec1::<T>()?;
+            let wv = w.flatten_all()?.to_vec1::<T>()?;
+            let gv = g.flatten_all()?.to_vec1::<T>()?;
+            let (dx, dw) = rms_bwd_rows(&xv, &wv, &gv, n, eps);
+            Ok((Tensor::from_vec(dx, x.shape(), x.device())?, Tensor::from_vec(dw, w.shape(), w.device())?))
+        }
+        let (dx, dw) = match x.dtype() {
+            DType::F32 => run::<f32>(x, w, grad, self.eps)?,
+            DType::F64 => run::<f64>(x, w, grad, self.eps)?,
+            dt => candle_core::bail!("rms norm bwd: unsupported dtype {dt:?}"),
+        };
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// RMS norm over the last dimension (`weight` of that size), with a backward pass (candle-nn's
+/// fused `rms_norm` has none); candle's primitives on other devices and dtypes.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    if !usable(x) || x.dtype() != weight.dtype() {
+        return crate::layers::rms_norm_reference(x, weight, eps);
+    }
+    Ok(x.contiguous()?.apply_op2(&weight.contiguous()?, RmsNormOp { eps })?)
+}
+
 // ---------------------------------------------------------------- GELU
 
 /// GELU, exact (`x Φ(x)`, HF `gelu`) or with the tanh approximation (HF `gelu_new`,

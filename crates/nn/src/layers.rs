@@ -107,6 +107,29 @@ pub fn layer_norm_reference(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64
     Ok(xn.broadcast_mul(weight)?.broadcast_add(bias)?)
 }
 
+/// Root-mean-square layer norm (Llama, Mistral, Qwen2): `x / sqrt(mean(x²) + eps) * weight`.
+#[derive(Clone)]
+pub struct RmsNorm {
+    pub weight: Tensor,
+    pub eps: f64,
+}
+
+impl RmsNorm {
+    pub fn new(pb: &ParamBuilder, dim: usize, eps: f64) -> Result<Self> {
+        Ok(RmsNorm { weight: pb.get(&[dim], "weight", Init::Ones)?, eps })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        crate::fused::rms_norm(x, &self.weight, self.eps)
+    }
+}
+
+/// Reference RMS norm from primitives (the fallback off the CPU; tests check the fused op).
+pub fn rms_norm_reference(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    Ok(x.broadcast_div(&(ms + eps)?.sqrt()?)?.broadcast_mul(weight)?)
+}
+
 /// Activation functions by their HF `hidden_act` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {

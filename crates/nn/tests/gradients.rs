@@ -130,6 +130,11 @@ fn fused_ops_match_primitives() {
             Box::new(|x, w, b| nn::layers::layer_norm_reference(x, w, b, 1e-5).unwrap()),
         ),
         (
+            "rms_norm",
+            Box::new(|x, w, _| nn::fused::rms_norm(x, w, 1e-5).unwrap()),
+            Box::new(|x, w, _| nn::layers::rms_norm_reference(x, w, 1e-5).unwrap()),
+        ),
+        (
             "softmax",
             Box::new(|x, _, _| nn::fused::softmax_last_dim(x).unwrap()),
             Box::new(|x, _, _| candle_nn::ops::softmax(x, candle_core::D::Minus1).unwrap()),

@@ -229,7 +229,7 @@ impl Llama {
         let (cos, sin) = self.rotary.tables(&positions)?;
         let mut x = self.embed.forward(ids)?;
         for (i, l) in self.layers.iter().enumerate() {
-            let h = l.input_layernorm.forward(&x, mode)?;
+            let h = l.input_layernorm.forward(&x)?;
             let heads = |p: &Proj, n: usize, mode: &mut Mode| -> Result<Tensor> {
                 Ok(p.forward(&h, mode)?.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
             };
@@ -242,7 +242,7 @@ impl Llama {
             };
             let a = attend(&q, &k, &v, bias, c.attention_dropout, mode)?;
             x = (x + l.o.forward(&a, mode)?)?;
-            let h = l.post_attention_layernorm.forward(&x, mode)?;
+            let h = l.post_attention_layernorm.forward(&x)?;
             // SwiGLU: down(act(gate(h)) * up(h)).
             let g = self.act.forward(&l.gate.forward(&h, mode)?)?;
             let m = l.down.forward(&(g * l.up.forward(&h, mode)?)?, mode)?;
@@ -251,7 +251,7 @@ impl Llama {
         if let Some(cache) = cache {
             cache.advance(t);
         }
-        self.norm.forward(&x, mode)
+        self.norm.forward(&x)
     }
 
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {

@@ -1,7 +1,7 @@
 """PyTorch + transformers reference for the speed benchmarks of issues 3 and 4, run on the same
 machine as the Rust benchmarks so that the ratio does not depend on which host the VM landed on.
 
-    python scripts/pytorch_speed/speed.py [gpt2-train|gpt2-generate|gpt2-small|encoder|bert-base|all]
+    python scripts/pytorch_speed/speed.py [gpt2-train|gpt2-generate|gpt2-small|llama-train|encoder|bert-base|all]
 
 Shapes match `cargo run --release -p lm --example speed` (GPT-2 6 x 384, 6 heads, vocab 32000,
 training batch 8 x 256 with AdamW and dropout 0.1; generation prompt 16, 256 new tokens, top-p 0.95,
@@ -15,7 +15,7 @@ import sys
 import time
 
 import torch
-from transformers import BertConfig, BertForTokenClassification, GPT2Config, GPT2LMHeadModel
+from transformers import BertConfig, BertForTokenClassification, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 
 def train_step_seconds(m, steps, **batch):
@@ -62,6 +62,17 @@ def gpt2_generate(small=False):
         print(f"pytorch gpt2{'-small' if small else ''} generate: batch {batch}: {n} new tokens in {s:.2f} s = {n / s:.0f} new tokens/s")
 
 
+def llama_train(steps=4):
+    """As `SPEED_ARCH=llama cargo run --release -p lm --example speed -- train`: 6 x 384, 6 heads,
+    3 key/value heads, SwiGLU FFN 1024, vocab 32000, batch 8 x 256."""
+    torch.manual_seed(0)
+    m = LlamaForCausalLM(LlamaConfig(vocab_size=32000, hidden_size=384, intermediate_size=1024, num_hidden_layers=6,
+                                     num_attention_heads=6, num_key_value_heads=3, max_position_embeddings=1024))
+    ids = torch.randint(0, 32000, (8, 256))
+    mean = train_step_seconds(m, steps, input_ids=ids, labels=ids)
+    print(f"pytorch llama train: batch 8 x 256: {mean:.2f} s/step, {8 * 256 / mean:.0f} tokens/s")
+
+
 def encoder(steps=4, base=False):
     torch.manual_seed(0)
     if base:
@@ -91,6 +102,8 @@ if __name__ == "__main__":
         gpt2_train()
     if what in ("gpt2-generate", "all"):
         gpt2_generate()
+    if what == "llama-train":
+        llama_train()
     if what == "gpt2-small":
         gpt2_train(steps=2, small=True)
         gpt2_generate(small=True)

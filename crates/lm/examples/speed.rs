@@ -20,8 +20,16 @@ fn main() -> anyhow::Result<()> {
     let what = args.first().map(String::as_str).unwrap_or("all");
     let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let (layers, hidden, heads, vocab) = (num(1, 6), num(2, 384), num(3, 6), num(4, 32000));
-    let cfg = ModelConfig::Gpt2(Gpt2Config::new(vocab, 1024, hidden, layers, heads));
-    println!("GPT-2 {layers} layers × {hidden} hidden × {heads} heads, vocab {vocab}, {} threads", rayon::current_num_threads());
+    // SPEED_ARCH=llama: a Llama of the same size (RMSNorm, rotary, SwiGLU with FFN 8/3 × hidden,
+    // grouped-query attention with half as many key/value heads).
+    let llama = std::env::var("SPEED_ARCH").as_deref() == Ok("llama");
+    let cfg = if llama {
+        ModelConfig::Llama(lm::models::llama::LlamaConfig::new(vocab, 1024, hidden, layers, heads, (heads / 2).max(1), hidden * 8 / 3))
+    } else {
+        ModelConfig::Gpt2(Gpt2Config::new(vocab, 1024, hidden, layers, heads))
+    };
+    let arch = if llama { "Llama" } else { "GPT-2" };
+    println!("{arch} {layers} layers × {hidden} hidden × {heads} heads, vocab {vocab}, {} threads", rayon::current_num_threads());
     // `small`: training and batch-1 generation only (GPT-2 small: `small 12 768 12 50257`, with
     // SPEED_STEPS=2 as the PyTorch reference takes).
     if what == "train" || what == "all" || what == "small" {

@@ -39,7 +39,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
     let y = p * r * r + r + 1.0;
     y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
@@ -200,63 +200,73 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     Ok(x.contiguous()?.apply_op1(Softmax)?)
 }
 
-// ---------------------------------------------------------------- layer norm
+// ---------------------------------------------------------------- layer norm, RMS norm
 
-struct LayerNormOp {
+/// Layer norm (`y = (x − mean) · rstd · w + b`, BERT, GPT-2) and RMS norm (`y = x · rstd · w`,
+/// Llama, Mistral, Qwen2) share their row kernels: RMS norm is layer norm without the mean and
+/// the bias, `rstd = 1 / sqrt(mean((x − mean)²) + eps)` with the mean taken as 0.
+#[derive(Clone, Copy)]
+struct NormOp {
     eps: f64,
+    /// Layer norm: subtract the mean (and the op has a bias); RMS norm: neither.
+    center: bool,
 }
 
-fn ln_fwd_rows<T: Float>(x: &[T], w: &[T], b: &[T], n: usize, eps: f64) -> Vec<T> {
+/// The mean (0 without centring) and `rstd` of one row.
+fn row_stats<T: Float>(x: &[T], inv_n: T, eps: T, center: bool) -> (T, T) {
+    let mut mean = T::zero();
+    if center {
+        for &v in x {
+            mean += v;
+        }
+        mean *= inv_n;
+    }
+    let mut var = T::zero();
+    for &v in x {
+        var += (v - mean) * (v - mean);
+    }
+    (mean, T::one() / (var * inv_n + eps).sqrt())
+}
+
+fn norm_fwd_rows<T: Float>(x: &[T], w: &[T], b: Option<&[T]>, n: usize, eps: f64) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
     let c = n * rows_per_task(n);
-    let eps = T::from_f64(eps);
-    let inv_n = T::from_f64(1.0 / n as f64);
+    let (eps, inv_n) = (T::from_f64(eps), T::from_f64(1.0 / n as f64));
     out.par_chunks_mut(c).zip(x.par_chunks(c)).for_each(|(o, x)| {
         for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
-            let mut mean = T::zero();
-            for &v in x {
-                mean += v;
-            }
-            mean *= inv_n;
-            let mut var = T::zero();
-            for &v in x {
-                var += (v - mean) * (v - mean);
-            }
-            let rstd = T::one() / (var * inv_n + eps).sqrt();
-            for (i, o) in o.iter_mut().enumerate() {
-                *o = (x[i] - mean) * rstd * w[i] + b[i];
+            let (mean, rstd) = row_stats(x, inv_n, eps, b.is_some());
+            match b {
+                Some(b) => {
+                    for (i, o) in o.iter_mut().enumerate() {
+                        *o = (x[i] - mean) * rstd * w[i] + b[i];
+                    }
+                }
+                None => {
+                    for (i, o) in o.iter_mut().enumerate() {
+                        *o = x[i] * rstd * w[i];
+                    }
+                }
             }
         }
     });
     out
 }
 
-/// Gradients of layer norm: `dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))` with `ĝ = g ⊙ w`;
-/// `dw = Σ g ⊙ x̂`, `db = Σ g` over rows.
-fn ln_bwd_rows<T: Float>(x: &[T], w: &[T], g: &[T], n: usize, eps: f64) -> (Vec<T>, Vec<T>, Vec<T>) {
+/// Gradients: `dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))` with `ĝ = g ⊙ w` (without centring,
+/// no `mean(ĝ)` term); `dw = Σ g ⊙ x̂` and, with centring, `db = Σ g` over rows.
+fn norm_bwd_rows<T: Float>(x: &[T], w: &[T], g: &[T], n: usize, eps: f64, center: bool) -> (Vec<T>, Vec<T>, Option<Vec<T>>) {
     let mut dx = vec![T::zero(); x.len()];
-    let rows = rows_per_task(n);
-    let c = n * rows;
-    let eps = T::from_f64(eps);
-    let inv_n = T::from_f64(1.0 / n as f64);
+    let c = n * rows_per_task(n);
+    let (eps, inv_n) = (T::from_f64(eps), T::from_f64(1.0 / n as f64));
     let partial: Vec<(Vec<T>, Vec<T>)> = dx
         .par_chunks_mut(c)
         .zip(x.par_chunks(c).zip(g.par_chunks(c)))
         .map(|(dx, (x, g))| {
             let mut dw = vec![T::zero(); n];
-            let mut db = vec![T::zero(); n];
+            let mut db = vec![T::zero(); if center { n } else { 0 }];
             let mut xhat = vec![T::zero(); n];
             for ((dx, x), g) in dx.chunks_mut(n).zip(x.chunks(n)).zip(g.chunks(n)) {
-                let mut mean = T::zero();
-                for &v in x {
-                    mean += v;
-                }
-                mean *= inv_n;
-                let mut var = T::zero();
-                for &v in x {
-                    var += (v - mean) * (v - mean);
-                }
-                let rstd = T::one() / (var * inv_n + eps).sqrt();
+                let (mean, rstd) = row_stats(x, inv_n, eps, center);
                 let (mut m1, mut m2) = (T::zero(), T::zero());
                 for i in 0..n {
                     xhat[i] = (x[i] - mean) * rstd;
@@ -264,9 +274,11 @@ fn ln_bwd_rows<T: Float>(x: &[T], w: &[T], g: &[T], n: usize, eps: f64) -> (Vec<
                     m1 += gh;
                     m2 += gh * xhat[i];
                     dw[i] += g[i] * xhat[i];
-                    db[i] += g[i];
                 }
-                m1 *= inv_n;
+                for (d, &v) in db.iter_mut().zip(g) {
+                    *d += v;
+                }
+                m1 = if center { m1 * inv_n } else { T::zero() };
                 m2 *= inv_n;
                 for i in 0..n {
                     dx[i] = rstd * (g[i] * w[i] - m1 - xhat[i] * m2);
@@ -276,17 +288,40 @@ fn ln_bwd_rows<T: Float>(x: &[T], w: &[T], g: &[T], n: usize, eps: f64) -> (Vec<
         })
         .collect();
     let mut dw = vec![T::zero(); n];
-    let mut db = vec![T::zero(); n];
+    let mut db = vec![T::zero(); if center { n } else { 0 }];
     for (pw, pb) in partial {
-        for i in 0..n {
-            dw[i] += pw[i];
-            db[i] += pb[i];
+        for (d, v) in dw.iter_mut().zip(pw) {
+            *d += v;
+        }
+        for (d, v) in db.iter_mut().zip(pb) {
+            *d += v;
         }
     }
-    (dx, dw, db)
+    (dx, dw, center.then_some(db))
 }
 
-impl candle_core::CustomOp3 for LayerNormOp {
+impl NormOp {
+    /// `(dx, dw, db)`; `db` only with centring.
+    fn grads(&self, x: &Tensor, w: &Tensor, g: &Tensor) -> candle_core::Result<(Tensor, Tensor, Option<Tensor>)> {
+        fn run<T: Float>(x: &Tensor, w: &Tensor, g: &Tensor, eps: f64, center: bool) -> candle_core::Result<(Tensor, Tensor, Option<Tensor>)> {
+            let n = w.elem_count();
+            let xv = x.flatten_all()?.to_vec1::<T>()?;
+            let wv = w.flatten_all()?.to_vec1::<T>()?;
+            let gv = g.flatten_all()?.to_vec1::<T>()?;
+            let (dx, dw, db) = norm_bwd_rows(&xv, &wv, &gv, n, eps, center);
+            let db = db.map(|db| Tensor::from_vec(db, w.shape(), w.device())).transpose()?;
+            Ok((Tensor::from_vec(dx, x.shape(), x.device())?, Tensor::from_vec(dw, w.shape(), w.device())?, db))
+        }
+        match x.dtype() {
+            DType::F32 => run::<f32>(x, w, g, self.eps, self.center),
+            DType::F64 => run::<f64>(x, w, g, self.eps, self.center),
+            dt => candle_core::bail!("norm bwd: unsupported dtype {dt:?}"),
+        }
+    }
+}
+
+/// Layer norm: `(x, weight, bias)`.
+impl candle_core::CustomOp3 for NormOp {
     fn name(&self) -> &'static str {
         "nn-layer-norm"
     }
@@ -303,10 +338,10 @@ impl candle_core::CustomOp3 for LayerNormOp {
         let n = l1.dims().last().copied().unwrap_or(1);
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                CpuStorage::F32(ln_fwd_rows(contiguous(x, l1)?, contiguous(w, l2)?, contiguous(b, l3)?, n, self.eps))
+                CpuStorage::F32(norm_fwd_rows(contiguous(x, l1)?, contiguous(w, l2)?, Some(contiguous(b, l3)?), n, self.eps))
             }
             (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                CpuStorage::F64(ln_fwd_rows(contiguous(x, l1)?, contiguous(w, l2)?, contiguous(b, l3)?, n, self.eps))
+                CpuStorage::F64(norm_fwd_rows(contiguous(x, l1)?, contiguous(w, l2)?, Some(contiguous(b, l3)?), n, self.eps))
             }
             _ => candle_core::bail!("layer norm: unsupported dtypes"),
         };
@@ -321,20 +356,30 @@ impl candle_core::CustomOp3 for LayerNormOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        fn run<T: Float>(x: &Tensor, w: &Tensor, g: &Tensor, eps: f64) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-            let n = w.elem_count();
-            let xv = x.flatten_all()?.to_vec1::<T>()?;
-            let wv = w.flatten_all()?.to_vec1::<T>()?;
-            let gv = g.flatten_all()?.to_vec1::<T>()?;
-            let (dx, dw, db) = ln_bwd_rows(&xv, &wv, &gv, n, eps);
-            Ok((Tensor::from_vec(dx, x.shape(), x.device())?, Tensor::from_vec(dw, w.shape(), w.device())?, Tensor::from_vec(db, w.shape(), w.device())?))
-        }
-        let (dx, dw, db) = match x.dtype() {
-            DType::F32 => run::<f32>(x, w, grad, self.eps)?,
-            DType::F64 => run::<f64>(x, w, grad, self.eps)?,
-            dt => candle_core::bail!("layer norm bwd: unsupported dtype {dt:?}"),
+        let (dx, dw, db) = self.grads(x, w, grad)?;
+        Ok((Some(dx), Some(dw), db))
+    }
+}
+
+/// RMS norm: `(x, weight)`.
+impl CustomOp2 for NormOp {
+    fn name(&self) -> &'static str {
+        "nn-rms-norm"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let n = l1.dims().last().copied().unwrap_or(1);
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(w)) => CpuStorage::F32(norm_fwd_rows(contiguous(x, l1)?, contiguous(w, l2)?, None, n, self.eps)),
+            (CpuStorage::F64(x), CpuStorage::F64(w)) => CpuStorage::F64(norm_fwd_rows(contiguous(x, l1)?, contiguous(w, l2)?, None, n, self.eps)),
+            _ => candle_core::bail!("rms norm: unsupported dtypes"),
         };
-        Ok((Some(dx), Some(dw), Some(db)))
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = self.grads(x, w, grad)?;
+        Ok((Some(dx), Some(dw)))
     }
 }
 
@@ -343,105 +388,7 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
     if !usable(x) || x.dtype() != weight.dtype() || x.dtype() != bias.dtype() {
         return crate::layers::layer_norm_reference(x, weight, bias, eps);
     }
-    Ok(x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, LayerNormOp { eps })?)
-}
-
-// ---------------------------------------------------------------- RMS norm
-
-/// RMS norm (Llama, Mistral, Qwen2): `y = x · rstd · w`, `rstd = 1 / sqrt(mean(x²) + eps)` per row.
-struct RmsNormOp {
-    eps: f64,
-}
-
-fn rms_rstd<T: Float>(x: &[T], inv_n: T, eps: T) -> T {
-    let mut ms = T::zero();
-    for &v in x {
-        ms += v * v;
-    }
-    T::one() / (ms * inv_n + eps).sqrt()
-}
-
-fn rms_fwd_rows<T: Float>(x: &[T], w: &[T], n: usize, eps: f64) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
-    let c = n * rows_per_task(n);
-    let (eps, inv_n) = (T::from_f64(eps), T::from_f64(1.0 / n as f64));
-    out.par_chunks_mut(c).zip(x.par_chunks(c)).for_each(|(o, x)| {
-        for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
-            let rstd = rms_rstd(x, inv_n, eps);
-            for ((o, &x), &w) in o.iter_mut().zip(x).zip(w) {
-                *o = x * rstd * w;
-            }
-        }
-    });
-    out
-}
-
-/// `dx = rstd · (g ⊙ w − x̂ · mean(g ⊙ w ⊙ x̂))` with `x̂ = x · rstd`; `dw = Σ g ⊙ x̂` over rows.
-fn rms_bwd_rows<T: Float>(x: &[T], w: &[T], g: &[T], n: usize, eps: f64) -> (Vec<T>, Vec<T>) {
-    let mut dx = vec![T::zero(); x.len()];
-    let c = n * rows_per_task(n);
-    let (eps, inv_n) = (T::from_f64(eps), T::from_f64(1.0 / n as f64));
-    let partial: Vec<Vec<T>> = dx
-        .par_chunks_mut(c)
-        .zip(x.par_chunks(c).zip(g.par_chunks(c)))
-        .map(|(dx, (x, g))| {
-            let mut dw = vec![T::zero(); n];
-            for ((dx, x), g) in dx.chunks_mut(n).zip(x.chunks(n)).zip(g.chunks(n)) {
-                let rstd = rms_rstd(x, inv_n, eps);
-                let mut m = T::zero();
-                for i in 0..n {
-                    let xh = x[i] * rstd;
-                    m += g[i] * w[i] * xh;
-                    dw[i] += g[i] * xh;
-                }
-                m *= inv_n;
-                for i in 0..n {
-                    dx[i] = rstd * (g[i] * w[i] - x[i] * rstd * m);
-                }
-            }
-            dw
-        })
-        .collect();
-    let mut dw = vec![T::zero(); n];
-    for p in partial {
-        for (d, v) in dw.iter_mut().zip(p) {
-            *d += v;
-        }
-    }
-    (dx, dw)
-}
-
-impl CustomOp2 for RmsNormOp {
-    fn name(&self) -> &'static str {
-        "nn-rms-norm"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let n = l1.dims().last().copied().unwrap_or(1);
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(w)) => CpuStorage::F32(rms_fwd_rows(contiguous(x, l1)?, contiguous(w, l2)?, n, self.eps)),
-            (CpuStorage::F64(x), CpuStorage::F64(w)) => CpuStorage::F64(rms_fwd_rows(contiguous(x, l1)?, contiguous(w, l2)?, n, self.eps)),
-            _ => candle_core::bail!("rms norm: unsupported dtypes"),
-        };
-        Ok((out, l1.shape().clone()))
-    }
-
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        fn run<T: Float>(x: &Tensor, w: &Tensor, g: &Tensor, eps: f64) -> candle_core::Result<(Tensor, Tensor)> {
-            let n = w.elem_count();
-            let xv = x.flatten_all()?.to_vec1::<T>()?;
-            let wv = w.flatten_all()?.to_vec1::<T>()?;
-            let gv = g.flatten_all()?.to_vec1::<T>()?;
-            let (dx, dw) = rms_bwd_rows(&xv, &wv, &gv, n, eps);
-            Ok((Tensor::from_vec(dx, x.shape(), x.device())?, Tensor::from_vec(dw, w.shape(), w.device())?))
-        }
-        let (dx, dw) = match x.dtype() {
-            DType::F32 => run::<f32>(x, w, grad, self.eps)?,
-            DType::F64 => run::<f64>(x, w, grad, self.eps)?,
-            dt => candle_core::bail!("rms norm bwd: unsupported dtype {dt:?}"),
-        };
-        Ok((Some(dx), Some(dw)))
-    }
+    Ok(x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, NormOp { eps, center: true })?)
 }
 
 /// RMS norm over the last dimension (`weight` of that size), with a backward pass (candle-nn's
@@ -450,7 +397,7 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     if !usable(x) || x.dtype() != weight.dtype() {
         return crate::layers::rms_norm_reference(x, weight, eps);
     }
-    Ok(x.contiguous()?.apply_op2(&weight.contiguous()?, RmsNormOp { eps })?)
+    Ok(x.contiguous()?.apply_op2(&weight.contiguous()?, NormOp { eps, center: false })?)
 }
 
 // ---------------------------------------------------------------- GELU

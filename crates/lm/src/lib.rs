@@ -47,7 +47,7 @@ impl Generator {
     /// adapters (`adapter_config.json`; base loaded and adapters merged), or an HF decoder
     /// (`config.json`, `model.safetensors`, `tokenizer.json`).
     pub fn load(dir: &Path) -> Result<Self> {
-        let dev = train::device();
+        let dev = nn::device();
         let config_path = dir.join("config.json");
         if config_path.exists() {
             let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path)?)

@@ -89,11 +89,6 @@ pub fn progress_bar(len: u64, show: bool) -> ProgressBar {
     bar
 }
 
-/// The compute device: [`nn::device`].
-pub fn device() -> Device {
-    nn::device()
-}
-
 /// Trains a generator on `train_docs`, selecting by perplexity on `dev_docs`, into `out`.
 ///
 /// `out` then holds an HF-layout model (`config.json`, `model.safetensors`, `tokenizer.json`) or
@@ -106,7 +101,7 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
         return train_ngram(cfg, train_docs, dev_docs, out);
     }
     let t_start = Instant::now();
-    let dev = device();
+    let dev = nn::device();
     let ckpt = out.join(CHECKPOINT);
     nn::checkpoint::recover_dir(&ckpt)?;
     let state: Option<State> = match std::fs::read_to_string(ckpt.join("state.json")) {

@@ -1,15 +1,14 @@
-//! Decoder layers that `nn` does not have (yet): RMSNorm with a backward pass, rotary embeddings,
-//! causal grouped-query attention with a KV cache, GPT-2's `Conv1D`, and LoRA projections.
+//! Decoder layers that `nn` does not have (yet): rotary embeddings, causal grouped-query
+//! attention with a KV cache, GPT-2's `Conv1D`, and LoRA projections. RMSNorm is `nn`'s.
 //!
-//! Every layer has two paths: in training (`Mode::Train`) only candle primitives with a backward
-//! pass are used; in evaluation the fused candle-nn kernels (no backward, but faster) are used.
+//! Rotary embeddings have two paths: in training (`Mode::Train`) candle primitives with a
+//! backward pass; in evaluation candle-nn's fused kernel (no backward, but faster).
 
 pub mod attention;
 pub mod proj;
-pub mod rms_norm;
 pub mod rope;
 
 pub use attention::{attend, causal_bias, KvCache, LayerCache};
 pub use proj::{LoraConfig, LoraWeights, Proj};
-pub use rms_norm::RmsNorm;
+pub use nn::RmsNorm;
 pub use rope::Rotary;

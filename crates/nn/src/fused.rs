@@ -728,44 +728,44 @@ mod few_rows {
         });
     }
 
-    /// `yt[o][0..16] = Σ_k w[o][k] · xt[k][0..16]` for the `n` weight rows of `w`.
+    /// `yt[o][0..16] = Σ_k w[o][k] · xt[k][0..16]` for the `n` weight rows of `w`: blocks of
+    /// `MR` rows, then the rest one at a time.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn kernel(xt: &[f32], inp: usize, w: &[f32], n: usize, yt: &mut [f32]) {
+        let mut o = 0;
+        while o + MR <= n {
+            block::<MR>(xt, inp, w, o, yt);
+            o += MR;
+        }
+        while o < n {
+            block::<1>(xt, inp, w, o, yt);
+            o += 1;
+        }
+    }
+
+    /// Weight rows `o..o + R` against all of `xt`, in `2R` accumulators (`R` a constant, so the
+    /// row loop unrolls and the accumulators stay in registers).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block<const R: usize>(xt: &[f32], inp: usize, w: &[f32], o: usize, yt: &mut [f32]) {
         use std::arch::x86_64::*;
         let xp = xt.as_ptr();
-        let mut o = 0;
-        while o < n {
-            let mr = MR.min(n - o);
-            let wp = w.as_ptr().add(o * inp);
-            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-            if mr == MR {
-                for k in 0..inp {
-                    let a0 = _mm256_loadu_ps(xp.add(k * MAX_ROWS));
-                    let a1 = _mm256_loadu_ps(xp.add(k * MAX_ROWS + 8));
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        let b = _mm256_broadcast_ss(&*wp.add(r * inp + k));
-                        acc[0] = _mm256_fmadd_ps(b, a0, acc[0]);
-                        acc[1] = _mm256_fmadd_ps(b, a1, acc[1]);
-                    }
-                }
-            } else {
-                for k in 0..inp {
-                    let a0 = _mm256_loadu_ps(xp.add(k * MAX_ROWS));
-                    let a1 = _mm256_loadu_ps(xp.add(k * MAX_ROWS + 8));
-                    for (r, acc) in acc.iter_mut().enumerate().take(mr) {
-                        let b = _mm256_broadcast_ss(&*wp.add(r * inp + k));
-                        acc[0] = _mm256_fmadd_ps(b, a0, acc[0]);
-                        acc[1] = _mm256_fmadd_ps(b, a1, acc[1]);
-                    }
-                }
+        let wp = w.as_ptr().add(o * inp);
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for k in 0..inp {
+            let a0 = _mm256_loadu_ps(xp.add(k * MAX_ROWS));
+            let a1 = _mm256_loadu_ps(xp.add(k * MAX_ROWS + 8));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let b = _mm256_broadcast_ss(&*wp.add(r * inp + k));
+                acc[0] = _mm256_fmadd_ps(b, a0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(b, a1, acc[1]);
             }
-            for (r, acc) in acc.iter().enumerate().take(mr) {
-                let dst = yt.as_mut_ptr().add((o + r) * MAX_ROWS);
-                _mm256_storeu_ps(dst, acc[0]);
-                _mm256_storeu_ps(dst.add(8), acc[1]);
-            }
-            o += mr;
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let dst = yt.as_mut_ptr().add((o + r) * MAX_ROWS);
+            _mm256_storeu_ps(dst, acc[0]);
+            _mm256_storeu_ps(dst.add(8), acc[1]);
         }
     }
 }

@@ -35,6 +35,9 @@ fn main() -> anyhow::Result<()> {
     if what == "train" || what == "all" || what == "small" {
         bench_train(&cfg, vocab as u32)?;
     }
+    if what == "step" {
+        bench_step(&cfg, vocab as u32)?;
+    }
     if what == "generate" || what == "all" || what == "small" {
         bench_generate(&cfg, vocab as u32, if what == "small" { &[1] } else { &[1, 16] })?;
     }
@@ -66,6 +69,45 @@ fn bench_train(cfg: &ModelConfig, vocab: u32) -> anyhow::Result<()> {
     let tps = (b * t) as f64 / mean;
     let gflops = 3.0 * cfg.flops_per_token(t / 2) * tps / 1e9;
     println!("train: batch {b} × {t}: {mean:.2} s/step, {tps:.0} tokens/s ({gflops:.0} GFLOP/s)");
+    Ok(())
+}
+
+/// `step`: one batch-16 decoding step cut into its parts (layers, LM head, copy of the logits to
+/// the host, sampling), each the mean over 128 steps from a 16-token prompt, in milliseconds.
+fn bench_step(cfg: &ModelConfig, vocab: u32) -> anyhow::Result<()> {
+    let mut model = Decoder::new(cfg, &Device::Cpu, 0)?;
+    model.freeze();
+    model.prepare_decoding()?;
+    let (b, t0, steps) = (16usize, 16usize, 128usize);
+    let ids: Vec<u32> = (0..b * t0).map(|i| (i as u32 * 131) % vocab).collect();
+    let positions: Vec<u32> = (0..b * t0).map(|i| (i % t0) as u32).collect();
+    let mut cache = model.new_cache(b, t0 + steps)?;
+    let mut mode = Mode::Eval;
+    let h = model.forward(&Tensor::from_vec(ids, (b, t0), &Device::Cpu)?, &Tensor::from_vec(positions, (b, t0), &Device::Cpu)?, None, Some(&mut cache), &mut mode)?;
+    let mut logits = model.logits(&h.narrow(1, t0 - 1, 1)?.squeeze(1)?)?;
+    let sampling = SamplingConfig { temperature: 1.0, top_k: 0, top_p: 0.95 };
+    let mut rngs: Vec<rand_chacha::ChaCha8Rng> = (0..b as u64).map(rand_chacha::ChaCha8Rng::seed_from_u64).collect();
+    let mut spent = [0f64; 4];
+    for s in 0..steps {
+        let t = Instant::now();
+        let l: Vec<Vec<f32>> = logits.to_vec2()?;
+        let t_copy = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let toks: Vec<u32> = l.iter().zip(rngs.iter_mut()).map(|(l, r)| lm::generate::sample(l, &sampling, r)).collect();
+        let t_sample = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let past = (t0 + s) as u32;
+        let h = model.forward(&Tensor::from_vec(toks, (b, 1), &Device::Cpu)?, &Tensor::from_vec(vec![past; b], (b, 1), &Device::Cpu)?, None, Some(&mut cache), &mut mode)?;
+        let t_layers = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        logits = model.logits(&h.squeeze(1)?)?;
+        let t_head = t.elapsed().as_secs_f64();
+        for (acc, x) in spent.iter_mut().zip([t_layers, t_head, t_copy, t_sample]) {
+            *acc += x * 1e3 / steps as f64;
+        }
+    }
+    let [layers, head, copy, sample] = spent;
+    println!("step (batch {b}, ms): layers {layers:.2}, LM head {head:.2}, logits to host {copy:.2}, sampling (one thread) {sample:.2}, total {:.2}", layers + head + copy + sample);
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Storage, Tensor};
 use rand::Rng as _;
 use rayon::prelude::*;
 
-use crate::fused::{dropout_scales, gemm_raw, softmax_in_place, Float};
+use crate::fused::{dropout_scales, gemm_raw, softmax_in_place, Float, SendPtr};
 use crate::layers::{dropout, Mode};
 
 /// `softmax(scale · q kᵀ + bias) v`, with dropout on the probabilities in training.
@@ -116,19 +116,6 @@ impl View {
 
     fn head(&self, b: usize, h: usize) -> usize {
         self.offset + b * self.strides[0] + h * self.strides[1]
-    }
-}
-
-/// A raw pointer that may cross threads: every task writes a disjoint part of the buffer.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    /// Through a method, so closures capture the wrapper (Send) and not the raw pointer field.
-    fn get(self) -> *mut T {
-        self.0
     }
 }
 

@@ -32,7 +32,8 @@ pub fn exp_f32(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     // No branch, so loops over it vectorise: `clamp` keeps a NaN, which then poisons `y`.
     let x = x.clamp(-87.3, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -41,7 +42,11 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n from the integer the rounding left in the low mantissa bits of `shifted` (its bits
+    // minus ROUND's are n, |n| ≤ 127): integer operations only. `n as i32`, a saturating cast,
+    // compiled to a compare and two conditional moves per lane and kept loops over this scalar.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
+    y * f32::from_bits(n_bits << 23)
 }
 
 impl Float for f32 {
@@ -78,6 +83,19 @@ impl Float for f64 {
     }
     fn tanh(self) -> Self {
         f64::tanh(self)
+    }
+}
+
+/// A raw pointer that may cross threads: every task writes a disjoint part of the buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// Through a method, so closures capture the wrapper (Send) and not the raw pointer field.
+    pub(crate) fn get(self) -> *mut T {
+        self.0
     }
 }
 
@@ -413,12 +431,17 @@ struct GeluBwd(Gelu);
 
 const SQRT_HALF: f64 = std::f64::consts::FRAC_1_SQRT_2;
 
+/// `x Φ(x)`, exact (erf) GELU of one value.
+#[inline(always)]
+fn gelu_erf_one<T: Float>(v: T) -> T {
+    T::from_f64(0.5) * v * (T::one() + (v * T::from_f64(SQRT_HALF)).erf())
+}
+
 fn gelu_map<T: Float>(x: &[T]) -> Vec<T> {
-    let (h, s) = (T::from_f64(0.5), T::from_f64(SQRT_HALF));
     let mut out = vec![T::zero(); x.len()];
     out.par_chunks_mut(16384).zip(x.par_chunks(16384)).for_each(|(o, x)| {
         for (o, &v) in o.iter_mut().zip(x) {
-            *o = h * v * (T::one() + (v * s).erf());
+            *o = gelu_erf_one(v);
         }
     });
     out
@@ -442,12 +465,18 @@ fn gelu_bwd_map<T: Float>(x: &[T], g: &[T]) -> Vec<T> {
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const GELU_CUBIC: f64 = 0.044_715;
 
-fn gelu_tanh_map<T: Float>(x: &[T]) -> Vec<T> {
+/// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, tanh-approximated GELU of one value.
+#[inline(always)]
+fn gelu_tanh_one<T: Float>(v: T) -> T {
     let (h, c, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_CUBIC));
+    h * v * (T::one() + (c * (v + a * v * v * v)).tanh())
+}
+
+fn gelu_tanh_map<T: Float>(x: &[T]) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
     out.par_chunks_mut(16384).zip(x.par_chunks(16384)).for_each(|(o, x)| {
         for (o, &v) in o.iter_mut().zip(x) {
-            *o = h * v * (T::one() + (c * (v + a * v * v * v)).tanh());
+            *o = gelu_tanh_one(v);
         }
     });
     out
@@ -633,6 +662,12 @@ unsafe fn gemm_strided<T: 'static + WithDType>(
 }
 
 fn linear_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[T]>, conv1d: bool) -> candle_core::Result<(Vec<T>, Shape)> {
+    linear_act_fwd(x, lx, w, lw, b, conv1d, None)
+}
+
+/// [`linear_fwd`], then GELU (`Some(tanh)`), applied where the decoding kernel writes its output.
+#[allow(clippy::too_many_arguments)]
+fn linear_act_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[T]>, conv1d: bool, gelu: Option<bool>) -> candle_core::Result<(Vec<T>, Shape)> {
     let x = contiguous(x, lx)?;
     let (rows, inp) = lx.shape().dims2()?;
     let (wr, wc) = lw.shape().dims2()?;
@@ -641,6 +676,24 @@ fn linear_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[
         candle_core::bail!("linear: input width {inp} does not fit weight {:?}", lw.dims());
     }
     let mut y = vec![T::zero(); rows * out];
+    let ms = m_strides(lw, conv1d);
+    let w = &w[lw.start_offset()..];
+    if (few_rows::MIN_ROWS..=few_rows::MAX_ROWS).contains(&rows) && !conv1d && ms == (1, inp) && few_rows::usable::<T>() {
+        // Decoding: the weight streamed once, unpacked (see `few_rows`), the bias added on the way out.
+        unsafe {
+            let xs = std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len());
+            let ws = std::slice::from_raw_parts(w.as_ptr() as *const f32, out * inp);
+            let bs = b.map(|b| std::slice::from_raw_parts(b.as_ptr() as *const f32, out));
+            let ys = std::slice::from_raw_parts_mut(y.as_mut_ptr() as *mut f32, y.len());
+            let post = |o: &mut [f32]| match gelu {
+                Some(true) => o.iter_mut().for_each(|v| *v = gelu_tanh_one(*v)),
+                Some(false) => o.iter_mut().for_each(|v| *v = gelu_erf_one(*v)),
+                None => {}
+            };
+            few_rows::linear(xs, rows, inp, ws, out, bs, ys, &post);
+        }
+        return Ok((y, Shape::from((rows, out))));
+    }
     if let Some(b) = b {
         y.par_chunks_mut(out * rows_per_task(out)).for_each(|c| {
             for r in c.chunks_mut(out) {
@@ -648,16 +701,8 @@ fn linear_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[
             }
         });
     }
-    let ms = m_strides(lw, conv1d);
-    let w = &w[lw.start_offset()..];
     unsafe {
-        if (few_rows::MIN_ROWS..=few_rows::MAX_ROWS).contains(&rows) && !conv1d && ms == (1, inp) && few_rows::usable::<T>() {
-            // Decoding: the weight streamed once, unpacked (see `few_rows`).
-            let xs = std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len());
-            let ws = std::slice::from_raw_parts(w.as_ptr() as *const f32, out * inp);
-            let ys = std::slice::from_raw_parts_mut(y.as_mut_ptr() as *mut f32, y.len());
-            few_rows::linear(xs, rows, inp, ws, out, ys);
-        } else if rows < 64 {
+        if rows < 64 {
             // Few rows (decoding): compute yᵀ = Mᵀ xᵀ into a row-major [out, rows] buffer, then
             // transpose: the weight is the left operand and the GEMM writes unit-stride rows,
             // 1.4–2.5× faster than x M at 16 rows (`nn`'s `matmul_speed` example).
@@ -672,10 +717,15 @@ fn linear_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[
             gemm_strided(rows, out, inp, y.as_mut_ptr(), (out, 1), b.is_some(), x.as_ptr(), (inp, 1), w.as_ptr(), ms);
         }
     }
+    match gelu {
+        Some(true) => y = gelu_tanh_map(&y),
+        Some(false) => y = gelu_map(&y),
+        None => {}
+    }
     Ok((y, Shape::from((rows, out))))
 }
 
-/// `y += x Wᵀ` for the few rows of a decoding step (at most 16), `W` `[out, in]` row-major, f32,
+/// `y = x Wᵀ + b` for the few rows of a decoding step (at most 16), `W` `[out, in]` row-major, f32,
 /// on AVX2 + FMA. A GEMM library packs the weight into panels first, which for a weight read
 /// once per step (a 32k-vocabulary LM head is 49 MB) triples its memory traffic; here the rows of
 /// `x` are transposed once into a 16-wide table that stays in cache, and six weight rows at a time
@@ -701,9 +751,12 @@ mod few_rows {
         false
     }
 
-    /// `y[r][o] += Σ_k x[r][k] w[o][k]`; `x` `[rows, inp]`, `w` `[out, inp]`, `y` `[rows, out]`.
-    pub fn linear(x: &[f32], rows: usize, inp: usize, w: &[f32], out: usize, y: &mut [f32]) {
-        assert!(rows <= MAX_ROWS && x.len() == rows * inp && w.len() == out * inp && y.len() == rows * out);
+    /// `y[r][o] = Σ_k x[r][k] w[o][k] + b[o]`; `x` `[rows, inp]`, `w` `[out, inp]`, `y` `[rows, out]`.
+    /// `post` runs on each finished piece of a row of y (an element-wise activation, while the
+    /// piece is in cache).
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear(x: &[f32], rows: usize, inp: usize, w: &[f32], out: usize, b: Option<&[f32]>, y: &mut [f32], post: &(dyn Fn(&mut [f32]) + Sync)) {
+        assert!(rows <= MAX_ROWS && x.len() == rows * inp && w.len() == out * inp && y.len() == rows * out && b.is_none_or(|b| b.len() == out));
         // xt[k][r]: the rows of x side by side, zero-padded to 16.
         let mut xt = vec![0f32; inp * MAX_ROWS];
         for (r, xr) in x.chunks(inp).enumerate() {
@@ -711,19 +764,26 @@ mod few_rows {
                 xt[k * MAX_ROWS + r] = v;
             }
         }
-        let mut yt = vec![0f32; out * MAX_ROWS];
-        yt.par_chunks_mut(TASK * MAX_ROWS).enumerate().for_each(|(c, ytc)| {
+        let y_ptr = crate::fused::SendPtr(y.as_mut_ptr());
+        (0..out.div_ceil(TASK)).into_par_iter().for_each(|c| {
             let o0 = c * TASK;
-            let n = ytc.len() / MAX_ROWS;
+            let n = TASK.min(out - o0);
+            // The task's outputs, transposed ([o][r]), stay in L1 until they go out as rows of y:
+            // no output-sized buffer and no second pass over one.
+            let mut yt = [0f32; TASK * MAX_ROWS];
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `usable` checked AVX2 and FMA; the slices have the lengths asserted above.
             unsafe {
-                kernel(&xt, inp, &w[o0 * inp..(o0 + n) * inp], n, ytc)
+                kernel(&xt, inp, &w[o0 * inp..(o0 + n) * inp], n, &mut yt)
             }
-        });
-        y.par_chunks_mut(out).enumerate().for_each(|(r, yr)| {
-            for (o, v) in yr.iter_mut().enumerate() {
-                *v += yt[o * MAX_ROWS + r];
+            for r in 0..rows {
+                // SAFETY: tasks write disjoint column ranges `o0..o0 + n` of each row of y.
+                let dst = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(r * out + o0), n) };
+                match b {
+                    Some(b) => dst.iter_mut().zip(&b[o0..o0 + n]).enumerate().for_each(|(o, (d, &bo))| *d = bo + yt[o * MAX_ROWS + r]),
+                    None => dst.iter_mut().enumerate().for_each(|(o, d)| *d = yt[o * MAX_ROWS + r]),
+                }
+                post(dst);
             }
         });
     }
@@ -938,6 +998,58 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) 
     Ok(y.reshape(out_dims)?)
 }
 
+/// `gelu(x M + b)` for inference: the activation is applied where the decoding kernel writes
+/// its output, which saves a pass over the activations and an allocation per layer and step.
+/// `tanh`: the tanh approximation (GPT-2's `gelu_new`) rather than the exact erf form. The op
+/// has no backward; with an input or weight that tracks gradients it is the unfused pair.
+pub fn linear_gelu(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool, tanh: bool) -> Result<Tensor> {
+    let fused = usable(x) && !x.track_op() && !weight.track_op() && bias.is_none_or(|b| !b.track_op()) && weight.dtype() == x.dtype() && weight.rank() == 2 && bias.is_none_or(|b| b.dtype() == x.dtype());
+    if !fused {
+        let y = linear(x, weight, bias, conv1d)?;
+        return if tanh { gelu_tanh(&y) } else { gelu_erf(&y) };
+    }
+    let dims = x.dims().to_vec();
+    let inp = *dims.last().unwrap();
+    let rows = x.elem_count() / inp;
+    let out = weight.dim(if conv1d { 1 } else { 0 })?;
+    let x2 = x.reshape((rows, inp))?.contiguous()?;
+    let op = LinearGeluOp { conv1d, tanh };
+    let y = match bias {
+        Some(b) => x2.apply_op3(weight, &b.contiguous()?, op)?,
+        None => x2.apply_op3(weight, &Tensor::zeros(out, x.dtype(), x.device())?, op)?,
+    };
+    let mut out_dims = dims;
+    *out_dims.last_mut().unwrap() = out;
+    Ok(y.reshape(out_dims)?)
+}
+
+/// Inference-only linear + GELU (see [`linear_gelu`]); no `bwd`, so candle refuses a backward
+/// pass through it rather than silently dropping the gradient.
+struct LinearGeluOp {
+    conv1d: bool,
+    tanh: bool,
+}
+
+impl candle_core::CustomOp3 for LinearGeluOp {
+    fn name(&self) -> &'static str {
+        "nn-fused-linear-gelu"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        Ok(match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
+                let (y, s) = linear_act_fwd(x, l1, w, l2, Some(contiguous(b, l3)?), self.conv1d, Some(self.tanh))?;
+                (CpuStorage::F32(y), s)
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
+                let (y, s) = linear_act_fwd(x, l1, w, l2, Some(contiguous(b, l3)?), self.conv1d, Some(self.tanh))?;
+                (CpuStorage::F64(y), s)
+            }
+            _ => candle_core::bail!("linear_gelu: x, weight and bias must share f32 or f64"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod linear_tests {
     use super::*;
@@ -983,6 +1095,30 @@ mod linear_tests {
                 }
             }
         }
+    }
+
+    /// Linear + GELU in one op gives exactly the pair's values, both GELUs, in the decoding
+    /// kernel's row range and outside it; with a weight that tracks gradients it is the pair
+    /// (which has a backward).
+    #[test]
+    fn linear_gelu_matches_the_pair() {
+        let dev = Device::Cpu;
+        for rows in [3usize, 16] {
+            for tanh in [false, true] {
+                let (inp, out) = (37, 200);
+                let x = Tensor::randn(0f32, 1.0, (rows, inp), &dev).unwrap();
+                let w = Tensor::randn(0f32, 0.3, (out, inp), &dev).unwrap();
+                let b = Tensor::randn(0f32, 1.0, out, &dev).unwrap();
+                let pair = linear(&x, &w, Some(&b), false).unwrap();
+                let pair = if tanh { gelu_tanh(&pair) } else { gelu_erf(&pair) }.unwrap();
+                let fused = linear_gelu(&x, &w, Some(&b), false, tanh).unwrap();
+                assert_eq!(fused.to_vec2::<f32>().unwrap(), pair.to_vec2::<f32>().unwrap(), "rows {rows} tanh {tanh}");
+            }
+        }
+        let x = Tensor::randn(0f64, 1.0, (2, 5), &dev).unwrap();
+        let w = Var::randn(0f64, 1.0, (4, 5), &dev).unwrap();
+        let g = linear_gelu(&x, &w, None, false, true).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(g.get(&w).is_some());
     }
 
     /// The f32 decoding kernel (`few_rows`, 1–16 rows, weight row-major) against an f64 product

@@ -152,6 +152,15 @@ impl Activation {
         })
     }
 
+    /// For the GELUs, whether it is the tanh form (what [`crate::fused::linear_gelu`] takes).
+    pub fn gelu_tanh(&self) -> Option<bool> {
+        match self {
+            Activation::Gelu => Some(false),
+            Activation::GeluTanh => Some(true),
+            Activation::Relu | Activation::Silu => None,
+        }
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Activation::Gelu => crate::fused::gelu_erf(x)?,

@@ -89,6 +89,15 @@ impl Proj {
         Ok(y)
     }
 
+    /// `act(self(x))`. Without an adapter, a GELU is applied inside the projection's op (see
+    /// `nn::fused::linear_gelu`), which keeps the unfused pair wherever gradients are tracked.
+    pub fn forward_act(&self, x: &Tensor, act: &nn::Activation, mode: &mut Mode) -> Result<Tensor> {
+        match act.gelu_tanh() {
+            Some(tanh) if self.lora.is_none() => nn::fused::linear_gelu(x, &self.weight, self.bias.as_ref(), self.conv1d, tanh),
+            _ => act.forward(&self.forward(x, mode)?),
+        }
+    }
+
     /// Adds a LoRA adapter whose variables live in `adapters` under PEFT's names
     /// (`base_model.model.{name}.lora_A.weight`, `...lora_B.weight`). `A` starts with the spread of
     /// PEFT's Kaiming-uniform init, `B` at zero, so the adapted model starts equal to the base.

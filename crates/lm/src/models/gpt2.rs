@@ -200,7 +200,7 @@ impl Gpt2 {
             let a = dropout(&blk.attn_proj.forward(&a, mode)?, c.resid_pdrop, mode)?;
             x = (x + a)?;
             let h = blk.ln_2.forward(&x)?;
-            let m = self.act.forward(&blk.c_fc.forward(&h, mode)?)?;
+            let m = blk.c_fc.forward_act(&h, &self.act, mode)?;
             let m = dropout(&blk.mlp_proj.forward(&m, mode)?, c.resid_pdrop, mode)?;
             x = (x + m)?;
         }

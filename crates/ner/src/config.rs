@@ -129,7 +129,7 @@ impl Default for TrainConfig {
             word_buckets: 16384,
             affix_buckets: 4096,
             guide_folds: 0,
-            guide_epochs: 12,
+            guide_epochs: 20,
             epochs: 10,
             max_minutes: None,
             seed: 42,

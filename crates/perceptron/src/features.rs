@@ -100,6 +100,25 @@ pub fn token_features(text: &str, tokens: &[Token]) -> Vec<Vec<u64>> {
             if j != i {
                 f.push(fnv(&["line_head", &lower[j]]));
             }
+            // The nearest field name before it on its line (the word before a ':'): several
+            // fields share a line ("Nombre: … Apellidos: … NHC: …").
+            if let Some(k) = (j..i).rev().find(|&k| k + 1 < i && words[k + 1] == ":") {
+                f.push(fnv(&["key", &lower[k]]));
+            }
+            for d in [-3isize, 3] {
+                f.push(fnv(&["l", &d.to_string(), get(&lower, ii + d)]));
+            }
+            f.push(fnv(&["l-1|l+1", get(&lower, ii - 1), get(&lower, ii + 1)]));
+            // Position in a run of capitalised words (multi-word names of hospitals, institutions).
+            let cap = |k: usize| words[k].chars().next().is_some_and(|c| c.is_uppercase());
+            if cap(i) {
+                let before = (0..i).rev().take_while(|&k| cap(k) || lower[k] == "de" || lower[k] == "del" || lower[k] == "la").count();
+                let after = (i + 1..words.len()).take_while(|&k| cap(k) || lower[k] == "de" || lower[k] == "del" || lower[k] == "la").count();
+                f.push(fnv(&["caprun", &before.min(3).to_string(), &after.min(3).to_string()]));
+                // The first word of the run (e.g. "hospital", "centro", "servicio").
+                let first = i - before;
+                f.push(fnv(&["caprun_head", &lower[first]]));
+            }
             f
         })
         .collect()

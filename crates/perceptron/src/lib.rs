@@ -27,7 +27,7 @@ pub struct PerceptronConfig {
 
 impl Default for PerceptronConfig {
     fn default() -> Self {
-        PerceptronConfig { epochs: 12, min_feature_count: 1, seed: 42 }
+        PerceptronConfig { epochs: 20, min_feature_count: 1, seed: 42 }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Speed benchmark: training tokens/s and generation new tokens/s of a GPT-2 decoder.
 //!
-//!     cargo run --release -p lm --example speed -- [train|generate|all|small] [layers hidden heads vocab]
+//!     cargo run --release -p lm --example speed -- [train|generate|all|small|step] [layers hidden heads vocab]
 //!
 //! Defaults: 6 layers × 384 hidden × 6 heads, vocabulary 32000. Training: batch 8 × 256, AdamW,
 //! dropout 0.1 (HF's GPT-2 default). Generation: prompt 16 tokens, 256 new tokens, top-p 0.95,

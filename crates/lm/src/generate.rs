@@ -285,21 +285,9 @@ fn sub_bucket(bits: u32) -> usize {
 /// least the cut's, the cut being found in one bucket of a histogram over probability bits.
 fn sample_nucleus(logits: &[f32], max: f32, t: f32, top_p: f64, rng: &mut ChaCha8Rng) -> u32 {
     let probs = unnormalised_probs(logits, max, t);
-    // Four interleaved histograms: with a flat distribution most tokens fall into one or two
-    // buckets, and a single histogram makes every addition wait for the previous one's store.
-    let mut parts = [[0f64; BUCKETS]; 4];
-    let quads = probs.chunks_exact(4);
-    for &p in quads.remainder() {
-        parts[0][bucket(p.to_bits())] += f64::from(p);
-    }
-    for q in quads {
-        for (part, &p) in parts.iter_mut().zip(q) {
-            part[bucket(p.to_bits())] += f64::from(p);
-        }
-    }
     let mut mass = [0f64; BUCKETS];
-    for (b, m) in mass.iter_mut().enumerate() {
-        *m = parts[0][b] + parts[1][b] + parts[2][b] + parts[3][b];
+    for &p in &probs {
+        mass[bucket(p.to_bits())] += f64::from(p);
     }
     let total: f64 = mass.iter().sum();
     // (bits, id) of the least likely kept token; everything ordered at or above it is kept.
@@ -331,8 +319,11 @@ fn sample_nucleus(logits: &[f32], max: f32, t: f32, top_p: f64, rng: &mut ChaCha
             for &i in &members {
                 sub[sub_bucket(bits(i))] += f64::from(probs[i as usize]);
             }
+            // Summed in another order than mass[b], the sub-buckets may fall short of the target
+            // by a rounding error: the cut is then at the bucket's least likely token.
+            let lowest = (0..SUB_BUCKETS).find(|&s| sub[s] > 0.0);
             if let Some(s) = (0..SUB_BUCKETS).rev().find(|&s| {
-                let hit = sub[s] > 0.0 && above + sub[s] >= target;
+                let hit = sub[s] > 0.0 && (above + sub[s] >= target || Some(s) == lowest);
                 if !hit {
                     above += sub[s];
                 }

@@ -583,6 +583,17 @@ pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
 struct LinearOp {
     /// The weight is `[in, out]` (Conv1D) rather than `[out, in]`.
     conv1d: bool,
+    /// GELU after the product (`Some(tanh)`), for inference only: its backward refuses.
+    gelu: Option<bool>,
+}
+
+impl LinearOp {
+    fn check_no_gelu(&self) -> candle_core::Result<()> {
+        if self.gelu.is_some() {
+            candle_core::bail!("linear + GELU is an inference op without backward; use linear, then the GELU, where gradients are needed");
+        }
+        Ok(())
+    }
 }
 
 /// The strides of `M` (`[in, out]`) for a weight of layout `l`.
@@ -661,13 +672,10 @@ unsafe fn gemm_strided<T: 'static + WithDType>(
     gemm_raw(m, n, k, dst, dst_strides, accumulate, lhs, lhs_strides, rhs, rhs_strides, T::one(), par_for(2 * m * n * k))
 }
 
-fn linear_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[T]>, conv1d: bool) -> candle_core::Result<(Vec<T>, Shape)> {
-    linear_act_fwd(x, lx, w, lw, b, conv1d, None)
-}
-
-/// [`linear_fwd`], then GELU (`Some(tanh)`), applied where the decoding kernel writes its output.
+/// `x M + b`, then GELU where `gelu` is `Some(tanh)`, applied where the decoding kernel writes
+/// its output.
 #[allow(clippy::too_many_arguments)]
-fn linear_act_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[T]>, conv1d: bool, gelu: Option<bool>) -> candle_core::Result<(Vec<T>, Shape)> {
+fn linear_fwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, b: Option<&[T]>, conv1d: bool, gelu: Option<bool>) -> candle_core::Result<(Vec<T>, Shape)> {
     let x = contiguous(x, lx)?;
     let (rows, inp) = lx.shape().dims2()?;
     let (wr, wc) = lw.shape().dims2()?;
@@ -899,11 +907,11 @@ impl candle_core::CustomOp2 for LinearOp {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         Ok(match (s1, s2) {
             (CpuStorage::F32(x), CpuStorage::F32(w)) => {
-                let (y, s) = linear_fwd(x, l1, w, l2, None, self.conv1d)?;
+                let (y, s) = linear_fwd(x, l1, w, l2, None, self.conv1d, self.gelu)?;
                 (CpuStorage::F32(y), s)
             }
             (CpuStorage::F64(x), CpuStorage::F64(w)) => {
-                let (y, s) = linear_fwd(x, l1, w, l2, None, self.conv1d)?;
+                let (y, s) = linear_fwd(x, l1, w, l2, None, self.conv1d, self.gelu)?;
                 (CpuStorage::F64(y), s)
             }
             _ => candle_core::bail!("linear: unsupported dtypes"),
@@ -911,6 +919,7 @@ impl candle_core::CustomOp2 for LinearOp {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        self.check_no_gelu()?;
         let need = Needed { dx: x.track_op(), dw: w.track_op(), db: false };
         let (dx, dw, _) = linear_backward(x, w, grad, self.conv1d, need)?;
         Ok((dx, dw))
@@ -925,11 +934,11 @@ impl candle_core::CustomOp3 for LinearOp {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         Ok(match (s1, s2, s3) {
             (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                let (y, s) = linear_fwd(x, l1, w, l2, Some(contiguous(b, l3)?), self.conv1d)?;
+                let (y, s) = linear_fwd(x, l1, w, l2, Some(contiguous(b, l3)?), self.conv1d, self.gelu)?;
                 (CpuStorage::F32(y), s)
             }
             (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                let (y, s) = linear_fwd(x, l1, w, l2, Some(contiguous(b, l3)?), self.conv1d)?;
+                let (y, s) = linear_fwd(x, l1, w, l2, Some(contiguous(b, l3)?), self.conv1d, self.gelu)?;
                 (CpuStorage::F64(y), s)
             }
             _ => candle_core::bail!("linear: unsupported dtypes"),
@@ -937,6 +946,7 @@ impl candle_core::CustomOp3 for LinearOp {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        self.check_no_gelu()?;
         let need = Needed { dx: x.track_op(), dw: w.track_op(), db: b.track_op() };
         let (dx, dw, db) = linear_backward(x, w, grad, self.conv1d, need)?;
         Ok((dx, dw, db.map(|d| d.reshape(b.shape())).transpose()?))
@@ -973,6 +983,11 @@ fn linear_backward(x: &Tensor, w: &Tensor, grad: &Tensor, conv1d: bool, need: Ne
 /// `x M + b` over the last dimension of `x` (any leading shape), `M` from `weight` as
 /// [`LinearOp`] describes; the fused op on CPU f32/f64, candle's matmul elsewhere.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) -> Result<Tensor> {
+    linear_with(x, weight, bias, conv1d, None)
+}
+
+/// [`linear`], then GELU where `gelu` is `Some(tanh)` (inside the op on CPU f32/f64).
+fn linear_with(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool, gelu: Option<bool>) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let inp = *dims.last().unwrap();
     let rows = x.elem_count() / inp;
@@ -980,7 +995,7 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) 
     let x2 = x.reshape((rows, inp))?;
     let fused = usable(x) && weight.dtype() == x.dtype() && weight.rank() == 2 && bias.is_none_or(|b| b.dtype() == x.dtype());
     let y = if fused {
-        let op = LinearOp { conv1d };
+        let op = LinearOp { conv1d, gelu };
         match bias {
             Some(b) => x2.contiguous()?.apply_op3(weight, &b.contiguous()?, op)?,
             None => x2.contiguous()?.apply_op2(weight, op)?,
@@ -988,8 +1003,13 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) 
     } else {
         let m = if conv1d { weight.clone() } else { weight.t()? };
         let y = x2.matmul(&m)?;
-        match bias {
+        let y = match bias {
             Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        match gelu {
+            Some(true) => gelu_tanh(&y)?,
+            Some(false) => gelu_erf(&y)?,
             None => y,
         }
     };
@@ -1003,51 +1023,11 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) 
 /// `tanh`: the tanh approximation (GPT-2's `gelu_new`) rather than the exact erf form. The op
 /// has no backward; with an input or weight that tracks gradients it is the unfused pair.
 pub fn linear_gelu(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool, tanh: bool) -> Result<Tensor> {
-    let fused = usable(x) && !x.track_op() && !weight.track_op() && bias.is_none_or(|b| !b.track_op()) && weight.dtype() == x.dtype() && weight.rank() == 2 && bias.is_none_or(|b| b.dtype() == x.dtype());
-    if !fused {
+    if x.track_op() || weight.track_op() || bias.is_some_and(|b| b.track_op()) {
         let y = linear(x, weight, bias, conv1d)?;
         return if tanh { gelu_tanh(&y) } else { gelu_erf(&y) };
     }
-    let dims = x.dims().to_vec();
-    let inp = *dims.last().unwrap();
-    let rows = x.elem_count() / inp;
-    let out = weight.dim(if conv1d { 1 } else { 0 })?;
-    let x2 = x.reshape((rows, inp))?.contiguous()?;
-    let op = LinearGeluOp { conv1d, tanh };
-    let y = match bias {
-        Some(b) => x2.apply_op3(weight, &b.contiguous()?, op)?,
-        None => x2.apply_op3(weight, &Tensor::zeros(out, x.dtype(), x.device())?, op)?,
-    };
-    let mut out_dims = dims;
-    *out_dims.last_mut().unwrap() = out;
-    Ok(y.reshape(out_dims)?)
-}
-
-/// Inference-only linear + GELU (see [`linear_gelu`]); no `bwd`, so candle refuses a backward
-/// pass through it rather than silently dropping the gradient.
-struct LinearGeluOp {
-    conv1d: bool,
-    tanh: bool,
-}
-
-impl candle_core::CustomOp3 for LinearGeluOp {
-    fn name(&self) -> &'static str {
-        "nn-fused-linear-gelu"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        Ok(match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                let (y, s) = linear_act_fwd(x, l1, w, l2, Some(contiguous(b, l3)?), self.conv1d, Some(self.tanh))?;
-                (CpuStorage::F32(y), s)
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                let (y, s) = linear_act_fwd(x, l1, w, l2, Some(contiguous(b, l3)?), self.conv1d, Some(self.tanh))?;
-                (CpuStorage::F64(y), s)
-            }
-            _ => candle_core::bail!("linear_gelu: x, weight and bias must share f32 or f64"),
-        })
-    }
+    linear_with(x, weight, bias, conv1d, Some(tanh))
 }
 
 #[cfg(test)]

@@ -41,12 +41,63 @@ fn shape(w: &str) -> String {
         .collect()
 }
 
+const MONTHS: [&str; 12] = ["enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "octubre", "noviembre", "diciembre"];
+const MONTHS_EN: [&str; 12] = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"];
+
+/// A month name or its usual short form (Spanish or English): `junio`, `sep`, `Sept`, `dic`.
+fn is_month(lower: &str) -> bool {
+    let l = lower.trim_end_matches('.');
+    if l.chars().count() < 3 {
+        return false;
+    }
+    MONTHS.iter().chain(MONTHS_EN.iter()).any(|m| *m == l || (l.chars().count() <= 4 && m.starts_with(l)))
+}
+
+/// The value class of a number-like token, independent of its separator: dates written
+/// `22-3-09`, `22/03/2009` and `22.03.09` share `date` (day ≤ 31, month ≤ 12, in either order),
+/// four-digit years share `year`. Dash dates are rare in training, slash dates common: the class
+/// lets what was learned on one carry to the other.
+fn number_class(w: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = w.split(['/', '-', '.']).collect();
+    if !parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+        return None;
+    }
+    let n: Vec<u32> = parts.iter().map(|p| p.parse().unwrap_or(u32::MAX)).collect();
+    let len = |i: usize| parts[i].len();
+    let day_month = |a: u32, b: u32| (1..=31).contains(&a) && (1..=12).contains(&b) || (1..=12).contains(&a) && (1..=31).contains(&b);
+    match n.len() {
+        1 if len(0) == 4 && (1900..=2099).contains(&n[0]) => Some("year"),
+        3 if len(0) <= 2 && len(1) <= 2 && (len(2) == 2 || len(2) == 4) && day_month(n[0], n[1]) => Some("date"),
+        3 if len(0) == 4 && len(1) <= 2 && len(2) <= 2 && day_month(n[2], n[1]) => Some("date"),
+        2 if len(0) <= 2 && (len(1) == 2 || len(1) == 4) && (1..=12).contains(&n[0]) => Some("month/year"),
+        _ => None,
+    }
+}
+
+/// The shape of a number with its separators made one: `22-3-09` and `22/3/09` → `dd/d/dd`.
+fn number_shape(w: &str) -> Option<String> {
+    if !w.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(w.chars().take(12).map(|c| if c.is_ascii_digit() { 'd' } else if matches!(c, '-' | '/' | '.') { '/' } else { c }).collect())
+}
+
+/// A word-class for a token: a month name, a number's value class, or nothing.
+fn word_class(w: &str, lower: &str) -> Option<&'static str> {
+    if is_month(lower) {
+        Some("month")
+    } else {
+        number_class(w)
+    }
+}
+
 /// Features of every token of `text`.
 pub fn token_features(text: &str, tokens: &[Token]) -> Vec<Vec<u64>> {
     let chars: Vec<char> = text.chars().collect();
     let words: Vec<String> = tokens.iter().map(|t| chars[t.start..t.end].iter().collect()).collect();
     let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
     let shapes: Vec<String> = words.iter().map(|w| short_shape(w)).collect();
+    let classes: Vec<String> = words.iter().zip(&lower).map(|(w, l)| word_class(w, l).unwrap_or("-").to_string()).collect();
     // Whether a line break precedes the token (header fields start lines).
     let line_start: Vec<bool> = tokens
         .iter()
@@ -79,6 +130,14 @@ pub fn token_features(text: &str, tokens: &[Token]) -> Vec<Vec<u64>> {
                 f.push(fnv(&["suf", &s]));
             }
             f.push(fnv(&["len", &cs.len().min(12).to_string()]));
+            if let Some(ns) = number_shape(w) {
+                f.push(fnv(&["nshape", &ns]));
+            }
+            f.push(fnv(&["class", &classes[i]]));
+            for d in [-2isize, -1, 1, 2] {
+                f.push(fnv(&["class", &d.to_string(), get(&classes, ii + d)]));
+            }
+            f.push(fnv(&["class-1|class|class+1", get(&classes, ii - 1), &classes[i], get(&classes, ii + 1)]));
             if line_start[i] {
                 f.push(fnv(&["line_start"]));
             }
@@ -122,4 +181,35 @@ pub fn token_features(text: &str, tokens: &[Token]) -> Vec<Vec<u64>> {
             f
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_share_a_class_whatever_their_separator() {
+        for d in ["22-3-09", "22/03/2009", "4.8.04", "2009-03-22", "11/10/01"] {
+            assert_eq!(number_class(d), Some("date"), "{d}");
+        }
+        for not in ["28-0123", "45/32/2009", "3,5", "123-45-678", "2670", "13-2009x"] {
+            assert_ne!(number_class(not), Some("date"), "{not}");
+        }
+        assert_eq!(number_class("1998"), Some("year"));
+        assert_eq!(number_class("2670"), None);
+        assert_eq!(number_class("07/2004"), Some("month/year"));
+        assert_eq!(number_shape("22-3-09").as_deref(), Some("dd/d/dd"));
+        assert_eq!(number_shape("22/3/09"), number_shape("22-3-09"));
+        assert_eq!(number_shape("Calle"), None);
+    }
+
+    #[test]
+    fn month_names_and_short_forms() {
+        for m in ["junio", "diciembre", "sep", "sept.", "dic", "october", "mayo"] {
+            assert!(is_month(m), "{m}");
+        }
+        for w in ["ju", "dice", "septiembres", "el", "marido"] {
+            assert!(!is_month(w), "{w}");
+        }
+    }
 }

@@ -27,7 +27,8 @@ pub struct PerceptronArgs {
     /// Model directory to write.
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 12)]
+    /// Passes over the training documents (the best on dev is kept).
+    #[arg(long, default_value_t = 20)]
     pub epochs: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

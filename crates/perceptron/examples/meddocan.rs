@@ -1,6 +1,6 @@
 //! Benchmark: the perceptron floor on MEDDOCAN (train → model picked on dev → scored on test).
 //!
-//! cargo run --release -p perceptron --example meddocan -- ../shared/data/meddocan [EPOCHS]
+//! cargo run --release -p perceptron --example meddocan -- ../shared/data/meddocan [EPOCHS] [MEMBERS]
 
 use corpus::{read_corpus, ReadOptions};
 use perceptron::{train, PerceptronConfig};
@@ -9,14 +9,17 @@ use std::path::PathBuf;
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "../shared/data/meddocan".into()));
     let epochs: usize = std::env::args().nth(2).map_or(12, |e| e.parse().expect("EPOCHS is a number"));
+    let members: usize = std::env::args().nth(3).map_or(1, |e| e.parse().expect("MEMBERS is a number"));
     let read = |s: &str| read_corpus(&root.join(s), None, &ReadOptions::default()).map_err(anyhow::Error::msg);
     let (tr, dev, test) = (read("train")?, read("dev")?, read("test")?);
-    let (model, summary) = train(&PerceptronConfig { epochs, ..Default::default() }, &tr, &dev, None)?;
+    let (model, summary) = train(&PerceptronConfig { epochs, members, ..Default::default() }, &tr, &dev, None)?;
     let t0 = std::time::Instant::now();
     let pred = model.predict(&test);
     let predict_secs = t0.elapsed().as_secs_f64();
     let report = eval::evaluate(&test, &pred).map_err(anyhow::Error::msg)?;
     println!("trained in {:.1} s ({} features), best epoch {} of {}; dev token F1 per epoch: {:?}", summary.seconds, summary.features, summary.best_epoch, epochs, summary.dev_token_f1.iter().map(|f| format!("{f:.4}")).collect::<Vec<_>>());
+    println!("{} members averaged: dev token F1 {:?}", summary.members, summary.ensemble_dev_f1);
+    println!("O penalty {:.3}; dev token F1 by penalty (fraction of the mean margin): {:?}", summary.o_penalty, summary.o_penalty_dev_f1.iter().map(|(p, f)| format!("{p}: {f:.4}")).collect::<Vec<_>>());
     println!("test prediction: {:.1} s ({:.0} documents/s)", predict_secs, test.len() as f64 / predict_secs);
     print!("{}", eval::render_table(&report));
     Ok(())

@@ -104,6 +104,21 @@ pub fn token_features(text: &str, tokens: &[Token]) -> Vec<Vec<u64>> {
         .enumerate()
         .map(|(i, t)| i == 0 || chars[tokens[i - 1].end..t.start].contains(&'\n'))
         .collect();
+    // Inside a parenthesis, which comma-separated part a token is in: "(Tobradex, Alcon Cusí,
+    // Madrid)" names a product, its maker (an institution) and a town, in that order.
+    let mut paren_part: Vec<Option<usize>> = vec![None; tokens.len()];
+    let mut part: Option<usize> = None;
+    for i in 0..tokens.len() {
+        if line_start[i] {
+            part = None;
+        }
+        match words[i].as_str() {
+            "(" => part = Some(0),
+            ")" => part = None,
+            "," | ";" => part = part.map(|p| p + 1),
+            _ => paren_part[i] = part,
+        }
+    }
     fn get(v: &[String], i: isize) -> &str {
         if i < 0 {
             "<s>"
@@ -163,6 +178,11 @@ pub fn token_features(text: &str, tokens: &[Token]) -> Vec<Vec<u64>> {
             // fields share a line ("Nombre: … Apellidos: … NHC: …").
             if let Some(k) = (j..i).rev().find(|&k| k + 1 < i && words[k + 1] == ":") {
                 f.push(fnv(&["key", &lower[k]]));
+            }
+            if let Some(p) = paren_part[i] {
+                let p = p.min(3).to_string();
+                f.push(fnv(&["paren", &p]));
+                f.push(fnv(&["paren|sshape", &p, &shapes[i]]));
             }
             for d in [-3isize, 3] {
                 f.push(fnv(&["l", &d.to_string(), get(&lower, ii + d)]));

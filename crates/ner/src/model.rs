@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor, D};
-use corpus::{Document, Token};
+use corpus::{Document, Span, Token};
 use nn::{Embedding, Encoder, EncoderConfig, Init, Linear, Mode, Params};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,12 @@ pub struct TaggerSettings {
     /// gives it ([`Model::guide`]), so the encoder learns where to trust and where to correct it.
     #[serde(default)]
     pub guide: bool,
+    /// Decoding of a stacked model adds this times the guide perceptron's own tag scores to the
+    /// encoder's log-probabilities (and its transition scores to the encoder's): a product of the
+    /// two taggers, whose errors differ. Picked on dev during training ([`crate::train`]); 0 is
+    /// the encoder alone.
+    #[serde(default)]
+    pub guide_weight: f32,
     /// Sequences per prediction batch.
     pub predict_batch: usize,
 }
@@ -50,6 +56,7 @@ impl Default for TaggerSettings {
             word_buckets: 0,
             affix_buckets: 0,
             guide: false,
+            guide_weight: 0.0,
             predict_batch: 32,
         }
     }
@@ -416,6 +423,116 @@ impl Model {
 
     /// Predicts spans for each document: same ids and texts, `spans` replaced by predictions.
     pub fn predict(&self, docs: &[Document]) -> Result<Vec<Document>> {
+        let scored = self.emissions(docs)?;
+        let guides = self.guide_scores(docs, &scored);
+        Ok(docs
+            .iter()
+            .zip(&scored)
+            .enumerate()
+            .map(|(i, (doc, (tokens, em)))| {
+                let mut d = Document::new(doc.id.clone(), doc.text.clone());
+                d.spans = self.decode(tokens, em, guides.as_ref().map(|g| g[i].as_slice()), self.settings.guide_weight);
+                d
+            })
+            .collect())
+    }
+
+    /// The guide perceptron's tag scores for each document, mapped to this model's tag order
+    /// (tags the guide lacks score 0); `None` without a guide or with a zero guide weight.
+    pub fn guide_scores(&self, docs: &[Document], scored: &[(Vec<Token>, Vec<Vec<f32>>)]) -> Option<Vec<Vec<Vec<f32>>>> {
+        let g = self.guide.as_ref().filter(|_| self.settings.guide && self.settings.guide_weight != 0.0)?;
+        Some(self.guide_scores_of(g, docs, scored))
+    }
+
+    fn guide_scores_of(&self, g: &perceptron::Perceptron, docs: &[Document], scored: &[(Vec<Token>, Vec<Vec<f32>>)]) -> Vec<Vec<Vec<f32>>> {
+        let map: Vec<Option<usize>> = self.labels.tags.iter().map(|t| g.tags.iter().position(|x| x == t)).collect();
+        docs.iter()
+            .zip(scored)
+            .map(|(d, (tokens, _))| {
+                g.scores(d, tokens).into_iter().map(|row| map.iter().map(|m| m.map_or(0.0, |j| row[j])).collect()).collect()
+            })
+            .collect()
+    }
+
+    /// Constrained Viterbi over the encoder's log-probabilities plus `weight` times the guide's
+    /// scores (emissions and transitions), to spans.
+    fn decode(&self, tokens: &[Token], emissions: &[Vec<f32>], guide: Option<&[Vec<f32>]>, weight: f32) -> Vec<Span> {
+        let k = self.labels.len();
+        let tags = match (guide, self.guide.as_ref()) {
+            (Some(gs), Some(g)) if weight != 0.0 => {
+                let combined: Vec<Vec<f32>> = emissions.iter().zip(gs).map(|(e, g)| e.iter().zip(g).map(|(a, b)| a + weight * b).collect()).collect();
+                let map: Vec<Option<usize>> = self.labels.tags.iter().map(|t| g.tags.iter().position(|x| x == t)).collect();
+                let gt = g.transition_scores();
+                let gk = g.tags.len();
+                let mut trans = self.transitions.clone().unwrap_or_else(|| vec![0.0; (k + 1) * k]);
+                for p in 0..=k {
+                    let gp = if p == k { Some(gk) } else { map[p] };
+                    for c in 0..k {
+                        if let (Some(gp), Some(gc)) = (gp, map[c]) {
+                            trans[p * k + c] += weight * gt[gp * gk + gc];
+                        }
+                    }
+                }
+                self.labels.viterbi_with(&combined, Some(&trans))
+            }
+            _ => self.labels.viterbi_with(emissions, self.transitions.as_deref()),
+        };
+        self.labels.decode(tokens, &tags)
+    }
+
+    /// Picks [`TaggerSettings::guide_weight`] on `dev` by `score` (higher is better), among
+    /// multiples of the ratio of the encoder's to the guide's mean score margin; the encoder runs
+    /// once. Returns the weights tried with their scores; a model without a guide keeps 0.
+    pub fn tune_guide_weight(&mut self, dev: &[Document], score: impl Fn(&[Document]) -> Result<f64>) -> Result<Vec<(f32, f64)>> {
+        let scored = self.emissions(dev)?;
+        let Some(g) = self.guide.as_ref().filter(|_| self.settings.guide) else {
+            self.settings.guide_weight = 0.0;
+            return Ok(Vec::new());
+        };
+        let guides = self.guide_scores_of(g, dev, &scored);
+        // Mean margin between the best and the second-best tag, per tagger.
+        let margin = |rows: &mut dyn Iterator<Item = &Vec<f32>>| {
+            let (mut sum, mut n) = (0f64, 0usize);
+            for r in rows {
+                let mut v = r.clone();
+                v.sort_by(|a, b| b.total_cmp(a));
+                if v.len() > 1 {
+                    sum += (v[0] - v[1]) as f64;
+                    n += 1;
+                }
+            }
+            sum / n.max(1) as f64
+        };
+        let enc = margin(&mut scored.iter().flat_map(|(_, e)| e));
+        let gui = margin(&mut guides.iter().flatten());
+        let unit = if gui > 0.0 { (enc / gui) as f32 } else { 0.0 };
+        let mut tried = Vec::new();
+        let mut best = (f64::NEG_INFINITY, 0f32);
+        for frac in [0.0f32, 0.25, 0.5, 1.0, 2.0, 4.0] {
+            let w = frac * unit;
+            let pred: Vec<Document> = dev
+                .iter()
+                .zip(&scored)
+                .zip(&guides)
+                .map(|((doc, (tokens, em)), gs)| {
+                    let mut d = Document::new(doc.id.clone(), doc.text.clone());
+                    d.spans = self.decode(tokens, em, Some(gs), w);
+                    d
+                })
+                .collect();
+            let v = score(&pred)?;
+            tried.push((w, v));
+            if v > best.0 {
+                best = (v, w);
+            }
+        }
+        self.settings.guide_weight = best.1;
+        Ok(tried)
+    }
+
+    /// The encoder's per-token log-probabilities for each document (the most central window's
+    /// for each token), with the document's tokens.
+    pub fn emissions(&self, docs: &[Document]) -> Result<Vec<(Vec<Token>, Vec<Vec<f32>>)>> {
         let stride = self.settings.stride.clamp(1, self.settings.window);
         let examples = self.encode(docs, stride, false);
         // Per document, per token: (centrality, log-probs) of the best window seen so far.
@@ -440,19 +557,18 @@ impl Model {
                 }
             }
         }
-        let mut out = Vec::with_capacity(docs.len());
-        for ((doc, tokens), scores) in docs.iter().zip(&token_lists).zip(best) {
-            let k = self.labels.len();
-            // A token no window reached (only if a window overflowed the position table) is `O`.
-            let emissions: Vec<Vec<f32>> = scores
-                .into_iter()
-                .map(|(c, s)| if c < 0 { (0..k).map(|i| if i == 0 { 0.0 } else { -1e9 }).collect() } else { s })
-                .collect();
-            let tags = self.labels.viterbi_with(&emissions, self.transitions.as_deref());
-            let mut d = Document::new(doc.id.clone(), doc.text.clone());
-            d.spans = self.labels.decode(tokens, &tags);
-            out.push(d);
-        }
-        Ok(out)
+        let k = self.labels.len();
+        Ok(token_lists
+            .into_iter()
+            .zip(best)
+            .map(|(tokens, scores)| {
+                // A token no window reached (only if a window overflowed the position table) is `O`.
+                let emissions: Vec<Vec<f32>> = scores
+                    .into_iter()
+                    .map(|(c, s)| if c < 0 { (0..k).map(|i| if i == 0 { 0.0 } else { -1e9 }).collect() } else { s })
+                    .collect();
+                (tokens, emissions)
+            })
+            .collect())
     }
 }

@@ -24,6 +24,9 @@ use crate::subword::Subwords;
 pub struct DevScores {
     pub token_f1: f64,
     pub strict_f1: f64,
+    /// A stacked model's guide weight that these scores were reached with (picked on dev).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guide_weight: Option<f32>,
 }
 
 /// One finished (or budget-cut) epoch.
@@ -131,7 +134,7 @@ pub fn train(
 
     // Guide training (stacking) counts towards the time budget.
     let guide_started = Instant::now();
-    let (model, mut state) = if resuming {
+    let (mut model, mut state) = if resuming {
         let saved: TrainConfig = serde_json::from_str(&std::fs::read_to_string(ckpt.join("training.json"))?)
             .context("checkpoint/training.json")?;
         if !saved.same_run(cfg) {
@@ -288,7 +291,7 @@ pub fn train(
             }
         }
         // End of epoch (or budget cut): evaluate, keep the best, checkpoint.
-        let dev_scores = if dev.is_empty() { None } else { Some(evaluate(&model, dev)?) };
+        let dev_scores = if dev.is_empty() { None } else { Some(evaluate_tuned(&mut model, dev, cfg.select_metric)?) };
         let value = dev_scores.map(|d| match cfg.select_metric {
             Metric::Strict => d.strict_f1,
             Metric::Token => d.token_f1,
@@ -357,8 +360,32 @@ pub fn train(
 /// numbers that are reported.
 pub fn evaluate(model: &Model, dev: &[Document]) -> Result<DevScores> {
     let pred = model.predict(dev)?;
-    let r = eval::evaluate(dev, &pred).map_err(|e| anyhow::anyhow!(e))?;
-    Ok(DevScores { token_f1: r.token.micro.f1, strict_f1: r.entity_strict.micro.f1 })
+    scores(dev, &pred)
+}
+
+fn scores(dev: &[Document], pred: &[Document]) -> Result<DevScores> {
+    let r = eval::evaluate(dev, pred).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(DevScores { token_f1: r.token.micro.f1, strict_f1: r.entity_strict.micro.f1, guide_weight: None })
+}
+
+/// [`evaluate`], for a stacked model after picking its guide weight on `dev` by `metric`
+/// ([`Model::tune_guide_weight`]): the weight is set in `model`.
+pub fn evaluate_tuned(model: &mut Model, dev: &[Document], metric: Metric) -> Result<DevScores> {
+    if !(model.settings.guide && model.guide.is_some()) {
+        return evaluate(model, dev);
+    }
+    let seen = std::cell::RefCell::new(Vec::new());
+    let tried = model.tune_guide_weight(dev, |pred| {
+        let s = scores(dev, pred)?;
+        seen.borrow_mut().push(s);
+        Ok(match metric {
+            Metric::Strict => s.strict_f1,
+            Metric::Token => s.token_f1,
+        })
+    })?;
+    let w = model.settings.guide_weight;
+    let i = tried.iter().position(|(x, _)| *x == w).expect("the picked weight is one of those tried");
+    Ok(DevScores { guide_weight: Some(w), ..seen.into_inner()[i] })
 }
 
 fn save_checkpoint(dir: &Path, model: &Model, opt: &AdamW, state: &State, cfg: &TrainConfig) -> Result<()> {

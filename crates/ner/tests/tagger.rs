@@ -238,6 +238,24 @@ fn stacked_model_keeps_its_guide() {
     // Guide tags reach the inputs: some words carry an entity tag (> 1 is B-/I-; 1 is O).
     assert!(examples.iter().any(|e| e.guide.iter().any(|&g| g > 1)));
     assert_eq!(strict_f1(&docs, &model.predict(&docs).unwrap()), 1.0);
+    // The guide weight was picked on dev among the multiples tried, and saved.
+    let mut model = model;
+    let tried = model.tune_guide_weight(&docs, |p| Ok(strict_f1(&docs, p))).unwrap();
+    assert_eq!(tried.len(), 6, "{tried:?}");
+    assert!(tried.iter().any(|(w, _)| *w == model.settings.guide_weight));
+    assert!(tried.iter().all(|(w, _)| w.is_finite() && *w >= 0.0), "{tried:?}");
+    // Weighted far above the encoder, the product decodes as the guide alone does: the guide's
+    // tags and transitions are mapped onto the model's tag order correctly.
+    let mut unseen = docs.clone();
+    for d in &mut unseen {
+        d.text = d.text.replace("Paciente", "Enfermo").replace("remitido", "enviado");
+    }
+    model.settings.guide_weight = 1e4;
+    let guide_alone = model.guide.as_ref().unwrap().predict(&unseen);
+    let product = model.predict(&unseen).unwrap();
+    for (a, b) in guide_alone.iter().zip(&product) {
+        assert_eq!(a.spans, b.spans, "document {}", a.id);
+    }
     std::fs::remove_dir_all(dir.path().join("guide")).unwrap();
     let err = Model::load(dir.path()).err().expect("a stacked model without its guide must not load");
     assert!(format!("{err:#}").contains("guide"), "{err:#}");

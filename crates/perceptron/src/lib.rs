@@ -161,6 +161,30 @@ impl Perceptron {
             .collect()
     }
 
+    /// The per-token tag scores of `doc` (with the `O` penalty), in the order of [`Perceptron::tags`]:
+    /// what Viterbi decoding adds up, for combining this tagger with another.
+    pub fn scores(&self, doc: &Document, tokens: &[Token]) -> Vec<Vec<f32>> {
+        let t = self.n_tags();
+        self.featurize(doc, tokens)
+            .iter()
+            .map(|fs| {
+                let mut e = vec![0f32; t];
+                for &f in fs {
+                    for (o, w) in e.iter_mut().zip(&self.weights[f as usize * t..(f as usize + 1) * t]) {
+                        *o += w;
+                    }
+                }
+                e[0] -= self.o_penalty;
+                e
+            })
+            .collect()
+    }
+
+    /// Tag transition scores, `[(previous) * tags + tag]`, the start state as the last row.
+    pub fn transition_scores(&self) -> &[f32] {
+        &self.transitions
+    }
+
     /// Predicted spans for each document (same ids and texts).
     pub fn predict(&self, docs: &[Document]) -> Vec<Document> {
         docs.iter()

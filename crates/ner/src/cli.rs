@@ -97,6 +97,10 @@ pub struct TrainArgs {
     /// folds of the training documents (0: off).
     #[arg(long)]
     pub guide_folds: Option<usize>,
+    /// Perceptrons (document orders) averaged into the kept guide; more is a stronger guide at
+    /// the same prediction cost, trained in parallel.
+    #[arg(long)]
+    pub guide_members: Option<usize>,
     /// Dev metric that picks the best epoch.
     #[arg(long, value_parser = ["strict", "token"])]
     pub select: Option<String>,
@@ -129,7 +133,7 @@ impl TrainArgs {
              weight_decay => weight_decay, max_grad_norm => max_grad_norm, window => window,
              stride => predict_stride, train_stride => train_stride, shape_buckets => shape_buckets,
              word_buckets => word_buckets, affix_buckets => affix_buckets,
-             guide_folds => guide_folds);
+             guide_folds => guide_folds, guide_members => guide_members);
         set_opt!(init => init, max_minutes => max_minutes, hidden_size => hidden_size, layers => num_layers,
                  heads => num_heads, ffn => intermediate_size, vocab_size => vocab_size, lr => lr);
         if let Some(d) = self.dropout {

@@ -82,6 +82,10 @@ pub struct TrainConfig {
     pub guide_folds: usize,
     /// Perceptron epochs of the guide (the most; dev picks the best for the kept guide).
     pub guide_epochs: usize,
+    /// Perceptrons averaged into the kept guide (each on its own document order; see
+    /// `perceptron::PerceptronConfig::members`). The jackknife folds stay single: they only
+    /// have to be as wrong as a guide is on new text, and members cost their time again.
+    pub guide_members: usize,
     pub epochs: usize,
     /// Stop (after a dev evaluation and a checkpoint) once this much training time is spent,
     /// counted across resumes.
@@ -130,6 +134,7 @@ impl Default for TrainConfig {
             affix_buckets: 4096,
             guide_folds: 0,
             guide_epochs: 20,
+            guide_members: 1,
             epochs: 10,
             max_minutes: None,
             seed: 42,

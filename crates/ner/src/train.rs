@@ -405,7 +405,8 @@ fn guide_config(cfg: &TrainConfig, epochs: usize) -> perceptron::PerceptronConfi
 /// The guide perceptron kept in the model: trained on all of `train`, its epoch picked on `dev`.
 fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Result<perceptron::Perceptron> {
     ensure!(cfg.guide_epochs > 0, "guide_epochs must be positive");
-    Ok(perceptron::train(&guide_config(cfg, cfg.guide_epochs), train, dev, None)?.0)
+    let pc = perceptron::PerceptronConfig { members: cfg.guide_members.max(1), ..guide_config(cfg, cfg.guide_epochs) };
+    Ok(perceptron::train(&pc, train, dev, None)?.0)
 }
 
 /// Predictions of `train` by `cfg.guide_folds` perceptrons, each trained on the other folds for

@@ -86,6 +86,10 @@ fn number_shape(w: &str) -> Option<String> {
 fn word_class(w: &str, lower: &str) -> Option<&'static str> {
     if is_month(lower) {
         Some("month")
+    } else if w.contains('@') {
+        Some("email")
+    } else if lower.starts_with("http") || lower.starts_with("www.") {
+        Some("url")
     } else {
         number_class(w)
     }
@@ -97,6 +101,7 @@ pub fn token_features(text: &str, tokens: &[Token]) -> Vec<Vec<u64>> {
     let words: Vec<String> = tokens.iter().map(|t| chars[t.start..t.end].iter().collect()).collect();
     let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
     let shapes: Vec<String> = words.iter().map(|w| short_shape(w)).collect();
+    let gaz = crate::gazetteer::matches(&lower);
     let classes: Vec<String> = words.iter().zip(&lower).map(|(w, l)| word_class(w, l).unwrap_or("-").to_string()).collect();
     // Whether a line break precedes the token (header fields start lines).
     let line_start: Vec<bool> = tokens
@@ -151,6 +156,17 @@ pub fn token_features(text: &str, tokens: &[Token]) -> Vec<Vec<u64>> {
             f.push(fnv(&["class", &classes[i]]));
             for d in [-2isize, -1, 1, 2] {
                 f.push(fnv(&["class", &d.to_string(), get(&classes, ii + d)]));
+            }
+            for (list, pos) in &gaz[i] {
+                f.push(fnv(&["gaz", list, pos]));
+                f.push(fnv(&["gaz|sshape", list, pos, &shapes[i]]));
+            }
+            for d in [-1isize, 1] {
+                if let Some(g) = usize::try_from(ii + d).ok().and_then(|j| gaz.get(j)) {
+                    for (list, pos) in g {
+                        f.push(fnv(&["gaz", &d.to_string(), list, pos]));
+                    }
+                }
             }
             f.push(fnv(&["class-1|class|class+1", get(&classes, ii - 1), &classes[i], get(&classes, ii + 1)]));
             if line_start[i] {

@@ -4,6 +4,7 @@
 //! to beat to be worth its cost, and a fast annotator for pipelines that need one.
 
 mod features;
+mod gazetteer;
 
 use anyhow::{bail, Context, Result};
 use corpus::{tokenize, Document, Span, Token};

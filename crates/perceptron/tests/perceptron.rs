@@ -46,3 +46,31 @@ fn generalises_to_a_new_name_in_a_known_slot() {
     let labels: Vec<&str> = p.spans.iter().map(|s| s.label.as_str()).collect();
     assert_eq!(labels, ["NOMBRE", "ID", "TERRITORIO"]);
 }
+
+/// Members train on different document orders and are averaged into one model, deterministically;
+/// the `O` penalty is picked on dev among the fractions tried (and 0 without dev).
+#[test]
+fn members_average_deterministically_and_the_o_penalty_is_picked_on_dev() {
+    let d = docs();
+    let cfg = PerceptronConfig { epochs: 6, members: 3, ..Default::default() };
+    let (a, sa) = train(&cfg, &d, &d, None).unwrap();
+    let (b, _) = train(&cfg, &d, &d, None).unwrap();
+    assert_eq!(sa.members, 3);
+    assert_eq!(a.predict(&d), b.predict(&d), "same seed, same members, same model");
+    assert_eq!(sa.ensemble_dev_f1, Some(1.0), "{sa:?}");
+    assert_eq!(a.predict(&d).iter().map(|p| p.spans.clone()).collect::<Vec<_>>(), d.iter().map(|g| g.spans.clone()).collect::<Vec<_>>());
+    // Scores of every tag for every token, in tag order; the argmax path without the penalty is
+    // the prediction on these well-separated documents.
+    let tokens = corpus::tokenize(&d[0].text);
+    let scores = a.scores(&d[0], &tokens);
+    assert_eq!(scores.len(), tokens.len());
+    assert!(scores.iter().all(|r| r.len() == a.tags.len()));
+    assert_eq!(a.transition_scores().len(), (a.tags.len() + 1) * a.tags.len());
+    // The penalty: the fractions tried are recorded with their dev scores, and the one kept is
+    // the best (the first among equals, so 0 on a dev set already at 1.0).
+    assert_eq!(sa.o_penalty_dev_f1.first().map(|p| p.0), Some(0.0));
+    assert!(sa.o_penalty_dev_f1.len() > 3);
+    assert_eq!(sa.o_penalty, 0.0);
+    let (_, no_dev) = train(&cfg, &d, &[], None).unwrap();
+    assert!(no_dev.o_penalty_dev_f1.is_empty() && no_dev.o_penalty == 0.0 && no_dev.ensemble_dev_f1.is_none());
+}

@@ -1,6 +1,6 @@
 //! Benchmark: the perceptron floor on MEDDOCAN (train → model picked on dev → scored on test).
 //!
-//! cargo run --release -p perceptron --example meddocan -- ../shared/data/meddocan [EPOCHS] [MEMBERS]
+//! cargo run --release -p perceptron --example meddocan -- ../shared/data/meddocan [EPOCHS] [MEMBERS] [MIN_FEATURE_COUNT]
 
 use corpus::{read_corpus, ReadOptions};
 use perceptron::{train, PerceptronConfig};
@@ -10,9 +10,10 @@ fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "../shared/data/meddocan".into()));
     let epochs: usize = std::env::args().nth(2).map_or(12, |e| e.parse().expect("EPOCHS is a number"));
     let members: usize = std::env::args().nth(3).map_or(1, |e| e.parse().expect("MEMBERS is a number"));
+    let min_feature_count: u32 = std::env::args().nth(4).map_or(1, |e| e.parse().expect("MIN_FEATURE_COUNT is a number"));
     let read = |s: &str| read_corpus(&root.join(s), None, &ReadOptions::default()).map_err(anyhow::Error::msg);
     let (tr, dev, test) = (read("train")?, read("dev")?, read("test")?);
-    let (model, summary) = train(&PerceptronConfig { epochs, members, ..Default::default() }, &tr, &dev, None)?;
+    let (model, summary) = train(&PerceptronConfig { epochs, members, min_feature_count, ..Default::default() }, &tr, &dev, None)?;
     let t0 = std::time::Instant::now();
     let pred = model.predict(&test);
     let predict_secs = t0.elapsed().as_secs_f64();

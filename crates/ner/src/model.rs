@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor, D};
-use corpus::{Document, Span, Token};
+use corpus::{Document, Token};
 use nn::{Embedding, Encoder, EncoderConfig, Init, Linear, Mode, Params};
 use serde::{Deserialize, Serialize};
 
@@ -424,28 +424,20 @@ impl Model {
     /// Predicts spans for each document: same ids and texts, `spans` replaced by predictions.
     pub fn predict(&self, docs: &[Document]) -> Result<Vec<Document>> {
         let scored = self.emissions(docs)?;
-        let guides = self.guide_scores(docs, &scored);
-        Ok(docs
-            .iter()
-            .zip(&scored)
-            .enumerate()
-            .map(|(i, (doc, (tokens, em)))| {
-                let mut d = Document::new(doc.id.clone(), doc.text.clone());
-                d.spans = self.decode(tokens, em, guides.as_ref().map(|g| g[i].as_slice()), self.settings.guide_weight);
-                d
-            })
-            .collect())
+        let guide = self.guide.as_ref().filter(|_| self.settings.guide && self.settings.guide_weight != 0.0);
+        let guides = guide.map(|g| self.guide_scores(g, docs, &scored));
+        Ok(self.decode_all(docs, &scored, guides.as_deref(), self.settings.guide_weight))
+    }
+
+    /// For each of this model's tags, its index among the guide's tags (`None`: the guide lacks it).
+    fn guide_tag_map(&self, g: &perceptron::Perceptron) -> Vec<Option<usize>> {
+        self.labels.tags.iter().map(|t| g.tags.iter().position(|x| x == t)).collect()
     }
 
     /// The guide perceptron's tag scores for each document, mapped to this model's tag order
-    /// (tags the guide lacks score 0); `None` without a guide or with a zero guide weight.
-    pub fn guide_scores(&self, docs: &[Document], scored: &[(Vec<Token>, Vec<Vec<f32>>)]) -> Option<Vec<Vec<Vec<f32>>>> {
-        let g = self.guide.as_ref().filter(|_| self.settings.guide && self.settings.guide_weight != 0.0)?;
-        Some(self.guide_scores_of(g, docs, scored))
-    }
-
-    fn guide_scores_of(&self, g: &perceptron::Perceptron, docs: &[Document], scored: &[(Vec<Token>, Vec<Vec<f32>>)]) -> Vec<Vec<Vec<f32>>> {
-        let map: Vec<Option<usize>> = self.labels.tags.iter().map(|t| g.tags.iter().position(|x| x == t)).collect();
+    /// (tags the guide lacks score 0).
+    fn guide_scores(&self, g: &perceptron::Perceptron, docs: &[Document], scored: &[(Vec<Token>, Vec<Vec<f32>>)]) -> Vec<Vec<Vec<f32>>> {
+        let map = self.guide_tag_map(g);
         docs.iter()
             .zip(scored)
             .map(|(d, (tokens, _))| {
@@ -454,14 +446,14 @@ impl Model {
             .collect()
     }
 
-    /// Constrained Viterbi over the encoder's log-probabilities plus `weight` times the guide's
-    /// scores (emissions and transitions), to spans.
-    fn decode(&self, tokens: &[Token], emissions: &[Vec<f32>], guide: Option<&[Vec<f32>]>, weight: f32) -> Vec<Span> {
+    /// Spans for each document by constrained Viterbi over the encoder's log-probabilities plus
+    /// `weight` times the guide's scores (`guides`, from [`Model::guide_scores`]) and transition
+    /// scores; the encoder alone without `guides` or at weight 0.
+    fn decode_all(&self, docs: &[Document], scored: &[(Vec<Token>, Vec<Vec<f32>>)], guides: Option<&[Vec<Vec<f32>>]>, weight: f32) -> Vec<Document> {
         let k = self.labels.len();
-        let tags = match (guide, self.guide.as_ref()) {
+        let product = match (guides, self.guide.as_ref()) {
             (Some(gs), Some(g)) if weight != 0.0 => {
-                let combined: Vec<Vec<f32>> = emissions.iter().zip(gs).map(|(e, g)| e.iter().zip(g).map(|(a, b)| a + weight * b).collect()).collect();
-                let map: Vec<Option<usize>> = self.labels.tags.iter().map(|t| g.tags.iter().position(|x| x == t)).collect();
+                let map = self.guide_tag_map(g);
                 let gt = g.transition_scores();
                 let gk = g.tags.len();
                 let mut trans = self.transitions.clone().unwrap_or_else(|| vec![0.0; (k + 1) * k]);
@@ -473,11 +465,26 @@ impl Model {
                         }
                     }
                 }
-                self.labels.viterbi_with(&combined, Some(&trans))
+                Some((gs, trans))
             }
-            _ => self.labels.viterbi_with(emissions, self.transitions.as_deref()),
+            _ => None,
         };
-        self.labels.decode(tokens, &tags)
+        docs.iter()
+            .zip(scored)
+            .enumerate()
+            .map(|(i, (doc, (tokens, em)))| {
+                let tags = match &product {
+                    Some((gs, trans)) => {
+                        let combined: Vec<Vec<f32>> = em.iter().zip(&gs[i]).map(|(e, g)| e.iter().zip(g).map(|(a, b)| a + weight * b).collect()).collect();
+                        self.labels.viterbi_with(&combined, Some(trans))
+                    }
+                    None => self.labels.viterbi_with(em, self.transitions.as_deref()),
+                };
+                let mut d = Document::new(doc.id.clone(), doc.text.clone());
+                d.spans = self.labels.decode(tokens, &tags);
+                d
+            })
+            .collect()
     }
 
     /// Picks [`TaggerSettings::guide_weight`] on `dev` by `score` (higher is better), among
@@ -489,7 +496,7 @@ impl Model {
             self.settings.guide_weight = 0.0;
             return Ok(Vec::new());
         };
-        let guides = self.guide_scores_of(g, dev, &scored);
+        let guides = self.guide_scores(g, dev, &scored);
         // Mean margin between the best and the second-best tag, per tagger.
         let margin = |rows: &mut dyn Iterator<Item = &Vec<f32>>| {
             let (mut sum, mut n) = (0f64, 0usize);
@@ -510,17 +517,7 @@ impl Model {
         let mut best = (f64::NEG_INFINITY, 0f32);
         for frac in [0.0f32, 0.25, 0.5, 1.0, 2.0, 4.0] {
             let w = frac * unit;
-            let pred: Vec<Document> = dev
-                .iter()
-                .zip(&scored)
-                .zip(&guides)
-                .map(|((doc, (tokens, em)), gs)| {
-                    let mut d = Document::new(doc.id.clone(), doc.text.clone());
-                    d.spans = self.decode(tokens, em, Some(gs), w);
-                    d
-                })
-                .collect();
-            let v = score(&pred)?;
+            let v = score(&self.decode_all(dev, &scored, Some(&guides), w))?;
             tried.push((w, v));
             if v > best.0 {
                 best = (v, w);

@@ -47,12 +47,12 @@ pub struct PerceptronSummary {
     pub best_epoch: usize,
     /// Token-level micro F1 on dev after each epoch (empty without dev documents).
     pub dev_token_f1: Vec<f64>,
-    /// The `O` penalty kept, and dev token F1 for each penalty tried (as a fraction of the mean
-    /// score margin between `O` and the best other tag).
-    pub o_penalty: f32,
     /// Members averaged, and the average's dev token F1 (before the `O` penalty).
     pub members: usize,
     pub ensemble_dev_f1: Option<f64>,
+    /// The `O` penalty kept, and dev token F1 for each penalty tried (as a fraction of the mean
+    /// score margin between `O` and the best other tag).
+    pub o_penalty: f32,
     pub o_penalty_dev_f1: Vec<(f32, f64)>,
     pub features: usize,
     pub tags: usize,
@@ -107,16 +107,7 @@ impl Perceptron {
         if n == 0 {
             return vec![];
         }
-        let emit = |i: usize, out: &mut [f32]| {
-            out.fill(0.0);
-            for &f in &feats[i] {
-                let row = &weights[f as usize * t..(f as usize + 1) * t];
-                for (o, w) in out.iter_mut().zip(row) {
-                    *o += w;
-                }
-            }
-            out[0] -= o_penalty;
-        };
+        let emit = |i: usize, out: &mut [f32]| emission(&feats[i], weights, o_penalty, out);
         let mut score = vec![f32::NEG_INFINITY; n * t];
         let mut back = vec![0u16; n * t];
         let mut e = vec![0f32; t];
@@ -165,17 +156,11 @@ impl Perceptron {
     /// The per-token tag scores of `doc` (with the `O` penalty), in the order of [`Perceptron::tags`]:
     /// what Viterbi decoding adds up, for combining this tagger with another.
     pub fn scores(&self, doc: &Document, tokens: &[Token]) -> Vec<Vec<f32>> {
-        let t = self.n_tags();
         self.featurize(doc, tokens)
             .iter()
             .map(|fs| {
-                let mut e = vec![0f32; t];
-                for &f in fs {
-                    for (o, w) in e.iter_mut().zip(&self.weights[f as usize * t..(f as usize + 1) * t]) {
-                        *o += w;
-                    }
-                }
-                e[0] -= self.o_penalty;
+                let mut e = vec![0f32; self.n_tags()];
+                emission(fs, &self.weights, self.o_penalty, &mut e);
                 e
             })
             .collect()
@@ -213,6 +198,19 @@ impl Perceptron {
     pub fn is_model_dir(dir: &Path) -> bool {
         dir.join(MODEL_FILE).exists()
     }
+}
+
+/// A token's tag scores: the sum of its features' weight rows (`weights` is `[feature][tag]`),
+/// less `o_penalty` on `O` (tag 0), into `out` (one slot per tag).
+fn emission(feats: &[u32], weights: &[f32], o_penalty: f32, out: &mut [f32]) {
+    let t = out.len();
+    out.fill(0.0);
+    for &f in feats {
+        for (o, w) in out.iter_mut().zip(&weights[f as usize * t..(f as usize + 1) * t]) {
+            *o += w;
+        }
+    }
+    out[0] -= o_penalty;
 }
 
 /// Spans from a BIO path: a span runs from a `B-X` (or a stray `I-X`) over the `I-X` that follow.
@@ -391,24 +389,19 @@ pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: 
     }
     let best_epoch = fits[0].best_epoch;
     let dev_scores = fits[0].dev_scores.clone();
-    let ensemble_dev_f1 = (!dev_seqs.is_empty()).then(|| {
-        let preds: Vec<Vec<usize>> = dev_seqs.iter().map(|s| model.decode(&s.feats, &model.weights, &model.transitions, 0.0)).collect();
+    let dev_f1_at = |model: &Perceptron, o_penalty: f32| {
+        let preds: Vec<Vec<usize>> = dev_seqs.iter().map(|s| model.decode(&s.feats, &model.weights, &model.transitions, o_penalty)).collect();
         token_f1(&dev_seqs, &preds)
-    });
+    };
+    let ensemble_dev_f1 = (!dev_seqs.is_empty()).then(|| dev_f1_at(&model, 0.0));
     let mut o_penalty_dev_f1 = Vec::new();
     if cfg.tune_o_penalty && !dev_seqs.is_empty() {
         // The scale: the mean margin, over dev tokens, between O and the best other tag.
-        let t = model.n_tags();
         let (mut sum, mut n) = (0f64, 0usize);
-        let mut e = vec![0f32; t];
+        let mut e = vec![0f32; model.n_tags()];
         for s in &dev_seqs {
             for fs in &s.feats {
-                e.fill(0.0);
-                for &f in fs {
-                    for (o, w) in e.iter_mut().zip(&model.weights[f as usize * t..(f as usize + 1) * t]) {
-                        *o += w;
-                    }
-                }
+                emission(fs, &model.weights, 0.0, &mut e);
                 let best_other = e[1..].iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 sum += (e[0] - best_other).abs() as f64;
                 n += 1;
@@ -417,8 +410,11 @@ pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: 
         let scale = (sum / n.max(1) as f64) as f32;
         let mut best = (f64::NEG_INFINITY, 0f32);
         for frac in [0.0f32, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2] {
-            let preds: Vec<Vec<usize>> = dev_seqs.iter().map(|s| model.decode(&s.feats, &model.weights, &model.transitions, frac * scale)).collect();
-            let f1 = token_f1(&dev_seqs, &preds);
+            // Penalty 0 is the average as it is, already scored.
+            let f1 = match ensemble_dev_f1 {
+                Some(f1) if frac == 0.0 => f1,
+                _ => dev_f1_at(&model, frac * scale),
+            };
             o_penalty_dev_f1.push((frac, f1));
             if f1 > best.0 {
                 best = (f1, frac * scale);

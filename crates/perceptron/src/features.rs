@@ -219,6 +219,84 @@ pub fn token_features(text: &str, tokens: &[Token]) -> Vec<Vec<u64>> {
         .collect()
 }
 
+/// Features from a first-stage tagger's tags for the same tokens (stacking): the tags around a
+/// token (label context beyond the first-order transitions), what the same word was tagged
+/// elsewhere in the document (names and places recur: "Sr. Pérez … Pérez refiere"), and the
+/// entities predicted before and after it on its line (an address line runs street → postcode →
+/// town → country). Appended to [`token_features`].
+pub fn stack_features(text: &str, tokens: &[Token], tags: &[&str], out: &mut [Vec<u64>]) {
+    let chars: Vec<char> = text.chars().collect();
+    let lower: Vec<String> = tokens.iter().map(|t| chars[t.start..t.end].iter().collect::<String>().to_lowercase()).collect();
+    let ty = |t: &str| -> String { t.get(2..).unwrap_or("O").to_string() };
+    let get = |i: isize| -> &str {
+        if i < 0 {
+            "<s>"
+        } else {
+            tags.get(i as usize).copied().unwrap_or("</s>")
+        }
+    };
+    let line_start: Vec<bool> =
+        tokens.iter().enumerate().map(|(i, t)| i == 0 || chars[tokens[i - 1].end..t.start].contains(&'\n')).collect();
+    // Per lowercased word: how often each type was predicted for it in this document.
+    let mut by_word: std::collections::HashMap<&str, std::collections::HashMap<String, usize>> = std::collections::HashMap::new();
+    for (l, t) in lower.iter().zip(tags) {
+        *by_word.entry(l.as_str()).or_default().entry(ty(t)).or_default() += 1;
+    }
+    // The start of the predicted entity each token is in (a `B-` or a stray `I-`).
+    let mut entity_start: Vec<Option<usize>> = vec![None; tags.len()];
+    for i in 0..tags.len() {
+        entity_start[i] = match tags[i].strip_prefix("I-") {
+            Some(l) if i > 0 && ty(tags[i - 1]) == l => entity_start[i - 1],
+            _ if tags[i] == "O" => None,
+            _ => Some(i),
+        };
+    }
+    for (i, f) in out.iter_mut().enumerate() {
+        let ii = i as isize;
+        f.push(fnv(&["s0", tags[i]]));
+        for d in [-2isize, -1, 1, 2] {
+            f.push(fnv(&["s", &d.to_string(), get(ii + d)]));
+        }
+        f.push(fnv(&["s-1|s0|s+1", get(ii - 1), tags[i], get(ii + 1)]));
+        // The same word elsewhere in the document (this occurrence left out), for words that
+        // can be names: at least two characters, with a letter or a digit.
+        let l = lower[i].as_str();
+        if l.chars().count() >= 2 && l.chars().any(|c| c.is_alphanumeric()) {
+            let mut counts = by_word[l].clone();
+            *counts.get_mut(&ty(tags[i])).expect("own type counted") -= 1;
+            counts.retain(|_, n| *n > 0);
+            if let Some((best, _)) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))) {
+                f.push(fnv(&["doc", best]));
+                f.push(fnv(&["doc|s0", best, tags[i]]));
+            }
+        }
+        // The nearest entities before and after this token's own on its line.
+        let own = entity_start[i];
+        let mut prev = "<line>".to_string();
+        let mut k = i;
+        while !line_start[k] {
+            k -= 1;
+            if entity_start[k].is_some() && entity_start[k] != own {
+                prev = ty(tags[k]);
+                break;
+            }
+        }
+        let mut next = "</line>".to_string();
+        for k in i + 1..tags.len() {
+            if line_start[k] {
+                break;
+            }
+            if entity_start[k].is_some() && entity_start[k] != own {
+                next = ty(tags[k]);
+                break;
+            }
+        }
+        f.push(fnv(&["prev_ent", &prev]));
+        f.push(fnv(&["next_ent", &next]));
+        f.push(fnv(&["prev_ent|s0|next_ent", &prev, tags[i], &next]));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +325,28 @@ mod tests {
         for w in ["ju", "dice", "septiembres", "el", "marido"] {
             assert!(!is_month(w), "{w}");
         }
+    }
+
+    #[test]
+    fn stack_features_see_the_same_word_elsewhere_and_the_entities_around() {
+        let text = "Pérez vive en Soria.\nPérez , Soria";
+        let tokens = corpus::tokenize(text);
+        let chars: Vec<char> = text.chars().collect();
+        let words: Vec<String> = tokens.iter().map(|t| chars[t.start..t.end].iter().collect()).collect();
+        assert_eq!(words, ["Pérez", "vive", "en", "Soria", ".", "Pérez", ",", "Soria"]);
+        let tags = ["B-NOMBRE", "O", "O", "B-TERRITORIO", "O", "O", "O", "B-TERRITORIO"];
+        let mut out = vec![vec![]; tokens.len()];
+        stack_features(text, &tokens, &tags, &mut out);
+        let has = |i: usize, parts: &[&str]| out[i].contains(&fnv(parts));
+        // The second "Pérez", tagged O, was a name earlier in the document.
+        assert!(has(5, &["doc", "NOMBRE"]) && has(5, &["doc|s0", "NOMBRE", "O"]));
+        // Its first occurrence only sees the other one (O); "vive" occurs once, so no feature.
+        assert!(has(0, &["doc", "O"]));
+        assert!(!out[1].iter().any(|h| ["NOMBRE", "O", "TERRITORIO"].iter().any(|t| *h == fnv(&["doc", t]))));
+        // Entities before and after, on the same line only.
+        assert!(has(1, &["prev_ent", "NOMBRE"]) && has(1, &["next_ent", "TERRITORIO"]));
+        assert!(has(3, &["next_ent", "</line>"]) && has(5, &["prev_ent", "<line>"]));
+        assert!(has(6, &["next_ent", "TERRITORIO"]));
+        assert!(has(0, &["s", "-1", "<s>"]) && has(0, &["s-1|s0|s+1", "<s>", "B-NOMBRE", "O"]));
     }
 }

@@ -8,7 +8,7 @@ mod gazetteer;
 
 use anyhow::{bail, Context, Result};
 use corpus::{tokenize, Document, Span, Token};
-use features::token_features;
+use features::{stack_features, token_features};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -31,12 +31,18 @@ pub struct PerceptronConfig {
     /// Perceptrons trained on different document orders (seeds `seed`, `seed + 1`, …, in
     /// parallel) and averaged into one.
     pub members: usize,
+    /// Stacking: with k ≥ 2, a first-stage tagger is trained (and kept in the model), and the
+    /// second stage also sees the first stage's tags (around each token, for the same word
+    /// elsewhere in the document, for the entities before and after on its line). The second
+    /// stage trains on the first stage's tags of training documents it did not see: those of
+    /// k taggers, each trained on the other k − 1 folds. 0 is off.
+    pub stack_folds: usize,
     pub seed: u64,
 }
 
 impl Default for PerceptronConfig {
     fn default() -> Self {
-        PerceptronConfig { epochs: 20, min_feature_count: 1, tune_o_penalty: true, members: 1, seed: 42 }
+        PerceptronConfig { epochs: 20, min_feature_count: 1, tune_o_penalty: true, members: 1, stack_folds: 0, seed: 42 }
     }
 }
 
@@ -54,6 +60,11 @@ pub struct PerceptronSummary {
     /// score margin between `O` and the best other tag).
     pub o_penalty: f32,
     pub o_penalty_dev_f1: Vec<(f32, f64)>,
+    /// With stacking: the folds, and the first stage's own summary.
+    #[serde(default)]
+    pub stack_folds: usize,
+    #[serde(default)]
+    pub stage1: Option<Box<PerceptronSummary>>,
     pub features: usize,
     pub tags: usize,
     pub seconds: f64,
@@ -73,6 +84,9 @@ pub struct Perceptron {
     /// Subtracted from the `O` tag's emission score at prediction (picked on dev).
     #[serde(default)]
     o_penalty: f32,
+    /// The first stage of a stacked tagger, whose tags are features of this one.
+    #[serde(default)]
+    stage1: Option<Box<Perceptron>>,
 }
 
 const MODEL_FILE: &str = "perceptron.json";
@@ -146,8 +160,23 @@ impl Perceptron {
         path
     }
 
+    /// The predicted tags of `tokens` (indices into [`Perceptron::tags`]).
+    fn tag_path(&self, doc: &Document, tokens: &[Token]) -> Vec<usize> {
+        self.decode(&self.featurize(doc, tokens), &self.weights, &self.transitions, self.o_penalty)
+    }
+
+    /// Hashed features of `tokens`, with a stacked tagger's first-stage features.
+    fn raw_features(&self, doc: &Document, tokens: &[Token]) -> Vec<Vec<u64>> {
+        let mut fs = token_features(&doc.text, tokens);
+        if let Some(s1) = &self.stage1 {
+            let tags: Vec<&str> = s1.tag_path(doc, tokens).iter().map(|&y| s1.tags[y].as_str()).collect();
+            stack_features(&doc.text, tokens, &tags, &mut fs);
+        }
+        fs
+    }
+
     fn featurize(&self, doc: &Document, tokens: &[Token]) -> Vec<Vec<u32>> {
-        token_features(&doc.text, tokens)
+        self.raw_features(doc, tokens)
             .into_iter()
             .map(|fs| fs.into_iter().filter_map(|h| self.index.get(&h).copied()).collect())
             .collect()
@@ -176,7 +205,7 @@ impl Perceptron {
         docs.iter()
             .map(|d| {
                 let tokens = tokenize(&d.text);
-                let path = self.decode(&self.featurize(d, &tokens), &self.weights, &self.transitions, self.o_penalty);
+                let path = self.tag_path(d, &tokens);
                 Document { id: d.id.clone(), text: d.text.clone(), spans: spans_of(&self.tags, &tokens, &path) }
             })
             .collect()
@@ -334,6 +363,53 @@ pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: 
         bail!("epochs must be at least 1");
     }
     let t0 = std::time::Instant::now();
+    let (model, mut summary) = if cfg.stack_folds == 0 {
+        train_stage(cfg, train, dev, None)?
+    } else {
+        if cfg.stack_folds < 2 || cfg.stack_folds > train.len() {
+            bail!("stack_folds must be 0 (off) or between 2 and the number of training documents ({}), not {}", train.len(), cfg.stack_folds);
+        }
+        let stage1_cfg = PerceptronConfig { stack_folds: 0, ..cfg.clone() };
+        let (stage1, stage1_summary) = train_stage(&stage1_cfg, train, dev, None)?;
+        // Jackknife: each training document's first-stage tags come from a tagger that did not
+        // train on it, so the second stage learns how far to trust tags on unseen text.
+        let folds = corpus::split::k_fold(train, cfg.stack_folds, cfg.seed).map_err(anyhow::Error::msg)?;
+        let tagged: Vec<Vec<(String, Vec<String>)>> = folds
+            .par_iter()
+            .map(|(fold_train, held_out)| -> Result<_> {
+                let (p, _) = train_stage(&stage1_cfg, fold_train, dev, None)?;
+                Ok(held_out
+                    .iter()
+                    .map(|d| (d.id.clone(), p.tag_path(d, &tokenize(&d.text)).iter().map(|&y| p.tags[y].clone()).collect()))
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
+        let jackknife: HashMap<String, Vec<String>> = tagged.into_iter().flatten().collect();
+        if jackknife.len() != train.len() {
+            bail!("training document ids are not unique: {} documents, {} distinct ids", train.len(), jackknife.len());
+        }
+        let (model, mut summary) = train_stage(cfg, train, dev, Some((stage1, jackknife)))?;
+        summary.stack_folds = cfg.stack_folds;
+        summary.stage1 = Some(Box::new(stage1_summary));
+        (model, summary)
+    };
+    summary.seconds = t0.elapsed().as_secs_f64();
+    if let Some(dir) = out {
+        model.save(dir)?;
+        corpus::format::atomic_write(&dir.join("training.json"), serde_json::to_string_pretty(&(cfg, &summary))?.as_bytes()).map_err(anyhow::Error::msg)?;
+    }
+    Ok((model, summary))
+}
+
+/// One tagger: with `stage1`, a stacked second stage whose training documents carry the given
+/// first-stage tags (by document id).
+fn train_stage(
+    cfg: &PerceptronConfig,
+    train: &[Document],
+    dev: &[Document],
+    stage1: Option<(Perceptron, HashMap<String, Vec<String>>)>,
+) -> Result<(Perceptron, PerceptronSummary)> {
+    let t0 = std::time::Instant::now();
     // Tags: O, then B-X, I-X for every label, sorted (so tag 2k-1 / 2k belong to one label).
     let mut labels: Vec<String> = train.iter().flat_map(|d| d.spans.iter().map(|s| s.label.clone())).collect();
     labels.sort();
@@ -349,7 +425,12 @@ pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: 
         .map(|d| {
             let tokens = tokenize(&d.text);
             let gold = gold_tags(d, &tokens).iter().map(|t| tag_id[t]).collect();
-            (token_features(&d.text, &tokens), gold)
+            let mut fs = token_features(&d.text, &tokens);
+            if let Some((_, tagged)) = &stage1 {
+                let tags: Vec<&str> = tagged[&d.id].iter().map(String::as_str).collect();
+                stack_features(&d.text, &tokens, &tags, &mut fs);
+            }
+            (fs, gold)
         })
         .collect();
     let mut counts: HashMap<u64, u32> = HashMap::new();
@@ -362,7 +443,8 @@ pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: 
     kept.sort_unstable();
     let index: HashMap<u64, u32> = kept.iter().enumerate().map(|(i, h)| (*h, i as u32)).collect();
     let t = tags.len();
-    let mut model = Perceptron { tags, index, weights: vec![0.0; kept.len() * t], transitions: vec![0.0; (t + 1) * t], o_penalty: 0.0 };
+    let stage1 = stage1.map(|(p, _)| Box::new(p));
+    let mut model = Perceptron { tags, index, weights: vec![0.0; kept.len() * t], transitions: vec![0.0; (t + 1) * t], o_penalty: 0.0, stage1 };
     let seqs: Vec<Sequence> = raw
         .into_iter()
         .map(|(fs, gold)| Sequence { feats: fs.into_iter().map(|f| f.into_iter().filter_map(|h| model.index.get(&h).copied()).collect()).collect(), gold })
@@ -422,9 +504,6 @@ pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: 
         }
         model.o_penalty = best.1;
     }
-    if let Some(dir) = out {
-        model.save(dir)?;
-    }
     let summary = PerceptronSummary {
         epochs: cfg.epochs,
         best_epoch,
@@ -433,12 +512,11 @@ pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: 
         dev_token_f1: dev_scores,
         o_penalty: model.o_penalty,
         o_penalty_dev_f1,
+        stack_folds: 0,
+        stage1: None,
         features: model.index.len(),
         tags: model.tags.len(),
         seconds: t0.elapsed().as_secs_f64(),
     };
-    if let Some(dir) = out {
-        corpus::format::atomic_write(&dir.join("training.json"), serde_json::to_string_pretty(&(cfg, &summary))?.as_bytes()).map_err(anyhow::Error::msg)?;
-    }
     Ok((model, summary))
 }

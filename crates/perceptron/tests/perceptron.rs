@@ -74,3 +74,32 @@ fn members_average_deterministically_and_the_o_penalty_is_picked_on_dev() {
     let (_, no_dev) = train(&cfg, &d, &[], None).unwrap();
     assert!(no_dev.o_penalty_dev_f1.is_empty() && no_dev.o_penalty == 0.0 && no_dev.ensemble_dev_f1.is_none());
 }
+
+/// Stacking: the first stage is kept in the model (and saved with it), the second stage has the
+/// first stage's tag features on top of its own, and bad fold counts are refused.
+#[test]
+fn stacked_tagger_keeps_its_first_stage_and_learns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = docs();
+    let cfg = PerceptronConfig { epochs: 8, stack_folds: 3, ..Default::default() };
+    let (model, summary) = train(&cfg, &d, &d, Some(tmp.path())).unwrap();
+    let stage1 = summary.stage1.as_ref().expect("a first-stage summary");
+    assert_eq!(summary.stack_folds, 3);
+    assert!(summary.features > stage1.features, "second stage {} features, first {}", summary.features, stage1.features);
+    let pred = model.predict(&d);
+    for (p, g) in pred.iter().zip(&d) {
+        assert_eq!(p.spans, g.spans, "{}", g.id);
+    }
+    let new = doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[]);
+    let labels: Vec<String> = model.predict(&[new.clone()])[0].spans.iter().map(|s| s.label.clone()).collect();
+    assert_eq!(labels, ["NOMBRE", "ID", "TERRITORIO"]);
+    // The saved model carries its first stage: same predictions after loading.
+    let loaded = Perceptron::load(tmp.path()).unwrap();
+    assert_eq!(loaded.predict(&[new.clone()]), model.predict(&[new.clone()]));
+    let (again, _) = train(&cfg, &d, &d, None).unwrap();
+    assert_eq!(again.predict(&[new]), loaded.predict(&[doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[])]));
+    for bad in [1, 4] {
+        let err = train(&PerceptronConfig { stack_folds: bad, ..cfg.clone() }, &d, &d, None).unwrap_err().to_string();
+        assert!(err.contains("stack_folds"), "{err}");
+    }
+}

@@ -405,7 +405,11 @@ fn guide_config(cfg: &TrainConfig, epochs: usize) -> perceptron::PerceptronConfi
 /// The guide perceptron kept in the model: trained on all of `train`, its epoch picked on `dev`.
 fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Result<perceptron::Perceptron> {
     ensure!(cfg.guide_epochs > 0, "guide_epochs must be positive");
-    let pc = perceptron::PerceptronConfig { members: cfg.guide_members.max(1), ..guide_config(cfg, cfg.guide_epochs) };
+    let pc = perceptron::PerceptronConfig {
+        members: cfg.guide_members.max(1),
+        stack_folds: cfg.guide_stack_folds,
+        ..guide_config(cfg, cfg.guide_epochs)
+    };
     Ok(perceptron::train(&pc, train, dev, None)?.0)
 }
 

@@ -256,7 +256,21 @@ fn stacked_model_keeps_its_guide() {
     for (a, b) in guide_alone.iter().zip(&product) {
         assert_eq!(a.spans, b.spans, "document {}", a.id);
     }
+    assert!(!model.guide.as_ref().unwrap().is_stacked());
     std::fs::remove_dir_all(dir.path().join("guide")).unwrap();
     let err = Model::load(dir.path()).err().expect("a stacked model without its guide must not load");
     assert!(format!("{err:#}").contains("guide"), "{err:#}");
+}
+
+/// `guide_stack_folds`: the kept guide is a stacked perceptron (saved with its first stage), and
+/// the model trains, saves and loads with it.
+#[test]
+fn stacked_guide_is_kept_and_loaded() {
+    let docs = docs();
+    let cfg = TrainConfig { guide_folds: 3, guide_epochs: 3, guide_stack_folds: 3, ..tiny_cfg(20) };
+    let dir = tempfile::tempdir().unwrap();
+    ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    let model = Model::load(dir.path()).unwrap();
+    assert!(model.guide.as_ref().expect("a guide").is_stacked());
+    assert_eq!(model.predict(&docs).unwrap().len(), docs.len());
 }

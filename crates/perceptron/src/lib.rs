@@ -223,6 +223,11 @@ impl Perceptron {
         serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?).with_context(|| p.display().to_string())
     }
 
+    /// Whether this is a stacked tagger (a first stage's tags are among its features).
+    pub fn is_stacked(&self) -> bool {
+        self.stage1.is_some()
+    }
+
     /// Whether `dir` holds a model of this kind.
     pub fn is_model_dir(dir: &Path) -> bool {
         dir.join(MODEL_FILE).exists()

@@ -85,6 +85,7 @@ fn stacked_tagger_keeps_its_first_stage_and_learns() {
     let (model, summary) = train(&cfg, &d, &d, Some(tmp.path())).unwrap();
     let stage1 = summary.stage1.as_ref().expect("a first-stage summary");
     assert_eq!(summary.stack_folds, 3);
+    assert!(model.is_stacked());
     assert!(summary.features > stage1.features, "second stage {} features, first {}", summary.features, stage1.features);
     let pred = model.predict(&d);
     for (p, g) in pred.iter().zip(&d) {

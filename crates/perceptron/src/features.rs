@@ -262,10 +262,10 @@ pub fn stack_features(text: &str, tokens: &[Token], tags: &[&str], out: &mut [Ve
         // can be names: at least two characters, with a letter or a digit.
         let l = lower[i].as_str();
         if l.chars().count() >= 2 && l.chars().any(|c| c.is_alphanumeric()) {
-            let mut counts = by_word[l].clone();
-            *counts.get_mut(&ty(tags[i])).expect("own type counted") -= 1;
-            counts.retain(|_, n| *n > 0);
-            if let Some((best, _)) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))) {
+            let own_type = ty(tags[i]);
+            let others = by_word[l].iter().map(|(t, &n)| (t, if *t == own_type { n - 1 } else { n })).filter(|(_, n)| *n > 0);
+            // The most frequent type, ties to the alphabetically first (deterministic).
+            if let Some((best, _)) = others.max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))) {
                 f.push(fnv(&["doc", best]));
                 f.push(fnv(&["doc|s0", best, tags[i]]));
             }

@@ -1,7 +1,8 @@
 //! A structured averaged perceptron over word tokens, with CRFsuite-style features (the word, its
 //! shape, prefixes and suffixes, and the same for ±2 neighbours) and BIO-constrained Viterbi
 //! decoding. It is the floor: trained in minutes on one core, it is what a neural annotator has
-//! to beat to be worth its cost, and a fast annotator for pipelines that need one.
+//! to beat to be worth its cost, and a fast annotator for pipelines that need one. Optionally two
+//! are stacked (`stack_folds`): the second also sees the first one's tags.
 
 mod features;
 mod gazetteer;

@@ -417,22 +417,9 @@ fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Resul
 /// `cfg.guide_epochs` epochs; in the order of `train`.
 fn jackknife_guide(cfg: &TrainConfig, train: &[Document]) -> Result<Vec<Document>> {
     ensure!(cfg.guide_folds >= 2, "guide_folds must be 0 (off) or at least 2");
-    let folds = corpus::split::k_fold(train, cfg.guide_folds, cfg.seed).map_err(anyhow::Error::msg)?;
-    // Folds are independent and each is seeded, so training them in parallel changes nothing.
-    use rayon::prelude::*;
-    let predicted: Vec<Vec<Document>> = folds
-        .par_iter()
-        .map(|(fold_train, held_out)| -> Result<Vec<Document>> {
-            let (p, _) = perceptron::train(&guide_config(cfg, cfg.guide_epochs), fold_train, &[], None)?;
-            Ok(p.predict(held_out))
-        })
-        .collect::<Result<_>>()?;
-    let mut by_id: std::collections::HashMap<String, Document> =
-        predicted.into_iter().flatten().map(|d| (d.id.clone(), d)).collect();
-    train
-        .iter()
-        .map(|d| by_id.remove(&d.id).with_context(|| format!("document id {:?} appears twice in the training corpus", d.id)))
-        .collect()
+    perceptron::jackknife(&guide_config(cfg, cfg.guide_epochs), cfg.guide_folds, train, &[], |p, d| {
+        p.predict(std::slice::from_ref(d)).pop().expect("one prediction per document")
+    })
 }
 
 /// A fresh model: from scratch (vocabulary trained on `train`) or from an HF checkpoint.

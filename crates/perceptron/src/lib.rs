@@ -166,21 +166,32 @@ impl Perceptron {
         self.decode(&self.featurize(doc, tokens), &self.weights, &self.transitions, self.o_penalty)
     }
 
+    /// The predicted tags of `tokens` as strings.
+    fn tag_strings(&self, doc: &Document, tokens: &[Token]) -> Vec<String> {
+        self.tag_path(doc, tokens).iter().map(|&y| self.tags[y].clone()).collect()
+    }
+
     /// Hashed features of `tokens`, with a stacked tagger's first-stage features.
     fn raw_features(&self, doc: &Document, tokens: &[Token]) -> Vec<Vec<u64>> {
         let mut fs = token_features(&doc.text, tokens);
         if let Some(s1) = &self.stage1 {
-            let tags: Vec<&str> = s1.tag_path(doc, tokens).iter().map(|&y| s1.tags[y].as_str()).collect();
+            // A first stage is never stacked itself (`train` trains it with `stack_folds` 0), so
+            // its features are these token features: computed once for both stages.
+            debug_assert!(s1.stage1.is_none(), "a first stage is not stacked");
+            let path = s1.decode(&s1.index(&fs), &s1.weights, &s1.transitions, s1.o_penalty);
+            let tags: Vec<&str> = path.iter().map(|&y| s1.tags[y].as_str()).collect();
             stack_features(&doc.text, tokens, &tags, &mut fs);
         }
         fs
     }
 
+    /// Hashed features to rows of `weights` (features not seen in training dropped).
+    fn index(&self, raw: &[Vec<u64>]) -> Vec<Vec<u32>> {
+        raw.iter().map(|fs| fs.iter().filter_map(|h| self.index.get(h).copied()).collect()).collect()
+    }
+
     fn featurize(&self, doc: &Document, tokens: &[Token]) -> Vec<Vec<u32>> {
-        self.raw_features(doc, tokens)
-            .into_iter()
-            .map(|fs| fs.into_iter().filter_map(|h| self.index.get(&h).copied()).collect())
-            .collect()
+        self.index(&self.raw_features(doc, tokens))
     }
 
     /// The per-token tag scores of `doc` (with the `O` penalty), in the order of [`Perceptron::tags`]:
@@ -376,25 +387,11 @@ pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: 
             bail!("stack_folds must be 0 (off) or between 2 and the number of training documents ({}), not {}", train.len(), cfg.stack_folds);
         }
         let stage1_cfg = PerceptronConfig { stack_folds: 0, ..cfg.clone() };
+        // Each training document's first-stage tags come from a tagger that did not train on
+        // it, so the second stage learns how far to trust tags on unseen text.
+        let tagged = jackknife(&stage1_cfg, cfg.stack_folds, train, dev, |p, d| p.tag_strings(d, &tokenize(&d.text)))?;
         let (stage1, stage1_summary) = train_stage(&stage1_cfg, train, dev, None)?;
-        // Jackknife: each training document's first-stage tags come from a tagger that did not
-        // train on it, so the second stage learns how far to trust tags on unseen text.
-        let folds = corpus::split::k_fold(train, cfg.stack_folds, cfg.seed).map_err(anyhow::Error::msg)?;
-        let tagged: Vec<Vec<(String, Vec<String>)>> = folds
-            .par_iter()
-            .map(|(fold_train, held_out)| -> Result<_> {
-                let (p, _) = train_stage(&stage1_cfg, fold_train, dev, None)?;
-                Ok(held_out
-                    .iter()
-                    .map(|d| (d.id.clone(), p.tag_path(d, &tokenize(&d.text)).iter().map(|&y| p.tags[y].clone()).collect()))
-                    .collect())
-            })
-            .collect::<Result<_>>()?;
-        let jackknife: HashMap<String, Vec<String>> = tagged.into_iter().flatten().collect();
-        if jackknife.len() != train.len() {
-            bail!("training document ids are not unique: {} documents, {} distinct ids", train.len(), jackknife.len());
-        }
-        let (model, mut summary) = train_stage(cfg, train, dev, Some((stage1, jackknife)))?;
+        let (model, mut summary) = train_stage(cfg, train, dev, Some((stage1, tagged)))?;
         summary.stack_folds = cfg.stack_folds;
         summary.stage1 = Some(Box::new(stage1_summary));
         (model, summary)
@@ -407,13 +404,41 @@ pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: 
     Ok((model, summary))
 }
 
+/// Jackknifing: `k` taggers trained with `cfg` (epoch and penalty picked on `dev`), each on all
+/// of `train` but one fold, and `tag` applied by each to the documents of the fold it did not
+/// see. The results are in the order of `train`. Folds train in parallel; each is seeded, so
+/// the result does not depend on the schedule.
+pub fn jackknife<T: Send>(
+    cfg: &PerceptronConfig,
+    k: usize,
+    train: &[Document],
+    dev: &[Document],
+    tag: impl Fn(&Perceptron, &Document) -> T + Sync,
+) -> Result<Vec<T>> {
+    // Results are matched back to documents by id: refuse repeated ids before any training.
+    let mut seen = std::collections::HashSet::new();
+    if let Some(d) = train.iter().find(|d| !seen.insert(d.id.as_str())) {
+        bail!("document id {:?} appears twice in the training corpus", d.id);
+    }
+    let folds = corpus::split::k_fold(train, k, cfg.seed).map_err(anyhow::Error::msg)?;
+    let tagged: Vec<Vec<(String, T)>> = folds
+        .par_iter()
+        .map(|(fold_train, held_out)| -> Result<_> {
+            let (p, _) = self::train(cfg, fold_train, dev, None)?;
+            Ok(held_out.iter().map(|d| (d.id.clone(), tag(&p, d))).collect())
+        })
+        .collect::<Result<_>>()?;
+    let mut by_id: HashMap<String, T> = tagged.into_iter().flatten().collect();
+    Ok(train.iter().map(|d| by_id.remove(&d.id).expect("every document is in one held-out fold")).collect())
+}
+
 /// One tagger: with `stage1`, a stacked second stage whose training documents carry the given
-/// first-stage tags (by document id).
+/// first-stage tags (in the order of `train`).
 fn train_stage(
     cfg: &PerceptronConfig,
     train: &[Document],
     dev: &[Document],
-    stage1: Option<(Perceptron, HashMap<String, Vec<String>>)>,
+    stage1: Option<(Perceptron, Vec<Vec<String>>)>,
 ) -> Result<(Perceptron, PerceptronSummary)> {
     let t0 = std::time::Instant::now();
     // Tags: O, then B-X, I-X for every label, sorted (so tag 2k-1 / 2k belong to one label).
@@ -428,12 +453,13 @@ fn train_stage(
     let tag_id: HashMap<String, usize> = tags.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect();
     let raw: Vec<(Vec<Vec<u64>>, Vec<usize>)> = train
         .iter()
-        .map(|d| {
+        .enumerate()
+        .map(|(i, d)| {
             let tokens = tokenize(&d.text);
             let gold = gold_tags(d, &tokens).iter().map(|t| tag_id[t]).collect();
             let mut fs = token_features(&d.text, &tokens);
             if let Some((_, tagged)) = &stage1 {
-                let tags: Vec<&str> = tagged[&d.id].iter().map(String::as_str).collect();
+                let tags: Vec<&str> = tagged[i].iter().map(String::as_str).collect();
                 stack_features(&d.text, &tokens, &tags, &mut fs);
             }
             (fs, gold)

@@ -67,6 +67,8 @@ fn number_class(w: &str) -> Option<&'static str> {
     let day_month = |a: u32, b: u32| (1..=31).contains(&a) && (1..=12).contains(&b) || (1..=12).contains(&a) && (1..=31).contains(&b);
     match n.len() {
         1 if len(0) == 4 && (1900..=2099).contains(&n[0]) => Some("year"),
+        // A Spanish or Mexican postcode (5 digits); the class is only computed in feature set 2.
+        1 if len(0) == 5 => Some("5digits"),
         3 if len(0) <= 2 && len(1) <= 2 && (len(2) == 2 || len(2) == 4) && day_month(n[0], n[1]) => Some("date"),
         3 if len(0) == 4 && len(1) <= 2 && len(2) <= 2 && day_month(n[2], n[1]) => Some("date"),
         2 if len(0) <= 2 && (len(1) == 2 || len(1) == 4) && (1..=12).contains(&n[0]) => Some("month/year"),
@@ -95,14 +97,56 @@ fn word_class(w: &str, lower: &str) -> Option<&'static str> {
     }
 }
 
-/// Features of every token of `text`.
-pub fn token_features(text: &str, tokens: &[Token]) -> Vec<Vec<u64>> {
+/// The feature set new taggers are trained with. A saved tagger records its own (1 when it
+/// predates the field), so it keeps computing the features its weights were learned on.
+pub const FEATURE_SET: u32 = 3;
+
+/// Words that open a street, an institution's name, a unit within one, or a person's name.
+/// In a signature line ("Dr. Ana Gil Sáenz Hospital de Getafe Carretera Toledo 28905 Getafe")
+/// entities follow each other without punctuation; these words are where a new one starts.
+/// Five hundred documents hold few `Carretera`s, but many `Calle`s: the class carries what was
+/// learned on the common ones to the rare ones. `next` is the token after (`C` `/` is a street).
+fn keyword_class(lower: &str, next: &str) -> Option<&'static str> {
+    Some(match lower {
+        "calle" | "avda" | "avenida" | "av" | "avd" | "ctra" | "carretera" | "paseo" | "pº" | "plaza" | "pza" | "plza" | "pz"
+        | "boulevard" | "bulevar" | "camino" | "ronda" | "travesía" | "travesia" | "glorieta" | "pasaje" | "rúa" | "rua"
+        | "urbanización" | "urbanizacion" | "urb" | "carrer" | "passeig" | "avinguda" | "rambla" | "calzada" | "autovía"
+        | "autovia" | "pasealekua" | "kalea" | "callejón" => "street",
+        "c" | "cl" if next == "/" => "street",
+        "hospital" | "hospitalario" | "hospitalaria" | "complejo" | "clínica" | "clinica" | "sanatorio" | "policlínica"
+        | "policlinica" | "policlínico" | "hospitalet" => "hospital",
+        "universidad" | "universitat" | "university" | "instituto" | "institut" | "institute" | "fundación" | "fundacion"
+        | "asociación" | "asociacion" | "sociedad" | "consejería" | "consejeria" | "ministerio" | "laboratorio"
+        | "laboratorios" | "agencia" | "colegio" | "facultad" | "escuela" | "centro" | "ciudad" => "institution",
+        "servicio" | "sección" | "seccion" | "unidad" | "departamento" | "dpto" | "área" | "area" | "planta" | "consulta"
+        | "consultorio" | "cátedra" | "catedra" => "unit",
+        "dr" | "dra" | "doctor" | "doctora" | "sr" | "sra" | "srta" | "don" | "doña" | "dña" | "prof" => "title",
+        "cp" | "código" | "codigo" => "postcode",
+        _ => return None,
+    })
+}
+
+/// Kinship words: family members of the patient are PHI (`FAMILIARES_SUJETO_ASISTENCIA`).
+fn is_kin(lower: &str) -> bool {
+    let stem = lower.trim_end_matches('s');
+    matches!(
+        stem,
+        "madre" | "padre" | "hermano" | "hermana" | "hijo" | "hija" | "esposo" | "esposa" | "marido" | "mujer" | "pareja"
+            | "abuelo" | "abuela" | "tío" | "tía" | "tio" | "tia" | "primo" | "prima" | "sobrino" | "sobrina" | "nieto"
+            | "nieta" | "suegro" | "suegra" | "cuñado" | "cuñada" | "familiar" | "familiare" | "progenitor" | "progenitore"
+            | "gemelo" | "gemela" | "mellizo" | "melliza" | "novio" | "novia" | "bisabuelo" | "bisabuela" | "yerno" | "nuera"
+            | "materno" | "materna" | "paterno" | "paterna"
+    )
+}
+
+/// Features of every token of `text`, in feature set `set` (see [`FEATURE_SET`]).
+pub fn token_features(text: &str, tokens: &[Token], set: u32) -> Vec<Vec<u64>> {
     let chars: Vec<char> = text.chars().collect();
     let words: Vec<String> = tokens.iter().map(|t| chars[t.start..t.end].iter().collect()).collect();
     let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
     let shapes: Vec<String> = words.iter().map(|w| short_shape(w)).collect();
     let gaz = crate::gazetteer::matches(&lower);
-    let classes: Vec<String> = words.iter().zip(&lower).map(|(w, l)| word_class(w, l).unwrap_or("-").to_string()).collect();
+    let classes: Vec<String> = words.iter().zip(&lower).map(|(w, l)| word_class(w, l).filter(|c| set >= 2 || *c != "5digits").unwrap_or("-").to_string()).collect();
     // Whether a line break precedes the token (header fields start lines).
     let line_start: Vec<bool> = tokens
         .iter()
@@ -124,6 +168,9 @@ pub fn token_features(text: &str, tokens: &[Token]) -> Vec<Vec<u64>> {
             _ => paren_part[i] = part,
         }
     }
+    let keywords: Vec<String> = (0..tokens.len())
+        .map(|i| keyword_class(&lower[i], words.get(i + 1).map_or("", |w| w.as_str())).unwrap_or("-").to_string())
+        .collect();
     fn get(v: &[String], i: isize) -> &str {
         if i < 0 {
             "<s>"
@@ -205,14 +252,45 @@ pub fn token_features(text: &str, tokens: &[Token]) -> Vec<Vec<u64>> {
             }
             f.push(fnv(&["l-1|l+1", get(&lower, ii - 1), get(&lower, ii + 1)]));
             // Position in a run of capitalised words (multi-word names of hospitals, institutions).
+            // From feature set 2 a run also ends at a line break and before a keyword, which
+            // starts the next entity of a signature line.
             let cap = |k: usize| words[k].chars().next().is_some_and(|c| c.is_uppercase());
+            let joins = |k: usize| cap(k) || lower[k] == "de" || lower[k] == "del" || lower[k] == "la";
+            let starts_run = |k: usize| set >= 2 && (line_start[k] || keywords[k] != "-");
             if cap(i) {
-                let before = (0..i).rev().take_while(|&k| cap(k) || lower[k] == "de" || lower[k] == "del" || lower[k] == "la").count();
-                let after = (i + 1..words.len()).take_while(|&k| cap(k) || lower[k] == "de" || lower[k] == "del" || lower[k] == "la").count();
+                let before = (0..i).rev().take_while(|&k| joins(k) && !starts_run(k + 1)).count();
+                let after = (i + 1..words.len()).take_while(|&k| joins(k) && !starts_run(k)).count();
                 f.push(fnv(&["caprun", &before.min(3).to_string(), &after.min(3).to_string()]));
                 // The first word of the run (e.g. "hospital", "centro", "servicio").
                 let first = i - before;
                 f.push(fnv(&["caprun_head", &lower[first]]));
+            }
+            if set >= 3 {
+                for d in [-1isize, 0, 1] {
+                    if usize::try_from(ii + d).ok().and_then(|k| lower.get(k)).is_some_and(|l| is_kin(l)) {
+                        f.push(fnv(&["kin", &d.to_string()]));
+                    }
+                }
+            }
+            if set >= 2 {
+                for d in [-2isize, -1, 0, 1, 2] {
+                    f.push(fnv(&["kw", &d.to_string(), get(&keywords, ii + d)]));
+                }
+                f.push(fnv(&["kw-1|kw|kw+1", get(&keywords, ii - 1), &keywords[i], get(&keywords, ii + 1)]));
+                // The nearest keyword before this token on its line, how far back, and whether
+                // a comma or a full stop lies between: after "Carretera", "Toledo" is the street.
+                let mut punct = false;
+                for k in (j..i).rev().take(6) {
+                    if keywords[k] != "-" {
+                        let d = (i - k).min(4).to_string();
+                        f.push(fnv(&["kw_before", &keywords[k], &d, if punct { "p" } else { "-" }]));
+                        f.push(fnv(&["kw_before|sshape", &keywords[k], if punct { "p" } else { "-" }, &shapes[i]]));
+                        break;
+                    }
+                    if matches!(words[k].as_str(), "," | ";") || (words[k] == "." && !(k > 0 && keywords[k - 1] != "-")) {
+                        punct = true;
+                    }
+                }
             }
             f
         })
@@ -325,6 +403,35 @@ mod tests {
         for w in ["ju", "dice", "septiembres", "el", "marido"] {
             assert!(!is_month(w), "{w}");
         }
+    }
+
+    #[test]
+    fn keywords_split_a_signature_line_into_its_entities() {
+        let text = "Dra. Ana Gil Hospital de Getafe Carretera Toledo, 28905 Getafe\nsu madre";
+        let tokens = corpus::tokenize(text);
+        let chars: Vec<char> = text.chars().collect();
+        let words: Vec<String> = tokens.iter().map(|t| chars[t.start..t.end].iter().collect()).collect();
+        let at = |w: &str| words.iter().position(|x| x == w).unwrap();
+        let (hospital, carretera, toledo, postcode) = (at("Hospital"), at("Carretera"), at("Toledo"), at("28905"));
+        let new = token_features(text, &tokens, FEATURE_SET);
+        let old = token_features(text, &tokens, 1);
+        let has = |fs: &[Vec<u64>], i: usize, parts: &[&str]| fs[i].contains(&fnv(parts));
+        // A capitalised run ends before a keyword: "Hospital" starts a run of its own (set 2 on),
+        // where set 1 ran it on from the doctor's name.
+        assert!(has(&new, hospital, &["caprun", "0", "2"]) && has(&new, hospital, &["caprun_head", "hospital"]));
+        assert!(has(&old, hospital, &["caprun_head", "ana"]));
+        assert!(has(&new, carretera, &["caprun", "0", "1"]) && has(&new, carretera, &["kw", "0", "street"]));
+        assert!(has(&new, carretera - 1, &["kw", "1", "street"]));
+        // After the keyword: how far back it is, and whether a comma lies between.
+        assert!(has(&new, toledo, &["kw_before", "street", "1", "-"]));
+        assert!(has(&new, postcode, &["kw_before", "street", "3", "p"]));
+        assert!(has(&new, postcode, &["class", "5digits"]) && !has(&old, postcode, &["class", "5digits"]));
+        assert!(has(&new, at("Ana"), &["kw_before", "title", "2", "-"]));
+        // A kinship word, and the words beside it; none of this in set 1.
+        assert!(has(&new, at("madre"), &["kin", "0"]) && has(&new, at("su"), &["kin", "1"]));
+        assert!(!has(&old, at("madre"), &["kin", "0"]) && !has(&old, toledo, &["kw", "0", "-"]));
+        // Set 1 is what it was: every set-1 feature of a token is still computed for a set-1 tagger.
+        assert_eq!(old.len(), new.len());
     }
 
     #[test]

@@ -88,6 +88,14 @@ pub struct Perceptron {
     /// The first stage of a stacked tagger, whose tags are features of this one.
     #[serde(default)]
     stage1: Option<Box<Perceptron>>,
+    /// The token features it was trained on ([`features::FEATURE_SET`] when trained; 1 for
+    /// taggers saved before the field existed).
+    #[serde(default = "first_feature_set")]
+    feature_set: u32,
+}
+
+fn first_feature_set() -> u32 {
+    1
 }
 
 const MODEL_FILE: &str = "perceptron.json";
@@ -173,11 +181,12 @@ impl Perceptron {
 
     /// Hashed features of `tokens`, with a stacked tagger's first-stage features.
     fn raw_features(&self, doc: &Document, tokens: &[Token]) -> Vec<Vec<u64>> {
-        let mut fs = token_features(&doc.text, tokens);
+        let mut fs = token_features(&doc.text, tokens, self.feature_set);
         if let Some(s1) = &self.stage1 {
             // A first stage is never stacked itself (`train` trains it with `stack_folds` 0), so
             // its features are these token features: computed once for both stages.
             debug_assert!(s1.stage1.is_none(), "a first stage is not stacked");
+            debug_assert_eq!(s1.feature_set, self.feature_set, "both stages are trained on one feature set");
             let path = s1.decode(&s1.index(&fs), &s1.weights, &s1.transitions, s1.o_penalty);
             let tags: Vec<&str> = path.iter().map(|&y| s1.tags[y].as_str()).collect();
             stack_features(&doc.text, tokens, &tags, &mut fs);
@@ -457,7 +466,7 @@ fn train_stage(
         .map(|(i, d)| {
             let tokens = tokenize(&d.text);
             let gold = gold_tags(d, &tokens).iter().map(|t| tag_id[t]).collect();
-            let mut fs = token_features(&d.text, &tokens);
+            let mut fs = token_features(&d.text, &tokens, features::FEATURE_SET);
             if let Some((_, tagged)) = &stage1 {
                 let tags: Vec<&str> = tagged[i].iter().map(String::as_str).collect();
                 stack_features(&d.text, &tokens, &tags, &mut fs);
@@ -476,7 +485,7 @@ fn train_stage(
     let index: HashMap<u64, u32> = kept.iter().enumerate().map(|(i, h)| (*h, i as u32)).collect();
     let t = tags.len();
     let stage1 = stage1.map(|(p, _)| Box::new(p));
-    let mut model = Perceptron { tags, index, weights: vec![0.0; kept.len() * t], transitions: vec![0.0; (t + 1) * t], o_penalty: 0.0, stage1 };
+    let mut model = Perceptron { tags, index, weights: vec![0.0; kept.len() * t], transitions: vec![0.0; (t + 1) * t], o_penalty: 0.0, stage1, feature_set: features::FEATURE_SET };
     let seqs: Vec<Sequence> = raw
         .into_iter()
         .map(|(fs, gold)| Sequence { feats: fs.into_iter().map(|f| f.into_iter().filter_map(|h| model.index.get(&h).copied()).collect()).collect(), gold })

@@ -156,7 +156,7 @@ impl TrainArgs {
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// Model directory written by `ner train`.
+    /// Model directory written by `ner train` (or by `ner train-perceptron`).
     #[arg(long)]
     pub model: PathBuf,
     /// Documents to annotate (BRAT directory, JSONL or text).
@@ -169,6 +169,7 @@ pub struct PredictArgs {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
+    /// Model directory written by `ner train` (or by `ner train-perceptron`).
     #[arg(long)]
     pub model: PathBuf,
     /// Gold documents to predict and score.

@@ -1,6 +1,6 @@
 //! Benchmark: the perceptron floor on MEDDOCAN (train → model picked on dev → scored on test).
 //!
-//! cargo run --release -p perceptron --example meddocan -- ../shared/data/meddocan [EPOCHS] [MEMBERS] [MIN_FEATURE_COUNT] [STACK_FOLDS] [PREDICTIONS_DIR]
+//! cargo run --release -p perceptron --example meddocan -- ../shared/data/meddocan [EPOCHS] [MEMBERS] [MIN_FEATURE_COUNT] [STACK_FOLDS] [PREDICTIONS_DIR|-] [SEED]
 
 use corpus::{read_corpus, ReadOptions};
 use perceptron::{train, PerceptronConfig};
@@ -12,13 +12,14 @@ fn main() -> anyhow::Result<()> {
     let members: usize = std::env::args().nth(3).map_or(1, |e| e.parse().expect("MEMBERS is a number"));
     let min_feature_count: u32 = std::env::args().nth(4).map_or(1, |e| e.parse().expect("MIN_FEATURE_COUNT is a number"));
     let stack_folds: usize = std::env::args().nth(5).map_or(0, |e| e.parse().expect("STACK_FOLDS is a number"));
+    let seed: u64 = std::env::args().nth(7).map_or(42, |e| e.parse().expect("SEED is a number"));
     let read = |s: &str| read_corpus(&root.join(s), None, &ReadOptions::default()).map_err(anyhow::Error::msg);
     let (tr, dev, test) = (read("train")?, read("dev")?, read("test")?);
-    let (model, summary) = train(&PerceptronConfig { epochs, members, min_feature_count, stack_folds, ..Default::default() }, &tr, &dev, None)?;
+    let (model, summary) = train(&PerceptronConfig { epochs, members, min_feature_count, stack_folds, seed, ..Default::default() }, &tr, &dev, None)?;
     let t0 = std::time::Instant::now();
     let pred = model.predict(&test);
     let predict_secs = t0.elapsed().as_secs_f64();
-    if let Some(dir) = std::env::args().nth(6).map(PathBuf::from) {
+    if let Some(dir) = std::env::args().nth(6).filter(|d| d != "-").map(PathBuf::from) {
         // Dev and test predictions as JSONL, for error analysis.
         std::fs::create_dir_all(&dir)?;
         corpus::write_corpus(&dir.join("dev.jsonl"), None, &model.predict(&dev)).map_err(anyhow::Error::msg)?;

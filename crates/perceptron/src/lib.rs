@@ -9,6 +9,7 @@ mod gazetteer;
 
 use anyhow::{bail, Context, Result};
 use corpus::{tokenize, Document, Span, Token};
+pub use features::FEATURE_SET;
 use features::{stack_features, token_features};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -241,7 +242,22 @@ impl Perceptron {
 
     pub fn load(dir: &Path) -> Result<Self> {
         let p = dir.join(MODEL_FILE);
-        serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?).with_context(|| p.display().to_string())
+        let model: Self = serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?)
+            .with_context(|| p.display().to_string())?;
+        if model.feature_set > FEATURE_SET {
+            bail!(
+                "{}: trained with feature set {}, but this build computes feature sets 1 to {FEATURE_SET}; \
+                 predict with the synthdeid version that trained it, or retrain",
+                p.display(),
+                model.feature_set
+            );
+        }
+        Ok(model)
+    }
+
+    /// The token features it was trained on (and computes): see [`FEATURE_SET`].
+    pub fn feature_set(&self) -> u32 {
+        self.feature_set
     }
 
     /// Whether this is a stacked tagger (a first stage's tags are among its features).

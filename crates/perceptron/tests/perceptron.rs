@@ -1,5 +1,5 @@
 use corpus::{Document, Span};
-use perceptron::{train, Perceptron, PerceptronConfig};
+use perceptron::{train, Perceptron, PerceptronConfig, FEATURE_SET};
 
 fn doc(id: &str, text: &str, spans: &[(&str, &str)]) -> Document {
     let chars: Vec<char> = text.chars().collect();
@@ -35,6 +35,27 @@ fn learns_training_documents_and_round_trips() {
     // Same seed, same model.
     let (again, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, None).unwrap();
     assert_eq!(again.predict(&d), pred);
+}
+
+/// A tagger keeps the features it was trained on: one saved before taggers recorded their
+/// feature set loads as set 1, and one from a newer feature set than this build knows is refused.
+#[test]
+fn saved_taggers_keep_their_feature_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = docs();
+    let (model, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, Some(tmp.path())).unwrap();
+    assert_eq!(model.feature_set(), FEATURE_SET);
+    assert_eq!(Perceptron::load(tmp.path()).unwrap().feature_set(), FEATURE_SET);
+    let file = tmp.path().join("perceptron.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("feature_set").expect("the field is saved");
+    std::fs::write(&file, json.to_string()).unwrap();
+    let old = Perceptron::load(tmp.path()).unwrap();
+    assert_eq!(old.feature_set(), 1);
+    json["feature_set"] = serde_json::json!(FEATURE_SET + 1);
+    std::fs::write(&file, json.to_string()).unwrap();
+    let err = format!("{:#}", Perceptron::load(tmp.path()).unwrap_err());
+    assert!(err.contains(&format!("feature set {}", FEATURE_SET + 1)) && err.contains("perceptron.json"), "{err}");
 }
 
 #[test]

@@ -446,6 +446,21 @@ mod tests {
         assert_eq!(digest, 5002452636108914039, "feature set 1 changed: taggers saved with it would tag differently");
     }
 
+    /// The same for feature set 3 (the guide of BENCHMARKS.md's stacked5), so that a later set
+    /// cannot change what saved set-3 taggers compute.
+    #[test]
+    fn feature_set_3_is_frozen() {
+        let text = "Remitido por: Dra. Ana Gil Médico Hospital de Getafe Carretera Toledo, 28905 Getafe (Madrid).\n\
+                    Fecha: 22-3-09. NHC: 1234567. Su madre (Tobradex, Alcon Cusí, Madrid) ana@x.es junio 2009.\n\
+                    Hermana de 55 años; su hermano mayor, Ovidio, y el Centro de Salud Getafe.";
+        let tokens = corpus::tokenize(text);
+        let digest = token_features(text, &tokens, 3)
+            .iter()
+            .flatten()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, f| (h ^ f).wrapping_mul(0x0000_0100_0000_01b3));
+        assert_eq!(digest, 15333536674309605581, "feature set 3 changed: taggers saved with it would tag differently");
+    }
+
     #[test]
     fn stack_features_see_the_same_word_elsewhere_and_the_entities_around() {
         let text = "Pérez vive en Soria.\nPérez , Soria";

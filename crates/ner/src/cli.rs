@@ -105,6 +105,10 @@ pub struct TrainArgs {
     /// about 6× the guide's training time.
     #[arg(long)]
     pub guide_stack_folds: Option<usize>,
+    /// With --guide-stack-folds: train the encoder on the stacked guide's out-of-fold tags (the
+    /// kind it sees at prediction) instead of plain jackknifed perceptrons' tags.
+    #[arg(long)]
+    pub guide_stacked_inputs: bool,
     /// Dev metric that picks the best epoch.
     #[arg(long, value_parser = ["strict", "token"])]
     pub select: Option<String>,
@@ -143,6 +147,9 @@ impl TrainArgs {
         if let Some(d) = self.dropout {
             c.dropout = d;
             c.attention_dropout = d;
+        }
+        if self.guide_stacked_inputs {
+            c.guide_stacked_inputs = true;
         }
         if let Some(s) = &self.select {
             c.select_metric = if s == "token" { Metric::Token } else { Metric::Strict };

@@ -90,6 +90,12 @@ pub struct TrainConfig {
     /// `perceptron::PerceptronConfig::stack_folds`): a stronger guide for decoding, at about 6×
     /// its training time. The jackknife folds stay plain, for the reason above.
     pub guide_stack_folds: usize,
+    /// With a stacked guide (`guide_stack_folds` > 0): the tags the encoder trains on are the
+    /// stacked guide's own, out of fold (over `guide_folds` folds), rather than those of plain
+    /// jackknifed perceptrons. At prediction the encoder sees the stacked guide's tags, so this
+    /// trains it on tags as good as, and wrong where, those it will see. About the same time:
+    /// `guide_folds` second stages replace the plain jackknife.
+    pub guide_stacked_inputs: bool,
     pub epochs: usize,
     /// Stop (after a dev evaluation and a checkpoint) once this much training time is spent,
     /// counted across resumes.
@@ -140,6 +146,7 @@ impl Default for TrainConfig {
             guide_epochs: 20,
             guide_members: 1,
             guide_stack_folds: 0,
+            guide_stacked_inputs: false,
             epochs: 10,
             max_minutes: None,
             seed: 42,

@@ -134,6 +134,8 @@ pub fn train(
 
     // Guide training (stacking) counts towards the time budget.
     let guide_started = Instant::now();
+    // The guide's out-of-fold tags of `train`, when training the guide already gave them.
+    let mut guide_inputs: Option<Vec<Document>> = None;
     let (mut model, mut state) = if resuming {
         let saved: TrainConfig = serde_json::from_str(&std::fs::read_to_string(ckpt.join("training.json"))?)
             .context("checkpoint/training.json")?;
@@ -163,15 +165,26 @@ pub fn train(
         if cfg.guide_folds > 0 {
             progress.event(&Event::Guide { folds: cfg.guide_folds });
         }
-        (build_model(cfg, train, dev)?, state)
+        (build_model(cfg, train, dev, &mut guide_inputs)?, state)
     };
 
-    // The guide's tags for the training documents, each from a perceptron that did not see it.
+    // The guide's tags for the training documents, each from a tagger that did not see it.
     let jackknifed = if model.settings.guide {
-        if resuming {
-            progress.event(&Event::Guide { folds: cfg.guide_folds });
-        }
-        let j = jackknife_guide(cfg, train)?;
+        let j = match guide_inputs {
+            Some(j) => j,
+            None => {
+                // Resuming (the kept guide is in the checkpoint; its inputs are recomputed, seeded),
+                // or plain jackknifed inputs after a fresh guide.
+                if resuming {
+                    progress.event(&Event::Guide { folds: cfg.guide_folds });
+                }
+                if stacked_inputs(cfg)? {
+                    train_guide_with_inputs(cfg, train, dev)?.1
+                } else {
+                    jackknife_guide(cfg, train)?
+                }
+            }
+        };
         progress.event(&Event::GuideDone { seconds: guide_started.elapsed().as_secs_f64() });
         Some(j)
     } else {
@@ -413,6 +426,29 @@ fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Resul
     Ok(perceptron::train(&pc, train, dev, None)?.0)
 }
 
+/// Whether the encoder trains on the stacked guide's out-of-fold tags (see
+/// `TrainConfig::guide_stacked_inputs`).
+fn stacked_inputs(cfg: &TrainConfig) -> Result<bool> {
+    ensure!(
+        !cfg.guide_stacked_inputs || cfg.guide_stack_folds > 0,
+        "guide_stacked_inputs needs a stacked guide: set guide_stack_folds (e.g. 5) too"
+    );
+    Ok(cfg.guide_stacked_inputs)
+}
+
+/// The kept stacked guide and its own out-of-fold tags of `train` over `cfg.guide_folds` folds.
+fn train_guide_with_inputs(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Result<(perceptron::Perceptron, Vec<Document>)> {
+    ensure!(cfg.guide_epochs > 0, "guide_epochs must be positive");
+    ensure!(cfg.guide_folds >= 2, "guide_folds must be 0 (off) or at least 2");
+    let pc = perceptron::PerceptronConfig {
+        members: cfg.guide_members.max(1),
+        stack_folds: cfg.guide_stack_folds,
+        ..guide_config(cfg, cfg.guide_epochs)
+    };
+    let (p, _, oof) = perceptron::train_stacked_with_out_of_fold(&pc, cfg.guide_folds, train, dev)?;
+    Ok((p, oof))
+}
+
 /// Predictions of `train` by `cfg.guide_folds` perceptrons, each trained on the other folds for
 /// `cfg.guide_epochs` epochs; in the order of `train`.
 fn jackknife_guide(cfg: &TrainConfig, train: &[Document]) -> Result<Vec<Document>> {
@@ -423,10 +459,19 @@ fn jackknife_guide(cfg: &TrainConfig, train: &[Document]) -> Result<Vec<Document
 }
 
 /// A fresh model: from scratch (vocabulary trained on `train`) or from an HF checkpoint.
-fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Result<Model> {
+/// With stacked guide inputs, `guide_inputs` receives the guide's out-of-fold tags of `train`.
+fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document], guide_inputs: &mut Option<Vec<Document>>) -> Result<Model> {
     let labels = Labels::from_documents(train);
     ensure!(labels.len() > 1, "the training documents have no annotated spans");
-    let guide = if cfg.guide_folds > 0 { Some(train_guide(cfg, train, dev)?) } else { None };
+    let guide = if cfg.guide_folds == 0 {
+        None
+    } else if stacked_inputs(cfg)? {
+        let (g, oof) = train_guide_with_inputs(cfg, train, dev)?;
+        *guide_inputs = Some(oof);
+        Some(g)
+    } else {
+        Some(train_guide(cfg, train, dev)?)
+    };
     let settings = TaggerSettings {
         window: cfg.window,
         stride: cfg.predict_stride,

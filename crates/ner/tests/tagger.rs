@@ -274,3 +274,23 @@ fn stacked_guide_is_kept_and_loaded() {
     assert!(model.guide.as_ref().expect("a guide").is_stacked());
     assert_eq!(model.predict(&docs).unwrap().len(), docs.len());
 }
+
+/// `guide_stacked_inputs`: the encoder trains on the stacked guide's own out-of-fold tags; the
+/// model trains, loads and predicts, a second start resumes from the checkpoint (recomputing
+/// those tags), and the setting without a stacked guide is refused with what to set.
+#[test]
+fn stacked_guide_inputs_train_resume_and_need_a_stacked_guide() {
+    let docs = docs();
+    let cfg = TrainConfig { guide_folds: 3, guide_epochs: 3, guide_stack_folds: 3, guide_stacked_inputs: true, ..tiny_cfg(20) };
+    let dir = tempfile::tempdir().unwrap();
+    let first = ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    let model = Model::load(dir.path()).unwrap();
+    assert!(model.guide.as_ref().expect("a guide").is_stacked());
+    let pred = model.predict(&docs).unwrap();
+    let again = ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    assert_eq!(again.best_dev.map(|d| d.strict_f1), first.best_dev.map(|d| d.strict_f1));
+    assert_eq!(Model::load(dir.path()).unwrap().predict(&docs).unwrap(), pred);
+    let bad = TrainConfig { guide_stack_folds: 0, ..cfg };
+    let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
+    assert!(format!("{err:#}").contains("guide_stack_folds"), "{err:#}");
+}

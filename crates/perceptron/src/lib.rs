@@ -175,6 +175,16 @@ impl Perceptron {
         self.decode(&self.featurize(doc, tokens), &self.weights, &self.transitions, self.o_penalty)
     }
 
+    /// A second stage's tags of `tokens` from the given first-stage tags (not its own first
+    /// stage's): for out-of-fold tagging, where those come from a jackknifed first stage.
+    fn tag_path_after(&self, doc: &Document, tokens: &[Token], stage1_tags: &[String]) -> Vec<usize> {
+        debug_assert!(self.stage1.is_some(), "only a second stage takes first-stage tags");
+        let mut fs = token_features(&doc.text, tokens, self.feature_set);
+        let tags: Vec<&str> = stage1_tags.iter().map(String::as_str).collect();
+        stack_features(&doc.text, tokens, &tags, &mut fs);
+        self.decode(&self.index(&fs), &self.weights, &self.transitions, self.o_penalty)
+    }
+
     /// The predicted tags of `tokens` as strings.
     fn tag_strings(&self, doc: &Document, tokens: &[Token]) -> Vec<String> {
         self.tag_path(doc, tokens).iter().map(|&y| self.tags[y].clone()).collect()
@@ -408,14 +418,7 @@ pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: 
     let (model, mut summary) = if cfg.stack_folds == 0 {
         train_stage(cfg, train, dev, None)?
     } else {
-        if cfg.stack_folds < 2 || cfg.stack_folds > train.len() {
-            bail!("stack_folds must be 0 (off) or between 2 and the number of training documents ({}), not {}", train.len(), cfg.stack_folds);
-        }
-        let stage1_cfg = PerceptronConfig { stack_folds: 0, ..cfg.clone() };
-        // Each training document's first-stage tags come from a tagger that did not train on
-        // it, so the second stage learns how far to trust tags on unseen text.
-        let tagged = jackknife(&stage1_cfg, cfg.stack_folds, train, dev, |p, d| p.tag_strings(d, &tokenize(&d.text)))?;
-        let (stage1, stage1_summary) = train_stage(&stage1_cfg, train, dev, None)?;
+        let (stage1, stage1_summary, tagged) = first_stage(cfg, train, dev)?;
         let (model, mut summary) = train_stage(cfg, train, dev, Some((stage1, tagged)))?;
         summary.stack_folds = cfg.stack_folds;
         summary.stage1 = Some(Box::new(stage1_summary));
@@ -455,6 +458,68 @@ pub fn jackknife<T: Send>(
         .collect::<Result<_>>()?;
     let mut by_id: HashMap<String, T> = tagged.into_iter().flatten().collect();
     Ok(train.iter().map(|d| by_id.remove(&d.id).expect("every document is in one held-out fold")).collect())
+}
+
+/// The first stage of a stacked tagger (`cfg.stack_folds` > 0), trained on all of `train`, and
+/// each training document's first-stage tags from a tagger that did not train on it (jackknifed
+/// over `cfg.stack_folds` folds), so the second stage learns how far to trust tags on unseen text.
+fn first_stage(cfg: &PerceptronConfig, train: &[Document], dev: &[Document]) -> Result<(Perceptron, PerceptronSummary, Vec<Vec<String>>)> {
+    if cfg.stack_folds < 2 || cfg.stack_folds > train.len() {
+        bail!("stack_folds must be 0 (off) or between 2 and the number of training documents ({}), not {}", train.len(), cfg.stack_folds);
+    }
+    let stage1_cfg = PerceptronConfig { stack_folds: 0, ..cfg.clone() };
+    let tagged = jackknife(&stage1_cfg, cfg.stack_folds, train, dev, |p, d| p.tag_strings(d, &tokenize(&d.text)))?;
+    let (stage1, summary) = train_stage(&stage1_cfg, train, dev, None)?;
+    Ok((stage1, summary, tagged))
+}
+
+/// A stacked tagger (as [`train`] trains it; `cfg.stack_folds` > 0) and its out-of-fold
+/// predictions of `train`: each document tagged by a second stage trained, the same way, on the
+/// other `folds` − 1 folds, from the document's jackknifed first-stage tags. These are what a
+/// stacked tagger's tags look like on text it did not see, for a model stacked on it in turn
+/// (the NER encoder). The first-stage jackknife is shared with the returned tagger's training,
+/// so this costs `folds` more second stages, trained in parallel with the kept one.
+pub fn train_stacked_with_out_of_fold(
+    cfg: &PerceptronConfig,
+    folds: usize,
+    train: &[Document],
+    dev: &[Document],
+) -> Result<(Perceptron, PerceptronSummary, Vec<Document>)> {
+    if cfg.epochs == 0 {
+        bail!("epochs must be at least 1");
+    }
+    let t0 = std::time::Instant::now();
+    let (stage1, stage1_summary, tagged) = first_stage(cfg, train, dev)?;
+    let outer = corpus::split::k_fold(train, folds, cfg.seed).map_err(anyhow::Error::msg)?;
+    let tags_of: HashMap<&str, &Vec<String>> = train.iter().map(|d| d.id.as_str()).zip(&tagged).collect();
+    let (kept, out_of_fold) = rayon::join(
+        || train_stage(cfg, train, dev, Some((stage1.clone(), tagged.clone()))),
+        || -> Result<Vec<Document>> {
+            let tagged: Vec<Vec<(String, Document)>> = outer
+                .par_iter()
+                .map(|(fold_train, held_out)| -> Result<_> {
+                    let t = fold_train.iter().map(|d| tags_of[d.id.as_str()].clone()).collect();
+                    // The kept first stage only tags dev here, for picking the epoch and penalty.
+                    let (p, _) = train_stage(cfg, fold_train, dev, Some((stage1.clone(), t)))?;
+                    Ok(held_out
+                        .iter()
+                        .map(|d| {
+                            let tokens = tokenize(&d.text);
+                            let path = p.tag_path_after(d, &tokens, tags_of[d.id.as_str()]);
+                            (d.id.clone(), Document { id: d.id.clone(), text: d.text.clone(), spans: spans_of(&p.tags, &tokens, &path) })
+                        })
+                        .collect())
+                })
+                .collect::<Result<_>>()?;
+            let mut by_id: HashMap<String, Document> = tagged.into_iter().flatten().collect();
+            Ok(train.iter().map(|d| by_id.remove(&d.id).expect("every document is in one held-out fold")).collect())
+        },
+    );
+    let (model, mut summary) = kept?;
+    summary.stack_folds = cfg.stack_folds;
+    summary.stage1 = Some(Box::new(stage1_summary));
+    summary.seconds = t0.elapsed().as_secs_f64();
+    Ok((model, summary, out_of_fold?))
 }
 
 /// One tagger: with `stage1`, a stacked second stage whose training documents carry the given

@@ -1,5 +1,5 @@
 use corpus::{Document, Span};
-use perceptron::{train, Perceptron, PerceptronConfig, FEATURE_SET};
+use perceptron::{train, train_stacked_with_out_of_fold, Perceptron, PerceptronConfig, FEATURE_SET};
 
 fn doc(id: &str, text: &str, spans: &[(&str, &str)]) -> Document {
     let chars: Vec<char> = text.chars().collect();
@@ -124,4 +124,31 @@ fn stacked_tagger_keeps_its_first_stage_and_learns() {
         let err = train(&PerceptronConfig { stack_folds: bad, ..cfg.clone() }, &d, &d, None).unwrap_err().to_string();
         assert!(err.contains("stack_folds"), "{err}");
     }
+}
+
+/// A stacked tagger's out-of-fold predictions: every training document, in order, tagged by a
+/// second stage that did not train on it (a label only one document has is then not predicted
+/// there), while the kept tagger is the one `train` gives.
+#[test]
+fn stacked_out_of_fold_predictions_come_from_taggers_that_did_not_see_the_document() {
+    let mut d = docs();
+    d.push(doc("d", "Nombre: Rosa Vidal.\nNHC: 31415.\nVive en Lugo.", &[("Rosa Vidal", "NOMBRE"), ("31415", "ID"), ("Lugo", "TERRITORIO")]));
+    d.push(doc("e", "Nombre: Juan Mora.\nNHC: 27182.\nVive en Ávila.", &[("Juan Mora", "NOMBRE"), ("27182", "ID"), ("Ávila", "TERRITORIO")]));
+    let odd = "Nombre: Pilar Soto.\nNHC: 16180.\nIngresa en Clínica Ebro.";
+    d.push(doc("z", odd, &[("Pilar Soto", "NOMBRE"), ("16180", "ID"), ("Clínica Ebro", "HOSPITAL")]));
+    let cfg = PerceptronConfig { epochs: 8, stack_folds: 3, ..Default::default() };
+    let (kept, summary, oof) = train_stacked_with_out_of_fold(&cfg, 3, &d, &d).unwrap();
+    assert!(kept.is_stacked() && summary.stage1.is_some());
+    let ids: Vec<&str> = oof.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c", "d", "e", "z"]);
+    assert!(oof.iter().zip(&d).all(|(p, g)| p.text == g.text));
+    let has_hospital = |p: &Document| p.spans.iter().any(|s| s.label == "HOSPITAL");
+    assert!(has_hospital(&kept.predict(&d[5..])[0]), "the kept tagger trained on z");
+    assert!(!has_hospital(&oof[5]), "z's fold never saw a HOSPITAL");
+    // The names of the other documents follow a pattern the folds did see.
+    assert!(oof[..5].iter().all(|p| p.spans.iter().any(|s| s.label == "NOMBRE")));
+    let (plain, _) = train(&cfg, &d, &d, None).unwrap();
+    let new = doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[]);
+    assert_eq!(kept.predict(&[new.clone()]), plain.predict(&[new]));
+    assert!(train_stacked_with_out_of_fold(&PerceptronConfig { stack_folds: 0, ..cfg }, 3, &d, &d).is_err());
 }

@@ -417,13 +417,17 @@ fn guide_config(cfg: &TrainConfig, epochs: usize) -> perceptron::PerceptronConfi
 
 /// The guide perceptron kept in the model: trained on all of `train`, its epoch picked on `dev`.
 fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Result<perceptron::Perceptron> {
+    Ok(perceptron::train(&kept_guide_config(cfg)?, train, dev, None)?.0)
+}
+
+/// The settings of the guide kept in the model (members and stacking on top of the folds').
+fn kept_guide_config(cfg: &TrainConfig) -> Result<perceptron::PerceptronConfig> {
     ensure!(cfg.guide_epochs > 0, "guide_epochs must be positive");
-    let pc = perceptron::PerceptronConfig {
+    Ok(perceptron::PerceptronConfig {
         members: cfg.guide_members.max(1),
         stack_folds: cfg.guide_stack_folds,
         ..guide_config(cfg, cfg.guide_epochs)
-    };
-    Ok(perceptron::train(&pc, train, dev, None)?.0)
+    })
 }
 
 /// Whether the encoder trains on the stacked guide's out-of-fold tags (see
@@ -438,14 +442,8 @@ fn stacked_inputs(cfg: &TrainConfig) -> Result<bool> {
 
 /// The kept stacked guide and its own out-of-fold tags of `train` over `cfg.guide_folds` folds.
 fn train_guide_with_inputs(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Result<(perceptron::Perceptron, Vec<Document>)> {
-    ensure!(cfg.guide_epochs > 0, "guide_epochs must be positive");
     ensure!(cfg.guide_folds >= 2, "guide_folds must be 0 (off) or at least 2");
-    let pc = perceptron::PerceptronConfig {
-        members: cfg.guide_members.max(1),
-        stack_folds: cfg.guide_stack_folds,
-        ..guide_config(cfg, cfg.guide_epochs)
-    };
-    let (p, _, oof) = perceptron::train_stacked_with_out_of_fold(&pc, cfg.guide_folds, train, dev)?;
+    let (p, _, oof) = perceptron::train_stacked_with_out_of_fold(&kept_guide_config(cfg)?, cfg.guide_folds, train, dev)?;
     Ok((p, oof))
 }
 

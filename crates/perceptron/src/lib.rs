@@ -77,7 +77,8 @@ pub struct PerceptronSummary {
 pub struct Perceptron {
     /// BIO tags; index 0 is `O`.
     pub tags: Vec<String>,
-    /// Feature hash → row of `weights`.
+    /// Feature hash → row of `weights`. Saved in hash order, so that one seed saves one file.
+    #[serde(serialize_with = "in_key_order")]
     index: HashMap<u64, u32>,
     /// `[feature][tag]`, averaged.
     weights: Vec<f32>,
@@ -93,6 +94,10 @@ pub struct Perceptron {
     /// taggers saved before the field existed).
     #[serde(default = "first_feature_set")]
     feature_set: u32,
+}
+
+fn in_key_order<S: serde::Serializer>(map: &HashMap<u64, u32>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    map.iter().collect::<std::collections::BTreeMap<_, _>>().serialize(s)
 }
 
 fn first_feature_set() -> u32 {

@@ -120,6 +120,11 @@ fn stacked_tagger_keeps_its_first_stage_and_learns() {
     assert_eq!(loaded.predict(&[new.clone()]), model.predict(&[new.clone()]));
     let (again, _) = train(&cfg, &d, &d, None).unwrap();
     assert_eq!(again.predict(&[new]), loaded.predict(&[doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[])]));
+    // Same seed, same file, byte for byte (feature maps are saved in key order).
+    let tmp2 = tempfile::tempdir().unwrap();
+    again.save(tmp2.path()).unwrap();
+    let read = |p: &std::path::Path| std::fs::read(p.join("perceptron.json")).unwrap();
+    assert!(read(tmp.path()) == read(tmp2.path()), "two trainings with one seed saved different files");
     for bad in [1, 4] {
         let err = train(&PerceptronConfig { stack_folds: bad, ..cfg.clone() }, &d, &d, None).unwrap_err().to_string();
         assert!(err.contains("stack_folds"), "{err}");

@@ -432,18 +432,22 @@ mod tests {
         assert!(!has(&old, at("madre"), &["kin", "0"]) && !has(&old, toledo, &["kw", "0", "-"]));
     }
 
+    /// One number for every feature of every token of `text` in feature set `set`, in order.
+    fn digest_of_features(text: &str, set: u32) -> u64 {
+        let tokens = corpus::tokenize(text);
+        token_features(text, &tokens, set)
+            .iter()
+            .flatten()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, f| (h ^ f).wrapping_mul(0x0000_0100_0000_01b3))
+    }
+
     /// Taggers saved with feature set 1 still compute exactly its features: a digest of every
     /// feature of a text that exercises all of them, taken when set 1 was the only set.
     #[test]
     fn feature_set_1_is_frozen() {
         let text = "Remitido por: Dra. Ana Gil Hospital de Getafe Carretera Toledo, 28905 Getafe (Madrid).\n\
                     Fecha: 22-3-09. NHC: 1234567. Su madre (Tobradex, Alcon Cusí, Madrid) ana@x.es junio 2009";
-        let tokens = corpus::tokenize(text);
-        let digest = token_features(text, &tokens, 1)
-            .iter()
-            .flatten()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, f| (h ^ f).wrapping_mul(0x0000_0100_0000_01b3));
-        assert_eq!(digest, 5002452636108914039, "feature set 1 changed: taggers saved with it would tag differently");
+        assert_eq!(digest_of_features(text, 1), 5002452636108914039, "feature set 1 changed: taggers saved with it would tag differently");
     }
 
     /// The same for feature set 3 (the guide of BENCHMARKS.md's stacked5), so that a later set
@@ -453,12 +457,7 @@ mod tests {
         let text = "Remitido por: Dra. Ana Gil Médico Hospital de Getafe Carretera Toledo, 28905 Getafe (Madrid).\n\
                     Fecha: 22-3-09. NHC: 1234567. Su madre (Tobradex, Alcon Cusí, Madrid) ana@x.es junio 2009.\n\
                     Hermana de 55 años; su hermano mayor, Ovidio, y el Centro de Salud Getafe.";
-        let tokens = corpus::tokenize(text);
-        let digest = token_features(text, &tokens, 3)
-            .iter()
-            .flatten()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, f| (h ^ f).wrapping_mul(0x0000_0100_0000_01b3));
-        assert_eq!(digest, 15333536674309605581, "feature set 3 changed: taggers saved with it would tag differently");
+        assert_eq!(digest_of_features(text, 3), 15333536674309605581, "feature set 3 changed: taggers saved with it would tag differently");
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub struct PerceptronSummary {
 pub struct Perceptron {
     /// BIO tags; index 0 is `O`.
     pub tags: Vec<String>,
-    /// Feature hash → row of `weights`. Saved in hash order, so that one seed saves one file.
+    /// Feature hash → row of `weights`. Saved in key order, so that one seed saves one file.
     #[serde(serialize_with = "in_key_order")]
     index: HashMap<u64, u32>,
     /// `[feature][tag]`, averaged.
@@ -448,17 +448,30 @@ pub fn jackknife<T: Send>(
     dev: &[Document],
     tag: impl Fn(&Perceptron, &Document) -> T + Sync,
 ) -> Result<Vec<T>> {
-    // Results are matched back to documents by id: refuse repeated ids before any training.
+    out_of_fold(k, cfg.seed, train, |fold_train| Ok(self::train(cfg, fold_train, dev, None)?.0), tag)
+}
+
+/// `k` models, each fitted by `fit` on all of `train` but one fold (seeded), and `tag` applied by
+/// each to the documents of the fold it did not see; in the order of `train`. Folds run in
+/// parallel.
+fn out_of_fold<M, T: Send>(
+    k: usize,
+    seed: u64,
+    train: &[Document],
+    fit: impl Fn(&[Document]) -> Result<M> + Sync,
+    tag: impl Fn(&M, &Document) -> T + Sync,
+) -> Result<Vec<T>> {
+    // Results are matched back to documents by id: refuse repeated ids before any fitting.
     let mut seen = std::collections::HashSet::new();
     if let Some(d) = train.iter().find(|d| !seen.insert(d.id.as_str())) {
         bail!("document id {:?} appears twice in the training corpus", d.id);
     }
-    let folds = corpus::split::k_fold(train, k, cfg.seed).map_err(anyhow::Error::msg)?;
+    let folds = corpus::split::k_fold(train, k, seed).map_err(anyhow::Error::msg)?;
     let tagged: Vec<Vec<(String, T)>> = folds
         .par_iter()
         .map(|(fold_train, held_out)| -> Result<_> {
-            let (p, _) = self::train(cfg, fold_train, dev, None)?;
-            Ok(held_out.iter().map(|d| (d.id.clone(), tag(&p, d))).collect())
+            let m = fit(fold_train)?;
+            Ok(held_out.iter().map(|d| (d.id.clone(), tag(&m, d))).collect())
         })
         .collect::<Result<_>>()?;
     let mut by_id: HashMap<String, T> = tagged.into_iter().flatten().collect();
@@ -495,29 +508,25 @@ pub fn train_stacked_with_out_of_fold(
     }
     let t0 = std::time::Instant::now();
     let (stage1, stage1_summary, tagged) = first_stage(cfg, train, dev)?;
-    let outer = corpus::split::k_fold(train, folds, cfg.seed).map_err(anyhow::Error::msg)?;
     let tags_of: HashMap<&str, &Vec<String>> = train.iter().map(|d| d.id.as_str()).zip(&tagged).collect();
     let (kept, out_of_fold) = rayon::join(
         || train_stage(cfg, train, dev, Some((stage1.clone(), tagged.clone()))),
-        || -> Result<Vec<Document>> {
-            let tagged: Vec<Vec<(String, Document)>> = outer
-                .par_iter()
-                .map(|(fold_train, held_out)| -> Result<_> {
+        || {
+            out_of_fold(
+                folds,
+                cfg.seed,
+                train,
+                |fold_train| {
                     let t = fold_train.iter().map(|d| tags_of[d.id.as_str()].clone()).collect();
                     // The kept first stage only tags dev here, for picking the epoch and penalty.
-                    let (p, _) = train_stage(cfg, fold_train, dev, Some((stage1.clone(), t)))?;
-                    Ok(held_out
-                        .iter()
-                        .map(|d| {
-                            let tokens = tokenize(&d.text);
-                            let path = p.tag_path_after(d, &tokens, tags_of[d.id.as_str()]);
-                            (d.id.clone(), Document { id: d.id.clone(), text: d.text.clone(), spans: spans_of(&p.tags, &tokens, &path) })
-                        })
-                        .collect())
-                })
-                .collect::<Result<_>>()?;
-            let mut by_id: HashMap<String, Document> = tagged.into_iter().flatten().collect();
-            Ok(train.iter().map(|d| by_id.remove(&d.id).expect("every document is in one held-out fold")).collect())
+                    Ok(train_stage(cfg, fold_train, dev, Some((stage1.clone(), t)))?.0)
+                },
+                |p, d| {
+                    let tokens = tokenize(&d.text);
+                    let path = p.tag_path_after(d, &tokens, tags_of[d.id.as_str()]);
+                    Document { id: d.id.clone(), text: d.text.clone(), spans: spans_of(&p.tags, &tokens, &path) }
+                },
+            )
         },
     );
     let (model, mut summary) = kept?;

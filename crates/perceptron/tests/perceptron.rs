@@ -155,5 +155,10 @@ fn stacked_out_of_fold_predictions_come_from_taggers_that_did_not_see_the_docume
     let (plain, _) = train(&cfg, &d, &d, None).unwrap();
     let new = doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[]);
     assert_eq!(kept.predict(&[new.clone()]), plain.predict(&[new]));
-    assert!(train_stacked_with_out_of_fold(&PerceptronConfig { stack_folds: 0, ..cfg }, 3, &d, &d).is_err());
+    assert!(train_stacked_with_out_of_fold(&PerceptronConfig { stack_folds: 0, ..cfg.clone() }, 3, &d, &d).is_err());
+    // Out-of-fold results are matched back by id: a repeated id is refused, naming it.
+    let mut twice = d.clone();
+    twice[1].id = "a".into();
+    let err = train_stacked_with_out_of_fold(&cfg, 3, &twice, &d).unwrap_err().to_string();
+    assert!(err.contains("\"a\" appears twice"), "{err}");
 }

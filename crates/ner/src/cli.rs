@@ -109,6 +109,11 @@ pub struct TrainArgs {
     /// kind it sees at prediction) instead of plain jackknifed perceptrons' tags.
     #[arg(long)]
     pub guide_stacked_inputs: bool,
+    /// Feature sets of the kept guide, comma-separated: one perceptron per entry, decoded
+    /// together as a committee (e.g. 3,3,1: two on the newest features, one on the first set;
+    /// each costs its training time again). Default: one, on the newest set.
+    #[arg(long, value_delimiter = ',')]
+    pub guide_feature_sets: Option<Vec<u32>>,
     /// Dev metric that picks the best epoch.
     #[arg(long, value_parser = ["strict", "token"])]
     pub select: Option<String>,
@@ -141,7 +146,8 @@ impl TrainArgs {
              weight_decay => weight_decay, max_grad_norm => max_grad_norm, window => window,
              stride => predict_stride, train_stride => train_stride, shape_buckets => shape_buckets,
              word_buckets => word_buckets, affix_buckets => affix_buckets,
-             guide_folds => guide_folds, guide_members => guide_members, guide_stack_folds => guide_stack_folds);
+             guide_folds => guide_folds, guide_members => guide_members, guide_stack_folds => guide_stack_folds,
+             guide_feature_sets => guide_feature_sets);
         set_opt!(init => init, max_minutes => max_minutes, hidden_size => hidden_size, layers => num_layers,
                  heads => num_heads, ffn => intermediate_size, vocab_size => vocab_size, lr => lr);
         if let Some(d) = self.dropout {

@@ -96,6 +96,12 @@ pub struct TrainConfig {
     /// trains it on tags as good as, and wrong where, those it will see. About the same time:
     /// `guide_folds` second stages replace the plain jackknife.
     pub guide_stacked_inputs: bool,
+    /// The kept guide's token feature sets (see `perceptron::PerceptronConfig::feature_sets`): one
+    /// entry is one perceptron; more make it a committee of perceptrons, one per entry, each
+    /// on its own seed (and its own stacking folds), decoded as one. A committee's taggers err
+    /// in different places, so it is a stronger guide; each costs its training time again. The
+    /// jackknifed input tags come from perceptrons on the first entry's features.
+    pub guide_feature_sets: Vec<u32>,
     pub epochs: usize,
     /// Stop (after a dev evaluation and a checkpoint) once this much training time is spent,
     /// counted across resumes.
@@ -147,6 +153,7 @@ impl Default for TrainConfig {
             guide_members: 1,
             guide_stack_folds: 0,
             guide_stacked_inputs: false,
+            guide_feature_sets: vec![perceptron::FEATURE_SET],
             epochs: 10,
             max_minutes: None,
             seed: 42,

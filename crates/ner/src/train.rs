@@ -411,8 +411,12 @@ fn save_checkpoint(dir: &Path, model: &Model, opt: &AdamW, state: &State, cfg: &
     })
 }
 
-fn guide_config(cfg: &TrainConfig, epochs: usize) -> perceptron::PerceptronConfig {
-    perceptron::PerceptronConfig { epochs, seed: cfg.seed, ..Default::default() }
+/// A plain (single, unstacked) guide perceptron's settings, on the first of the guide's feature sets.
+fn guide_config(cfg: &TrainConfig, epochs: usize) -> Result<perceptron::PerceptronConfig> {
+    let Some(&first) = cfg.guide_feature_sets.first() else {
+        bail!("guide_feature_sets is empty: give at least one feature set (e.g. [{}])", perceptron::FEATURE_SET);
+    };
+    Ok(perceptron::PerceptronConfig { epochs, seed: cfg.seed, feature_sets: vec![first], ..Default::default() })
 }
 
 /// The guide perceptron kept in the model: trained on all of `train`, its epoch picked on `dev`.
@@ -426,7 +430,8 @@ fn kept_guide_config(cfg: &TrainConfig) -> Result<perceptron::PerceptronConfig> 
     Ok(perceptron::PerceptronConfig {
         members: cfg.guide_members.max(1),
         stack_folds: cfg.guide_stack_folds,
-        ..guide_config(cfg, cfg.guide_epochs)
+        feature_sets: cfg.guide_feature_sets.clone(),
+        ..guide_config(cfg, cfg.guide_epochs)?
     })
 }
 
@@ -436,6 +441,10 @@ fn stacked_inputs(cfg: &TrainConfig) -> Result<bool> {
     ensure!(
         !cfg.guide_stacked_inputs || cfg.guide_stack_folds > 0,
         "guide_stacked_inputs needs a stacked guide: set guide_stack_folds (e.g. 5) too"
+    );
+    ensure!(
+        !cfg.guide_stacked_inputs || cfg.guide_feature_sets.len() <= 1,
+        "guide_stacked_inputs takes one stacked guide's out-of-fold tags, not a committee's: give one guide feature set, or drop guide_stacked_inputs"
     );
     Ok(cfg.guide_stacked_inputs)
 }
@@ -451,7 +460,7 @@ fn train_guide_with_inputs(cfg: &TrainConfig, train: &[Document], dev: &[Documen
 /// `cfg.guide_epochs` epochs; in the order of `train`.
 fn jackknife_guide(cfg: &TrainConfig, train: &[Document]) -> Result<Vec<Document>> {
     ensure!(cfg.guide_folds >= 2, "guide_folds must be 0 (off) or at least 2");
-    perceptron::jackknife(&guide_config(cfg, cfg.guide_epochs), cfg.guide_folds, train, &[], |p, d| {
+    perceptron::jackknife(&guide_config(cfg, cfg.guide_epochs)?, cfg.guide_folds, train, &[], |p, d| {
         p.predict(std::slice::from_ref(d)).pop().expect("one prediction per document")
     })
 }

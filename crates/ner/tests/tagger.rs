@@ -294,3 +294,23 @@ fn stacked_guide_inputs_train_resume_and_need_a_stacked_guide() {
     let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
     assert!(format!("{err:#}").contains("guide_stack_folds"), "{err:#}");
 }
+
+/// `guide_feature_sets` with two entries: the kept guide is a committee of two perceptrons (one
+/// per feature set), saved and loaded whole; stacked inputs from a committee, and no feature set
+/// at all, are refused with what to set.
+#[test]
+fn committee_guide_is_kept_and_loaded() {
+    let docs = docs();
+    let cfg = TrainConfig { guide_folds: 3, guide_epochs: 3, guide_feature_sets: vec![perceptron::FEATURE_SET, 1], ..tiny_cfg(4) };
+    let dir = tempfile::tempdir().unwrap();
+    ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    let model = Model::load(dir.path()).unwrap();
+    assert_eq!(model.guide.as_ref().expect("a guide").committee_size(), 2);
+    assert_eq!(model.predict(&docs).unwrap().len(), docs.len());
+    let bad = TrainConfig { guide_stack_folds: 3, guide_stacked_inputs: true, ..cfg.clone() };
+    let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
+    assert!(format!("{err:#}").contains("not a committee"), "{err:#}");
+    let none = TrainConfig { guide_feature_sets: vec![], ..cfg };
+    let err = ner::train(&none, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
+    assert!(format!("{err:#}").contains("guide_feature_sets is empty"), "{err:#}");
+}

@@ -2,7 +2,8 @@
 //! shape, prefixes and suffixes, and the same for ±2 neighbours) and BIO-constrained Viterbi
 //! decoding. It is the floor: trained in minutes on one core, it is what a neural annotator has
 //! to beat to be worth its cost, and a fast annotator for pipelines that need one. Optionally two
-//! are stacked (`stack_folds`): the second also sees the first one's tags.
+//! are stacked (`stack_folds`): the second also sees the first one's tags. Several (each on its
+//! own seed and feature set) can be decoded together as one committee (`feature_sets`).
 
 mod features;
 mod gazetteer;
@@ -39,12 +40,18 @@ pub struct PerceptronConfig {
     /// stage trains on the first stage's tags of training documents it did not see: those of
     /// k taggers, each trained on the other k − 1 folds. 0 is off.
     pub stack_folds: usize,
+    /// The token features ([`FEATURE_SET`] and the earlier sets it grew from) of each tagger of a
+    /// committee: one tagger per entry, each trained on its own seed (`seed` for the first,
+    /// `seed + 1000·i` for the i-th), decoded together as one (their scores added, each scaled
+    /// to the first's). Taggers on different features err in different places; two or three
+    /// beat each of them alone. One entry is a single tagger.
+    pub feature_sets: Vec<u32>,
     pub seed: u64,
 }
 
 impl Default for PerceptronConfig {
     fn default() -> Self {
-        PerceptronConfig { epochs: 20, min_feature_count: 1, tune_o_penalty: true, members: 1, stack_folds: 0, seed: 42 }
+        PerceptronConfig { epochs: 20, min_feature_count: 1, tune_o_penalty: true, members: 1, stack_folds: 0, feature_sets: vec![FEATURE_SET], seed: 42 }
     }
 }
 
@@ -67,6 +74,12 @@ pub struct PerceptronSummary {
     pub stack_folds: usize,
     #[serde(default)]
     pub stage1: Option<Box<PerceptronSummary>>,
+    /// With a committee: the other taggers' own summaries, and the committee's dev token F1
+    /// (this summary's other fields are the first tagger's).
+    #[serde(default)]
+    pub committee: Vec<PerceptronSummary>,
+    #[serde(default)]
+    pub committee_dev_token_f1: Option<f64>,
     pub features: usize,
     pub tags: usize,
     pub seconds: f64,
@@ -94,6 +107,17 @@ pub struct Perceptron {
     /// taggers saved before the field existed).
     #[serde(default = "first_feature_set")]
     feature_set: u32,
+    /// Further taggers decoded with this one as one committee: their scores, each times its
+    /// weight, are added to this one's (see [`PerceptronConfig::feature_sets`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    committee: Vec<CommitteeMember>,
+}
+
+/// A tagger of a committee, and the weight that brings its scores to the first tagger's scale.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CommitteeMember {
+    tagger: Perceptron,
+    weight: f32,
 }
 
 fn in_key_order<S: serde::Serializer>(map: &HashMap<u64, u32>, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -131,53 +155,16 @@ impl Perceptron {
 
     /// Viterbi over emission + transition scores, with invalid BIO transitions forbidden.
     fn decode(&self, feats: &[Vec<u32>], weights: &[f32], transitions: &[f32], o_penalty: f32) -> Vec<usize> {
-        let t = self.n_tags();
-        let n = feats.len();
-        if n == 0 {
-            return vec![];
-        }
-        let emit = |i: usize, out: &mut [f32]| emission(&feats[i], weights, o_penalty, out);
-        let mut score = vec![f32::NEG_INFINITY; n * t];
-        let mut back = vec![0u16; n * t];
-        let mut e = vec![0f32; t];
-        emit(0, &mut e);
-        for y in 0..t {
-            if allowed(&self.tags, None, y) {
-                score[y] = e[y] + transitions[t * t + y];
-            }
-        }
-        for i in 1..n {
-            emit(i, &mut e);
-            for y in 0..t {
-                let mut best = f32::NEG_INFINITY;
-                let mut arg = 0;
-                for p in 0..t {
-                    let s = score[(i - 1) * t + p];
-                    if s == f32::NEG_INFINITY || !allowed(&self.tags, Some(p), y) {
-                        continue;
-                    }
-                    let s = s + transitions[p * t + y];
-                    if s > best {
-                        best = s;
-                        arg = p;
-                    }
-                }
-                score[i * t + y] = best + e[y];
-                back[i * t + y] = arg as u16;
-            }
-        }
-        let mut y = (0..t).max_by(|&a, &b| score[(n - 1) * t + a].total_cmp(&score[(n - 1) * t + b])).unwrap_or(0);
-        let mut path = vec![0; n];
-        for i in (0..n).rev() {
-            path[i] = y;
-            y = back[i * t + y] as usize;
-        }
-        path
+        viterbi(&self.tags, feats.len(), |i, out| emission(&feats[i], weights, o_penalty, out), transitions)
     }
 
     /// The predicted tags of `tokens` (indices into [`Perceptron::tags`]).
     fn tag_path(&self, doc: &Document, tokens: &[Token]) -> Vec<usize> {
-        self.decode(&self.featurize(doc, tokens), &self.weights, &self.transitions, self.o_penalty)
+        if self.committee.is_empty() {
+            return self.decode(&self.featurize(doc, tokens), &self.weights, &self.transitions, self.o_penalty);
+        }
+        let emissions = self.scores(doc, tokens);
+        viterbi(&self.tags, tokens.len(), |i, out| out.copy_from_slice(&emissions[i]), &self.transition_scores())
     }
 
     /// A second stage's tags of `tokens` from the given first-stage tags (not its own first
@@ -220,8 +207,20 @@ impl Perceptron {
     }
 
     /// The per-token tag scores of `doc` (with the `O` penalty), in the order of [`Perceptron::tags`]:
-    /// what Viterbi decoding adds up, for combining this tagger with another.
+    /// what Viterbi decoding adds up, for combining this tagger with another. A committee's are
+    /// the weighted sum of its taggers'.
     pub fn scores(&self, doc: &Document, tokens: &[Token]) -> Vec<Vec<f32>> {
+        let mut rows = self.own_scores(doc, tokens);
+        for m in &self.committee {
+            for (row, theirs) in rows.iter_mut().zip(m.tagger.own_scores(doc, tokens)) {
+                row.iter_mut().zip(&theirs).for_each(|(a, b)| *a += m.weight * b);
+            }
+        }
+        rows
+    }
+
+    /// [`Perceptron::scores`] of this tagger alone (without its committee).
+    fn own_scores(&self, doc: &Document, tokens: &[Token]) -> Vec<Vec<f32>> {
         self.featurize(doc, tokens)
             .iter()
             .map(|fs| {
@@ -232,9 +231,57 @@ impl Perceptron {
             .collect()
     }
 
-    /// Tag transition scores, `[(previous) * tags + tag]`, the start state as the last row.
-    pub fn transition_scores(&self) -> &[f32] {
-        &self.transitions
+    /// The mean margin, over the tokens of `docs`, between the `O` tag's score and the best other
+    /// tag's: the scale of this tagger's own scores, for weighing it against others.
+    pub fn margin_scale(&self, docs: &[Document]) -> f32 {
+        let (mut sum, mut n) = (0f64, 0usize);
+        for d in docs {
+            for e in self.own_scores(d, &tokenize(&d.text)) {
+                let best_other = e[1..].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                sum += (e[0] - best_other).abs() as f64;
+                n += 1;
+            }
+        }
+        (sum / n.max(1) as f64) as f32
+    }
+
+    /// Tag transition scores, `[(previous) * tags + tag]`, the start state as the last row (a
+    /// committee's: the weighted sum of its taggers').
+    pub fn transition_scores(&self) -> std::borrow::Cow<'_, [f32]> {
+        if self.committee.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.transitions);
+        }
+        let mut t = self.transitions.clone();
+        for m in &self.committee {
+            t.iter_mut().zip(&m.tagger.transitions).for_each(|(a, b)| *a += m.weight * b);
+        }
+        std::borrow::Cow::Owned(t)
+    }
+
+    /// A committee of `first` and `others`, decoded as one: each other tagger's scores are
+    /// weighted by the ratio of `first`'s [`Perceptron::margin_scale`] to its own on `docs`, so
+    /// that every tagger counts alike. All must tag the same labels; none may be a committee.
+    pub fn committee_of(first: Perceptron, others: Vec<Perceptron>, docs: &[Document]) -> Result<Perceptron> {
+        if let Some(p) = std::iter::once(&first).chain(&others).find(|p| !p.committee.is_empty()) {
+            bail!("a committee's taggers are single taggers, but one is a committee of {}", p.committee.len() + 1);
+        }
+        if let Some(p) = others.iter().find(|p| p.tags != first.tags) {
+            bail!("committee taggers tag different label sets ({} tags against {}): train them on one corpus", p.tags.len(), first.tags.len());
+        }
+        let scale = first.margin_scale(docs);
+        let committee = others
+            .into_iter()
+            .map(|tagger| {
+                let own = tagger.margin_scale(docs);
+                CommitteeMember { weight: if own > 0.0 { scale / own } else { 1.0 }, tagger }
+            })
+            .collect();
+        Ok(Perceptron { committee, ..first })
+    }
+
+    /// The number of taggers decoded together (1 for a single tagger).
+    pub fn committee_size(&self) -> usize {
+        1 + self.committee.len()
     }
 
     /// Predicted spans for each document (same ids and texts).
@@ -259,12 +306,12 @@ impl Perceptron {
         let p = dir.join(MODEL_FILE);
         let model: Self = serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?)
             .with_context(|| p.display().to_string())?;
-        if model.feature_set > FEATURE_SET {
+        let newest = std::iter::once(&model).chain(model.committee.iter().map(|m| &m.tagger)).map(|t| t.feature_set).max().unwrap_or(1);
+        if newest > FEATURE_SET {
             bail!(
-                "{}: trained with feature set {}, but this build computes feature sets 1 to {FEATURE_SET}; \
+                "{}: trained with feature set {newest}, but this build computes feature sets 1 to {FEATURE_SET}; \
                  predict with the synthdeid version that trained it, or retrain",
                 p.display(),
-                model.feature_set
             );
         }
         Ok(model)
@@ -284,6 +331,51 @@ impl Perceptron {
     pub fn is_model_dir(dir: &Path) -> bool {
         dir.join(MODEL_FILE).exists()
     }
+}
+
+/// The best BIO-valid path over `n` tokens: `emit(i, out)` writes token `i`'s tag scores,
+/// `transitions` is `[(previous) * tags + tag]` with the start state as the last row.
+fn viterbi(tags: &[String], n: usize, mut emit: impl FnMut(usize, &mut [f32]), transitions: &[f32]) -> Vec<usize> {
+    let t = tags.len();
+    if n == 0 {
+        return vec![];
+    }
+    let mut score = vec![f32::NEG_INFINITY; n * t];
+    let mut back = vec![0u16; n * t];
+    let mut e = vec![0f32; t];
+    emit(0, &mut e);
+    for y in 0..t {
+        if allowed(tags, None, y) {
+            score[y] = e[y] + transitions[t * t + y];
+        }
+    }
+    for i in 1..n {
+        emit(i, &mut e);
+        for y in 0..t {
+            let mut best = f32::NEG_INFINITY;
+            let mut arg = 0;
+            for p in 0..t {
+                let s = score[(i - 1) * t + p];
+                if s == f32::NEG_INFINITY || !allowed(tags, Some(p), y) {
+                    continue;
+                }
+                let s = s + transitions[p * t + y];
+                if s > best {
+                    best = s;
+                    arg = p;
+                }
+            }
+            score[i * t + y] = best + e[y];
+            back[i * t + y] = arg as u16;
+        }
+    }
+    let mut y = (0..t).max_by(|&a, &b| score[(n - 1) * t + a].total_cmp(&score[(n - 1) * t + b])).unwrap_or(0);
+    let mut path = vec![0; n];
+    for i in (0..n).rev() {
+        path[i] = y;
+        y = back[i * t + y] as usize;
+    }
+    path
 }
 
 /// A token's tag scores: the sum of its features' weight rows (`weights` is `[feature][tag]`),
@@ -420,7 +512,69 @@ pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: 
         bail!("epochs must be at least 1");
     }
     let t0 = std::time::Instant::now();
-    let (model, mut summary) = if cfg.stack_folds == 0 {
+    let (model, mut summary) = if cfg.feature_sets.len() > 1 {
+        train_committee(cfg, train, dev)?
+    } else {
+        train_single(cfg, train, dev)?
+    };
+    summary.seconds = t0.elapsed().as_secs_f64();
+    if let Some(dir) = out {
+        model.save(dir)?;
+        corpus::format::atomic_write(&dir.join("training.json"), serde_json::to_string_pretty(&(cfg, &summary))?.as_bytes()).map_err(anyhow::Error::msg)?;
+    }
+    Ok((model, summary))
+}
+
+/// The feature set of a single tagger's config (checked).
+fn single_feature_set(cfg: &PerceptronConfig) -> Result<u32> {
+    match cfg.feature_sets[..] {
+        [set] if (1..=FEATURE_SET).contains(&set) => Ok(set),
+        [set] => bail!("feature set {set} does not exist: feature sets are 1 to {FEATURE_SET}"),
+        [] => bail!("feature_sets is empty: give at least one feature set (the newest is {FEATURE_SET})"),
+        _ => bail!("a single tagger has one feature set, not {:?}", cfg.feature_sets),
+    }
+}
+
+/// One tagger per entry of `cfg.feature_sets` (one after another: each already trains its folds
+/// and members in parallel), made one committee, weighed on dev (on `train` without dev).
+fn train_committee(cfg: &PerceptronConfig, train: &[Document], dev: &[Document]) -> Result<(Perceptron, PerceptronSummary)> {
+    let mut taggers = Vec::new();
+    let mut summaries = Vec::new();
+    for (i, &set) in cfg.feature_sets.iter().enumerate() {
+        let one = PerceptronConfig { feature_sets: vec![set], seed: cfg.seed.wrapping_add(1000 * i as u64), ..cfg.clone() };
+        let (tagger, summary) = train_single(&one, train, dev)?;
+        taggers.push(tagger);
+        summaries.push(summary);
+    }
+    let first = taggers.remove(0);
+    let mut summary = summaries.remove(0);
+    let model = Perceptron::committee_of(first, taggers, if dev.is_empty() { train } else { dev })?;
+    summary.committee = summaries;
+    if !dev.is_empty() {
+        summary.committee_dev_token_f1 = Some(document_token_f1(&model, dev));
+    }
+    Ok((model, summary))
+}
+
+/// Token-level micro F1 of `model`'s tags of `docs` against their spans (B- and I- of one label
+/// count as one type).
+fn document_token_f1(model: &Perceptron, docs: &[Document]) -> f64 {
+    let tag_id: HashMap<&str, usize> = model.tags.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+    let (gold, pred): (Vec<Sequence>, Vec<Vec<usize>>) = docs
+        .par_iter()
+        .map(|d| {
+            let tokens = tokenize(&d.text);
+            let gold = gold_tags(d, &tokens).iter().map(|t| tag_id.get(t.as_str()).copied().unwrap_or(0)).collect();
+            (Sequence { feats: Vec::new(), gold }, model.tag_path(d, &tokens))
+        })
+        .unzip();
+    token_f1(&gold, &pred)
+}
+
+/// A single tagger (stacked or not) on `cfg`'s one feature set.
+fn train_single(cfg: &PerceptronConfig, train: &[Document], dev: &[Document]) -> Result<(Perceptron, PerceptronSummary)> {
+    single_feature_set(cfg)?;
+    let (model, summary) = if cfg.stack_folds == 0 {
         train_stage(cfg, train, dev, None)?
     } else {
         let (stage1, stage1_summary, tagged) = first_stage(cfg, train, dev)?;
@@ -429,11 +583,6 @@ pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: 
         summary.stage1 = Some(Box::new(stage1_summary));
         (model, summary)
     };
-    summary.seconds = t0.elapsed().as_secs_f64();
-    if let Some(dir) = out {
-        model.save(dir)?;
-        corpus::format::atomic_write(&dir.join("training.json"), serde_json::to_string_pretty(&(cfg, &summary))?.as_bytes()).map_err(anyhow::Error::msg)?;
-    }
     Ok((model, summary))
 }
 
@@ -506,6 +655,9 @@ pub fn train_stacked_with_out_of_fold(
     if cfg.epochs == 0 {
         bail!("epochs must be at least 1");
     }
+    if cfg.feature_sets.len() != 1 {
+        bail!("out-of-fold tags are those of one stacked tagger, not of a committee ({:?})", cfg.feature_sets);
+    }
     let t0 = std::time::Instant::now();
     let (stage1, stage1_summary, tagged) = first_stage(cfg, train, dev)?;
     let tags_of: HashMap<&str, &Vec<String>> = train.iter().map(|d| d.id.as_str()).zip(&tagged).collect();
@@ -545,6 +697,7 @@ fn train_stage(
     stage1: Option<(Perceptron, Vec<Vec<String>>)>,
 ) -> Result<(Perceptron, PerceptronSummary)> {
     let t0 = std::time::Instant::now();
+    let feature_set = single_feature_set(cfg)?;
     // Tags: O, then B-X, I-X for every label, sorted (so tag 2k-1 / 2k belong to one label).
     let mut labels: Vec<String> = train.iter().flat_map(|d| d.spans.iter().map(|s| s.label.clone())).collect();
     labels.sort();
@@ -561,7 +714,7 @@ fn train_stage(
         .map(|(i, d)| {
             let tokens = tokenize(&d.text);
             let gold = gold_tags(d, &tokens).iter().map(|t| tag_id[t]).collect();
-            let mut fs = token_features(&d.text, &tokens, features::FEATURE_SET);
+            let mut fs = token_features(&d.text, &tokens, feature_set);
             if let Some((_, tagged)) = &stage1 {
                 let tags: Vec<&str> = tagged[i].iter().map(String::as_str).collect();
                 stack_features(&d.text, &tokens, &tags, &mut fs);
@@ -580,7 +733,7 @@ fn train_stage(
     let index: HashMap<u64, u32> = kept.iter().enumerate().map(|(i, h)| (*h, i as u32)).collect();
     let t = tags.len();
     let stage1 = stage1.map(|(p, _)| Box::new(p));
-    let mut model = Perceptron { tags, index, weights: vec![0.0; kept.len() * t], transitions: vec![0.0; (t + 1) * t], o_penalty: 0.0, stage1, feature_set: features::FEATURE_SET };
+    let mut model = Perceptron { tags, index, weights: vec![0.0; kept.len() * t], transitions: vec![0.0; (t + 1) * t], o_penalty: 0.0, stage1, feature_set, committee: Vec::new() };
     let seqs: Vec<Sequence> = raw
         .into_iter()
         .map(|(fs, gold)| Sequence { feats: fs.into_iter().map(|f| f.into_iter().filter_map(|h| model.index.get(&h).copied()).collect()).collect(), gold })
@@ -650,6 +803,8 @@ fn train_stage(
         o_penalty_dev_f1,
         stack_folds: 0,
         stage1: None,
+        committee: Vec::new(),
+        committee_dev_token_f1: None,
         features: model.index.len(),
         tags: model.tags.len(),
         seconds: t0.elapsed().as_secs_f64(),

@@ -162,3 +162,85 @@ fn stacked_out_of_fold_predictions_come_from_taggers_that_did_not_see_the_docume
     let err = train_stacked_with_out_of_fold(&cfg, 3, &twice, &d).unwrap_err().to_string();
     assert!(err.contains("\"a\" appears twice"), "{err}");
 }
+
+fn close(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + x.abs().max(y.abs())))
+}
+
+/// A committee (`feature_sets` with two entries) is its taggers decoded as one: its scores and
+/// transitions are the first tagger's plus the second's times the ratio of their score scales,
+/// each tagger is what training it alone gives (the i-th on seed + 1000·i and its own feature
+/// set), and it saves and loads whole.
+#[test]
+fn committee_adds_its_taggers_scores_weighed_to_one_scale() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = docs();
+    let cfg = PerceptronConfig { epochs: 6, feature_sets: vec![FEATURE_SET, 1], ..Default::default() };
+    let (committee, summary) = train(&cfg, &d, &d, Some(tmp.path())).unwrap();
+    assert_eq!(committee.committee_size(), 2);
+    assert_eq!(summary.committee.len(), 1);
+    assert!(summary.committee_dev_token_f1.is_some());
+    let (first, _) = train(&PerceptronConfig { epochs: 6, ..Default::default() }, &d, &d, None).unwrap();
+    let (second, _) = train(&PerceptronConfig { epochs: 6, feature_sets: vec![1], seed: 1042, ..Default::default() }, &d, &d, None).unwrap();
+    assert_eq!((first.feature_set(), second.feature_set()), (FEATURE_SET, 1));
+    assert_eq!(first.committee_size(), 1);
+    let w = first.margin_scale(&d) / second.margin_scale(&d);
+    assert!(w.is_finite() && w > 0.0);
+    for doc in &d {
+        let tokens = corpus::tokenize(&doc.text);
+        let (c, a, b) = (committee.scores(doc, &tokens), first.scores(doc, &tokens), second.scores(doc, &tokens));
+        for ((c, a), b) in c.iter().zip(&a).zip(&b) {
+            let sum: Vec<f32> = a.iter().zip(b).map(|(x, y)| x + w * y).collect();
+            assert!(close(c, &sum), "{c:?} against {sum:?}");
+        }
+    }
+    let sum: Vec<f32> = first.transition_scores().iter().zip(second.transition_scores().iter()).map(|(x, y)| x + w * y).collect();
+    assert!(close(&committee.transition_scores(), &sum));
+    let loaded = Perceptron::load(tmp.path()).unwrap();
+    assert_eq!(loaded.committee_size(), 2);
+    assert_eq!(loaded.predict(&d), committee.predict(&d));
+    // A newer feature set than this build knows, in any tagger of a saved committee, is refused.
+    let file = tmp.path().join("perceptron.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    json["committee"][0]["tagger"]["feature_set"] = serde_json::json!(FEATURE_SET + 1);
+    std::fs::write(&file, json.to_string()).unwrap();
+    let err = format!("{:#}", Perceptron::load(tmp.path()).unwrap_err());
+    assert!(err.contains(&format!("feature set {}", FEATURE_SET + 1)), "{err}");
+}
+
+/// A committee of a tagger and its copy weighs the copy 1: twice the scores, the same tags.
+#[test]
+fn committee_of_a_tagger_with_itself_tags_as_it_does() {
+    let d = docs();
+    let (one, _) = train(&PerceptronConfig { epochs: 6, ..Default::default() }, &d, &d, None).unwrap();
+    let two = Perceptron::committee_of(one.clone(), vec![one.clone()], &d).unwrap();
+    assert_eq!(two.committee_size(), 2);
+    assert_eq!(two.predict(&d), one.predict(&d));
+    let tokens = corpus::tokenize(&d[0].text);
+    for (a, b) in one.scores(&d[0], &tokens).iter().zip(two.scores(&d[0], &tokens)) {
+        assert!(close(&a.iter().map(|x| 2.0 * x).collect::<Vec<_>>(), &b));
+    }
+}
+
+/// Bad committee settings are refused with what to do: no feature set, one that does not exist,
+/// taggers of different labels, a committee inside a committee, and out-of-fold tags of one.
+#[test]
+fn bad_committees_are_refused() {
+    let d = docs();
+    let err = |cfg: PerceptronConfig| format!("{:#}", train(&cfg, &d, &d, None).unwrap_err());
+    assert!(err(PerceptronConfig { epochs: 2, feature_sets: vec![], ..Default::default() }).contains("feature_sets is empty"));
+    let e = err(PerceptronConfig { epochs: 2, feature_sets: vec![FEATURE_SET, FEATURE_SET + 1], ..Default::default() });
+    assert!(e.contains(&format!("feature set {} does not exist", FEATURE_SET + 1)), "{e}");
+    assert!(err(PerceptronConfig { epochs: 2, feature_sets: vec![0], ..Default::default() }).contains("feature set 0 does not exist"));
+    let (one, _) = train(&PerceptronConfig { epochs: 2, ..Default::default() }, &d, &d, None).unwrap();
+    let fewer: Vec<Document> = d.iter().map(|x| Document { spans: x.spans.iter().filter(|s| s.label != "ID").cloned().collect(), ..x.clone() }).collect();
+    let (other_labels, _) = train(&PerceptronConfig { epochs: 2, ..Default::default() }, &fewer, &fewer, None).unwrap();
+    let e = format!("{:#}", Perceptron::committee_of(one.clone(), vec![other_labels], &d).unwrap_err());
+    assert!(e.contains("different label sets"), "{e}");
+    let two = Perceptron::committee_of(one.clone(), vec![one.clone()], &d).unwrap();
+    let e = format!("{:#}", Perceptron::committee_of(one, vec![two], &d).unwrap_err());
+    assert!(e.contains("single taggers"), "{e}");
+    let cfg = PerceptronConfig { epochs: 2, stack_folds: 3, feature_sets: vec![FEATURE_SET, 1], ..Default::default() };
+    let e = format!("{:#}", train_stacked_with_out_of_fold(&cfg, 3, &d, &d).unwrap_err());
+    assert!(e.contains("not of a committee"), "{e}");
+}

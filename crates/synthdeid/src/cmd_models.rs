@@ -40,6 +40,11 @@ pub struct PerceptronArgs {
     /// 6× the training time of one tagger.
     #[arg(long, default_value_t = 0, value_name = "K")]
     pub stack_folds: usize,
+    /// Token feature sets, comma-separated: one tagger per entry (each on its own seed), decoded
+    /// together as a committee; e.g. 3,3,1. Taggers on different features err in different
+    /// places. Each costs its training time again. Default: one tagger on the newest set.
+    #[arg(long, value_delimiter = ',', value_name = "SETS")]
+    pub feature_sets: Option<Vec<u32>>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }
@@ -82,7 +87,10 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
         NerCmd::TrainPerceptron(a) => {
             let train = read(&a.train)?;
             let dev = a.dev.as_deref().map(read).transpose()?.unwrap_or_default();
-            let cfg = perceptron::PerceptronConfig { epochs: a.epochs, members: a.members, stack_folds: a.stack_folds, seed: a.seed, ..Default::default() };
+            let mut cfg = perceptron::PerceptronConfig { epochs: a.epochs, members: a.members, stack_folds: a.stack_folds, seed: a.seed, ..Default::default() };
+            if let Some(sets) = &a.feature_sets {
+                cfg.feature_sets = sets.clone();
+            }
             let (_, s) = perceptron::train(&cfg, &train, &dev, Some(&a.out))?;
             eprintln!("trained in {:.1} s ({} features), best epoch {}; model: {}", s.seconds, s.features, s.best_epoch, a.out.display());
             Ok(())

@@ -185,4 +185,14 @@ fn ner_perceptron_train_eval_and_predict() {
     let o = synthdeid(&["evaluate", "--gold", test.to_str().unwrap(), "--pred", out.to_str().unwrap(), "--json"]);
     let w: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(w["token"], v["token"], "ner eval and evaluate on ner predict agree");
+    // A committee of two taggers (feature sets 3 and 1) trains and tags as one model.
+    let committee = tmp.path().join("committee");
+    let o = synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", committee.to_str().unwrap(), "--epochs", "5", "--feature-sets", "3,1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = synthdeid(&["ner", "eval", "--model", committee.to_str().unwrap(), "--gold", test.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(c["token"]["micro"]["f1"].as_f64().unwrap() > 0.9, "{}", c["token"]["micro"]);
+    let o = synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", committee.to_str().unwrap(), "--feature-sets", "3,9"]);
+    assert!(!o.status.success() && stderr(&o).contains("feature set 9 does not exist"), "{}", stderr(&o));
 }

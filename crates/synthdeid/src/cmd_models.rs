@@ -91,6 +91,16 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             if let Some(sets) = &a.feature_sets {
                 cfg.feature_sets = sets.clone();
             }
+            // Training prints nothing until it ends (a stacked tagger takes minutes, a committee
+            // one such time per tagger): say what is being trained.
+            eprintln!(
+                "training {} perceptron tagger(s) on feature sets {:?}{}, {} epochs each, on {} documents…",
+                cfg.feature_sets.len(),
+                cfg.feature_sets,
+                if cfg.stack_folds > 0 { format!(", each stacked on {} folds", cfg.stack_folds) } else { String::new() },
+                cfg.epochs,
+                train.len()
+            );
             let (_, s) = perceptron::train(&cfg, &train, &dev, Some(&a.out))?;
             eprintln!("trained in {:.1} s ({} features), best epoch {}; model: {}", s.seconds, s.features, s.best_epoch, a.out.display());
             Ok(())

@@ -234,15 +234,7 @@ impl Perceptron {
     /// The mean margin, over the tokens of `docs`, between the `O` tag's score and the best other
     /// tag's: the scale of this tagger's own scores, for weighing it against others.
     pub fn margin_scale(&self, docs: &[Document]) -> f32 {
-        let (mut sum, mut n) = (0f64, 0usize);
-        for d in docs {
-            for e in self.own_scores(d, &tokenize(&d.text)) {
-                let best_other = e[1..].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                sum += (e[0] - best_other).abs() as f64;
-                n += 1;
-            }
-        }
-        (sum / n.max(1) as f64) as f32
+        mean_o_margin(docs.iter().flat_map(|d| self.own_scores(d, &tokenize(&d.text))))
     }
 
     /// Tag transition scores, `[(previous) * tags + tag]`, the start state as the last row (a
@@ -470,7 +462,7 @@ fn fit(model: &Perceptron, seqs: &[Sequence], dev_seqs: &[Sequence], epochs: usi
             epoch as f64
         } else {
             let preds: Vec<Vec<usize>> = dev_seqs.iter().map(|s| model.decode(&s.feats, &avg_w, &avg_t, 0.0)).collect();
-            let f1 = token_f1(&dev_seqs, &preds);
+            let f1 = token_f1(&golds(dev_seqs), &preds);
             dev_scores.push(f1);
             f1
         };
@@ -482,11 +474,12 @@ fn fit(model: &Perceptron, seqs: &[Sequence], dev_seqs: &[Sequence], epochs: usi
     Fit { best_epoch: best_epoch + 1, weights, transitions, dev_scores }
 }
 
-/// Token-level micro F1 of predictions (the paper's measure), for model selection.
-fn token_f1(gold: &[Sequence], pred: &[Vec<usize>]) -> f64 {
+/// Token-level micro F1 of predictions (the paper's measure), for model selection: `gold[i]`
+/// against `pred[i]`, tag paths of one sequence each.
+fn token_f1<G: AsRef<[usize]>>(gold: &[G], pred: &[Vec<usize>]) -> f64 {
     let (mut tp, mut fp, mut fnn) = (0usize, 0usize, 0usize);
     for (g, p) in gold.iter().zip(pred) {
-        for (&a, &b) in g.gold.iter().zip(p) {
+        for (&a, &b) in g.as_ref().iter().zip(p) {
             // Compare entity types: B-X and I-X are the same type for the token metric.
             let ty = |t: usize| t.div_ceil(2);
             match (ty(a), ty(b)) {
@@ -556,16 +549,34 @@ fn train_committee(cfg: &PerceptronConfig, train: &[Document], dev: &[Document])
     Ok((model, summary))
 }
 
+/// The gold tag paths of `seqs`.
+fn golds(seqs: &[Sequence]) -> Vec<&[usize]> {
+    seqs.iter().map(|s| s.gold.as_slice()).collect()
+}
+
+/// The mean, over tokens, of the margin between the `O` tag's score and the best other tag's
+/// (`rows`: one row of tag scores per token): the scale of a tagger's scores.
+fn mean_o_margin<R: AsRef<[f32]>>(rows: impl IntoIterator<Item = R>) -> f32 {
+    let (mut sum, mut n) = (0f64, 0usize);
+    for row in rows {
+        let e = row.as_ref();
+        let best_other = e[1..].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        sum += (e[0] - best_other).abs() as f64;
+        n += 1;
+    }
+    (sum / n.max(1) as f64) as f32
+}
+
 /// Token-level micro F1 of `model`'s tags of `docs` against their spans (B- and I- of one label
 /// count as one type).
 fn document_token_f1(model: &Perceptron, docs: &[Document]) -> f64 {
     let tag_id: HashMap<&str, usize> = model.tags.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
-    let (gold, pred): (Vec<Sequence>, Vec<Vec<usize>>) = docs
+    let (gold, pred): (Vec<Vec<usize>>, Vec<Vec<usize>>) = docs
         .par_iter()
         .map(|d| {
             let tokens = tokenize(&d.text);
             let gold = gold_tags(d, &tokens).iter().map(|t| tag_id.get(t.as_str()).copied().unwrap_or(0)).collect();
-            (Sequence { feats: Vec::new(), gold }, model.tag_path(d, &tokens))
+            (gold, model.tag_path(d, &tokens))
         })
         .unzip();
     token_f1(&gold, &pred)
@@ -762,23 +773,17 @@ fn train_stage(
     let dev_scores = fits[0].dev_scores.clone();
     let dev_f1_at = |model: &Perceptron, o_penalty: f32| {
         let preds: Vec<Vec<usize>> = dev_seqs.iter().map(|s| model.decode(&s.feats, &model.weights, &model.transitions, o_penalty)).collect();
-        token_f1(&dev_seqs, &preds)
+        token_f1(&golds(&dev_seqs), &preds)
     };
     let ensemble_dev_f1 = (!dev_seqs.is_empty()).then(|| dev_f1_at(&model, 0.0));
     let mut o_penalty_dev_f1 = Vec::new();
     if cfg.tune_o_penalty && !dev_seqs.is_empty() {
         // The scale: the mean margin, over dev tokens, between O and the best other tag.
-        let (mut sum, mut n) = (0f64, 0usize);
-        let mut e = vec![0f32; model.n_tags()];
-        for s in &dev_seqs {
-            for fs in &s.feats {
-                emission(fs, &model.weights, 0.0, &mut e);
-                let best_other = e[1..].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                sum += (e[0] - best_other).abs() as f64;
-                n += 1;
-            }
-        }
-        let scale = (sum / n.max(1) as f64) as f32;
+        let scale = mean_o_margin(dev_seqs.iter().flat_map(|s| &s.feats).map(|fs| {
+            let mut e = vec![0f32; model.n_tags()];
+            emission(fs, &model.weights, 0.0, &mut e);
+            e
+        }));
         let mut best = (f64::NEG_INFINITY, 0f32);
         for frac in [0.0f32, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2] {
             // Penalty 0 is the average as it is, already scored.

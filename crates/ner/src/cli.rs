@@ -114,6 +114,11 @@ pub struct TrainArgs {
     /// each costs its training time again). Default: one, on the newest set.
     #[arg(long, value_delimiter = ',')]
     pub guide_feature_sets: Option<Vec<u32>>,
+    /// Train the kept guide on this many seeds (seed, seed + 1000, …; with a committee, seeds
+    /// step by 1000 per feature set) and keep the best on dev token F1; each costs the guide's
+    /// training time again. Needs --dev.
+    #[arg(long, value_name = "N")]
+    pub guide_seed_candidates: Option<usize>,
     /// Dev metric that picks the best epoch.
     #[arg(long, value_parser = ["strict", "token"])]
     pub select: Option<String>,
@@ -147,7 +152,7 @@ impl TrainArgs {
              stride => predict_stride, train_stride => train_stride, shape_buckets => shape_buckets,
              word_buckets => word_buckets, affix_buckets => affix_buckets,
              guide_folds => guide_folds, guide_members => guide_members, guide_stack_folds => guide_stack_folds,
-             guide_feature_sets => guide_feature_sets);
+             guide_feature_sets => guide_feature_sets, guide_seed_candidates => guide_seed_candidates);
         set_opt!(init => init, max_minutes => max_minutes, hidden_size => hidden_size, layers => num_layers,
                  heads => num_heads, ffn => intermediate_size, vocab_size => vocab_size, lr => lr);
         if let Some(d) = self.dropout {

@@ -8,9 +8,11 @@ use crate::train::{EpochRecord, TrainSummary};
 #[derive(Debug)]
 pub enum Event<'a> {
     /// Stacking: the guide perceptron and its jackknife folds are being trained (before `Start`).
-    Guide { folds: usize },
-    /// ... and are done.
-    GuideDone { seconds: f64 },
+    /// With `seed_candidates` > 1, the kept guide is the best on dev of that many seeds.
+    /// `planned_epochs`: the single-perceptron epochs this takes, ticked by [`Progress::guide_ticker`].
+    Guide { folds: usize, seed_candidates: usize, planned_epochs: u64 },
+    /// ... and are done; each candidate guide's seed and dev token F1, with candidates.
+    GuideDone { seconds: f64, seed_candidates: &'a [(u64, f64)] },
     Start { epochs: usize, steps_per_epoch: usize, num_params: usize, train_windows: usize, resumed_at: Option<(usize, usize)> },
     Step { epoch: usize, step: usize, steps_per_epoch: usize, loss: f64, lr: f64, tokens_per_sec: f64 },
     Checkpoint { epoch: usize, step: usize },
@@ -22,6 +24,12 @@ pub enum Event<'a> {
 /// checkpoint (as if the process were killed there, but cleanly).
 pub trait Progress {
     fn event(&mut self, event: &Event) -> bool;
+
+    /// After [`Event::Guide`]: a function called once per finished perceptron epoch while the
+    /// guide trains (from the threads that train its folds in parallel). None: not reported.
+    fn guide_ticker(&mut self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        None
+    }
 }
 
 /// Reports nothing.
@@ -45,12 +53,14 @@ impl<F: FnMut(&Event) -> bool> Progress for F {
 #[derive(Default)]
 pub struct Bar {
     bar: Option<ProgressBar>,
+    /// The guide's training, in perceptron epochs (before `bar`).
+    guide: Option<ProgressBar>,
     steps: usize,
 }
 
 impl Bar {
     fn line(&self, s: String) {
-        match &self.bar {
+        match self.bar.as_ref().or(self.guide.as_ref()) {
             Some(b) if !b.is_hidden() => b.println(s),
             _ => eprintln!("{s}"),
         }
@@ -66,6 +76,11 @@ impl Bar {
 }
 
 impl Progress for Bar {
+    fn guide_ticker(&mut self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        let bar = self.guide.clone()?;
+        Some(Box::new(move || bar.inc(1)))
+    }
+
     fn event(&mut self, event: &Event) -> bool {
         match event {
             Event::Start { epochs, steps_per_epoch, num_params, train_windows, resumed_at } => {
@@ -96,10 +111,26 @@ impl Progress for Bar {
                 }
             }
             Event::Checkpoint { .. } => {}
-            Event::Guide { folds } => {
-                self.line(format!("training the guide perceptron and its {folds} jackknife folds"));
+            Event::Guide { folds, seed_candidates, planned_epochs } => {
+                let seeds = if *seed_candidates > 1 { format!(" (on {seed_candidates} seeds, the best on dev kept)") } else { String::new() };
+                self.line(format!("training the guide perceptron{seeds} and its {folds} jackknife folds"));
+                let bar = ProgressBar::new(*planned_epochs);
+                bar.set_style(
+                    ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} perceptron epochs, eta {eta}")
+                        .unwrap()
+                        .progress_chars("=> "),
+                );
+                self.guide = Some(bar);
             }
-            Event::GuideDone { seconds } => self.line(format!("guide tags ready ({seconds:.0} s)")),
+            Event::GuideDone { seconds, seed_candidates } => {
+                if let Some(b) = self.guide.take() {
+                    b.finish_and_clear();
+                }
+                for (seed, f1) in seed_candidates.iter() {
+                    self.line(format!("guide on seed {seed}: dev token F1 {f1:.4}"));
+                }
+                self.line(format!("guide tags ready ({seconds:.0} s)"))
+            }
             Event::EpochEnd { record, improved } => {
                 let dev = match record.dev {
                     Some(d) => format!("dev token F1 {:.4} strict F1 {:.4}", d.token_f1, d.strict_f1),

@@ -57,6 +57,10 @@ pub struct TrainSummary {
     pub budget_exhausted: bool,
     /// Stopped because the progress callback asked to (a simulated kill); resumable.
     pub interrupted: bool,
+    /// With `guide_seed_candidates` > 1: each candidate guide's seed and dev token F1 (the best
+    /// is the kept guide).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guide_seed_candidates: Vec<(u64, f64)>,
 }
 
 /// Resumable position of a run, saved in `checkpoint/state.json`.
@@ -79,6 +83,9 @@ struct State {
     schedule_total: Option<u64>,
     #[serde(default)]
     schedule_warmup: Option<u64>,
+    /// See [`TrainSummary::guide_seed_candidates`].
+    #[serde(default)]
+    guide_seed_candidates: Vec<(u64, f64)>,
 }
 
 /// Warmup steps: `warmup_ratio` of the schedule, but at least `warmup_min_steps` (at most half
@@ -161,11 +168,17 @@ pub fn train(
             history: Vec::new(),
             schedule_total: None,
             schedule_warmup: None,
+            guide_seed_candidates: Vec::new(),
         };
-        if cfg.guide_folds > 0 {
-            progress.event(&Event::Guide { folds: cfg.guide_folds });
-        }
-        (build_model(cfg, train, dev, &mut guide_inputs)?, state)
+        let ticker = if cfg.guide_folds > 0 {
+            progress.event(&Event::Guide { folds: cfg.guide_folds, seed_candidates: cfg.guide_seed_candidates, planned_epochs: guide_planned_epochs(cfg, false)? });
+            progress.guide_ticker()
+        } else {
+            None
+        };
+        let (model, guide) = build_model(cfg, train, dev, tick_of(&ticker))?;
+        guide_inputs = guide.inputs;
+        (model, State { guide_seed_candidates: guide.seed_candidates, ..state })
     };
 
     // The guide's tags for the training documents, each from a tagger that did not see it.
@@ -175,17 +188,19 @@ pub fn train(
             None => {
                 // Resuming (the kept guide is in the checkpoint; its inputs are recomputed, seeded),
                 // or plain jackknifed inputs after a fresh guide.
+                // Fresh, the kept guide's training ticked this bar already and the jackknife goes on.
                 if resuming {
-                    progress.event(&Event::Guide { folds: cfg.guide_folds });
+                    progress.event(&Event::Guide { folds: cfg.guide_folds, seed_candidates: cfg.guide_seed_candidates, planned_epochs: guide_planned_epochs(cfg, true)? });
                 }
+                let ticker = progress.guide_ticker();
                 if stacked_inputs(cfg)? {
-                    train_guide_with_inputs(cfg, train, dev)?.1
+                    train_guide_with_inputs(cfg, train, dev, tick_of(&ticker))?.1.inputs.expect("a stacked guide's out-of-fold tags")
                 } else {
-                    jackknife_guide(cfg, train)?
+                    jackknife_guide(cfg, train, tick_of(&ticker))?
                 }
             }
         };
-        progress.event(&Event::GuideDone { seconds: guide_started.elapsed().as_secs_f64() });
+        progress.event(&Event::GuideDone { seconds: guide_started.elapsed().as_secs_f64(), seed_candidates: &state.guide_seed_candidates });
         Some(j)
     } else {
         None
@@ -225,6 +240,7 @@ pub fn train(
         train_windows: examples.len(),
         budget_exhausted: false,
         interrupted: false,
+        guide_seed_candidates: state.guide_seed_candidates.clone(),
     };
     progress.event(&Event::Start {
         epochs: cfg.epochs,
@@ -419,9 +435,19 @@ fn guide_config(cfg: &TrainConfig, epochs: usize) -> Result<perceptron::Perceptr
     Ok(perceptron::PerceptronConfig { epochs, seed: cfg.seed, feature_sets: vec![first], ..Default::default() })
 }
 
-/// The guide perceptron kept in the model: trained on all of `train`, its epoch picked on `dev`.
-fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Result<perceptron::Perceptron> {
-    Ok(perceptron::train(&kept_guide_config(cfg)?, train, dev, None)?.0)
+/// What training the kept guide gave besides the guide.
+struct GuideTraining {
+    /// Its own out-of-fold tags of `train`, with stacked guide inputs.
+    inputs: Option<Vec<Document>>,
+    /// See [`TrainSummary::guide_seed_candidates`].
+    seed_candidates: Vec<(u64, f64)>,
+}
+
+/// The guide perceptron kept in the model: trained on all of `train`, its epoch (and seed, with
+/// candidates) picked on `dev`.
+fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: perceptron::Tick) -> Result<(perceptron::Perceptron, GuideTraining)> {
+    let (p, summary) = perceptron::train_reporting(&kept_guide_config(cfg)?, train, dev, None, tick)?;
+    Ok((p, GuideTraining { inputs: None, seed_candidates: summary.seed_candidates }))
 }
 
 /// The settings of the guide kept in the model (members and stacking on top of the folds').
@@ -431,6 +457,7 @@ fn kept_guide_config(cfg: &TrainConfig) -> Result<perceptron::PerceptronConfig> 
         members: cfg.guide_members.max(1),
         stack_folds: cfg.guide_stack_folds,
         feature_sets: cfg.guide_feature_sets.clone(),
+        seed_candidates: cfg.guide_seed_candidates,
         ..guide_config(cfg, cfg.guide_epochs)?
     })
 }
@@ -450,34 +477,54 @@ fn stacked_inputs(cfg: &TrainConfig) -> Result<bool> {
 }
 
 /// The kept stacked guide and its own out-of-fold tags of `train` over `cfg.guide_folds` folds.
-fn train_guide_with_inputs(cfg: &TrainConfig, train: &[Document], dev: &[Document]) -> Result<(perceptron::Perceptron, Vec<Document>)> {
+fn train_guide_with_inputs(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: perceptron::Tick) -> Result<(perceptron::Perceptron, GuideTraining)> {
     ensure!(cfg.guide_folds >= 2, "guide_folds must be 0 (off) or at least 2");
-    let (p, _, oof) = perceptron::train_stacked_with_out_of_fold(&kept_guide_config(cfg)?, cfg.guide_folds, train, dev)?;
-    Ok((p, oof))
+    let (p, summary, oof) = perceptron::train_stacked_with_out_of_fold_reporting(&kept_guide_config(cfg)?, cfg.guide_folds, train, dev, tick)?;
+    Ok((p, GuideTraining { inputs: Some(oof), seed_candidates: summary.seed_candidates }))
 }
 
 /// Predictions of `train` by `cfg.guide_folds` perceptrons, each trained on the other folds for
 /// `cfg.guide_epochs` epochs; in the order of `train`.
-fn jackknife_guide(cfg: &TrainConfig, train: &[Document]) -> Result<Vec<Document>> {
+fn jackknife_guide(cfg: &TrainConfig, train: &[Document], tick: perceptron::Tick) -> Result<Vec<Document>> {
     ensure!(cfg.guide_folds >= 2, "guide_folds must be 0 (off) or at least 2");
-    perceptron::jackknife(&guide_config(cfg, cfg.guide_epochs)?, cfg.guide_folds, train, &[], |p, d| {
-        p.predict(std::slice::from_ref(d)).pop().expect("one prediction per document")
-    })
+    perceptron::jackknife_reporting(
+        &guide_config(cfg, cfg.guide_epochs)?,
+        cfg.guide_folds,
+        train,
+        &[],
+        |p, d| p.predict(std::slice::from_ref(d)).pop().expect("one prediction per document"),
+        tick,
+    )
 }
 
-/// A fresh model: from scratch (vocabulary trained on `train`) or from an HF checkpoint.
-/// With stacked guide inputs, `guide_inputs` receives the guide's out-of-fold tags of `train`.
-fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document], guide_inputs: &mut Option<Vec<Document>>) -> Result<Model> {
+/// The tick function of a progress reporter's guide ticker (nothing without one).
+fn tick_of(ticker: &Option<Box<dyn Fn() + Send + Sync>>) -> perceptron::Tick<'_> {
+    match ticker {
+        Some(t) => t.as_ref(),
+        None => &|| {},
+    }
+}
+
+/// Perceptron epochs of the guide's training (the kept guide, unless `resuming` with it in the
+/// checkpoint, and the encoder's input tags): the length of its progress bar.
+fn guide_planned_epochs(cfg: &TrainConfig, resuming: bool) -> Result<u64> {
+    if stacked_inputs(cfg)? {
+        return Ok(perceptron::planned_epochs_with_out_of_fold(&kept_guide_config(cfg)?, cfg.guide_folds));
+    }
+    let kept = if resuming { 0 } else { perceptron::planned_epochs(&kept_guide_config(cfg)?) };
+    Ok(kept + cfg.guide_folds as u64 * perceptron::planned_epochs(&guide_config(cfg, cfg.guide_epochs)?))
+}
+
+/// A fresh model: from scratch (vocabulary trained on `train`) or from an HF checkpoint, and what
+/// training its guide gave besides it.
+fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: perceptron::Tick) -> Result<(Model, GuideTraining)> {
     let labels = Labels::from_documents(train);
     ensure!(labels.len() > 1, "the training documents have no annotated spans");
-    let guide = if cfg.guide_folds == 0 {
-        None
-    } else if stacked_inputs(cfg)? {
-        let (g, oof) = train_guide_with_inputs(cfg, train, dev)?;
-        *guide_inputs = Some(oof);
-        Some(g)
+    let (guide, trained) = if cfg.guide_folds == 0 {
+        (None, GuideTraining { inputs: None, seed_candidates: Vec::new() })
     } else {
-        Some(train_guide(cfg, train, dev)?)
+        let (g, t) = if stacked_inputs(cfg)? { train_guide_with_inputs(cfg, train, dev, tick)? } else { train_guide(cfg, train, dev, tick)? };
+        (Some(g), t)
     };
     let settings = TaggerSettings {
         window: cfg.window,
@@ -511,7 +558,7 @@ fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document], guide_in
             let mut model = Model::new(c, settings, labels, subwords, cfg.seed, false)?;
             model.transitions = Some(model.labels.transition_log_probs(train));
             model.guide = guide;
-            Ok(model)
+            Ok((model, trained))
         }
         Some(dir) => {
             let mut c = EncoderConfig::from_file(&dir.join("config.json"))?;
@@ -534,7 +581,7 @@ fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document], guide_in
                 .filter(|n| !crate::model::TASK_PARAM_PREFIXES.iter().any(|p| n.starts_with(p)))
                 .collect();
             ensure!(missing.is_empty(), "{}: encoder weights missing: {missing:?}", weights.display());
-            Ok(model)
+            Ok((model, trained))
         }
     }
 }

@@ -314,3 +314,61 @@ fn committee_guide_is_kept_and_loaded() {
     let err = ner::train(&none, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
     assert!(format!("{err:#}").contains("guide_feature_sets is empty"), "{err:#}");
 }
+
+/// `guide_seed_candidates`: the kept guide is the best on dev of perceptrons on seeds `seed`,
+/// `seed + 1000`, …; it is exactly the perceptron that seed trains, the candidates' dev scores
+/// are reported (progress and `training.json`), and candidates without dev are refused.
+#[test]
+fn guide_is_picked_among_seed_candidates_on_dev() {
+    let docs = docs();
+    let cfg = TrainConfig { guide_folds: 3, guide_epochs: 1, guide_seed_candidates: 3, seed: 5, ..tiny_cfg(1) };
+    let dir = tempfile::tempdir().unwrap();
+    let mut reported = Vec::new();
+    let mut progress = |e: &Event| {
+        if let Event::GuideDone { seed_candidates, .. } = e {
+            reported = seed_candidates.to_vec();
+        }
+        true
+    };
+    let summary = ner::train(&cfg, &docs, &docs[..2], dir.path(), &mut progress).unwrap();
+    let seeds: Vec<u64> = summary.guide_seed_candidates.iter().map(|c| c.0).collect();
+    assert_eq!(seeds, [5, 1005, 2005]);
+    assert_eq!(reported, summary.guide_seed_candidates);
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("training.json")).unwrap()).unwrap();
+    assert_eq!(saved["summary"]["guide_seed_candidates"].as_array().map(|a| a.len()), Some(3), "{saved}");
+    let best = summary.guide_seed_candidates.iter().map(|c| c.1).fold(f64::MIN, f64::max);
+    let seed = summary.guide_seed_candidates.iter().find(|c| c.1 == best).unwrap().0;
+    let alone = perceptron::PerceptronConfig { epochs: 1, seed, ..Default::default() };
+    let (alone, _) = perceptron::train(&alone, &docs, &docs[..2], None).unwrap();
+    let model = Model::load(dir.path()).unwrap();
+    let unseen = [doc("n", &[("Paciente ", None), ("Ana Ruiz", Some("NOMBRE_SUJETO_ASISTENCIA")), (" de Lugo, 30 años.", None)])];
+    assert_eq!(model.guide.as_ref().expect("a guide").predict(&docs), alone.predict(&docs));
+    assert_eq!(model.guide.as_ref().unwrap().predict(&unseen), alone.predict(&unseen));
+    let err = ner::train(&cfg, &docs, &[], tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
+    assert!(format!("{err:#}").contains("picks a seed on dev documents"), "{err:#}");
+
+    // The guide's progress: one tick per perceptron epoch, as many as announced (3 candidates of
+    // 1 epoch, then 3 jackknife folds of 1 epoch).
+    struct Counting {
+        planned: Option<u64>,
+        ticks: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    }
+    impl ner::Progress for Counting {
+        fn event(&mut self, e: &Event) -> bool {
+            if let Event::Guide { planned_epochs, .. } = e {
+                self.planned = Some(*planned_epochs);
+            }
+            true
+        }
+        fn guide_ticker(&mut self) -> Option<Box<dyn Fn() + Send + Sync>> {
+            let t = self.ticks.clone();
+            Some(Box::new(move || {
+                t.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }))
+        }
+    }
+    let mut counting = Counting { planned: None, ticks: Default::default() };
+    ner::train(&cfg, &docs, &docs[..2], tempfile::tempdir().unwrap().path(), &mut counting).unwrap();
+    assert_eq!(counting.planned, Some(6));
+    assert_eq!(counting.ticks.load(std::sync::atomic::Ordering::Relaxed), 6);
+}

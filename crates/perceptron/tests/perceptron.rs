@@ -244,3 +244,87 @@ fn bad_committees_are_refused() {
     let e = format!("{:#}", train_stacked_with_out_of_fold(&cfg, 3, &d, &d).unwrap_err());
     assert!(e.contains("not of a committee"), "{e}");
 }
+
+/// Seed candidates: one tagger per seed (`seed + 1000·n·j`, n the feature sets), the one with
+/// the best dev token F1 kept, and that one is exactly the tagger its seed trains alone. Here
+/// one epoch on few documents makes the seeds' taggers differ on a dev set with other names.
+#[test]
+fn seed_candidates_keep_the_best_tagger_on_dev() {
+    let mut d = docs();
+    d.push(doc("d", "Nombre: Rosa Vidal.\nNHC: 31415.\nVive en Lugo.", &[("Rosa Vidal", "NOMBRE"), ("31415", "ID"), ("Lugo", "TERRITORIO")]));
+    d.push(doc("e", "Paciente Juan Mora, de Ávila.", &[("Juan Mora", "NOMBRE"), ("Ávila", "TERRITORIO")]));
+    let dev = vec![
+        doc("x", "Paciente Marta Sanz, de Teruel.\nNHC: 77777.", &[("Marta Sanz", "NOMBRE"), ("Teruel", "TERRITORIO"), ("77777", "ID")]),
+        doc("y", "Nombre: Pilar Soto Ruiz.\nVive en Ebro Alto.", &[("Pilar Soto Ruiz", "NOMBRE"), ("Ebro Alto", "TERRITORIO")]),
+    ];
+    let save = |p: &Perceptron| {
+        let tmp = tempfile::tempdir().unwrap();
+        p.save(tmp.path()).unwrap();
+        std::fs::read(tmp.path().join("perceptron.json")).unwrap()
+    };
+    for (sets, seeds) in [(vec![FEATURE_SET], [7, 1007, 2007, 3007]), (vec![FEATURE_SET, 1], [7, 2007, 4007, 6007])] {
+        let cfg = PerceptronConfig { epochs: 1, tune_o_penalty: false, seed: 7, seed_candidates: 4, feature_sets: sets.clone(), ..Default::default() };
+        let (kept, summary) = train(&cfg, &d, &dev, None).unwrap();
+        let tried: Vec<u64> = summary.seed_candidates.iter().map(|c| c.0).collect();
+        assert_eq!(tried, seeds, "feature sets {sets:?}");
+        let best = summary.seed_candidates.iter().map(|c| c.1).fold(f64::MIN, f64::max);
+        let first_best = summary.seed_candidates.iter().find(|c| c.1 == best).unwrap().0;
+        let (alone, alone_summary) = train(&PerceptronConfig { seed: first_best, seed_candidates: 1, ..cfg.clone() }, &d, &dev, None).unwrap();
+        assert!(save(&kept) == save(&alone), "the kept tagger is not the one seed {first_best} trains");
+        assert!(alone_summary.seed_candidates.is_empty());
+        if sets.len() == 1 {
+            let worst = summary.seed_candidates.iter().map(|c| c.1).fold(f64::MAX, f64::min);
+            assert!(best > worst, "the seeds should differ here: {:?}", summary.seed_candidates);
+        }
+    }
+    // The same for a stacked tagger and its out-of-fold tags: they are the kept seed's.
+    let cfg = PerceptronConfig { epochs: 1, stack_folds: 2, seed_candidates: 2, ..Default::default() };
+    let (kept, summary, oof) = train_stacked_with_out_of_fold(&cfg, 2, &d, &dev).unwrap();
+    assert_eq!(summary.seed_candidates.len(), 2);
+    let (plain, _) = train(&cfg, &d, &dev, None).unwrap();
+    assert!(save(&kept) == save(&plain));
+    let seed = summary.seed_candidates.iter().fold((0, f64::MIN), |b, c| if c.1 > b.1 { *c } else { b }).0;
+    let (_, _, alone_oof) = train_stacked_with_out_of_fold(&PerceptronConfig { seed, seed_candidates: 1, ..cfg.clone() }, 2, &d, &dev).unwrap();
+    assert_eq!(oof, alone_oof);
+    // Candidates are picked on dev: without dev documents, and with none to pick, they are refused.
+    let e = format!("{:#}", train(&PerceptronConfig { seed_candidates: 2, epochs: 1, ..Default::default() }, &d, &[], None).unwrap_err());
+    assert!(e.contains("seed_candidates = 2 picks a seed on dev documents"), "{e}");
+    let e = format!("{:#}", train(&PerceptronConfig { seed_candidates: 0, epochs: 1, ..Default::default() }, &d, &dev, None).unwrap_err());
+    assert!(e.contains("seed_candidates must be at least 1"), "{e}");
+}
+
+/// Progress: `train_reporting` ticks once per epoch of every perceptron it trains, as many times
+/// as `planned_epochs` says (plain, members, stacked, committee, seed candidates, out-of-fold),
+/// and ticking changes nothing in what is trained.
+#[test]
+fn progress_ticks_match_the_planned_epochs() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let mut d = docs();
+    d.push(doc("d", "Nombre: Rosa Vidal.\nNHC: 31415.\nVive en Lugo.", &[("Rosa Vidal", "NOMBRE"), ("31415", "ID"), ("Lugo", "TERRITORIO")]));
+    let base = PerceptronConfig { epochs: 3, ..Default::default() };
+    let configs = [
+        base.clone(),
+        PerceptronConfig { members: 2, ..base.clone() },
+        PerceptronConfig { stack_folds: 2, ..base.clone() },
+        PerceptronConfig { stack_folds: 2, feature_sets: vec![FEATURE_SET, 1], ..base.clone() },
+        PerceptronConfig { stack_folds: 2, members: 2, seed_candidates: 2, ..base.clone() },
+    ];
+    for cfg in &configs {
+        let ticks = AtomicU64::new(0);
+        let (reported, _) = perceptron::train_reporting(cfg, &d, &d, None, &|| {
+            ticks.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        assert_eq!(ticks.load(Ordering::Relaxed), perceptron::planned_epochs(cfg), "{cfg:?}");
+        let (plain, _) = train(cfg, &d, &d, None).unwrap();
+        assert_eq!(reported.predict(&d), plain.predict(&d), "{cfg:?}");
+    }
+    let cfg = PerceptronConfig { stack_folds: 2, seed_candidates: 2, ..base };
+    let ticks = AtomicU64::new(0);
+    perceptron::train_stacked_with_out_of_fold_reporting(&cfg, 3, &d, &d, &|| {
+        ticks.fetch_add(1, Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(ticks.load(Ordering::Relaxed), perceptron::planned_epochs_with_out_of_fold(&cfg, 3));
+    assert_eq!(perceptron::planned_epochs_with_out_of_fold(&cfg, 3), 2 * (2 + 2 + 3) * 3);
+}

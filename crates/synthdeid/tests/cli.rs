@@ -195,4 +195,13 @@ fn ner_perceptron_train_eval_and_predict() {
     assert!(c["token"]["micro"]["f1"].as_f64().unwrap() > 0.9, "{}", c["token"]["micro"]);
     let o = synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", committee.to_str().unwrap(), "--feature-sets", "3,9"]);
     assert!(!o.status.success() && stderr(&o).contains("feature set 9 does not exist"), "{}", stderr(&o));
+    // Seed candidates: each seed's dev score is printed, the kept one marked; without --dev, refused.
+    let picked = tmp.path().join("picked");
+    let args = ["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", picked.to_str().unwrap(), "--epochs", "2", "--seed-candidates", "2", "--seed", "3"];
+    let o = synthdeid(&[&args[..], &["--dev", test.to_str().unwrap()]].concat());
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("seed 3: dev token F1") && err.contains("seed 1003: dev token F1") && err.matches("(kept)").count() == 1, "{err}");
+    let o = synthdeid(&args);
+    assert!(!o.status.success() && stderr(&o).contains("picks a seed on dev documents"), "{}", stderr(&o));
 }

@@ -34,5 +34,5 @@ pub mod train;
 pub use config::{Metric, Preset, TrainConfig};
 pub use labels::Labels;
 pub use model::{Model, TaggerSettings};
-pub use progress::{Bar, Event, Progress, Silent};
+pub use progress::{perceptron_epochs_bar, Bar, Event, Progress, Silent};
 pub use train::{evaluate, train, DevScores, EpochRecord, TrainSummary};

@@ -47,6 +47,18 @@ impl<F: FnMut(&Event) -> bool> Progress for F {
     }
 }
 
+/// A terminal progress bar over `len` perceptron epochs (`perceptron::planned_epochs`), for
+/// the guide here and for `ner train-perceptron`.
+pub fn perceptron_epochs_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} perceptron epochs, eta {eta}")
+            .expect("a valid progress template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
 /// A terminal progress bar: loss, learning rate and tokens/s; one line per epoch with dev scores.
 /// When stderr is not a terminal (logs), the bar is hidden and a line is printed every
 /// `log_every` steps instead.
@@ -114,13 +126,7 @@ impl Progress for Bar {
             Event::Guide { folds, seed_candidates, planned_epochs } => {
                 let seeds = if *seed_candidates > 1 { format!(" (on {seed_candidates} seeds, the best on dev kept)") } else { String::new() };
                 self.line(format!("training the guide perceptron{seeds} and its {folds} jackknife folds"));
-                let bar = ProgressBar::new(*planned_epochs);
-                bar.set_style(
-                    ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} perceptron epochs, eta {eta}")
-                        .unwrap()
-                        .progress_chars("=> "),
-                );
-                self.guide = Some(bar);
+                self.guide = Some(perceptron_epochs_bar(*planned_epochs));
             }
             Event::GuideDone { seconds, seed_candidates } => {
                 if let Some(b) = self.guide.take() {

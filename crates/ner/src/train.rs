@@ -187,8 +187,8 @@ pub fn train(
             Some(j) => j,
             None => {
                 // Resuming (the kept guide is in the checkpoint; its inputs are recomputed, seeded),
-                // or plain jackknifed inputs after a fresh guide.
-                // Fresh, the kept guide's training ticked this bar already and the jackknife goes on.
+                // or plain jackknifed inputs after a fresh guide, whose training ticked this bar
+                // already: the jackknife goes on ticking it.
                 if resuming {
                     progress.event(&Event::Guide { folds: cfg.guide_folds, seed_candidates: cfg.guide_seed_candidates, planned_epochs: guide_planned_epochs(cfg, true)? });
                 }

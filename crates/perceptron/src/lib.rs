@@ -97,6 +97,14 @@ pub struct PerceptronSummary {
     pub seconds: f64,
 }
 
+impl PerceptronSummary {
+    /// With seed candidates, the seed of the kept one: the first with the best dev token F1.
+    pub fn kept_seed(&self) -> Option<u64> {
+        let best = self.seed_candidates.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
+        self.seed_candidates.iter().find(|c| c.1 == best).map(|c| c.0)
+    }
+}
+
 /// A trained tagger.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Perceptron {
@@ -583,7 +591,8 @@ fn best_of_seeds<T>(
     for j in 0..cfg.seed_candidates {
         let one = PerceptronConfig { seed: cfg.seed.wrapping_add(step * j as u64), seed_candidates: 1, ..cfg.clone() };
         let fitted = fit(&one)?;
-        let f1 = document_token_f1(&fitted.0, dev);
+        // A committee's training already scored it on dev.
+        let f1 = fitted.1.committee_dev_token_f1.unwrap_or_else(|| document_token_f1(&fitted.0, dev));
         scores.push((one.seed, f1));
         if best.as_ref().is_none_or(|(b, _)| f1 > *b) {
             best = Some((f1, fitted));

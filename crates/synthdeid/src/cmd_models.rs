@@ -108,22 +108,14 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
                 cfg.epochs,
                 train.len()
             );
-            let bar = indicatif::ProgressBar::new(perceptron::planned_epochs(&cfg));
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} perceptron epochs, eta {eta}")
-                    .expect("a valid progress template")
-                    .progress_chars("=> "),
-            );
+            let bar = ner::perceptron_epochs_bar(perceptron::planned_epochs(&cfg));
             let tick = || bar.inc(1);
             let trained = perceptron::train_reporting(&cfg, &train, &dev, Some(&a.out), &tick);
             bar.finish_and_clear();
             let (_, s) = trained?;
-            let kept = s.seed_candidates.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
-            let mut marked = false;
+            let kept = s.kept_seed();
             for (seed, f1) in &s.seed_candidates {
-                let is_kept = !marked && *f1 == kept;
-                marked |= is_kept;
-                eprintln!("seed {seed}: dev token F1 {f1:.4}{}", if is_kept { " (kept)" } else { "" });
+                eprintln!("seed {seed}: dev token F1 {f1:.4}{}", if kept == Some(*seed) { " (kept)" } else { "" });
             }
             eprintln!("trained in {:.1} s ({} features), best epoch {}; model: {}", s.seconds, s.features, s.best_epoch, a.out.display());
             Ok(())

@@ -3,7 +3,7 @@
 //! trains on the others for a fixed number of epochs (no dev: no epoch or `O`-penalty tuning) and
 //! tags the fold it did not see; all 750 tagged documents are scored together. Test is not read.
 //!
-//! cargo run --release -p perceptron --example cv -- ../shared/data/meddocan [FOLDS] [EPOCHS] [PREDICTIONS.jsonl|-] [FEATURE_SETS, e.g. 3,3,1]
+//! cargo run --release -p perceptron --example cv -- ../shared/data/meddocan [FOLDS] [EPOCHS] [PREDICTIONS.jsonl|-] [FEATURE_SETS, e.g. 3,3,1|-] [bio|bilou]
 
 use corpus::{read_corpus, ReadOptions};
 use perceptron::{jackknife, PerceptronConfig};
@@ -19,7 +19,10 @@ fn main() -> anyhow::Result<()> {
     docs.extend(read("dev")?);
     let t0 = std::time::Instant::now();
     let mut cfg = PerceptronConfig { epochs, tune_o_penalty: false, ..Default::default() };
-    if let Some(sets) = arg(5) {
+    if let Some(scheme) = arg(6) {
+        cfg.tag_scheme = scheme.parse()?;
+    }
+    if let Some(sets) = arg(5).filter(|s| s != "-") {
         // A committee per fold, weighed on the fold's own training documents (there is no dev).
         cfg.feature_sets = sets.split(',').map(|s| s.trim().parse().expect("FEATURE_SETS are numbers")).collect();
     }

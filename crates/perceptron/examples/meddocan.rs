@@ -1,6 +1,6 @@
 //! Benchmark: the perceptron floor on MEDDOCAN (train → model picked on dev → scored on test).
 //!
-//! cargo run --release -p perceptron --example meddocan -- ../shared/data/meddocan [EPOCHS] [MEMBERS] [MIN_FEATURE_COUNT] [STACK_FOLDS] [PREDICTIONS_DIR|-] [SEED]
+//! cargo run --release -p perceptron --example meddocan -- ../shared/data/meddocan [EPOCHS] [MEMBERS] [MIN_FEATURE_COUNT] [STACK_FOLDS] [PREDICTIONS_DIR|-] [SEED] [bio|bilou]
 
 use corpus::{read_corpus, ReadOptions};
 use perceptron::{train, PerceptronConfig};
@@ -13,9 +13,10 @@ fn main() -> anyhow::Result<()> {
     let min_feature_count: u32 = std::env::args().nth(4).map_or(1, |e| e.parse().expect("MIN_FEATURE_COUNT is a number"));
     let stack_folds: usize = std::env::args().nth(5).map_or(0, |e| e.parse().expect("STACK_FOLDS is a number"));
     let seed: u64 = std::env::args().nth(7).map_or(42, |e| e.parse().expect("SEED is a number"));
+    let tag_scheme: perceptron::TagScheme = std::env::args().nth(8).map_or(Ok(perceptron::TagScheme::Bio), |e| e.parse())?;
     let read = |s: &str| read_corpus(&root.join(s), None, &ReadOptions::default()).map_err(anyhow::Error::msg);
     let (tr, dev, test) = (read("train")?, read("dev")?, read("test")?);
-    let (model, summary) = train(&PerceptronConfig { epochs, members, min_feature_count, stack_folds, seed, ..Default::default() }, &tr, &dev, None)?;
+    let (model, summary) = train(&PerceptronConfig { epochs, members, min_feature_count, stack_folds, seed, tag_scheme, ..Default::default() }, &tr, &dev, None)?;
     let t0 = std::time::Instant::now();
     let pred = model.predict(&test);
     let predict_secs = t0.elapsed().as_secs_f64();

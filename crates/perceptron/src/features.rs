@@ -323,7 +323,7 @@ pub fn stack_features(text: &str, tokens: &[Token], tags: &[&str], out: &mut [Ve
     // The start of the predicted entity each token is in (a `B-` or a stray `I-`).
     let mut entity_start: Vec<Option<usize>> = vec![None; tags.len()];
     for i in 0..tags.len() {
-        entity_start[i] = match tags[i].strip_prefix("I-") {
+        entity_start[i] = match tags[i].strip_prefix("I-").or_else(|| tags[i].strip_prefix("L-")) {
             Some(l) if i > 0 && ty(tags[i - 1]) == l => entity_start[i - 1],
             _ if tags[i] == "O" => None,
             _ => Some(i),

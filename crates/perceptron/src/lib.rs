@@ -55,11 +55,38 @@ pub struct PerceptronConfig {
     /// and update orders) by ±0.003 on MEDDOCAN, and dev ranks seeds as test does; each candidate
     /// costs its training time again. Needs dev documents when above 1.
     pub seed_candidates: usize,
+    /// How tags mark an entity's tokens: `B-`/`I-` (BIO), or also `L-` on the last token of a
+    /// longer entity and `U-` on a one-token entity (BILOU), so that the last token of an entity
+    /// has weights of its own and the decoder must close each entity where it ends.
+    pub tag_scheme: TagScheme,
+}
+
+/// How tags mark the tokens of an entity (see [`PerceptronConfig::tag_scheme`]). A saved
+/// tagger's scheme is that of its tags: BILOU when it has `L-` or `U-` tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagScheme {
+    /// `B-X` on an entity's first token, `I-X` on the others.
+    #[default]
+    Bio,
+    /// `B-X` first, `I-X` inside, `L-X` last, `U-X` for a one-token entity.
+    Bilou,
+}
+
+impl std::str::FromStr for TagScheme {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "bio" => Ok(TagScheme::Bio),
+            "bilou" => Ok(TagScheme::Bilou),
+            other => bail!("unknown tag scheme {other:?}: use bio or bilou"),
+        }
+    }
 }
 
 impl Default for PerceptronConfig {
     fn default() -> Self {
-        PerceptronConfig { epochs: 20, min_feature_count: 1, tune_o_penalty: true, members: 1, stack_folds: 0, feature_sets: vec![FEATURE_SET], seed: 42, seed_candidates: 1 }
+        PerceptronConfig { epochs: 20, min_feature_count: 1, tune_o_penalty: true, members: 1, stack_folds: 0, feature_sets: vec![FEATURE_SET], seed: 42, seed_candidates: 1, tag_scheme: TagScheme::Bio }
     }
 }
 
@@ -150,17 +177,47 @@ fn first_feature_set() -> u32 {
 
 const MODEL_FILE: &str = "perceptron.json";
 
-/// Tags of a document's tokens: `B-`/`I-` of the span that covers the token, else `O`.
-fn gold_tags(doc: &Document, tokens: &[Token]) -> Vec<String> {
-    corpus::conll::bio_tags(doc, tokens).0
+/// Tags of a document's tokens: `B-`/`I-` of the span that covers the token, else `O`; with
+/// `bilou`, an entity's last token `L-` and a one-token entity `U-`.
+fn gold_tags(doc: &Document, tokens: &[Token], bilou: bool) -> Vec<String> {
+    let mut tags = corpus::conll::bio_tags(doc, tokens).0;
+    if bilou {
+        for i in 0..tags.len() {
+            // The next tag is still BIO here: it is rewritten after this one.
+            let continues = tags.get(i + 1).is_some_and(|n| n.starts_with("I-") && n.get(2..) == tags[i].get(2..));
+            if continues {
+                continue;
+            }
+            if let Some(l) = tags[i].strip_prefix("B-") {
+                tags[i] = format!("U-{l}");
+            } else if let Some(l) = tags[i].strip_prefix("I-") {
+                tags[i] = format!("L-{l}");
+            }
+        }
+    }
+    tags
 }
 
-/// Whether `prev → next` is a valid BIO transition (`I-X` only after `B-X` or `I-X`).
-fn allowed(tags: &[String], prev: Option<usize>, next: usize) -> bool {
-    match tags[next].strip_prefix("I-") {
-        None => true,
-        Some(label) => prev.is_some_and(|p| tags[p].get(2..) == Some(label)),
+/// Whether a tag set is BILOU (it has `L-` or `U-` tags) rather than BIO.
+fn is_bilou(tags: &[String]) -> bool {
+    tags.iter().any(|t| t.starts_with("L-") || t.starts_with("U-"))
+}
+
+/// Whether `prev → next` is a valid transition (`prev` `None` at the start): `I-X` (and `L-X`)
+/// only after `B-X` or `I-X`; in BILOU, `B-X` and `I-X` only before `I-X` or `L-X`.
+fn allowed(tags: &[String], bilou: bool, prev: Option<usize>, next: usize) -> bool {
+    let next = tags[next].as_str();
+    let inside = |t: &str| t.starts_with("B-") || t.starts_with("I-");
+    let continues = next.starts_with("I-") || next.starts_with("L-");
+    match prev.map(|p| tags[p].as_str()) {
+        Some(p) if inside(p) => (continues && p.get(2..) == next.get(2..)) || (!bilou && !continues),
+        _ => !continues,
     }
+}
+
+/// Whether a path may end on `tag` (a BILOU entity must be closed by `L-` or `U-`).
+fn may_end(tag: &str, bilou: bool) -> bool {
+    !(bilou && (tag.starts_with("B-") || tag.starts_with("I-")))
 }
 
 struct Sequence {
@@ -171,6 +228,23 @@ struct Sequence {
 impl Perceptron {
     fn n_tags(&self) -> usize {
         self.tags.len()
+    }
+
+    /// Its tag scheme, read from its tags.
+    pub fn tag_scheme(&self) -> TagScheme {
+        if is_bilou(&self.tags) {
+            TagScheme::Bilou
+        } else {
+            TagScheme::Bio
+        }
+    }
+
+    /// Tags per label (after `O`, each label's tags are consecutive: B, I[, L, U]).
+    fn tags_per_label(&self) -> usize {
+        match self.tag_scheme() {
+            TagScheme::Bio => 2,
+            TagScheme::Bilou => 4,
+        }
     }
 
     /// Viterbi over emission + transition scores, with invalid BIO transitions forbidden.
@@ -352,12 +426,16 @@ fn viterbi(tags: &[String], n: usize, mut emit: impl FnMut(usize, &mut [f32]), t
     if n == 0 {
         return vec![];
     }
+    // The allowed previous tags of each tag, in order (the first best is kept, as when all are
+    // tried): an `I-X` has two, so this skips most of the t² pairs.
+    let bilou = is_bilou(tags);
+    let prevs: Vec<Vec<usize>> = (0..t).map(|y| (0..t).filter(|&p| allowed(tags, bilou, Some(p), y)).collect()).collect();
     let mut score = vec![f32::NEG_INFINITY; n * t];
     let mut back = vec![0u16; n * t];
     let mut e = vec![0f32; t];
     emit(0, &mut e);
     for y in 0..t {
-        if allowed(tags, None, y) {
+        if allowed(tags, bilou, None, y) {
             score[y] = e[y] + transitions[t * t + y];
         }
     }
@@ -366,9 +444,9 @@ fn viterbi(tags: &[String], n: usize, mut emit: impl FnMut(usize, &mut [f32]), t
         for y in 0..t {
             let mut best = f32::NEG_INFINITY;
             let mut arg = 0;
-            for p in 0..t {
+            for &p in &prevs[y] {
                 let s = score[(i - 1) * t + p];
-                if s == f32::NEG_INFINITY || !allowed(tags, Some(p), y) {
+                if s == f32::NEG_INFINITY {
                     continue;
                 }
                 let s = s + transitions[p * t + y];
@@ -381,7 +459,8 @@ fn viterbi(tags: &[String], n: usize, mut emit: impl FnMut(usize, &mut [f32]), t
             back[i * t + y] = arg as u16;
         }
     }
-    let mut y = (0..t).max_by(|&a, &b| score[(n - 1) * t + a].total_cmp(&score[(n - 1) * t + b])).unwrap_or(0);
+    let last = |y: usize| if may_end(&tags[y], bilou) { score[(n - 1) * t + y] } else { f32::NEG_INFINITY };
+    let mut y = (0..t).max_by(|&a, &b| last(a).total_cmp(&last(b))).unwrap_or(0);
     let mut path = vec![0; n];
     for i in (0..n).rev() {
         path[i] = y;
@@ -403,22 +482,30 @@ fn emission(feats: &[u32], weights: &[f32], o_penalty: f32, out: &mut [f32]) {
     out[0] -= o_penalty;
 }
 
-/// Spans from a BIO path: a span runs from a `B-X` (or a stray `I-X`) over the `I-X` that follow.
+/// Spans from a BIO or BILOU path: a span runs from a `B-X` or `U-X` (or a stray `I-X` or
+/// `L-X`) over the `I-X` and `L-X` that follow; `L-X` and `U-X` close it.
 fn spans_of(tags: &[String], tokens: &[Token], path: &[usize]) -> Vec<Span> {
     let mut spans = Vec::new();
     let mut open: Option<(String, usize, usize)> = None;
     for (i, &y) in path.iter().enumerate() {
         let tag = &tags[y];
-        let cont = tag.strip_prefix("I-").filter(|l| open.as_ref().is_some_and(|(ol, _, _)| ol == l)).is_some();
+        let closes = tag.starts_with("L-") || tag.starts_with("U-");
+        let inner = tag.strip_prefix("I-").or_else(|| tag.strip_prefix("L-"));
+        let cont = inner.filter(|l| open.as_ref().is_some_and(|(ol, _, _)| ol == l)).is_some();
         if cont {
             open.as_mut().expect("open span").2 = tokens[i].end;
-            continue;
+        } else {
+            if let Some((l, s, e)) = open.take() {
+                spans.push(Span::new(s, e, l));
+            }
+            if let Some(label) = tag.get(2..).filter(|_| tag != "O") {
+                open = Some((label.to_string(), tokens[i].start, tokens[i].end));
+            }
         }
-        if let Some((l, s, e)) = open.take() {
-            spans.push(Span::new(s, e, l));
-        }
-        if let Some(label) = tag.strip_prefix("B-").or_else(|| tag.strip_prefix("I-")) {
-            open = Some((label.to_string(), tokens[i].start, tokens[i].end));
+        if closes {
+            if let Some((l, s, e)) = open.take() {
+                spans.push(Span::new(s, e, l));
+            }
         }
     }
     if let Some((l, s, e)) = open {
@@ -482,7 +569,7 @@ fn fit(model: &Perceptron, seqs: &[Sequence], dev_seqs: &[Sequence], epochs: usi
             epoch as f64
         } else {
             let preds: Vec<Vec<usize>> = dev_seqs.iter().map(|s| model.decode(&s.feats, &avg_w, &avg_t, 0.0)).collect();
-            let f1 = token_f1(&golds(dev_seqs), &preds);
+            let f1 = token_f1(&golds(dev_seqs), &preds, model.tags_per_label());
             dev_scores.push(f1);
             f1
         };
@@ -497,12 +584,12 @@ fn fit(model: &Perceptron, seqs: &[Sequence], dev_seqs: &[Sequence], epochs: usi
 
 /// Token-level micro F1 of predictions (the paper's measure), for model selection: `gold[i]`
 /// against `pred[i]`, tag paths of one sequence each.
-fn token_f1<G: AsRef<[usize]>>(gold: &[G], pred: &[Vec<usize>]) -> f64 {
+fn token_f1<G: AsRef<[usize]>>(gold: &[G], pred: &[Vec<usize>], tags_per_label: usize) -> f64 {
     let (mut tp, mut fp, mut fnn) = (0usize, 0usize, 0usize);
     for (g, p) in gold.iter().zip(pred) {
         for (&a, &b) in g.as_ref().iter().zip(p) {
-            // Compare entity types: B-X and I-X are the same type for the token metric.
-            let ty = |t: usize| t.div_ceil(2);
+            // Compare entity types: B-X and I-X (L-X, U-X) are one type for the token metric.
+            let ty = |t: usize| t.div_ceil(tags_per_label);
             match (ty(a), ty(b)) {
                 (0, 0) => {}
                 (x, y) if x == y => tp += 1,
@@ -660,11 +747,11 @@ fn document_token_f1(model: &Perceptron, docs: &[Document]) -> f64 {
         .par_iter()
         .map(|d| {
             let tokens = tokenize(&d.text);
-            let gold = gold_tags(d, &tokens).iter().map(|t| tag_id.get(t.as_str()).copied().unwrap_or(0)).collect();
+            let gold = gold_tags(d, &tokens, is_bilou(&model.tags)).iter().map(|t| tag_id.get(t.as_str()).copied().unwrap_or(0)).collect();
             (gold, model.tag_path(d, &tokens))
         })
         .unzip();
-    token_f1(&gold, &pred)
+    token_f1(&gold, &pred, model.tags_per_label())
 }
 
 /// A single tagger (stacked or not) on `cfg`'s one feature set.
@@ -832,7 +919,9 @@ fn train_stage(
 ) -> Result<(Perceptron, PerceptronSummary)> {
     let t0 = std::time::Instant::now();
     let feature_set = single_feature_set(cfg)?;
-    // Tags: O, then B-X, I-X for every label, sorted (so tag 2k-1 / 2k belong to one label).
+    // Tags: O, then B-X, I-X (BIO) or B-X, I-X, L-X, U-X (BILOU) for every label, sorted (so
+    // that each label's tags are consecutive; the token metric relies on it).
+    let bilou = cfg.tag_scheme == TagScheme::Bilou;
     let mut labels: Vec<String> = train.iter().flat_map(|d| d.spans.iter().map(|s| s.label.clone())).collect();
     labels.sort();
     labels.dedup();
@@ -840,6 +929,10 @@ fn train_stage(
     for l in &labels {
         tags.push(format!("B-{l}"));
         tags.push(format!("I-{l}"));
+        if bilou {
+            tags.push(format!("L-{l}"));
+            tags.push(format!("U-{l}"));
+        }
     }
     let tag_id: HashMap<String, usize> = tags.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect();
     let raw: Vec<(Vec<Vec<u64>>, Vec<usize>)> = train
@@ -847,7 +940,7 @@ fn train_stage(
         .enumerate()
         .map(|(i, d)| {
             let tokens = tokenize(&d.text);
-            let gold = gold_tags(d, &tokens).iter().map(|t| tag_id[t]).collect();
+            let gold = gold_tags(d, &tokens, bilou).iter().map(|t| tag_id[t]).collect();
             let mut fs = token_features(&d.text, &tokens, feature_set);
             if let Some((_, tagged)) = &stage1 {
                 let tags: Vec<&str> = tagged[i].iter().map(String::as_str).collect();
@@ -876,7 +969,7 @@ fn train_stage(
         .iter()
         .map(|d| {
             let tokens = tokenize(&d.text);
-            let gold = gold_tags(d, &tokens).iter().map(|t| tag_id.get(t).copied().unwrap_or(0)).collect();
+            let gold = gold_tags(d, &tokens, bilou).iter().map(|t| tag_id.get(t).copied().unwrap_or(0)).collect();
             Sequence { feats: model.featurize(d, &tokens), gold }
         })
         .collect();
@@ -896,7 +989,7 @@ fn train_stage(
     let dev_scores = fits[0].dev_scores.clone();
     let dev_f1_at = |model: &Perceptron, o_penalty: f32| {
         let preds: Vec<Vec<usize>> = dev_seqs.iter().map(|s| model.decode(&s.feats, &model.weights, &model.transitions, o_penalty)).collect();
-        token_f1(&golds(&dev_seqs), &preds)
+        token_f1(&golds(&dev_seqs), &preds, model.tags_per_label())
     };
     let ensemble_dev_f1 = (!dev_seqs.is_empty()).then(|| dev_f1_at(&model, 0.0));
     let mut o_penalty_dev_f1 = Vec::new();
@@ -939,4 +1032,77 @@ fn train_stage(
         seconds: t0.elapsed().as_secs_f64(),
     };
     Ok((model, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    fn strings(tags: &[&str]) -> Vec<String> {
+        tags.iter().map(|t| t.to_string()).collect()
+    }
+
+    /// The best-scoring path among all valid ones, by trying every path (tiny cases only).
+    fn brute_force(tags: &[String], emissions: &[Vec<f32>], transitions: &[f32]) -> f32 {
+        let (t, n) = (tags.len(), emissions.len());
+        let bilou = is_bilou(tags);
+        let mut best = f32::NEG_INFINITY;
+        for code in 0..t.pow(n as u32) {
+            let path: Vec<usize> = (0..n).map(|i| code / t.pow(i as u32) % t).collect();
+            let valid = (0..n).all(|i| allowed(tags, bilou, (i > 0).then(|| path[i - 1]), path[i])) && may_end(&tags[path[n - 1]], bilou);
+            if valid {
+                let s: f32 = (0..n).map(|i| emissions[i][path[i]] + transitions[if i == 0 { t } else { path[i - 1] } * t + path[i]]).sum();
+                best = best.max(s);
+            }
+        }
+        best
+    }
+
+    /// Viterbi over only the allowed previous tags finds the best valid path, BIO and BILOU.
+    #[test]
+    fn viterbi_finds_the_best_valid_path() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for tags in [strings(&["O", "B-A", "I-A", "B-B", "I-B"]), strings(&["O", "B-A", "I-A", "L-A", "U-A", "B-B", "I-B", "L-B", "U-B"])] {
+            let t = tags.len();
+            let bilou = is_bilou(&tags);
+            for n in 1..=4 {
+                for _ in 0..25 {
+                    let emissions: Vec<Vec<f32>> = (0..n).map(|_| (0..t).map(|_| rng.gen_range(-2.0..2.0)).collect()).collect();
+                    let transitions: Vec<f32> = (0..(t + 1) * t).map(|_| rng.gen_range(-1.0..1.0)).collect();
+                    let path = viterbi(&tags, n, |i, out| out.copy_from_slice(&emissions[i]), &transitions);
+                    assert!((0..n).all(|i| allowed(&tags, bilou, (i > 0).then(|| path[i - 1]), path[i])), "invalid path {path:?}");
+                    assert!(may_end(&tags[path[n - 1]], bilou), "{path:?} ends inside an entity");
+                    let s: f32 = (0..n).map(|i| emissions[i][path[i]] + transitions[if i == 0 { t } else { path[i - 1] } * t + path[i]]).sum();
+                    assert!((s - brute_force(&tags, &emissions, &transitions)).abs() < 1e-4, "{tags:?}: {path:?} scores {s}");
+                }
+            }
+        }
+    }
+
+    /// BILOU gold tags mark one-token entities `U-` and last tokens `L-`, and spans read back from
+    /// them are the gold spans; BIO tags are unchanged.
+    #[test]
+    fn bilou_tags_round_trip_to_spans() {
+        let text = "Ana Gil vive en Soria , calle Mayor 3 .";
+        let tokens = tokenize(text);
+        let at = |w: &str| text.find(w).unwrap();
+        let spans = vec![Span::new(0, 7, "NOMBRE"), Span::new(at("Soria"), at("Soria") + 5, "TERRITORIO"), Span::new(at("calle"), at("3") + 1, "CALLE")];
+        let doc = Document { id: "d".into(), text: text.into(), spans: spans.clone() };
+        let bilou = gold_tags(&doc, &tokens, true);
+        assert_eq!(bilou, ["B-NOMBRE", "L-NOMBRE", "O", "O", "U-TERRITORIO", "O", "B-CALLE", "I-CALLE", "L-CALLE", "O"]);
+        assert_eq!(gold_tags(&doc, &tokens, false), ["B-NOMBRE", "I-NOMBRE", "O", "O", "B-TERRITORIO", "O", "B-CALLE", "I-CALLE", "I-CALLE", "O"]);
+        for tags in [bilou, gold_tags(&doc, &tokens, false)] {
+            let path: Vec<usize> = (0..tags.len()).collect();
+            assert_eq!(spans_of(&tags, &tokens, &path), spans);
+        }
+        // Two one-token entities of one label side by side stay two in BILOU.
+        let tags = strings(&["U-A", "U-A", "B-A", "L-A", "L-A"]);
+        let tokens = tokenize("a b c d e");
+        let got: Vec<(usize, usize)> = spans_of(&tags, &tokens, &[0, 1, 2, 3, 4]).iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(got, [(0, 1), (2, 3), (4, 7), (8, 9)], "a stray L- starts an entity of its own");
+        // In BIO, I- after B- of one label continues; B- after B- starts a new one.
+        assert!(allowed(&strings(&["O", "B-A", "I-A"]), false, Some(1), 2) && !allowed(&strings(&["O", "B-A", "I-A"]), false, Some(0), 2));
+        assert!(!allowed(&strings(&["O", "B-A", "I-A", "L-A", "U-A"]), true, Some(1), 0), "BILOU: B- must be continued");
+    }
 }

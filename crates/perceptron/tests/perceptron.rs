@@ -328,3 +328,29 @@ fn progress_ticks_match_the_planned_epochs() {
     assert_eq!(ticks.load(Ordering::Relaxed), perceptron::planned_epochs_with_out_of_fold(&cfg, 3));
     assert_eq!(perceptron::planned_epochs_with_out_of_fold(&cfg, 3), 2 * (2 + 2 + 3) * 3);
 }
+
+/// A BILOU tagger learns the training documents, saves and loads as one, and its token F1 on
+/// dev counts its four tags of a label as one type (1.0 when every span is found).
+#[test]
+fn bilou_tagger_learns_and_round_trips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = docs();
+    let cfg = PerceptronConfig { epochs: 10, tag_scheme: perceptron::TagScheme::Bilou, ..Default::default() };
+    let (model, summary) = train(&cfg, &d, &d, Some(tmp.path())).unwrap();
+    assert_eq!(model.tag_scheme(), perceptron::TagScheme::Bilou);
+    assert!(model.tags.iter().any(|t| t == "U-TERRITORIO") && model.tags.iter().any(|t| t == "L-NOMBRE"));
+    assert_eq!(summary.dev_token_f1.iter().cloned().fold(0.0, f64::max), 1.0);
+    let pred = model.predict(&d);
+    for (p, g) in pred.iter().zip(&d) {
+        assert_eq!(p.spans, g.spans, "{}", g.id);
+    }
+    let loaded = Perceptron::load(tmp.path()).unwrap();
+    assert_eq!(loaded.tag_scheme(), perceptron::TagScheme::Bilou);
+    assert_eq!(loaded.predict(&d), pred);
+    // Stacked on its own BILOU tags, too.
+    let (stacked, _) = train(&PerceptronConfig { stack_folds: 3, ..cfg }, &d, &d, None).unwrap();
+    assert_eq!(stacked.predict(&d), pred);
+    let (bio, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, None).unwrap();
+    assert_eq!(bio.tag_scheme(), perceptron::TagScheme::Bio);
+    assert!("bilou".parse::<perceptron::TagScheme>().is_ok() && "bioes".parse::<perceptron::TagScheme>().is_err());
+}

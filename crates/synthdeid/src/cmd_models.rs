@@ -53,6 +53,11 @@ pub struct PerceptronArgs {
     /// its training time again. Needs --dev.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub seed_candidates: usize,
+    /// How tags mark an entity's tokens: bio (B-, I-), or bilou (also L- on an entity's last
+    /// token and U- on a one-token entity). BILOU gave +0.002 entity-strict F1 in 5-fold
+    /// cross-validation of one tagger on MEDDOCAN, nothing for a stacked one, at 2× the training time.
+    #[arg(long, default_value = "bio", value_name = "SCHEME", value_parser = ["bio", "bilou"])]
+    pub tag_scheme: String,
 }
 
 fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
@@ -93,16 +98,17 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
         NerCmd::TrainPerceptron(a) => {
             let train = read(&a.train)?;
             let dev = a.dev.as_deref().map(read).transpose()?.unwrap_or_default();
-            let mut cfg = perceptron::PerceptronConfig { epochs: a.epochs, members: a.members, stack_folds: a.stack_folds, seed: a.seed, seed_candidates: a.seed_candidates, ..Default::default() };
+            let mut cfg = perceptron::PerceptronConfig { epochs: a.epochs, members: a.members, stack_folds: a.stack_folds, seed: a.seed, seed_candidates: a.seed_candidates, tag_scheme: a.tag_scheme.parse()?, ..Default::default() };
             if let Some(sets) = &a.feature_sets {
                 cfg.feature_sets = sets.clone();
             }
             // Training prints nothing until it ends (a stacked tagger takes minutes, a committee
             // one such time per tagger): say what is being trained.
             eprintln!(
-                "training {} perceptron tagger(s) on feature sets {:?}{}{}, {} epochs each, on {} documents…",
+                "training {} perceptron tagger(s) on feature sets {:?}{}{}{}, {} epochs each, on {} documents…",
                 cfg.feature_sets.len(),
                 cfg.feature_sets,
+                if cfg.tag_scheme == perceptron::TagScheme::Bilou { ", BILOU tags" } else { "" },
                 if cfg.stack_folds > 0 { format!(", each stacked on {} folds", cfg.stack_folds) } else { String::new() },
                 if cfg.seed_candidates > 1 { format!(", on {} seeds (the best on dev is kept)", cfg.seed_candidates) } else { String::new() },
                 cfg.epochs,

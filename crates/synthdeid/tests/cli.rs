@@ -203,5 +203,13 @@ fn ner_perceptron_train_eval_and_predict() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("seed 3: dev token F1") && err.contains("seed 1003: dev token F1") && err.matches("(kept)").count() == 1, "{err}");
     let o = synthdeid(&args);
-    assert!(!o.status.success() && stderr(&o).contains("picks a seed on dev documents"), "{}", stderr(&o));
+    assert!(!o.status.success() && stderr(&o).contains("picks a seed on dev documents"), "{}", stderr(&o));    // BILOU tags: said at the start, and the model tags as well as the BIO one.
+    let bilou = tmp.path().join("bilou");
+    let o = synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", bilou.to_str().unwrap(), "--epochs", "5", "--tag-scheme", "bilou"]);
+    assert!(o.status.success() && stderr(&o).contains("BILOU tags"), "{}", stderr(&o));
+    let o = synthdeid(&["ner", "eval", "--model", bilou.to_str().unwrap(), "--gold", test.to_str().unwrap(), "--json"]);
+    let b: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(b["token"]["micro"]["f1"].as_f64().unwrap() > 0.9, "{}", b["token"]["micro"]);
+    let o = synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", bilou.to_str().unwrap(), "--tag-scheme", "bioes"]);
+    assert!(!o.status.success() && stderr(&o).contains("bilou"), "{}", stderr(&o));
 }

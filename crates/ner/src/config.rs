@@ -105,8 +105,8 @@ pub struct TrainConfig {
     /// Train the kept guide on this many seeds and keep the best on dev (see
     /// `perceptron::PerceptronConfig::seed_candidates`): a stacked perceptron's test score moves
     /// with its seed by ±0.003, and dev ranks seeds as test does. Each candidate costs the kept
-    /// guide's training time again (about 7 min stacked on MEDDOCAN); the jackknifed input tags
-    /// stay on `seed`. Needs dev documents when above 1.
+    /// guide's training time again (about 2 min stacked on MEDDOCAN; the recipe picks of 6);
+    /// the jackknifed input tags stay on `seed`. Needs dev documents when above 1.
     pub guide_seed_candidates: usize,
     pub epochs: usize,
     /// Stop (after a dev evaluation and a checkpoint) once this much training time is spent,

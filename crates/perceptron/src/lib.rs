@@ -135,7 +135,7 @@ impl PerceptronSummary {
 /// A trained tagger.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Perceptron {
-    /// BIO tags; index 0 is `O`.
+    /// BIO (or BILOU) tags; index 0 is `O`, then each label's tags side by side.
     pub tags: Vec<String>,
     /// Feature hash → row of `weights`. Saved in key order, so that one seed saves one file.
     #[serde(serialize_with = "in_key_order")]
@@ -247,7 +247,7 @@ impl Perceptron {
         }
     }
 
-    /// Viterbi over emission + transition scores, with invalid BIO transitions forbidden.
+    /// Viterbi over emission + transition scores, with invalid BIO (or BILOU) transitions forbidden.
     fn decode(&self, feats: &[Vec<u32>], weights: &[f32], transitions: &[f32], o_penalty: f32) -> Vec<usize> {
         viterbi(&self.tags, feats.len(), |i, out| emission(&feats[i], weights, o_penalty, out), transitions)
     }

@@ -1,5 +1,7 @@
 //! Benchmark: a stacked model decoded alone and as a product with its guide perceptron, the
-//! guide weight picked on dev (by strict or token F1) and scored on test.
+//! guide weight picked on dev (by strict or token F1), without and with an `O` penalty picked on
+//! dev after it (`Model::tune_decoding`, as training does), and scored on test. Every setting
+//! tried is printed with its dev scores.
 //!
 //! cargo run --release -p ner --example guide_weight -- MODEL_DIR ../shared/data/meddocan
 
@@ -13,12 +15,29 @@ fn main() -> anyhow::Result<()> {
     let (dev, test) = (read("dev")?, read("test")?);
     let mut model = ner::Model::load(&dir)?;
     for metric in [ner::Metric::Strict, ner::Metric::Token] {
-        let t0 = std::time::Instant::now();
-        let s = ner::train::evaluate_tuned(&mut model, &dev, metric)?;
-        println!("picked by {metric:?} on dev in {:.0} s: {s:?}", t0.elapsed().as_secs_f64());
-        let pred = model.predict(&test)?;
-        let r = eval::evaluate(&test, &pred).map_err(anyhow::Error::msg)?;
-        println!("test, guide weight {}: token {:.4} (P {:.4} R {:.4}), strict {:.4}", model.settings.guide_weight, r.token.micro.f1, r.token.micro.precision, r.token.micro.recall, r.entity_strict.micro.f1);
+        for o_penalty in [false, true] {
+            let t0 = std::time::Instant::now();
+            let tried = model.tune_decoding(&dev, o_penalty, |pred| {
+                let r = eval::evaluate(&dev, pred).map_err(anyhow::Error::msg)?;
+                let (token, strict) = (r.token.micro.f1, r.entity_strict.micro.f1);
+                eprintln!("  dev token {token:.4} strict {strict:.4}");
+                Ok(if matches!(metric, ner::Metric::Strict) { strict } else { token })
+            })?;
+            let tried: Vec<String> = tried.iter().map(|t| format!("w {:.4} O {:.3}: {:.4}", t.guide_weight, t.o_penalty, t.score)).collect();
+            println!("by {metric:?} on dev, O penalty tuned {o_penalty}, in {:.0} s: {}", t0.elapsed().as_secs_f64(), tried.join(" | "));
+            let r = eval::evaluate(&test, &model.predict(&test)?).map_err(anyhow::Error::msg)?;
+            println!(
+                "test, guide weight {}, O penalty {}: token {:.4} (P {:.4} R {:.4}), strict {:.4} (P {:.4} R {:.4})",
+                model.settings.guide_weight,
+                model.settings.o_penalty,
+                r.token.micro.f1,
+                r.token.micro.precision,
+                r.token.micro.recall,
+                r.entity_strict.micro.f1,
+                r.entity_strict.micro.precision,
+                r.entity_strict.micro.recall
+            );
+        }
     }
     Ok(())
 }

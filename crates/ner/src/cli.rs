@@ -122,6 +122,9 @@ pub struct TrainArgs {
     /// Dev metric that picks the best epoch.
     #[arg(long, value_parser = ["strict", "token"])]
     pub select: Option<String>,
+    /// Decode without an `O` penalty (by default one is picked on dev with the epoch).
+    #[arg(long)]
+    pub no_o_penalty: bool,
     /// Start over even if OUT/checkpoint exists.
     #[arg(long)]
     pub no_resume: bool,
@@ -164,6 +167,9 @@ impl TrainArgs {
         }
         if let Some(s) = &self.select {
             c.select_metric = if s == "token" { Metric::Token } else { Metric::Strict };
+        }
+        if self.no_o_penalty {
+            c.tune_o_penalty = false;
         }
         if self.no_resume {
             c.resume = false;

@@ -33,6 +33,6 @@ pub mod train;
 
 pub use config::{Metric, Preset, TrainConfig};
 pub use labels::Labels;
-pub use model::{Model, TaggerSettings};
+pub use model::{DecodingTrial, Model, TaggerSettings, O_PENALTY_FRACTIONS};
 pub use progress::{perceptron_epochs_bar, Bar, Event, Progress, Silent};
 pub use train::{evaluate, train, DevScores, EpochRecord, TrainSummary};

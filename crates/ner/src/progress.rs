@@ -139,7 +139,18 @@ impl Progress for Bar {
             }
             Event::EpochEnd { record, improved } => {
                 let dev = match record.dev {
-                    Some(d) => format!("dev token F1 {:.4} strict F1 {:.4}", d.token_f1, d.strict_f1),
+                    Some(d) => {
+                        // The decoding settings picked on dev with these scores, where tuned.
+                        let mut picked = Vec::new();
+                        if let Some(w) = d.guide_weight {
+                            picked.push(format!("guide weight {w:.3}"));
+                        }
+                        if let Some(p) = d.o_penalty {
+                            picked.push(format!("O penalty {p:.2}"));
+                        }
+                        let picked = if picked.is_empty() { String::new() } else { format!(" ({})", picked.join(", ")) };
+                        format!("dev token F1 {:.4} strict F1 {:.4}{picked}", d.token_f1, d.strict_f1)
+                    }
                     None => "no dev set".into(),
                 };
                 let line = format!(

@@ -27,6 +27,9 @@ pub struct DevScores {
     /// A stacked model's guide weight that these scores were reached with (picked on dev).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guide_weight: Option<f32>,
+    /// The `O` penalty these scores were reached with (picked on dev; `tune_o_penalty`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub o_penalty: Option<f32>,
 }
 
 /// One finished (or budget-cut) epoch.
@@ -320,7 +323,7 @@ pub fn train(
             }
         }
         // End of epoch (or budget cut): evaluate, keep the best, checkpoint.
-        let dev_scores = if dev.is_empty() { None } else { Some(evaluate_tuned(&mut model, dev, cfg.select_metric)?) };
+        let dev_scores = if dev.is_empty() { None } else { Some(evaluate_tuned(&mut model, dev, cfg.select_metric, cfg.tune_o_penalty)?) };
         let value = dev_scores.map(|d| match cfg.select_metric {
             Metric::Strict => d.strict_f1,
             Metric::Token => d.token_f1,
@@ -394,17 +397,18 @@ pub fn evaluate(model: &Model, dev: &[Document]) -> Result<DevScores> {
 
 fn scores(dev: &[Document], pred: &[Document]) -> Result<DevScores> {
     let r = eval::evaluate(dev, pred).map_err(|e| anyhow::anyhow!(e))?;
-    Ok(DevScores { token_f1: r.token.micro.f1, strict_f1: r.entity_strict.micro.f1, guide_weight: None })
+    Ok(DevScores { token_f1: r.token.micro.f1, strict_f1: r.entity_strict.micro.f1, guide_weight: None, o_penalty: None })
 }
 
-/// [`evaluate`], for a stacked model after picking its guide weight on `dev` by `metric`
-/// ([`Model::tune_guide_weight`]): the weight is set in `model`.
-pub fn evaluate_tuned(model: &mut Model, dev: &[Document], metric: Metric) -> Result<DevScores> {
-    if !(model.settings.guide && model.guide.is_some()) {
+/// [`evaluate`] after picking the decoding settings on `dev` by `metric`
+/// ([`Model::tune_decoding`]: a stacked model's guide weight, and with `tune_o_penalty` the `O`
+/// penalty); they are set in `model`.
+pub fn evaluate_tuned(model: &mut Model, dev: &[Document], metric: Metric, tune_o_penalty: bool) -> Result<DevScores> {
+    if !tune_o_penalty && !(model.settings.guide && model.guide.is_some()) {
         return evaluate(model, dev);
     }
     let seen = std::cell::RefCell::new(Vec::new());
-    let tried = model.tune_guide_weight(dev, |pred| {
+    let tried = model.tune_decoding(dev, tune_o_penalty, |pred| {
         let s = scores(dev, pred)?;
         seen.borrow_mut().push(s);
         Ok(match metric {
@@ -412,9 +416,11 @@ pub fn evaluate_tuned(model: &mut Model, dev: &[Document], metric: Metric) -> Re
             Metric::Token => s.token_f1,
         })
     })?;
-    let w = model.settings.guide_weight;
-    let i = tried.iter().position(|(x, _)| *x == w).expect("the picked weight is one of those tried");
-    Ok(DevScores { guide_weight: Some(w), ..seen.into_inner()[i] })
+    let (w, p) = (model.settings.guide_weight, model.settings.o_penalty);
+    let i = tried.iter().position(|t| t.guide_weight == w && t.o_penalty == p).expect("the picked settings are among those tried");
+    let guide_weight = (model.settings.guide && model.guide.is_some()).then_some(w);
+    let o_penalty = tune_o_penalty.then_some(p);
+    Ok(DevScores { guide_weight, o_penalty, ..seen.into_inner()[i] })
 }
 
 fn save_checkpoint(dir: &Path, model: &Model, opt: &AdamW, state: &State, cfg: &TrainConfig) -> Result<()> {

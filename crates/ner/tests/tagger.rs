@@ -134,6 +134,43 @@ fn overfits_three_documents_and_round_trips() {
     assert!(names.contains(&"classifier.weight".to_string()));
 }
 
+/// The `O` penalty: picked on dev with the epoch and saved with the model; a large one tags every
+/// token as part of some entity, a large negative one tags none.
+#[test]
+fn o_penalty_is_picked_on_dev_saved_and_moves_decoding() {
+    let docs = docs();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = ner::train(&tiny_cfg(30), &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    let picked = summary.best_dev.unwrap().o_penalty.expect("tuned by default");
+    let mut model = Model::load(dir.path()).unwrap();
+    assert_eq!(model.settings.o_penalty, picked);
+    assert!(summary.best_dev.unwrap().guide_weight.is_none(), "a plain model has no guide weight");
+
+    let tried = model.tune_decoding(&docs, true, |p| Ok(strict_f1(&docs, p))).unwrap();
+    assert_eq!(tried.len(), 1 + ner::O_PENALTY_FRACTIONS.len(), "{tried:?}");
+    assert_eq!(tried[0].o_penalty, 0.0, "the untuned decoding is tried first");
+    assert!(tried.iter().any(|t| t.o_penalty == model.settings.o_penalty));
+    // Positive fractions give positive penalties, and the negative one a negative penalty.
+    assert!(tried[1..].iter().zip(ner::O_PENALTY_FRACTIONS).all(|(t, f)| t.o_penalty.signum() == f.signum() && t.o_penalty != 0.0), "{tried:?}");
+    // Ties keep no penalty: the best score at 0 is never displaced by an equal one.
+    let best = tried.iter().map(|t| t.score).fold(f64::NEG_INFINITY, f64::max);
+    if tried[0].score == best {
+        assert_eq!(model.settings.o_penalty, 0.0);
+    }
+
+    model.settings.o_penalty = 1e4;
+    for (d, p) in docs.iter().zip(model.predict(&docs).unwrap()) {
+        let covered: usize = p.spans.iter().map(|s| corpus::tokenize(&d.text).iter().filter(|t| t.start >= s.start && t.end <= s.end).count()).sum();
+        assert_eq!(covered, corpus::tokenize(&d.text).len(), "document {}: every token is in an entity", d.id);
+    }
+    model.settings.o_penalty = -1e4;
+    assert!(model.predict(&docs).unwrap().iter().all(|p| p.spans.is_empty()));
+    // Saved and loaded with the model.
+    let dir2 = tempfile::tempdir().unwrap();
+    model.save(dir2.path()).unwrap();
+    assert_eq!(Model::load(dir2.path()).unwrap().settings.o_penalty, -1e4);
+}
+
 #[test]
 fn resume_after_a_kill_matches_an_uninterrupted_run() {
     let docs = docs();
@@ -240,10 +277,11 @@ fn stacked_model_keeps_its_guide() {
     assert_eq!(strict_f1(&docs, &model.predict(&docs).unwrap()), 1.0);
     // The guide weight was picked on dev among the multiples tried, and saved.
     let mut model = model;
-    let tried = model.tune_guide_weight(&docs, |p| Ok(strict_f1(&docs, p))).unwrap();
+    let tried = model.tune_decoding(&docs, false, |p| Ok(strict_f1(&docs, p))).unwrap();
     assert_eq!(tried.len(), 6, "{tried:?}");
-    assert!(tried.iter().any(|(w, _)| *w == model.settings.guide_weight));
-    assert!(tried.iter().all(|(w, _)| w.is_finite() && *w >= 0.0), "{tried:?}");
+    assert!(tried.iter().any(|t| t.guide_weight == model.settings.guide_weight));
+    assert!(tried.iter().all(|t| t.guide_weight.is_finite() && t.guide_weight >= 0.0 && t.o_penalty == 0.0), "{tried:?}");
+    assert_eq!(model.settings.o_penalty, 0.0);
     // Weighted far above the encoder, the product decodes as the guide alone does: the guide's
     // tags and transitions are mapped onto the model's tag order correctly.
     let mut unseen = docs.clone();

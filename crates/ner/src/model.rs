@@ -504,14 +504,11 @@ impl Model {
         let scored = self.emissions(dev)?;
         let guides = self.guide.as_ref().filter(|_| self.settings.guide).map(|g| self.guide_scores(g, dev, &scored));
         let mut tried = Vec::new();
-        let mut best = (f64::NEG_INFINITY, 0f32);
-        let mut run = |w: f32, p: f32, best: &mut (f64, f32), value: f32| -> Result<()> {
+        // Decodes dev with these settings and records the score.
+        let mut run = |w: f32, p: f32| -> Result<f64> {
             let v = score(&self.decode_all(dev, &scored, guides.as_deref(), w, p))?;
             tried.push(DecodingTrial { guide_weight: w, o_penalty: p, score: v });
-            if v > best.0 {
-                *best = (v, value);
-            }
-            Ok(())
+            Ok(v)
         };
         let unit = match &guides {
             Some(gs) => {
@@ -526,8 +523,12 @@ impl Model {
             None => 0.0,
         };
         let fracs: &[f32] = if guides.is_some() { &[0.0, 0.25, 0.5, 1.0, 2.0, 4.0] } else { &[0.0] };
+        let mut best = (f64::NEG_INFINITY, 0f32);
         for &frac in fracs {
-            run(frac * unit, 0.0, &mut best, frac * unit)?;
+            let v = run(frac * unit, 0.0)?;
+            if v > best.0 {
+                best = (v, frac * unit);
+            }
         }
         let weight = best.1;
         let mut o_penalty = 0.0;
@@ -540,7 +541,10 @@ impl Model {
             } as f32;
             let mut best_p = (best.0, 0f32);
             for frac in O_PENALTY_FRACTIONS {
-                run(weight, frac * margin, &mut best_p, frac * margin)?;
+                let v = run(weight, frac * margin)?;
+                if v > best_p.0 {
+                    best_p = (v, frac * margin);
+                }
             }
             o_penalty = best_p.1;
         }

@@ -510,9 +510,9 @@ impl Model {
             tried.push(DecodingTrial { guide_weight: w, o_penalty: p, score: v });
             Ok(v)
         };
+        let enc = mean_margin(scored.iter().flat_map(|(_, e)| e));
         let unit = match &guides {
             Some(gs) => {
-                let enc = mean_margin(scored.iter().flat_map(|(_, e)| e));
                 let gui = mean_margin(gs.iter().flatten());
                 if gui > 0.0 {
                     (enc / gui) as f32
@@ -534,10 +534,8 @@ impl Model {
         let mut o_penalty = 0.0;
         if tune_o_penalty {
             let margin = match &guides {
-                Some(gs) if weight != 0.0 => {
-                    mean_margin(scored.iter().zip(gs).flat_map(|((_, e), g)| e.iter().zip(g)).map(|(e, g)| combine_row(e, Some((g, weight)), 0.0)).collect::<Vec<_>>().iter())
-                }
-                _ => mean_margin(scored.iter().flat_map(|(_, e)| e)),
+                Some(gs) if weight != 0.0 => mean_margin(scored.iter().zip(gs).flat_map(|((_, e), g)| e.iter().zip(g)).map(|(e, g)| combine_row(e, Some((g, weight)), 0.0))),
+                _ => enc,
             } as f32;
             let mut best_p = (best.0, 0f32);
             for frac in O_PENALTY_FRACTIONS {
@@ -611,9 +609,10 @@ pub struct DecodingTrial {
 }
 
 /// Mean margin between the best and the second-best score of each row.
-fn mean_margin<'a>(rows: impl Iterator<Item = &'a Vec<f32>>) -> f64 {
+fn mean_margin<R: AsRef<[f32]>>(rows: impl Iterator<Item = R>) -> f64 {
     let (mut sum, mut n) = (0f64, 0usize);
     for r in rows {
+        let r = r.as_ref();
         let (mut a, mut b) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
         for &x in r {
             if x > a {

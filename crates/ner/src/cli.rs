@@ -125,6 +125,10 @@ pub struct TrainArgs {
     /// Decode without an `O` penalty (by default one is picked on dev with the epoch).
     #[arg(long)]
     pub no_o_penalty: bool,
+    /// After training, learn to move predicted entities' edges by up to two words (a span-boundary
+    /// model trained on the guide's jackknifed tags; needs --guide-folds); kept if dev does not fall.
+    #[arg(long)]
+    pub boundaries: bool,
     /// Start over even if OUT/checkpoint exists.
     #[arg(long)]
     pub no_resume: bool,
@@ -170,6 +174,9 @@ impl TrainArgs {
         }
         if self.no_o_penalty {
             c.tune_o_penalty = false;
+        }
+        if self.boundaries {
+            c.boundaries = true;
         }
         if self.no_resume {
             c.resume = false;

@@ -50,6 +50,16 @@ pub enum Metric {
     Token,
 }
 
+impl Metric {
+    /// How reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Strict => "dev strict F1",
+            Metric::Token => "dev token F1",
+        }
+    }
+}
+
 /// Everything that determines a training run. `None` fields fall back to the preset (from
 /// scratch) or to the checkpoint's config (`init`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +146,13 @@ pub struct TrainConfig {
     /// trained on mostly-`O` text misses more entities than it invents, and the penalty trades
     /// a little precision for recall.
     pub tune_o_penalty: bool,
+    /// After the encoder, train a span-boundary model (`perceptron::BoundaryModel`) on the
+    /// guide's jackknifed tags of the training documents, which moves each predicted entity's
+    /// edges by up to two words where the words around them say so; kept in the model
+    /// (`boundaries.json`) when dev `select_metric` does not fall with it. Needs a guide
+    /// (`guide_folds`); costs seconds (the jackknifed tags are there already) and one more dev
+    /// prediction.
+    pub boundaries: bool,
     /// Write a resumable checkpoint at least this often within an epoch.
     pub checkpoint_minutes: f64,
     /// Continue from `OUT/checkpoint` if it exists.
@@ -180,6 +197,7 @@ impl Default for TrainConfig {
             max_subwords_per_word: 8,
             select_metric: Metric::Strict,
             tune_o_penalty: true,
+            boundaries: false,
             checkpoint_minutes: 10.0,
             resume: true,
         }

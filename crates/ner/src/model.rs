@@ -130,6 +130,9 @@ pub struct Model {
     pub transitions: Option<Vec<f32>>,
     /// The feature perceptron whose tags are inputs when `settings.guide` (saved in `guide/`).
     pub guide: Option<perceptron::Perceptron>,
+    /// Moves predicted entities' edges after decoding (saved as `boundaries.json`; see
+    /// `TrainConfig::boundaries`).
+    pub boundaries: Option<perceptron::BoundaryModel>,
     encoder: Encoder,
     shapes: Option<Embedding>,
     lexical: Option<Embedding>,
@@ -182,6 +185,7 @@ impl Model {
             subwords,
             transitions: None,
             guide: None,
+            boundaries: None,
             encoder,
             shapes,
             lexical,
@@ -218,6 +222,10 @@ impl Model {
         if let Some(g) = &self.guide {
             g.save(&dir.join(GUIDE_DIR))?;
         }
+        match &self.boundaries {
+            Some(b) => b.save(dir)?,
+            None => remove_if_present(&dir.join(perceptron::BOUNDARY_FILE))?,
+        }
         Ok(())
     }
 
@@ -250,6 +258,7 @@ impl Model {
                 format!("{} is a stacked model but its guide perceptron could not be read", dir.display())
             })?);
         }
+        model.boundaries = perceptron::BoundaryModel::load_if_present(dir)?;
         Ok(model)
     }
 
@@ -433,7 +442,11 @@ impl Model {
         let scored = self.emissions(docs)?;
         let guide = self.guide.as_ref().filter(|_| self.settings.guide && self.settings.guide_weight != 0.0);
         let guides = guide.map(|g| self.guide_scores(g, docs, &scored));
-        Ok(self.decode_all(docs, &scored, guides.as_deref(), self.settings.guide_weight, self.settings.o_penalty))
+        let decoded = self.decode_all(docs, &scored, guides.as_deref(), self.settings.guide_weight, self.settings.o_penalty);
+        Ok(match &self.boundaries {
+            Some(b) => b.apply_all(&decoded),
+            None => decoded,
+        })
     }
 
     /// For each of this model's tags, its index among the guide's tags (`None`: the guide lacks it).
@@ -646,4 +659,12 @@ fn combine_row(em: &[f32], guide: Option<(&[f32], f32)>, o_penalty: f32) -> Vec<
 /// [`combine_row`] for each token of a document.
 fn combine(em: &[Vec<f32>], guide: Option<(&[Vec<f32>], f32)>, o_penalty: f32) -> Vec<Vec<f32>> {
     em.iter().enumerate().map(|(i, e)| combine_row(e, guide.map(|(g, w)| (g[i].as_slice(), w)), o_penalty)).collect()
+}
+
+/// Removes `path` if it exists (a file of an earlier model saved to the same directory).
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("removing {}", path.display())),
+        _ => Ok(()),
+    }
 }

@@ -2,7 +2,8 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::train::{EpochRecord, TrainSummary};
+use crate::config::Metric;
+use crate::train::{BoundaryOutcome, EpochRecord, TrainSummary};
 
 /// What the training loop reports. Never carries document text.
 #[derive(Debug)]
@@ -17,6 +18,8 @@ pub enum Event<'a> {
     Step { epoch: usize, step: usize, steps_per_epoch: usize, loss: f64, lr: f64, tokens_per_sec: f64 },
     Checkpoint { epoch: usize, step: usize },
     EpochEnd { record: &'a EpochRecord, improved: bool },
+    /// The span-boundary model is trained (`TrainConfig::boundaries`); `metric` decided whether it is kept.
+    Boundaries { outcome: &'a BoundaryOutcome, metric: Metric },
     Done { summary: &'a TrainSummary },
 }
 
@@ -161,6 +164,22 @@ impl Progress for Bar {
                     record.minutes
                 );
                 self.line(line);
+            }
+            Event::Boundaries { outcome, metric } => {
+                let t = &outcome.training;
+                let dev = match (outcome.dev_without, outcome.dev_with) {
+                    (Some(a), Some(b)) => format!(
+                        "; dev token F1 {:.4} → {:.4}, strict F1 {:.4} → {:.4}: {} (by {})",
+                        a.token_f1,
+                        b.token_f1,
+                        a.strict_f1,
+                        b.strict_f1,
+                        if outcome.kept { "kept" } else { "not kept" },
+                        metric.name()
+                    ),
+                    _ => "; no dev set: kept".into(),
+                };
+                self.line(format!("boundary model: learned from {} entities, {} of them misplaced{dev}", t.examples, t.misplaced))
             }
             Event::Done { .. } => {
                 if let Some(b) = self.bar.take() {

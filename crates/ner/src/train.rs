@@ -64,6 +64,20 @@ pub struct TrainSummary {
     /// is the kept guide).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guide_seed_candidates: Vec<(u64, f64)>,
+    /// With `boundaries`: the span-boundary model's training and what it did on dev.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundaries: Option<BoundaryOutcome>,
+}
+
+/// The span-boundary model trained after the encoder (`TrainConfig::boundaries`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoundaryOutcome {
+    pub training: perceptron::BoundarySummary,
+    /// The kept epoch's dev scores without and with it (none without dev).
+    pub dev_without: Option<DevScores>,
+    pub dev_with: Option<DevScores>,
+    /// Whether it is in the model: dev `select_metric` did not fall with it (always, without dev).
+    pub kept: bool,
 }
 
 /// Resumable position of a run, saved in `checkpoint/state.json`.
@@ -209,6 +223,10 @@ pub fn train(
         None
     };
     state.elapsed_secs += guide_started.elapsed().as_secs_f64();
+    ensure!(
+        !cfg.boundaries || jackknifed.is_some(),
+        "boundaries learn from the guide's jackknifed tags: set guide_folds (e.g. 5) too, or drop boundaries"
+    );
     let mut examples = model.encode_guided(train, jackknifed.as_deref(), cfg.train_stride, true);
     examples.retain(|e| !e.first.is_empty());
     ensure!(!examples.is_empty(), "no training windows (empty training corpus?)");
@@ -244,6 +262,7 @@ pub fn train(
         budget_exhausted: false,
         interrupted: false,
         guide_seed_candidates: state.guide_seed_candidates.clone(),
+        boundaries: None,
     };
     progress.event(&Event::Start {
         epochs: cfg.epochs,
@@ -380,12 +399,61 @@ pub fn train(
     summary.history = state.history.clone();
     summary.minutes = state.elapsed_secs / 60.0;
     summary.tokens_per_sec = state.tokens as f64 / state.step_secs.max(1e-9);
+    if !summary.interrupted && cfg.boundaries {
+        let jackknifed = jackknifed.as_deref().expect("checked before training");
+        let outcome = train_boundaries(cfg, train, jackknifed, dev, out_dir)?;
+        progress.event(&Event::Boundaries { outcome: &outcome, metric: cfg.select_metric });
+        summary.boundaries = Some(outcome);
+    }
     if !summary.interrupted {
         let json = serde_json::to_string_pretty(&TrainingJson { config: cfg, summary: &summary })?;
         nn::checkpoint::atomic_write(&out_dir.join("training.json"), json.as_bytes())?;
         progress.event(&Event::Done { summary: &summary });
     }
     Ok(summary)
+}
+
+/// Adds a span-boundary model to a stacked model trained without one (`model_dir`, trained with
+/// `cfg` on `train`): the guide's jackknifed tags are recomputed as training made them (seeded),
+/// and the model is kept in `model_dir` when dev `select_metric` does not fall with it.
+pub fn add_boundaries(cfg: &TrainConfig, train: &[Document], dev: &[Document], model_dir: &Path) -> Result<BoundaryOutcome> {
+    let jackknifed = if stacked_inputs(cfg)? {
+        train_guide_with_inputs(cfg, train, dev, &|| {})?.1.inputs.expect("a stacked guide's out-of-fold tags")
+    } else {
+        jackknife_guide(cfg, train, &|| {})?
+    };
+    train_boundaries(cfg, train, &jackknifed, dev, model_dir)
+}
+
+/// The span-boundary model of a finished run: trained on the guide's jackknifed tags of `train`,
+/// scored on `dev` with the kept model (in `out_dir`), and saved there when dev `select_metric`
+/// does not fall with it.
+fn train_boundaries(cfg: &TrainConfig, train: &[Document], jackknifed: &[Document], dev: &[Document], out_dir: &Path) -> Result<BoundaryOutcome> {
+    let bcfg = perceptron::BoundaryConfig { seed: cfg.seed, ..Default::default() };
+    let (boundaries, training) = perceptron::train_boundaries(&bcfg, train, jackknifed)?;
+    let model = Model::load(out_dir)?;
+    let (dev_without, dev_with) = if dev.is_empty() {
+        (None, None)
+    } else {
+        let pred = model.predict(dev)?;
+        let picked = |s: DevScores| DevScores { guide_weight: model.settings.guide.then_some(model.settings.guide_weight), o_penalty: cfg.tune_o_penalty.then_some(model.settings.o_penalty), ..s };
+        (Some(picked(scores(dev, &pred)?)), Some(picked(scores(dev, &boundaries.apply_all(&pred))?)))
+    };
+    let value = |s: &DevScores| match cfg.select_metric {
+        Metric::Strict => s.strict_f1,
+        Metric::Token => s.token_f1,
+    };
+    let kept = match (&dev_without, &dev_with) {
+        (Some(a), Some(b)) => value(b) >= value(a),
+        _ => true,
+    };
+    if kept {
+        boundaries.save(out_dir)?;
+    } else if let Err(e) = std::fs::remove_file(out_dir.join(perceptron::BOUNDARY_FILE)) {
+        // One left by an earlier run in the same directory would be applied at prediction.
+        ensure!(e.kind() == std::io::ErrorKind::NotFound, "removing {}: {e}", out_dir.join(perceptron::BOUNDARY_FILE).display());
+    }
+    Ok(BoundaryOutcome { training, dev_without, dev_with, kept })
 }
 
 /// Predicts `dev` and scores it with the project's scorer (`eval`), so the model is picked by the

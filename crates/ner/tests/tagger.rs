@@ -410,3 +410,59 @@ fn guide_is_picked_among_seed_candidates_on_dev() {
     assert_eq!(counting.planned, Some(6));
     assert_eq!(counting.ticks.load(std::sync::atomic::Ordering::Relaxed), 6);
 }
+
+/// `boundaries`: after the encoder, a span-boundary model is learned from the guide's jackknifed
+/// tags; the summary and `training.json` say what it did on dev; it is in the model directory
+/// exactly when kept (dev did not fall with it); prediction applies it; a model saved again
+/// without it loses the file; and without a guide the setting is refused with what to set.
+#[test]
+fn boundary_model_is_learned_kept_by_dev_and_applied() {
+    let docs = docs();
+    let cfg = TrainConfig { guide_folds: 3, guide_epochs: 3, boundaries: true, ..tiny_cfg(4) };
+    let dir = tempfile::tempdir().unwrap();
+    let summary = ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    let outcome = summary.boundaries.clone().expect("a boundary outcome");
+    let (without, with) = (outcome.dev_without.expect("dev scores"), outcome.dev_with.expect("dev scores"));
+    assert_eq!(outcome.kept, with.strict_f1 >= without.strict_f1, "{outcome:?}");
+    let model = Model::load(dir.path()).unwrap();
+    assert_eq!(model.boundaries.is_some(), outcome.kept);
+    let kept_scores = if outcome.kept { with } else { without };
+    assert_eq!(strict_f1(&docs, &model.predict(&docs).unwrap()), kept_scores.strict_f1);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("training.json")).unwrap()).unwrap();
+    assert_eq!(json["config"]["boundaries"], true);
+    assert_eq!(json["summary"]["boundaries"]["kept"], outcome.kept);
+
+    // Prediction applies whatever boundary model the model holds, after decoding.
+    let mut model = model;
+    model.boundaries = None;
+    let plain = model.predict(&docs).unwrap();
+    let shifted: Vec<Document> = docs
+        .iter()
+        .map(|d| {
+            // A tagger that always takes the word before each entity too ("de 45 años").
+            let tokens = corpus::tokenize(&d.text);
+            let spans = d
+                .spans
+                .iter()
+                .map(|s| {
+                    let i = tokens.iter().position(|t| t.start == s.start).unwrap();
+                    Span::new(tokens[i.saturating_sub(1)].start, s.end, s.label.clone())
+                })
+                .collect();
+            Document { spans, ..d.clone() }
+        })
+        .collect();
+    let (b, _) = perceptron::train_boundaries(&perceptron::BoundaryConfig::default(), &docs, &shifted).unwrap();
+    assert_ne!(b.apply_all(&plain), plain, "a boundary model learned to drop a word moves something");
+    model.boundaries = Some(b.clone());
+    assert_eq!(model.predict(&docs).unwrap(), b.apply_all(&plain));
+    model.save(dir.path()).unwrap();
+    assert!(dir.path().join(perceptron::BOUNDARY_FILE).exists());
+    model.boundaries = None;
+    model.save(dir.path()).unwrap();
+    assert!(!dir.path().join(perceptron::BOUNDARY_FILE).exists(), "a stale boundary model would move the next model's entities");
+
+    let bad = TrainConfig { guide_folds: 0, ..cfg };
+    let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
+    assert!(format!("{err:#}").contains("guide_folds"), "{err:#}");
+}

@@ -7,11 +7,13 @@
 //! best of several seeds on dev can be kept (`seed_candidates`). Training reports its progress
 //! per perceptron epoch (`train_reporting`, `planned_epochs`).
 
+mod boundary;
 mod features;
 mod gazetteer;
 
 use anyhow::{bail, ensure, Context, Result};
 use corpus::{tokenize, Document, Span, Token};
+pub use boundary::{train_boundaries, BoundaryConfig, BoundaryModel, BoundarySummary, BOUNDARY_FILE};
 pub use features::FEATURE_SET;
 use features::{stack_features, token_features};
 use rand::seq::SliceRandom;

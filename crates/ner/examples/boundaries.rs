@@ -1,0 +1,71 @@
+//! Benchmark: a span-boundary model added to a copy of a trained stacked model
+//! (`ner::add_boundaries`: learned from the guide's jackknifed tags of train, recomputed as the
+//! run made them from its `training.json`; kept if dev does not fall), and test scored without
+//! and with it. With `TUNE_O_PENALTY=1`, the copy first gets an `O` penalty picked on dev (for
+//! models trained before it).
+//!
+//! cargo run --release -p ner --example boundaries -- MODEL_DIR COPY_DIR ../shared/data/meddocan
+
+use corpus::{read_corpus, ReadOptions};
+use std::path::{Path, PathBuf};
+
+fn copy_model(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to.join(ner::GUIDE_DIR))?;
+    for entry in std::fs::read_dir(from)? {
+        let p = entry?.path();
+        if p.is_file() {
+            std::fs::copy(&p, to.join(p.file_name().expect("a file name")))?;
+        }
+    }
+    for entry in std::fs::read_dir(from.join(ner::GUIDE_DIR))? {
+        let p = entry?.path();
+        std::fs::copy(&p, to.join(ner::GUIDE_DIR).join(p.file_name().expect("a file name")))?;
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let arg = |i: usize| std::env::args().nth(i);
+    let (from, to) = (PathBuf::from(arg(1).expect("MODEL_DIR")), PathBuf::from(arg(2).expect("COPY_DIR")));
+    let root = PathBuf::from(arg(3).unwrap_or_else(|| "../shared/data/meddocan".into()));
+    let read = |s: &str| read_corpus(&root.join(s), None, &ReadOptions::default()).map_err(anyhow::Error::msg);
+    let (train, dev, test) = (read("train")?, read("dev")?, read("test")?);
+    let training: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(from.join("training.json"))?)?;
+    let cfg: ner::TrainConfig = serde_json::from_value(training["config"].clone())?;
+    copy_model(&from, &to)?;
+    if std::env::var("TUNE_O_PENALTY").is_ok_and(|v| v == "1") {
+        // A model trained before the O penalty: pick it on dev as training now does (after the
+        // guide weight, by the run's metric), and save the copy with it.
+        let mut model = ner::Model::load(&to)?;
+        model.tune_decoding(&dev, true, |pred| {
+            let r = eval::evaluate(&dev, pred).map_err(anyhow::Error::msg)?;
+            Ok(match cfg.select_metric {
+                ner::Metric::Strict => r.entity_strict.micro.f1,
+                ner::Metric::Token => r.token.micro.f1,
+            })
+        })?;
+        println!("O penalty picked on dev: {} (guide weight {})", model.settings.o_penalty, model.settings.guide_weight);
+        model.save(&to)?;
+    }
+    let t0 = std::time::Instant::now();
+    let outcome = ner::add_boundaries(&cfg, &train, &dev, &to)?;
+    println!("{outcome:?} in {:.0} s", t0.elapsed().as_secs_f64());
+    // Test without the boundary model is the copy's own decoding (with its O penalty, if picked).
+    let mut without = ner::Model::load(&to)?;
+    without.boundaries = None;
+    for (name, model) in [("without", without), ("with", ner::Model::load(&to)?)] {
+        let r = eval::evaluate(&test, &model.predict(&test)?).map_err(anyhow::Error::msg)?;
+        println!(
+            "test {name} boundaries (has them: {}): token {:.4} (P {:.4} R {:.4}), strict {:.4} (P {:.4} R {:.4}), merged {:.4}",
+            model.boundaries.is_some(),
+            r.token.micro.f1,
+            r.token.micro.precision,
+            r.token.micro.recall,
+            r.entity_strict.micro.f1,
+            r.entity_strict.micro.precision,
+            r.entity_strict.micro.recall,
+            r.span_merged.micro.f1,
+        );
+    }
+    Ok(())
+}

@@ -242,7 +242,8 @@ mod tests {
         assert_eq!((c.guide_folds, c.guide_stack_folds, c.guide_seed_candidates), (5, 5, 6));
         assert_eq!((c.epochs, c.batch_size, c.lr, c.max_minutes, c.seed), (8, 16, Some(0.0008), Some(55.0), 7));
         assert_eq!(c.warmup_ratio, 0.1);
-        let rest = TrainConfig { preset: Preset::Small, guide_folds: 5, guide_stack_folds: 5, guide_seed_candidates: 6, epochs: 8, batch_size: 16, lr: Some(0.0008), warmup_ratio: 0.1, max_minutes: Some(55.0), seed: 7, ..TrainConfig::default() };
+        assert!(c.boundaries);
+        let rest = TrainConfig { preset: Preset::Small, guide_folds: 5, guide_stack_folds: 5, guide_seed_candidates: 6, epochs: 8, batch_size: 16, lr: Some(0.0008), warmup_ratio: 0.1, max_minutes: Some(55.0), seed: 7, boundaries: true, ..TrainConfig::default() };
         assert_eq!(c, rest, "the recipe sets something the run of record did not");
     }
 }

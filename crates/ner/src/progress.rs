@@ -179,7 +179,7 @@ impl Progress for Bar {
                     ),
                     _ => "; no dev set: kept".into(),
                 };
-                self.line(format!("boundary model: learned from {} entities, {} of them misplaced{dev}", t.examples, t.misplaced))
+                self.line(format!("boundary model: learned from {} entities, {} of them misplaced{dev} ({:.0} s)", t.examples, t.misplaced, outcome.seconds))
             }
             Event::Done { .. } => {
                 if let Some(b) = self.bar.take() {

@@ -78,6 +78,9 @@ pub struct BoundaryOutcome {
     pub dev_with: Option<DevScores>,
     /// Whether it is in the model: dev `select_metric` did not fall with it (always, without dev).
     pub kept: bool,
+    /// The whole step: learning it and the dev check (not in `TrainSummary::minutes`).
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 /// Resumable position of a run, saved in `checkpoint/state.json`.
@@ -429,6 +432,7 @@ pub fn add_boundaries(cfg: &TrainConfig, train: &[Document], dev: &[Document], m
 /// scored on `dev` with the kept model (in `out_dir`), and saved there when dev `select_metric`
 /// does not fall with it.
 fn train_boundaries(cfg: &TrainConfig, train: &[Document], jackknifed: &[Document], dev: &[Document], out_dir: &Path) -> Result<BoundaryOutcome> {
+    let t0 = Instant::now();
     let bcfg = perceptron::BoundaryConfig { seed: cfg.seed, ..Default::default() };
     let (boundaries, training) = perceptron::train_boundaries(&bcfg, train, jackknifed)?;
     let model = Model::load(out_dir)?;
@@ -453,7 +457,7 @@ fn train_boundaries(cfg: &TrainConfig, train: &[Document], jackknifed: &[Documen
         // One left by an earlier run in the same directory would be applied at prediction.
         ensure!(e.kind() == std::io::ErrorKind::NotFound, "removing {}: {e}", out_dir.join(perceptron::BOUNDARY_FILE).display());
     }
-    Ok(BoundaryOutcome { training, dev_without, dev_with, kept })
+    Ok(BoundaryOutcome { training, dev_without, dev_with, kept, seconds: t0.elapsed().as_secs_f64() })
 }
 
 /// Predicts `dev` and scores it with the project's scorer (`eval`), so the model is picked by the

@@ -61,7 +61,17 @@ pub struct PerceptronConfig {
     /// longer entity and `U-` on a one-token entity (BILOU), so that the last token of an entity
     /// has weights of its own and the decoder must close each entity where it ends.
     pub tag_scheme: TagScheme,
+    /// After training, learn a span-boundary model ([`BoundaryModel`]) from the tags of
+    /// [`BOUNDARY_FOLDS`] plain taggers on the same features, each trained without one fold
+    /// (jackknifed), and keep it in the tagger when dev entity-strict F1 does not fall with it
+    /// (always, without dev). It moves predicted entities' edges by up to two words. Costs
+    /// those taggers' training (in parallel) and a dev prediction.
+    pub boundaries: bool,
 }
+
+/// Folds of the jackknife a tagger's span-boundary model learns from
+/// ([`PerceptronConfig::boundaries`]).
+pub const BOUNDARY_FOLDS: usize = 5;
 
 /// How tags mark the tokens of an entity (see [`PerceptronConfig::tag_scheme`]). A saved
 /// tagger's scheme is that of its tags: BILOU when it has `L-` or `U-` tags.
@@ -88,7 +98,7 @@ impl std::str::FromStr for TagScheme {
 
 impl Default for PerceptronConfig {
     fn default() -> Self {
-        PerceptronConfig { epochs: 20, min_feature_count: 1, tune_o_penalty: true, members: 1, stack_folds: 0, feature_sets: vec![FEATURE_SET], seed: 42, seed_candidates: 1, tag_scheme: TagScheme::Bio }
+        PerceptronConfig { epochs: 20, min_feature_count: 1, tune_o_penalty: true, members: 1, stack_folds: 0, feature_sets: vec![FEATURE_SET], seed: 42, seed_candidates: 1, tag_scheme: TagScheme::Bio, boundaries: false }
     }
 }
 
@@ -121,9 +131,23 @@ pub struct PerceptronSummary {
     /// summary's other fields are the kept, best one's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seed_candidates: Vec<(u64, f64)>,
+    /// With `boundaries`: the span-boundary model's training and its dev check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundaries: Option<BoundaryCheck>,
     pub features: usize,
     pub tags: usize,
     pub seconds: f64,
+}
+
+/// A span-boundary model learned after training ([`PerceptronConfig::boundaries`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoundaryCheck {
+    pub training: BoundarySummary,
+    /// Dev entity-strict F1 of the tagger without and with it (none without dev).
+    pub dev_strict_f1_without: Option<f64>,
+    pub dev_strict_f1_with: Option<f64>,
+    /// Whether the tagger holds it: dev did not fall with it (always, without dev).
+    pub kept: bool,
 }
 
 impl PerceptronSummary {
@@ -160,6 +184,9 @@ pub struct Perceptron {
     /// weight, are added to this one's (see [`PerceptronConfig::feature_sets`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     committee: Vec<CommitteeMember>,
+    /// Moves predicted entities' edges after decoding ([`PerceptronConfig::boundaries`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boundaries: Option<BoundaryModel>,
 }
 
 /// A tagger of a committee, and the weight that brings its scores to the first tagger's scale.
@@ -374,13 +401,23 @@ impl Perceptron {
 
     /// Predicted spans for each document (same ids and texts).
     pub fn predict(&self, docs: &[Document]) -> Vec<Document> {
-        docs.iter()
+        let tagged: Vec<Document> = docs
+            .iter()
             .map(|d| {
                 let tokens = tokenize(&d.text);
                 let path = self.tag_path(d, &tokens);
                 Document { id: d.id.clone(), text: d.text.clone(), spans: spans_of(&self.tags, &tokens, &path) }
             })
-            .collect()
+            .collect();
+        match &self.boundaries {
+            Some(b) => b.apply_all(&tagged),
+            None => tagged,
+        }
+    }
+
+    /// The span-boundary model applied after decoding, if it has one.
+    pub fn boundaries(&self) -> Option<&BoundaryModel> {
+        self.boundaries.as_ref()
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -623,7 +660,8 @@ pub type Tick<'a> = &'a (dyn Fn() + Sync);
 /// stage and the second stage; one tagger per feature set, all of it per seed candidate.
 pub fn planned_epochs(cfg: &PerceptronConfig) -> u64 {
     let stages = if cfg.stack_folds == 0 { 1 } else { cfg.stack_folds + 2 };
-    (stages * cfg.feature_sets.len().max(1) * per_tagger_stage(cfg)) as u64
+    let boundaries = if cfg.boundaries { BOUNDARY_FOLDS * cfg.epochs } else { 0 };
+    (stages * cfg.feature_sets.len().max(1) * per_tagger_stage(cfg) + boundaries) as u64
 }
 
 /// Single-perceptron epochs that [`train_stacked_with_out_of_fold`] runs with `cfg` and `folds`:
@@ -644,16 +682,56 @@ pub fn train_reporting(cfg: &PerceptronConfig, train: &[Document], dev: &[Docume
         bail!("epochs must be at least 1");
     }
     let t0 = std::time::Instant::now();
-    let (model, mut summary, ()) = best_of_seeds(cfg, dev, |c| {
+    let (mut model, mut summary, ()) = best_of_seeds(cfg, dev, |c| {
         let (m, s) = if c.feature_sets.len() > 1 { train_committee(c, train, dev, tick)? } else { train_single(c, train, dev, tick)? };
         Ok((m, s, ()))
     })?;
+    if cfg.boundaries {
+        summary.boundaries = Some(learn_boundaries(cfg, train, dev, &mut model, tick)?);
+    }
     summary.seconds = t0.elapsed().as_secs_f64();
     if let Some(dir) = out {
         model.save(dir)?;
         corpus::format::atomic_write(&dir.join("training.json"), serde_json::to_string_pretty(&(cfg, &summary))?.as_bytes()).map_err(anyhow::Error::msg)?;
     }
     Ok((model, summary))
+}
+
+/// Learns `model`'s span-boundary model (see [`PerceptronConfig::boundaries`]) and sets it when
+/// dev entity-strict F1 does not fall with it.
+fn learn_boundaries(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], model: &mut Perceptron, tick: Tick) -> Result<BoundaryCheck> {
+    ensure!(
+        train.len() >= BOUNDARY_FOLDS,
+        "a boundary model learns from {BOUNDARY_FOLDS} jackknifed taggers: give at least {BOUNDARY_FOLDS} training documents (got {}), or drop boundaries",
+        train.len()
+    );
+    let plain = PerceptronConfig {
+        members: 1,
+        stack_folds: 0,
+        // One plain tagger on the first feature set: its edge errors on unseen text are what is learned.
+        feature_sets: cfg.feature_sets.iter().take(1).copied().collect(),
+        seed_candidates: 1,
+        tune_o_penalty: false,
+        boundaries: false,
+        ..cfg.clone()
+    };
+    let jackknifed = jackknife_reporting(&plain, BOUNDARY_FOLDS, train, &[], |p, d| p.predict(std::slice::from_ref(d)).remove(0), tick)?;
+    let (boundaries, training) = train_boundaries(&BoundaryConfig { seed: cfg.seed, ..Default::default() }, train, &jackknifed)?;
+    let strict = |pred: &[Document]| -> Result<f64> { Ok(eval::evaluate(dev, pred).map_err(anyhow::Error::msg)?.entity_strict.micro.f1) };
+    let (without, with) = if dev.is_empty() {
+        (None, None)
+    } else {
+        let pred = model.predict(dev);
+        (Some(strict(&pred)?), Some(strict(&boundaries.apply_all(&pred))?))
+    };
+    let kept = match (without, with) {
+        (Some(a), Some(b)) => b >= a,
+        _ => true,
+    };
+    if kept {
+        model.boundaries = Some(boundaries);
+    }
+    Ok(BoundaryCheck { training, dev_strict_f1_without: without, dev_strict_f1_with: with, kept })
 }
 
 /// `fit` on `cfg` (one candidate), or, with `cfg.seed_candidates` > 1, on each candidate seed in
@@ -832,7 +910,7 @@ fn first_stage(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], tic
     if cfg.stack_folds < 2 || cfg.stack_folds > train.len() {
         bail!("stack_folds must be 0 (off) or between 2 and the number of training documents ({}), not {}", train.len(), cfg.stack_folds);
     }
-    let stage1_cfg = PerceptronConfig { stack_folds: 0, ..cfg.clone() };
+    let stage1_cfg = PerceptronConfig { stack_folds: 0, boundaries: false, ..cfg.clone() };
     let tagged = jackknife_reporting(&stage1_cfg, cfg.stack_folds, train, dev, |p, d| p.tag_strings(d, &tokenize(&d.text)), tick)?;
     let (stage1, summary) = train_stage(&stage1_cfg, train, dev, None, tick)?;
     Ok((stage1, summary, tagged))
@@ -962,7 +1040,7 @@ fn train_stage(
     let index: HashMap<u64, u32> = kept.iter().enumerate().map(|(i, h)| (*h, i as u32)).collect();
     let t = tags.len();
     let stage1 = stage1.map(|(p, _)| Box::new(p));
-    let mut model = Perceptron { tags, index, weights: vec![0.0; kept.len() * t], transitions: vec![0.0; (t + 1) * t], o_penalty: 0.0, stage1, feature_set, committee: Vec::new() };
+    let mut model = Perceptron { tags, index, weights: vec![0.0; kept.len() * t], transitions: vec![0.0; (t + 1) * t], o_penalty: 0.0, stage1, feature_set, committee: Vec::new(), boundaries: None };
     let seqs: Vec<Sequence> = raw
         .into_iter()
         .map(|(fs, gold)| Sequence { feats: fs.into_iter().map(|f| f.into_iter().filter_map(|h| model.index.get(&h).copied()).collect()).collect(), gold })
@@ -1029,6 +1107,7 @@ fn train_stage(
         committee: Vec::new(),
         committee_dev_token_f1: None,
         seed_candidates: Vec::new(),
+        boundaries: None,
         features: model.index.len(),
         tags: model.tags.len(),
         seconds: t0.elapsed().as_secs_f64(),

@@ -301,6 +301,7 @@ fn progress_ticks_match_the_planned_epochs() {
     use std::sync::atomic::{AtomicU64, Ordering};
     let mut d = docs();
     d.push(doc("d", "Nombre: Rosa Vidal.\nNHC: 31415.\nVive en Lugo.", &[("Rosa Vidal", "NOMBRE"), ("31415", "ID"), ("Lugo", "TERRITORIO")]));
+    d.push(doc("e", "Nombre: Juan Sanz.\nNHC: 27182.\nVive en Ávila.", &[("Juan Sanz", "NOMBRE"), ("27182", "ID"), ("Ávila", "TERRITORIO")]));
     let base = PerceptronConfig { epochs: 3, ..Default::default() };
     let configs = [
         base.clone(),
@@ -308,6 +309,7 @@ fn progress_ticks_match_the_planned_epochs() {
         PerceptronConfig { stack_folds: 2, ..base.clone() },
         PerceptronConfig { stack_folds: 2, feature_sets: vec![FEATURE_SET, 1], ..base.clone() },
         PerceptronConfig { stack_folds: 2, members: 2, seed_candidates: 2, ..base.clone() },
+        PerceptronConfig { stack_folds: 2, boundaries: true, ..base.clone() },
     ];
     for cfg in &configs {
         let ticks = AtomicU64::new(0);
@@ -353,4 +355,37 @@ fn bilou_tagger_learns_and_round_trips() {
     let (bio, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, None).unwrap();
     assert_eq!(bio.tag_scheme(), perceptron::TagScheme::Bio);
     assert!("bilou".parse::<perceptron::TagScheme>().is_ok() && "bioes".parse::<perceptron::TagScheme>().is_err());
+}
+
+/// `boundaries`: after training, a span-boundary model is learned from jackknifed plain taggers;
+/// the summary says what it did on dev, the tagger holds it exactly when dev entity-strict F1
+/// did not fall with it, prediction applies it, it is saved and loaded with the tagger, and a
+/// corpus too small for its jackknife is refused with what to do.
+#[test]
+fn boundary_model_is_learned_kept_by_dev_and_saved() {
+    let mut d = docs();
+    d.push(doc("d", "Nombre: Rosa Vidal.\nNHC: 31415.\nVive en la calle Mayor de Lugo.", &[("Rosa Vidal", "NOMBRE"), ("31415", "ID"), ("Lugo", "TERRITORIO")]));
+    d.push(doc("e", "Nombre: Sr. Juan Sanz.\nNHC: 27182.\nVive en Ávila.", &[("Juan Sanz", "NOMBRE"), ("27182", "ID"), ("Ávila", "TERRITORIO")]));
+    d.push(doc("f", "Nombre: Dra. Marta Gil Soto.\nNHC: 16180.\nVive en San Sebastián.", &[("Marta Gil Soto", "NOMBRE"), ("16180", "ID"), ("San Sebastián", "TERRITORIO")]));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = PerceptronConfig { epochs: 5, boundaries: true, ..Default::default() };
+    let (model, summary) = train(&cfg, &d, &d[..3], Some(tmp.path())).unwrap();
+    let check = summary.boundaries.clone().expect("a boundary check");
+    let (without, with) = (check.dev_strict_f1_without.unwrap(), check.dev_strict_f1_with.unwrap());
+    assert_eq!(check.kept, with >= without, "{check:?}");
+    assert_eq!(model.boundaries().is_some(), check.kept);
+    assert!(check.training.examples > 0, "{check:?}");
+    let strict = |pred: &[Document]| eval::evaluate(&d[..3], pred).unwrap().entity_strict.micro.f1;
+    assert_eq!(strict(&model.predict(&d[..3])), if check.kept { with } else { without });
+    let loaded = Perceptron::load(tmp.path()).unwrap();
+    assert_eq!(loaded.boundaries().is_some(), check.kept);
+    assert_eq!(loaded.predict(&d), model.predict(&d));
+    // Without the setting, the same tagger without a boundary model.
+    let (plain, plain_summary) = train(&PerceptronConfig { boundaries: false, ..cfg.clone() }, &d, &d[..3], None).unwrap();
+    assert!(plain.boundaries().is_none() && plain_summary.boundaries.is_none());
+    if !check.kept {
+        assert_eq!(plain.predict(&d), model.predict(&d));
+    }
+    let err = train(&cfg, &d[..4], &[], None).unwrap_err().to_string();
+    assert!(err.contains("at least 5 training documents"), "{err}");
 }

@@ -58,6 +58,12 @@ pub struct PerceptronArgs {
     /// cross-validation of one tagger on MEDDOCAN, nothing for a stacked one, at 2× the training time.
     #[arg(long, default_value = "bio", value_name = "SCHEME", value_parser = ["bio", "bilou"])]
     pub tag_scheme: String,
+    /// After training, learn to move predicted entities' edges by up to two words (a
+    /// span-boundary model learned from 5 jackknifed plain taggers' tags); kept if dev
+    /// entity-strict F1 does not fall. MEDDOCAN: +0.0012 strict F1 on average over six
+    /// stacked annotators. Costs 5 plain taggers' training (in parallel).
+    #[arg(long)]
+    pub boundaries: bool,
 }
 
 fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
@@ -98,21 +104,22 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
         NerCmd::TrainPerceptron(a) => {
             let train = read(&a.train)?;
             let dev = a.dev.as_deref().map(read).transpose()?.unwrap_or_default();
-            let mut cfg = perceptron::PerceptronConfig { epochs: a.epochs, members: a.members, stack_folds: a.stack_folds, seed: a.seed, seed_candidates: a.seed_candidates, tag_scheme: a.tag_scheme.parse()?, ..Default::default() };
+            let mut cfg = perceptron::PerceptronConfig { epochs: a.epochs, members: a.members, stack_folds: a.stack_folds, seed: a.seed, seed_candidates: a.seed_candidates, tag_scheme: a.tag_scheme.parse()?, boundaries: a.boundaries, ..Default::default() };
             if let Some(sets) = &a.feature_sets {
                 cfg.feature_sets = sets.clone();
             }
             // Training prints nothing until it ends (a stacked tagger takes minutes, a committee
             // one such time per tagger): say what is being trained.
             eprintln!(
-                "training {} perceptron tagger(s) on feature sets {:?}{}{}{}, {} epochs each, on {} documents…",
+                "training {} perceptron tagger(s) on feature sets {:?}{}{}{}, {} epochs each, on {} documents{}…",
                 cfg.feature_sets.len(),
                 cfg.feature_sets,
                 if cfg.tag_scheme == perceptron::TagScheme::Bilou { ", BILOU tags" } else { "" },
                 if cfg.stack_folds > 0 { format!(", each stacked on {} folds", cfg.stack_folds) } else { String::new() },
                 if cfg.seed_candidates > 1 { format!(", on {} seeds (the best on dev is kept)", cfg.seed_candidates) } else { String::new() },
                 cfg.epochs,
-                train.len()
+                train.len(),
+                if cfg.boundaries { format!(", then a boundary model on {} jackknifed taggers", perceptron::BOUNDARY_FOLDS) } else { String::new() }
             );
             let bar = ner::perceptron_epochs_bar(perceptron::planned_epochs(&cfg));
             let tick = || bar.inc(1);
@@ -122,6 +129,13 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             let kept = s.kept_seed();
             for (seed, f1) in &s.seed_candidates {
                 eprintln!("seed {seed}: dev token F1 {f1:.4}{}", if kept == Some(*seed) { " (kept)" } else { "" });
+            }
+            if let Some(b) = &s.boundaries {
+                let dev = match (b.dev_strict_f1_without, b.dev_strict_f1_with) {
+                    (Some(x), Some(y)) => format!("dev strict F1 {x:.4} → {y:.4}: {}", if b.kept { "kept" } else { "not kept" }),
+                    _ => "no dev set: kept".into(),
+                };
+                eprintln!("boundary model: learned from {} entities, {} of them misplaced; {dev}", b.training.examples, b.training.misplaced);
             }
             eprintln!("trained in {:.1} s ({} features), best epoch {}; model: {}", s.seconds, s.features, s.best_epoch, a.out.display());
             Ok(())

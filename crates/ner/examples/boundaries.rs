@@ -13,7 +13,8 @@ fn copy_model(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to.join(ner::GUIDE_DIR))?;
     for entry in std::fs::read_dir(from)? {
         let p = entry?.path();
-        if p.is_file() {
+        // Any boundary model the source has is left behind: the copy learns its own.
+        if p.is_file() && p.file_name() != Some(std::ffi::OsStr::new(perceptron::BOUNDARY_FILE)) {
             std::fs::copy(&p, to.join(p.file_name().expect("a file name")))?;
         }
     }

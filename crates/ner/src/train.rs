@@ -416,9 +416,9 @@ pub fn train(
     Ok(summary)
 }
 
-/// Adds a span-boundary model to a stacked model trained without one (`model_dir`, trained with
-/// `cfg` on `train`): the guide's jackknifed tags are recomputed as training made them (seeded),
-/// and the model is kept in `model_dir` when dev `select_metric` does not fall with it.
+/// Adds a span-boundary model to a stacked model (`model_dir`, trained with `cfg` on `train`),
+/// replacing any it has: the guide's jackknifed tags are recomputed as training made them
+/// (seeded), and the model is kept in `model_dir` when dev `select_metric` does not fall with it.
 pub fn add_boundaries(cfg: &TrainConfig, train: &[Document], dev: &[Document], model_dir: &Path) -> Result<BoundaryOutcome> {
     let jackknifed = if stacked_inputs(cfg)? {
         train_guide_with_inputs(cfg, train, dev, &|| {})?.1.inputs.expect("a stacked guide's out-of-fold tags")
@@ -435,6 +435,12 @@ fn train_boundaries(cfg: &TrainConfig, train: &[Document], jackknifed: &[Documen
     let t0 = Instant::now();
     let bcfg = perceptron::BoundaryConfig { seed: cfg.seed, ..Default::default() };
     let (boundaries, training) = perceptron::train_boundaries(&bcfg, train, jackknifed)?;
+    // The model is scored without any boundary model it holds; a new one replaces it (or none
+    // does, when dev falls with the new one).
+    let path = out_dir.join(perceptron::BOUNDARY_FILE);
+    if let Err(e) = std::fs::remove_file(&path) {
+        ensure!(e.kind() == std::io::ErrorKind::NotFound, "removing {}: {e}", path.display());
+    }
     let model = Model::load(out_dir)?;
     let (dev_without, dev_with) = if dev.is_empty() {
         (None, None)
@@ -453,9 +459,6 @@ fn train_boundaries(cfg: &TrainConfig, train: &[Document], jackknifed: &[Documen
     };
     if kept {
         boundaries.save(out_dir)?;
-    } else if let Err(e) = std::fs::remove_file(out_dir.join(perceptron::BOUNDARY_FILE)) {
-        // One left by an earlier run in the same directory would be applied at prediction.
-        ensure!(e.kind() == std::io::ErrorKind::NotFound, "removing {}: {e}", out_dir.join(perceptron::BOUNDARY_FILE).display());
     }
     Ok(BoundaryOutcome { training, dev_without, dev_with, kept, seconds: t0.elapsed().as_secs_f64() })
 }

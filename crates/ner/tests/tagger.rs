@@ -431,6 +431,11 @@ fn boundary_model_is_learned_kept_by_dev_and_applied() {
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("training.json")).unwrap()).unwrap();
     assert_eq!(json["config"]["boundaries"], true);
     assert_eq!(json["summary"]["boundaries"]["kept"], outcome.kept);
+    // Learning it again (`add_boundaries`) replaces it: the model is scored without the old one
+    // (not with it applied twice), so the outcome is the same.
+    let again = ner::add_boundaries(&cfg, &docs, &docs, dir.path()).unwrap();
+    assert_eq!((again.dev_without, again.dev_with, again.kept), (outcome.dev_without, outcome.dev_with, outcome.kept));
+    assert_eq!(Model::load(dir.path()).unwrap().boundaries.is_some(), outcome.kept);
 
     // Prediction applies whatever boundary model the model holds, after decoding.
     let mut model = model;

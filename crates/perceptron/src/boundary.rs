@@ -22,10 +22,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use crate::features::fnv;
+use crate::features::{fnv, run_shape};
 
 /// The file a model directory holds a boundary model in.
 pub const BOUNDARY_FILE: &str = "boundaries.json";
+
+/// The version of [`features`] this build computes. A model's weights are keyed by feature
+/// hashes, so a model learned on other features would silently move nothing: such a model is
+/// refused at load. Version 1 is the first saved (models saved before the field, 0, are refused).
+pub const BOUNDARY_FEATURES: u32 = 1;
 
 /// Training settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +66,9 @@ pub struct BoundarySummary {
 /// A trained boundary model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BoundaryModel {
+    /// [`BOUNDARY_FEATURES`] when learned.
+    #[serde(default)]
+    features: u32,
     reach: usize,
     /// Feature hash → averaged weight; saved in key order (one seed, one file).
     weights: BTreeMap<u64, f32>,
@@ -122,27 +130,9 @@ impl Words {
     }
 }
 
-/// `Xxxx` → `Aaa`, `12/03/2017` → `99/99/99`: the shape with runs cut to two.
+/// `Xxxx` → `Xxx`, `12/03/2017` → `dd/dd/dd`: the shape with runs cut to two.
 fn edge_shape(w: &str) -> String {
-    let mut out = String::new();
-    let (mut last, mut run) = ('\0', 0);
-    for c in w.chars() {
-        let k = if c.is_uppercase() {
-            'A'
-        } else if c.is_lowercase() {
-            'a'
-        } else if c.is_numeric() {
-            '9'
-        } else {
-            c
-        };
-        run = if k == last { run + 1 } else { 1 };
-        last = k;
-        if run <= 2 {
-            out.push(k);
-        }
-    }
-    out
+    run_shape(w, 2)
 }
 
 /// The features of the span `[s2, e2)` with `label`, for an entity predicted at `[s, e)`.
@@ -303,7 +293,7 @@ pub fn train_boundaries(cfg: &BoundaryConfig, gold: &[Document], predicted: &[Do
         .filter(|(_, w)| *w != 0.0)
         .collect();
     summary.seconds = t0.elapsed().as_secs_f64();
-    Ok((BoundaryModel { reach: cfg.reach, weights: averaged }, summary))
+    Ok((BoundaryModel { features: BOUNDARY_FEATURES, reach: cfg.reach, weights: averaged }, summary))
 }
 
 impl BoundaryModel {
@@ -356,7 +346,21 @@ impl BoundaryModel {
             return Ok(None);
         }
         let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        Ok(Some(serde_json::from_str(&text).with_context(|| p.display().to_string())?))
+        let model: Self = serde_json::from_str(&text).with_context(|| p.display().to_string())?;
+        model.check_features(&p)?;
+        Ok(Some(model))
+    }
+
+    /// Refuses a model learned on other features than this build computes (read from `path`).
+    pub(crate) fn check_features(&self, path: &Path) -> Result<()> {
+        ensure!(
+            self.features == BOUNDARY_FEATURES,
+            "{}: its boundary model was learned on boundary features version {}, but this build computes version \
+             {BOUNDARY_FEATURES}; predict with the synthdeid version that trained it, or learn it again (--boundaries)",
+            path.display(),
+            self.features
+        );
+        Ok(())
     }
 }
 
@@ -449,6 +453,11 @@ mod tests {
         let loaded = BoundaryModel::load_if_present(&dir).unwrap().expect("saved");
         let (_, p) = doc(50);
         assert_eq!(loaded.apply(&p), a.apply(&p));
+        // A model learned on other features is refused, not applied with weights that match nothing.
+        let old = serde_json::to_string(&a).unwrap().replacen("\"features\":1", "\"features\":0", 1);
+        std::fs::write(dir.join(BOUNDARY_FILE), old).unwrap();
+        let err = BoundaryModel::load_if_present(&dir).unwrap_err().to_string();
+        assert!(err.contains("version 0") && err.contains(BOUNDARY_FILE), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(BoundaryModel::load_if_present(&dir).unwrap().is_none());
     }
@@ -463,8 +472,8 @@ mod tests {
 
     #[test]
     fn edge_shapes_cut_runs_to_two() {
-        assert_eq!(edge_shape("Xxxx"), "Aaa");
-        assert_eq!(edge_shape("12/03/2017"), "99/99/99");
-        assert_eq!(edge_shape("3ºC"), "9aA");
+        assert_eq!(edge_shape("Xxxx"), "Xxx");
+        assert_eq!(edge_shape("12/03/2017"), "dd/dd/dd");
+        assert_eq!(edge_shape("3ºC"), "dxX");
     }
 }

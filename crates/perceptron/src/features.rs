@@ -15,7 +15,14 @@ pub(crate) fn fnv(parts: &[&str]) -> u64 {
 
 /// `Xxxx` → `Xx`, `12/03/2017` → `d/d/d`: the shape with runs collapsed.
 fn short_shape(w: &str) -> String {
+    run_shape(w, 1)
+}
+
+/// The shape (upper → `X`, lower → `x`, digit → `d`, other characters kept) with runs of one
+/// class cut to `max_run`: `Xxxx` → `Xxx` at 2, `Xx` at 1.
+pub(crate) fn run_shape(w: &str, max_run: usize) -> String {
     let mut out = String::new();
+    let (mut last, mut run) = ('\0', 0);
     for c in w.chars() {
         let k = if c.is_uppercase() {
             'X'
@@ -26,7 +33,9 @@ fn short_shape(w: &str) -> String {
         } else {
             c
         };
-        if !out.ends_with(k) {
+        run = if k == last { run + 1 } else { 1 };
+        last = k;
+        if run <= max_run {
             out.push(k);
         }
     }

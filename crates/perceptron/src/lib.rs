@@ -13,7 +13,7 @@ mod gazetteer;
 
 use anyhow::{bail, ensure, Context, Result};
 use corpus::{tokenize, Document, Span, Token};
-pub use boundary::{train_boundaries, BoundaryConfig, BoundaryModel, BoundarySummary, BOUNDARY_FILE};
+pub use boundary::{train_boundaries, BoundaryConfig, BoundaryModel, BoundarySummary, BOUNDARY_FEATURES, BOUNDARY_FILE};
 pub use features::FEATURE_SET;
 use features::{stack_features, token_features};
 use rand::seq::SliceRandom;
@@ -431,6 +431,9 @@ impl Perceptron {
         let p = dir.join(MODEL_FILE);
         let model: Self = serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?)
             .with_context(|| p.display().to_string())?;
+        if let Some(b) = &model.boundaries {
+            b.check_features(&p)?;
+        }
         let newest = std::iter::once(&model).chain(model.committee.iter().map(|m| &m.tagger)).map(|t| t.feature_set).max().unwrap_or(1);
         if newest > FEATURE_SET {
             bail!(

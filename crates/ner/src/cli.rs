@@ -127,6 +127,7 @@ pub struct TrainArgs {
     pub no_o_penalty: bool,
     /// After training, learn to move predicted entities' edges by up to two words (a span-boundary
     /// model trained on the guide's jackknifed tags; needs --guide-folds); kept if dev does not fall.
+    /// Given again with the --out of a finished run, it adds one without training again.
     #[arg(long)]
     pub boundaries: bool,
     /// Start over even if OUT/checkpoint exists.

@@ -151,7 +151,7 @@ pub struct TrainConfig {
     /// edges by up to two words where the words around them say so; kept in the model
     /// (`boundaries.json`) when dev `select_metric` does not fall with it. Needs a guide
     /// (`guide_folds`); costs seconds (the jackknifed tags are there already) and one more dev
-    /// prediction.
+    /// prediction. A finished run resumed with it set gains one without training again.
     pub boundaries: bool,
     /// Write a resumable checkpoint at least this often within an epoch.
     pub checkpoint_minutes: f64,
@@ -221,10 +221,11 @@ impl TrainConfig {
         self.lr.unwrap_or(if self.init.is_some() { 5e-5 } else { 1e-3 })
     }
 
-    /// Whether `other` describes the same run up to the budget (epochs, minutes, resume flag),
-    /// which may change between a kill and a resume.
+    /// Whether `other` describes the same run up to the budget (minutes, resume flag) and the
+    /// steps after training (`boundaries`), which may change between a kill and a resume: a
+    /// finished run resumed with `boundaries` gains a boundary model without training again.
     pub fn same_run(&self, other: &TrainConfig) -> bool {
-        let norm = |c: &TrainConfig| TrainConfig { max_minutes: None, resume: true, checkpoint_minutes: 0.0, ..c.clone() };
+        let norm = |c: &TrainConfig| TrainConfig { max_minutes: None, resume: true, checkpoint_minutes: 0.0, boundaries: false, ..c.clone() };
         norm(self) == norm(other)
     }
 }

@@ -467,6 +467,16 @@ fn boundary_model_is_learned_kept_by_dev_and_applied() {
     model.save(dir.path()).unwrap();
     assert!(!dir.path().join(perceptron::BOUNDARY_FILE).exists(), "a stale boundary model would move the next model's entities");
 
+    // A finished run without it gains it by resuming with the setting, without training again.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = ner::train(&TrainConfig { boundaries: false, ..cfg.clone() }, &docs, &docs, plain_dir.path(), &mut ner::Silent).unwrap();
+    assert!(plain.boundaries.is_none() && !plain_dir.path().join(perceptron::BOUNDARY_FILE).exists());
+    let trained = weights(plain_dir.path());
+    let resumed = ner::train(&cfg, &docs, &docs, plain_dir.path(), &mut ner::Silent).unwrap();
+    assert_eq!(weights(plain_dir.path()), trained, "resuming a finished run trains nothing");
+    let r = resumed.boundaries.expect("a boundary outcome");
+    assert_eq!((r.dev_without, r.dev_with, r.kept), (outcome.dev_without, outcome.dev_with, outcome.kept));
+
     let bad = TrainConfig { guide_folds: 0, ..cfg };
     let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
     assert!(format!("{err:#}").contains("guide_folds"), "{err:#}");

@@ -1,8 +1,10 @@
 //! Experiment: a stacked perceptron's out-of-fold tags of MEDDOCAN train (each document tagged by
 //! a second stage that did not see it) and the kept tagger's tags of dev, written as JSONL, for
-//! studying and training what is stacked on the tagger (e.g. a span-boundary reranker).
+//! studying and training what is stacked on the tagger (e.g. the span-boundary model).
+//! `plain` instead writes a plain tagger's jackknifed tags of train (`train_plain_oof.jsonl`);
+//! `tokens`, every document's word tokens (`tokens.jsonl`, character offsets).
 //!
-//! cargo run --release -p perceptron --example oof -- ../shared/data/meddocan SEED OUT_DIR
+//! cargo run --release -p perceptron --example oof -- ../shared/data/meddocan SEED OUT_DIR [plain|tokens]
 
 use corpus::{read_corpus, ReadOptions};
 use perceptron::{train_stacked_with_out_of_fold, PerceptronConfig};

@@ -662,7 +662,7 @@ fn combine(em: &[Vec<f32>], guide: Option<(&[Vec<f32>], f32)>, o_penalty: f32) -
 }
 
 /// Removes `path` if it exists (a file of an earlier model saved to the same directory).
-fn remove_if_present(path: &Path) -> Result<()> {
+pub(crate) fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("removing {}", path.display())),
         _ => Ok(()),

@@ -32,6 +32,16 @@ pub struct DevScores {
     pub o_penalty: Option<f32>,
 }
 
+impl DevScores {
+    /// The score `metric` names.
+    pub fn by(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Strict => self.strict_f1,
+            Metric::Token => self.token_f1,
+        }
+    }
+}
+
 /// One finished (or budget-cut) epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
@@ -346,10 +356,7 @@ pub fn train(
         }
         // End of epoch (or budget cut): evaluate, keep the best, checkpoint.
         let dev_scores = if dev.is_empty() { None } else { Some(evaluate_tuned(&mut model, dev, cfg.select_metric, cfg.tune_o_penalty)?) };
-        let value = dev_scores.map(|d| match cfg.select_metric {
-            Metric::Strict => d.strict_f1,
-            Metric::Token => d.token_f1,
-        });
+        let value = dev_scores.map(|d| d.by(cfg.select_metric));
         let improved = match (value, state.best) {
             (None, _) => true,
             (Some(v), Some(b)) => v > b,
@@ -437,10 +444,7 @@ fn train_boundaries(cfg: &TrainConfig, train: &[Document], jackknifed: &[Documen
     let (boundaries, training) = perceptron::train_boundaries(&bcfg, train, jackknifed)?;
     // The model is scored without any boundary model it holds; a new one replaces it (or none
     // does, when dev falls with the new one).
-    let path = out_dir.join(perceptron::BOUNDARY_FILE);
-    if let Err(e) = std::fs::remove_file(&path) {
-        ensure!(e.kind() == std::io::ErrorKind::NotFound, "removing {}: {e}", path.display());
-    }
+    crate::model::remove_if_present(&out_dir.join(perceptron::BOUNDARY_FILE))?;
     let model = Model::load(out_dir)?;
     let (dev_without, dev_with) = if dev.is_empty() {
         (None, None)
@@ -449,12 +453,8 @@ fn train_boundaries(cfg: &TrainConfig, train: &[Document], jackknifed: &[Documen
         let picked = |s: DevScores| DevScores { guide_weight: model.settings.guide.then_some(model.settings.guide_weight), o_penalty: cfg.tune_o_penalty.then_some(model.settings.o_penalty), ..s };
         (Some(picked(scores(dev, &pred)?)), Some(picked(scores(dev, &boundaries.apply_all(&pred))?)))
     };
-    let value = |s: &DevScores| match cfg.select_metric {
-        Metric::Strict => s.strict_f1,
-        Metric::Token => s.token_f1,
-    };
     let kept = match (&dev_without, &dev_with) {
-        (Some(a), Some(b)) => value(b) >= value(a),
+        (Some(a), Some(b)) => b.by(cfg.select_metric) >= a.by(cfg.select_metric),
         _ => true,
     };
     if kept {
@@ -486,10 +486,7 @@ pub fn evaluate_tuned(model: &mut Model, dev: &[Document], metric: Metric, tune_
     let tried = model.tune_decoding(dev, tune_o_penalty, |pred| {
         let s = scores(dev, pred)?;
         seen.borrow_mut().push(s);
-        Ok(match metric {
-            Metric::Strict => s.strict_f1,
-            Metric::Token => s.token_f1,
-        })
+        Ok(s.by(metric))
     })?;
     let (w, p) = (model.settings.guide_weight, model.settings.o_penalty);
     let i = tried.iter().position(|t| t.guide_weight == w && t.o_penalty == p).expect("the picked settings are among those tried");

@@ -19,7 +19,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::features::{fnv, run_shape};
@@ -71,7 +71,8 @@ pub struct BoundaryModel {
     features: u32,
     reach: usize,
     /// Feature hash → averaged weight; saved in key order (one seed, one file).
-    weights: BTreeMap<u64, f32>,
+    #[serde(serialize_with = "crate::in_key_order")]
+    weights: HashMap<u64, f32>,
 }
 
 /// One predicted entity's candidate spans (in words `[start, end)`), the original among them.
@@ -184,13 +185,12 @@ fn features(w: &Words, label: &str, (s, e): (usize, usize), (s2, e2): (usize, us
     out
 }
 
-/// The candidate spans of every predicted entity of `spans` (sorted by start) that starts and
-/// ends on word edges and overlaps no other: `None` for the others, which stay where they are.
-/// `lo` is the first word the entity may take (the word after its left neighbour's end, as
-/// placed so far).
+/// The candidate spans of a predicted entity that starts and ends on word edges and lies within
+/// the words `[lo, hi)` its neighbours leave it ([`room`]); `None` for any other entity, which
+/// stays where it is. Word tokens are sorted and do not overlap, so edges are found by binary search.
 fn candidates(w: &Words, reach: usize, span: &Span, lo: usize, hi: usize) -> Option<Candidates> {
-    let s = w.tokens.iter().position(|t| t.start == span.start)?;
-    let e = w.tokens.iter().position(|t| t.end == span.end)? + 1;
+    let s = w.tokens.binary_search_by_key(&span.start, |t| t.start).ok()?;
+    let e = w.tokens.binary_search_by_key(&span.end, |t| t.end).ok()? + 1;
     if s < lo || e > hi || s >= e {
         return None;
     }
@@ -218,8 +218,8 @@ fn candidates(w: &Words, reach: usize, span: &Span, lo: usize, hi: usize) -> Opt
 /// The words `[lo, hi)` an entity between its neighbours may take: after the previous entity's
 /// end, before the next one's start.
 fn room(w: &Words, prev_end: Option<usize>, next_start: Option<usize>) -> (usize, usize) {
-    let lo = prev_end.map_or(0, |pe| w.tokens.iter().position(|t| t.start >= pe).unwrap_or(w.tokens.len()));
-    let hi = next_start.map_or(w.tokens.len(), |ns| w.tokens.iter().rposition(|t| t.end <= ns).map_or(0, |i| i + 1));
+    let lo = prev_end.map_or(0, |pe| w.tokens.partition_point(|t| t.start < pe));
+    let hi = next_start.map_or(w.tokens.len(), |ns| w.tokens.partition_point(|t| t.end <= ns));
     (lo, hi)
 }
 
@@ -244,7 +244,7 @@ pub fn train_boundaries(cfg: &BoundaryConfig, gold: &[Document], predicted: &[Do
         let w = Words::new(&p.text);
         let mut spans = p.spans.clone();
         spans.sort_by_key(|s| (s.start, s.end));
-        let gold_spans: std::collections::HashSet<(usize, usize, &str)> = g.spans.iter().map(|s| (s.start, s.end, s.label.as_str())).collect();
+        let gold_spans: HashSet<(usize, usize, &str)> = g.spans.iter().map(|s| (s.start, s.end, s.label.as_str())).collect();
         for (k, span) in spans.iter().enumerate() {
             let (lo, hi) = room(&w, k.checked_sub(1).map(|j| spans[j].end), spans.get(k + 1).map(|n| n.start));
             let Some(c) = candidates(&w, cfg.reach, span, lo, hi) else {
@@ -287,7 +287,7 @@ pub fn train_boundaries(cfg: &BoundaryConfig, gold: &[Document], predicted: &[Do
             step += 1;
         }
     }
-    let averaged: BTreeMap<u64, f32> = weights
+    let averaged: HashMap<u64, f32> = weights
         .iter()
         .map(|(f, w)| (*f, (*w as f64 - sums[f] / step as f64) as f32))
         .filter(|(_, w)| *w != 0.0)
@@ -302,8 +302,6 @@ impl BoundaryModel {
     /// edges, or that overlap another, stay where they are.
     pub fn apply(&self, doc: &Document) -> Vec<Span> {
         let w = Words::new(&doc.text);
-        let weights: &BTreeMap<u64, f32> = &self.weights;
-        let score = |feats: &[u64]| -> f32 { feats.iter().filter_map(|f| weights.get(f)).sum() };
         let mut spans = doc.spans.clone();
         spans.sort_by_key(|s| (s.start, s.end));
         for k in 0..spans.len() {
@@ -312,7 +310,7 @@ impl BoundaryModel {
             let Some(c) = candidates(&w, self.reach, &spans[k], lo, hi) else {
                 continue;
             };
-            let scores: Vec<f32> = c.features.iter().map(|f| score(f)).collect();
+            let scores: Vec<f32> = c.features.iter().map(|f| score(&self.weights, f)).collect();
             let best = (0..scores.len()).max_by(|&x, &y| scores[x].total_cmp(&scores[y]).then(y.cmp(&x))).expect("candidates");
             if scores[best] > scores[c.original] {
                 let (s2, e2) = c.spans[best];

@@ -196,7 +196,8 @@ struct CommitteeMember {
     weight: f32,
 }
 
-fn in_key_order<S: serde::Serializer>(map: &HashMap<u64, u32>, s: S) -> std::result::Result<S::Ok, S::Error> {
+/// Serializes a map keyed by feature hash in key order, so that one seed saves one file.
+pub(crate) fn in_key_order<V: Serialize, S: serde::Serializer>(map: &HashMap<u64, V>, s: S) -> std::result::Result<S::Ok, S::Error> {
     map.iter().collect::<std::collections::BTreeMap<_, _>>().serialize(s)
 }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod generate;
+pub mod gguf;
 pub mod layers;
 pub mod lora;
 pub mod loss;

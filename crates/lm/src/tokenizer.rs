@@ -78,7 +78,13 @@ impl LmTokenizer {
     }
 }
 
-/// Reads `dir/tokenizer.json`.
+/// Reads `dir/tokenizer.json`, or builds the tokenizer of a GGUF checkpoint (`dir` a `.gguf`
+/// file or a directory holding one).
 pub fn load_from_dir(dir: &Path) -> Result<LmTokenizer> {
+    if !dir.join("tokenizer.json").exists() {
+        if let Some(file) = crate::gguf::find(dir)? {
+            return crate::gguf::Gguf::open(&file)?.tokenizer();
+        }
+    }
     LmTokenizer::load(&dir.join("tokenizer.json")).with_context(|| format!("model directory {}", dir.display()))
 }

@@ -32,6 +32,8 @@ pub struct Params {
     rng: Arc<Mutex<ChaCha8Rng>>,
     device: Device,
     dtype: DType,
+    /// Random initialisation skipped (zeros): every value is about to be loaded from a file.
+    for_loading: bool,
 }
 
 /// What a [`Params::load`] found: names of the model absent from the file (left as initialised)
@@ -50,7 +52,14 @@ impl Params {
             rng: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed))),
             device,
             dtype,
+            for_loading: false,
         }
+    }
+
+    /// Parameters whose values will all be loaded from a checkpoint: random initialisations are
+    /// zeros instead (drawing hundreds of millions of normals took most of a large model's load).
+    pub fn for_loading(device: Device, dtype: DType) -> Self {
+        Params { for_loading: true, ..Params::new(device, dtype, 0) }
     }
 
     pub fn device(&self) -> &Device {
@@ -82,6 +91,13 @@ impl Params {
             return Ok(v.as_tensor().clone());
         }
         let n: usize = shape.iter().product();
+        let init = if self.for_loading { Init::Zeros } else { init };
+        if matches!(init, Init::Zeros) {
+            let var = Var::zeros(shape, self.dtype, &self.device)?;
+            let out = var.as_tensor().clone();
+            vars.insert(name.to_string(), var);
+            return Ok(out);
+        }
         let data: Vec<f64> = match init {
             Init::Zeros => vec![0.0; n],
             Init::Ones => vec![1.0; n],

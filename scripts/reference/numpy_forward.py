@@ -5,8 +5,8 @@ No transformers: the tensors are read with `gguf.GGUFReader` and dequantized wit
 `gguf.quants.dequantize`, used *as stored* (no renaming beyond the names below, no permutation, the
 Gemma norm weights used as the stored `1 + w` directly), and the equations are written out here. It
 checks the description a Rust port follows (scripts/reference/README.md) against the transformers
-fixture: it recomputes `logprobs` (the input ids are taken from the fixture) and prints the max
-|logprob - fixture| per document, and the greedy first new id of each prompt.
+fixture: it recomputes `logprobs` and `logprobs_long` (the input ids are taken from the fixture) and
+prints the max |logprob - fixture| per document, and the greedy first new id of each prompt.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python scripts/reference/numpy_forward.py
 """
@@ -195,6 +195,19 @@ def main():
             first = int(np.argmax(last))
             agree += first == g["new_ids"][0]
         print(f"  greedy first new id agrees on {agree}/{len(fx['greedy']['prompts'])} prompts", flush=True)
+        if "logprobs_long" in fx:
+            d = fx["logprobs_long"]
+            ids = np.array(d["input_ids"])
+            t = time.time()
+            lp = logprobs(fwd(W, W.reader, ids), ids)
+            ref = np.array(d["next_token_logprobs"])
+            diff = np.abs(lp - ref)
+            print(
+                f"  long {d['file']}: {len(ids)} ids, max |logprob diff| {diff.max():.2e} "
+                f"(positions >= 512: {diff[511:].max():.2e}), sum {lp.sum():.4f} vs {d['sum_logprob']:.4f} "
+                f"({time.time() - t:.0f}s)",
+                flush=True,
+            )
         del W
 
 

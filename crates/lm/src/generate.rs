@@ -29,6 +29,8 @@ pub struct DecoderGenerator {
     pub boundaries: Boundaries,
     /// Ids that end a sample (the end-of-document token and the config's `eos_token_id`s).
     pub stop: Vec<u32>,
+    /// Stop ids cannot be drawn before a sample has this many new tokens (HF's `min_new_tokens`).
+    pub min_new: usize,
 }
 
 /// One sequence being generated.
@@ -50,7 +52,7 @@ impl DecoderGenerator {
         stop.push(boundaries.end);
         stop.sort_unstable();
         stop.dedup();
-        Ok(DecoderGenerator { model, tokenizer, boundaries, stop })
+        Ok(DecoderGenerator { model, tokenizer, boundaries, stop, min_new: 0 })
     }
 
     /// Prompt ids: the document-start token, then the prompt text's tokens.
@@ -136,7 +138,24 @@ impl DecoderGenerator {
         let mut logits = self.model.logits(&h.narrow(1, t0 - 1, 1)?.squeeze(1)?)?;
         loop {
             // Rows sample in parallel; each uses only its own rng.
-            let toks: Vec<u32> = with_host_rows(&logits, |l, vocab| rows.par_iter_mut().zip(l.par_chunks(vocab)).map(|(r, l)| sample(l, sampling, &mut r.rng)).collect())?;
+            let toks: Vec<u32> = with_host_rows(&logits, |l, vocab| {
+                rows.par_iter_mut()
+                    .zip(l.par_chunks(vocab))
+                    .map(|(r, l)| {
+                        if r.new.len() < self.min_new {
+                            let mut l = l.to_vec();
+                            for &s in &self.stop {
+                                if let Some(x) = l.get_mut(s as usize) {
+                                    *x = f32::NEG_INFINITY;
+                                }
+                            }
+                            sample(&l, sampling, &mut r.rng)
+                        } else {
+                            sample(l, sampling, &mut r.rng)
+                        }
+                    })
+                    .collect()
+            })?;
             let mut keep = Vec::with_capacity(rows.len());
             let mut next = Vec::with_capacity(rows.len());
             for (i, (mut r, tok)) in std::mem::take(&mut rows).into_iter().zip(toks).enumerate() {

@@ -437,6 +437,14 @@ pub fn load_decoder(path: &Path, device: &Device, edit: impl FnOnce(&mut ModelCo
     Ok((model, g.tokenizer()?))
 }
 
+/// Converts a GGUF checkpoint into an HF directory (`config.json`, `model.safetensors` in f32,
+/// `tokenizer.json`) that transformers and `--init` load.
+pub fn write_hf_dir(gguf: &Path, out: &Path) -> Result<()> {
+    let (model, tok) = load_decoder(gguf, &Device::Cpu, |_| {})?;
+    model.save(out)?;
+    tok.save(&out.join("tokenizer.json"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,12 @@ fn main() -> Result<()> {
     if let Some(b) = model.config.bos_id().filter(|_| matches!(model.config, lm::ModelConfig::Gemma3(_))) {
         ids.insert(0, b);
     }
+    if let Ok(pre) = std::env::var("PREPEND") {
+        ids.insert(0, pre.parse()?);
+    }
+    if let Ok(post) = std::env::var("APPEND") {
+        ids.push(post.parse()?);
+    }
     println!("ids {:?}", ids);
     let mut mode = nn::Mode::Eval;
     let x = Tensor::new(ids.as_slice(), &dev)?.unsqueeze(0)?;
@@ -26,6 +32,9 @@ fn main() -> Result<()> {
     let nll: Vec<f64> = (1..ids.len()).map(|i| -(lp[i - 1][ids[i] as usize] as f64)).collect();
     let mean = nll.iter().sum::<f64>() / nll.len() as f64;
     println!("mean nll {mean:.4}, perplexity {:.2}", mean.exp());
+    let mut worst: Vec<(usize, f64)> = nll.iter().copied().enumerate().collect();
+    worst.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("largest nll (target position, nll): {:?}", &worst[..worst.len().min(5)]);
     let mut seq = ids.clone();
     for _ in 0..new {
         let x = Tensor::new(seq.as_slice(), &dev)?.unsqueeze(0)?;

@@ -115,7 +115,7 @@ fn bench_generate(cfg: &ModelConfig, vocab: u32, batches: &[usize]) -> anyhow::R
     let model = Decoder::new(cfg, &Device::Cpu, 0)?;
     // The tokenizer is not used by generate_ids; any will do.
     let tok = LmTokenizer::train_bpe(["a b"].into_iter(), 300)?;
-    let mut g = DecoderGenerator::new(model, tok, Boundaries { start: 0, end: 0 })?;
+    let mut g = DecoderGenerator::new(model, tok, Boundaries { start: Some(0), end: 0 })?;
     g.stop.clear();
     let sampling = SamplingConfig { temperature: 1.0, top_k: 0, top_p: 0.95 };
     let (prompt_len, new) = (16, 256);

@@ -211,7 +211,8 @@ pub struct PerplexityArgs {
 }
 
 pub fn run_perplexity(args: &PerplexityArgs) -> Result<()> {
-    let ppl = crate::perplexity(&args.model, &read_docs(&args.input)?)?;
-    println!("perplexity: {ppl:.4}");
+    let p = crate::perplexity_report(&args.model, &read_docs(&args.input)?)?;
+    println!("perplexity: {:.4}", p.per_token);
+    println!("perplexity per word: {:.4} ({} tokens, {} words)", p.per_word, p.tokens, p.words);
     Ok(())
 }

@@ -55,9 +55,9 @@ impl DecoderGenerator {
         Ok(DecoderGenerator { model, tokenizer, boundaries, stop, min_new: 0 })
     }
 
-    /// Prompt ids: the document-start token, then the prompt text's tokens.
+    /// Prompt ids: the document-start token (if the model has one), then the prompt text's tokens.
     pub fn prompt_ids(&self, text: &str) -> Result<Vec<u32>> {
-        let mut ids = vec![self.boundaries.start];
+        let mut ids: Vec<u32> = self.boundaries.start.into_iter().collect();
         ids.extend(self.tokenizer.encode(text)?);
         Ok(ids)
     }
@@ -125,7 +125,7 @@ impl DecoderGenerator {
         let mut pos = Vec::with_capacity(b * t0);
         for r in &rows {
             let ids = seqs[r.item].0;
-            flat.extend(std::iter::repeat_n(self.boundaries.start, r.pad).chain(ids.iter().copied()));
+            flat.extend(std::iter::repeat_n(self.boundaries.start.unwrap_or(self.boundaries.end), r.pad).chain(ids.iter().copied()));
             pos.extend((0..t0).map(|i| i.saturating_sub(r.pad) as u32));
         }
         let ids = Tensor::from_vec(flat, (b, t0), &dev)?;

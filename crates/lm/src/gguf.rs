@@ -26,6 +26,7 @@ use tokenizers::normalizers::{Replace, NFC};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreSequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 use crate::models::{Decoder, Gemma3Config, LlamaConfig, ModelConfig};
@@ -216,7 +217,7 @@ impl Gguf {
             Some(_) => self.numbers("tokenizer.ggml.token_type")?.into_iter().map(|t| t as u32).collect(),
             None => vec![1; tokens.len()],
         };
-        let inner = match kind.as_str() {
+        let mut inner = match kind.as_str() {
             "gpt2" => {
                 let merges = self.strings("tokenizer.ggml.merges")?;
                 let pre = self.str("tokenizer.ggml.pre").unwrap_or_default();
@@ -239,6 +240,19 @@ impl Gguf {
             }
             other => bail!("{}: tokenizer model {other:?} is not supported (gpt2, llama/SentencePiece)", self.path.display()),
         };
+        // SentencePiece files without the flag get BOS, as llama.cpp and transformers do.
+        let add_bos = self.bool_opt("tokenizer.ggml.add_bos_token").unwrap_or(kind == "llama");
+        if let Some(bos) = self.u32_opt("tokenizer.ggml.bos_token_id").filter(|_| add_bos) {
+            let name = tokens.get(bos as usize).ok_or_else(|| anyhow!("{}: BOS id {bos} outside the vocabulary", self.path.display()))?;
+            let template = TemplateProcessing::builder()
+                .try_single(format!("{name} $A"))
+                .and_then(|b| b.try_pair(format!("{name} $A {name} $B")))
+                .map_err(|e| anyhow!("BOS template: {e}"))?
+                .special_tokens(vec![(name.clone(), bos)])
+                .build()
+                .map_err(|e| anyhow!("BOS template: {e}"))?;
+            inner.with_post_processor(Some(template));
+        }
         Ok(LmTokenizer { inner })
     }
 }

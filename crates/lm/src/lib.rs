@@ -88,8 +88,30 @@ impl Generator {
 /// packed as in training, in blocks of the training block size, else 256), per word for the
 /// n-gram baseline.
 pub fn perplexity(dir: &Path, docs: &[Document]) -> Result<f64> {
+    Ok(perplexity_report(dir, docs)?.per_token)
+}
+
+/// Perplexity per model token and per word, so that models with different tokenizers compare.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PerplexityReport {
+    /// `exp` of the mean NLL per predicted token (decoders: subword tokens and document ends;
+    /// n-gram: words and document ends).
+    pub per_token: f64,
+    /// `exp(total NLL / words)`, words counted as the n-gram baseline counts them: the corpus
+    /// tokenizer's words and punctuation marks, plus one end per document.
+    pub per_word: f64,
+    pub tokens: usize,
+    pub words: usize,
+}
+
+/// Perplexity of `docs` per token and per word (see [`PerplexityReport`]).
+pub fn perplexity_report(dir: &Path, docs: &[Document]) -> Result<PerplexityReport> {
+    let words: usize = docs.iter().map(|d| ngram::word_tokens(&d.text).len() + 1).sum();
     match Generator::load(dir)? {
-        Generator::Ngram(m) => Ok(m.perplexity(docs)),
+        Generator::Ngram(m) => {
+            let p = m.perplexity(docs);
+            Ok(PerplexityReport { per_token: p, per_word: p, tokens: words, words })
+        }
         Generator::Decoder(g) => {
             let block = std::fs::read_to_string(dir.join(train::TRAIN_RECORD))
                 .ok()
@@ -99,7 +121,8 @@ pub fn perplexity(dir: &Path, docs: &[Document]) -> Result<f64> {
                 .min(g.model.config.max_positions() - 1);
             let stream = data::encode_stream(&g.tokenizer, docs, g.boundaries)?;
             let blocks = data::blocks(&stream, block, true);
-            train::eval_perplexity(&g.model, &blocks, 8, g.model.params.device())
+            let (nll, tokens) = train::eval_nll(&g.model, &blocks, 8, g.model.params.device())?;
+            Ok(PerplexityReport { per_token: (nll / tokens.max(1) as f64).exp(), per_word: (nll / words.max(1) as f64).exp(), tokens, words })
         }
     }
 }

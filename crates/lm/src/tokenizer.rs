@@ -61,6 +61,11 @@ impl LmTokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// Whether the tokenizer's own encoding (with special tokens) starts a text with `bos`.
+    pub fn adds_bos(&self, bos: u32) -> bool {
+        self.inner.encode_fast("a", true).map(|e| e.get_ids().first() == Some(&bos)).unwrap_or(false)
+    }
+
     /// Token ids of `text`, without special tokens (the caller adds document boundaries).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         Ok(self.inner.encode_fast(text, false).map_err(|e| anyhow!("encoding: {e}"))?.get_ids().to_vec())

@@ -54,7 +54,8 @@ pub struct TrainReport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainRecord {
     pub config: TrainConfig,
-    pub start_token: u32,
+    /// `None`: no start token (see [`Boundaries::start`]).
+    pub start_token: Option<u32>,
     pub end_token: u32,
     pub report: TrainReport,
 }
@@ -145,7 +146,7 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
         None => {
             let eod = tokenizer.token_id(EOD_TOKEN).context("trained tokenizer lacks the end-of-document token")?;
             let mc = cfg.model_config(tokenizer.vocab_size(), eod, eod)?;
-            (Decoder::new(&mc, &dev, cfg.seed)?, Boundaries { start: eod, end: eod })
+            (Decoder::new(&mc, &dev, cfg.seed)?, Boundaries { start: Some(eod), end: eod })
         }
     };
     let lora = cfg.lora.rank > 0;
@@ -289,7 +290,9 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
     Ok(report)
 }
 
-/// Start/end tokens of a pretrained model: its `bos`/`eos` ids, else the tokenizer's usual names.
+/// Start/end tokens of a pretrained model: its `eos` id (else the tokenizer's usual names) ends
+/// documents; its `bos` id starts them only if its own tokenizer puts BOS before a text, as
+/// the model saw in training (Gemma, Llama: yes; Qwen2: no).
 pub fn boundaries_of(config: &ModelConfig, tok: &LmTokenizer) -> Result<Boundaries> {
     let end = config
         .eos_ids()
@@ -297,7 +300,8 @@ pub fn boundaries_of(config: &ModelConfig, tok: &LmTokenizer) -> Result<Boundari
         .copied()
         .or_else(|| ["<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>"].iter().find_map(|t| tok.token_id(t)))
         .context("the model has no end-of-sequence token")?;
-    Ok(Boundaries { start: config.bos_id().unwrap_or(end), end })
+    let start = config.bos_id().filter(|&bos| tok.adds_bos(bos));
+    Ok(Boundaries { start, end })
 }
 
 /// Keeps only the gradients of `vars`, detached.
@@ -390,7 +394,7 @@ fn train_ngram(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document]
     };
     nn::checkpoint::atomic_write(
         &out.join(TRAIN_RECORD),
-        serde_json::to_string_pretty(&TrainRecord { config: cfg.clone(), start_token: 0, end_token: 1, report: report.clone() })?.as_bytes(),
+        serde_json::to_string_pretty(&TrainRecord { config: cfg.clone(), start_token: Some(0), end_token: 1, report: report.clone() })?.as_bytes(),
     )?;
     Ok(report)
 }

@@ -18,6 +18,18 @@ fn llama() -> ModelConfig {
     ModelConfig::Llama(LlamaConfig::new(50, 32, 16, 2, 4, 2, 24))
 }
 
+/// Gemma 3 with a sliding window (4) shorter than the test sequences, so both layer kinds and
+/// the window mask are exercised.
+fn gemma3() -> ModelConfig {
+    ModelConfig::from_value(serde_json::json!({
+        "model_type": "gemma3_text", "vocab_size": 50, "hidden_size": 16, "intermediate_size": 24,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
+        "max_position_embeddings": 64, "query_pre_attn_scalar": 8, "sliding_window": 4,
+        "sliding_window_pattern": 2, "eos_token_id": 1, "bos_token_id": 2
+    }))
+    .unwrap()
+}
+
 fn batch() -> Vec<Vec<u32>> {
     vec![vec![0, 5, 9, 13, 7, 2, 44, 21, 3], vec![1, 17, 3, 8, 49, 11, 30, 6, 1]]
 }
@@ -39,13 +51,14 @@ fn assert_grads(params: &nn::Params, grads: &candle_core::backprop::GradStore, w
 
 #[test]
 fn every_parameter_gets_a_finite_nonzero_gradient() {
-    for (what, cfg) in [("gpt2", gpt2()), ("llama", llama())] {
+    for (what, cfg) in [("gpt2", gpt2()), ("llama", llama()), ("gemma3", gemma3())] {
         let model = Decoder::new(&cfg, &Device::Cpu, 3).unwrap();
         let mut rng = nn::Rng::seed_from_u64(0);
         let grads = loss(&model, &mut Mode::Train(&mut rng)).backward().unwrap();
         assert_grads(&model.params, &grads, what);
         let expected = match what {
             "gpt2" => 4 + 2 * 12,
+            "gemma3" => 2 + 2 * 13,
             _ => 3 + 2 * 9,
         };
         assert_eq!(model.params.vars().len(), expected, "{what}: parameter count");
@@ -54,7 +67,11 @@ fn every_parameter_gets_a_finite_nonzero_gradient() {
 
 #[test]
 fn lora_trains_only_adapters() {
-    for (what, cfg, targets) in [("gpt2", gpt2(), vec![]), ("llama", llama(), vec!["q_proj".into(), "v_proj".into(), "down_proj".into()])] {
+    for (what, cfg, targets) in [
+        ("gpt2", gpt2(), vec![]),
+        ("llama", llama(), vec!["q_proj".into(), "v_proj".into(), "down_proj".into()]),
+        ("gemma3", gemma3(), vec!["q_proj".into(), "v_proj".into(), "down_proj".into()]),
+    ] {
         let mut model = Decoder::new(&cfg, &Device::Cpu, 3).unwrap();
         let adapters = model.add_lora(&LoraConfig { rank: 2, alpha: 4.0, dropout: 0.1, target_modules: targets }, 5).unwrap();
         // B starts at zero (so A's gradient would be zero): give it values first.
@@ -75,7 +92,7 @@ fn lora_trains_only_adapters() {
 
 #[test]
 fn merged_lora_gives_the_same_logits_and_saves_in_peft_layout() {
-    for cfg in [gpt2(), llama()] {
+    for cfg in [gpt2(), llama(), gemma3()] {
         let mut model = Decoder::new(&cfg, &Device::Cpu, 3).unwrap();
         let lcfg = LoraConfig { rank: 2, alpha: 4.0, dropout: 0.0, target_modules: vec![] };
         let adapters = model.add_lora(&lcfg, 5).unwrap();
@@ -102,7 +119,7 @@ fn merged_lora_gives_the_same_logits_and_saves_in_peft_layout() {
 
 #[test]
 fn a_tiny_model_overfits_a_short_text() {
-    for cfg in [gpt2(), llama()] {
+    for cfg in [gpt2(), llama(), gemma3()] {
         let mut cfg = cfg;
         cfg.set_dropout(0.0);
         let model = Decoder::new(&cfg, &Device::Cpu, 1).unwrap();
@@ -205,4 +222,35 @@ fn ngram_generator_trains_through_the_same_api() {
     let cfg = lm::GenerateConfig { samples_per_prompt: 2, max_new_tokens: 30, ..Default::default() };
     assert_eq!(g.generate(&prompts, &cfg).unwrap(), g.generate(&prompts, &cfg).unwrap());
     assert!(lm::perplexity(dir.path(), &dev).unwrap().is_finite());
+}
+
+/// Batched, left-padded generation with the KV cache past Gemma's sliding window gives the
+/// tokens of a plain full forward per step (where the window is a mask over all keys at once).
+#[test]
+fn gemma3_cached_generation_equals_full_forward_past_the_window() {
+    let model = Decoder::new(&gemma3(), &Device::Cpu, 7).unwrap();
+    let greedy = |prompt: &[u32], n: usize| -> Vec<u32> {
+        let mut seq = prompt.to_vec();
+        for _ in 0..n {
+            let ids = Tensor::new(seq.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+            let logits = model.forward_logits(&ids, &mut Mode::Eval).unwrap().squeeze(0).unwrap();
+            let row: Vec<f32> = logits.get(seq.len() - 1).unwrap().to_vec1().unwrap();
+            let mut best = 0;
+            for (i, &x) in row.iter().enumerate() {
+                if x > row[best] && i != 1 {
+                    best = i;
+                }
+            }
+            seq.push(best as u32);
+        }
+        seq[prompt.len()..].to_vec()
+    };
+    let prompts: [&[u32]; 2] = [&[2, 7, 9, 11, 13, 17], &[2, 30]];
+    let want: Vec<Vec<u32>> = prompts.iter().map(|p| greedy(p, 10)).collect();
+    let tok = lm::LmTokenizer::train_bpe(["ab ba"].into_iter(), 60).unwrap();
+    let mut gen = lm::DecoderGenerator::new(Decoder::new(&gemma3(), &Device::Cpu, 7).unwrap(), tok, lm::Boundaries { start: Some(2), end: 1 }).unwrap();
+    gen.min_new = 10;
+    let seqs: Vec<(&[u32], u64)> = prompts.iter().map(|p| (*p, 0)).collect();
+    let got = gen.generate_ids(&seqs, 10, &lm::SamplingConfig { temperature: 0.0, top_k: 0, top_p: 1.0 }).unwrap();
+    assert_eq!(got, want);
 }

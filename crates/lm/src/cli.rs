@@ -34,7 +34,7 @@ pub struct TrainArgs {
     /// Size preset of a model trained from scratch.
     #[arg(long, value_enum, default_value = "small")]
     pub preset: Preset,
-    /// Local HF model directory to fine-tune (fully, or with LoRA when --lora-rank > 0).
+    /// Pretrained model to fine-tune (fully, or with LoRA when --lora-rank > 0): an HF directory or a GGUF file / directory.
     #[arg(long)]
     pub init: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
@@ -135,7 +135,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
 /// `synthdeid lm generate`: sample synthetic documents from prompts.
 #[derive(Debug, Clone, Args)]
 pub struct GenerateArgs {
-    /// Model directory written by `lm train` (or any local HF GPT-2/Llama/Mistral/Qwen2 dir).
+    /// Model directory written by `lm train`, a local HF GPT-2 / Llama / Mistral / Qwen2 / Gemma 3 directory, or a GGUF file (or a directory holding one, as `models fetch` leaves it).
     #[arg(long)]
     pub model: PathBuf,
     /// Corpus whose documents' first words are the prompts.
@@ -201,6 +201,24 @@ pub fn run_generate(args: &GenerateArgs) -> Result<()> {
 }
 
 /// `synthdeid lm perplexity`.
+/// `synthdeid lm convert`: a GGUF checkpoint as an HF directory.
+#[derive(Debug, Clone, Args)]
+pub struct ConvertArgs {
+    /// GGUF file, or a directory holding one (as `models fetch` leaves it).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Output HF directory: config.json, model.safetensors (f32), tokenizer.json.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run_convert(args: &ConvertArgs) -> Result<()> {
+    let file = crate::gguf::find(&args.model)?.with_context(|| format!("{}: no .gguf file there", args.model.display()))?;
+    crate::gguf::write_hf_dir(&file, &args.out)?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct PerplexityArgs {
     #[arg(long)]

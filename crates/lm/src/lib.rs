@@ -120,7 +120,7 @@ pub fn perplexity_report(dir: &Path, docs: &[Document]) -> Result<PerplexityRepo
                 .unwrap_or(256)
                 .min(g.model.config.max_positions() - 1);
             let stream = data::encode_stream(&g.tokenizer, docs, g.boundaries)?;
-            let blocks = data::blocks(&stream, block, true);
+            let blocks = data::blocks(&stream, block, true, g.boundaries.lead());
             let (nll, tokens) = train::eval_nll(&g.model, &blocks, 8, g.model.params.device())?;
             Ok(PerplexityReport { per_token: (nll / tokens.max(1) as f64).exp(), per_word: (nll / words.max(1) as f64).exp(), tokens, words })
         }

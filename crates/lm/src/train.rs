@@ -159,8 +159,8 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
 
     // Data.
     let train_stream = encode_stream(&tokenizer, train_docs, boundaries)?;
-    let train_blocks = blocks(&train_stream, cfg.block_size, false);
-    let dev_blocks = blocks(&encode_stream(&tokenizer, dev_docs, boundaries)?, cfg.block_size, true);
+    let train_blocks = blocks(&train_stream, cfg.block_size, false, boundaries.lead());
+    let dev_blocks = blocks(&encode_stream(&tokenizer, dev_docs, boundaries)?, cfg.block_size, true, boundaries.lead());
     if train_blocks.is_empty() {
         bail!("the training text ({} tokens) is shorter than one block of {}", train_stream.len(), cfg.block_size + 1);
     }

@@ -149,8 +149,10 @@ pub enum LmCmd {
     Train(lm::cli::TrainArgs),
     /// Sample synthetic documents from the first words of prompt documents (nucleus sampling, many samples per prompt).
     Generate(lm::cli::GenerateArgs),
-    /// Perplexity of documents under a model (prints `perplexity: X`).
+    /// Perplexity of documents under a model, per model token and per word.
     Perplexity(lm::cli::PerplexityArgs),
+    /// Convert a GGUF checkpoint into an HF directory (f32 safetensors, config, tokenizer.json).
+    Convert(lm::cli::ConvertArgs),
 }
 
 pub fn lm(cmd: LmCmd) -> Result<()> {
@@ -158,5 +160,6 @@ pub fn lm(cmd: LmCmd) -> Result<()> {
         LmCmd::Train(a) => lm::cli::run_train(&a),
         LmCmd::Generate(a) => lm::cli::run_generate(&a),
         LmCmd::Perplexity(a) => lm::cli::run_perplexity(&a),
+        LmCmd::Convert(a) => lm::cli::run_convert(&a),
     }
 }

@@ -52,6 +52,12 @@ fn logprob_diffs(model: &Decoder, fx: &serde_json::Value) -> Vec<f64> {
 fn check_greedy(gen: &DecoderGenerator, fx: &serde_json::Value) {
     let prompts = fx["greedy"]["prompts"].as_array().unwrap();
     let inputs: Vec<Vec<u32>> = prompts.iter().map(|p| ids(&p["input_ids"])).collect();
+    // Prompts are framed as the model's own tokenizer frames a text: BOS for Gemma, none for
+    // Qwen2 (a leading `<|endoftext|>` once made Qwen2 repeat itself and took its perplexity
+    // from 33 to 336, unseen by tests that fed ids directly).
+    for (p, want) in prompts.iter().zip(&inputs) {
+        assert_eq!(&gen.prompt_ids(p["prompt"].as_str().unwrap()).unwrap(), want, "prompt framing of {:?}", p["prompt"]);
+    }
     let seqs: Vec<(&[u32], u64)> = inputs.iter().map(|i| (i.as_slice(), 0)).collect();
     let greedy = SamplingConfig { temperature: 0.0, top_k: 0, top_p: 1.0 };
     let got = gen.generate_ids(&seqs, 32, &greedy).unwrap();

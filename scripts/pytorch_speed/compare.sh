@@ -4,9 +4,26 @@
 # hour). Needs a Python with torch and transformers: PYTHON=/path/to/python (default python3).
 #
 #     bash scripts/pytorch_speed/compare.sh [rounds]
+#     bash scripts/pytorch_speed/compare.sh gemma-lora [rounds]
+#
+# `gemma-lora`: only LoRA training of the real Gemma-3-270M (rank 16 on q_proj/v_proj, batch 8 x 256;
+# `gguf_speed lora` against `speed.py gemma-lora`, PyTorch + PEFT), each run after the machine is
+# quiet, with the cores other processes took meanwhile (scripts/llamacpp_speed/measure.sh);
+# SPEED_STEPS steps after a warm-up (default 3). Needs peft beside torch and transformers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
+if [ "${1:-}" = gemma-lora ]; then
+  source scripts/llamacpp_speed/measure.sh
+  MODEL=${MODEL:-$HOME/.cache/synthdeid/models/gemma-3-270m/model.gguf}
+  cargo build --release -q -p lm --example gguf_speed
+  for r in $(seq "${2:-2}"); do
+    echo "== round $r ($(date -u +%H:%M:%S))"
+    measure target/release/examples/gguf_speed "$MODEL" lora 2>&1 | grep -E '^(ours lora train|#)'
+    measure "$PYTHON" scripts/pytorch_speed/speed.py gemma-lora "$MODEL" 2>&1 | grep -E '^(pytorch gemma-lora train|#)'
+  done
+  exit 0
+fi
 ROUNDS=${1:-2}
 cargo build --release -q -p lm --example speed -p ner --example encoder_speed
 for r in $(seq "$ROUNDS"); do

@@ -2,6 +2,7 @@
 machine as the Rust benchmarks so that the ratio does not depend on which host the VM landed on.
 
     python scripts/pytorch_speed/speed.py [gpt2-train|gpt2-generate|gpt2-small|llama-train|encoder|bert-base|all]
+    python scripts/pytorch_speed/speed.py gemma-lora [MODEL.gguf]
 
 Shapes match `cargo run --release -p lm --example speed` (GPT-2 6 x 384, 6 heads, vocab 32000,
 training batch 8 x 256 with AdamW and dropout 0.1; generation prompt 16, 256 new tokens, top-p 0.95,
@@ -10,6 +11,14 @@ batch 1 and 16; `gpt2-small`: 12 x 768, 12 heads, vocab 50257, training and batc
 384, 12 heads, FFN 1536, vocab 30522, token classification, batch 16 x 128) and BERT-base (12 x 768,
 FFN 3072) with `--layers 12 --hidden 768 --ffn 3072 --steps 3`. Threads: torch's
 default (one per core). Weights are random: speed does not depend on them.
+
+`gemma-lora` (not in `all`): LoRA training of the real Gemma-3-270M, as
+`cargo run --release -p lm --example gguf_speed -- lora`: transformers loads the GGUF
+(`from_pretrained(dir, gguf_file=..., dtype=float32)`, dequantized to f32, default attention
+implementation), peft adds `LoraConfig(r=16, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+lora_dropout=0.05)`; batch 8 x 256 random ids (257 per row: inputs and shifted targets, the loss
+over the whole vocabulary), AdamW on the adapters, clipping at 1.0; the mean of 3 steps after a
+warm-up step (SPEED_STEPS=N for N), with forward + loss, backward and clipping + optimizer apart. 2 threads.
 """
 import sys
 import time
@@ -95,8 +104,61 @@ def encoder(steps=4, base=False):
     print(f"pytorch {name} predict: batch 16 x 128: {16 * 128 / s:.0f} tokens/s")
 
 
+def gemma_lora(path, steps=3):
+    import os
+
+    import torch.nn.functional as F
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(2)
+    path = os.path.expanduser(path)
+    t0 = time.time()
+    m = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32)
+    m = get_peft_model(m, LoraConfig(r=16, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.05, task_type="CAUSAL_LM"))
+    params = [p for p in m.parameters() if p.requires_grad]
+    total = sum(p.numel() for p in m.parameters())
+    print(f"pytorch gemma-lora: {path} loaded in {time.time() - t0:.1f} s; {sum(p.numel() for p in params)} trainable of {total} "
+          f"parameters; attention {m.config._attn_implementation}; {torch.get_num_threads()} threads")
+    torch.manual_seed(0)
+    rows = torch.randint(0, m.config.vocab_size, (8, 257))
+    inputs, targets = rows[:, :-1], rows[:, 1:]
+    m.train()
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    spent = [0.0, 0.0, 0.0]
+    for s in range(steps + 1):
+        t0 = time.time()
+        logits = m(input_ids=inputs).logits
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        t1 = time.time()
+        loss.backward()
+        t2 = time.time()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad()
+        t3 = time.time()
+        del logits
+        print(f"pytorch gemma-lora: step {s}: loss {loss.item():.3f}, {t3 - t0:.2f} s")
+        if s > 0:
+            for i, x in enumerate((t1 - t0, t2 - t1, t3 - t2)):
+                spent[i] += x / steps
+    fwd, bwd, optim = spent
+    mean = fwd + bwd + optim
+    print(f"pytorch gemma-lora train: batch 8 x 256: {mean:.2f} s/step (forward + loss {fwd:.2f}, backward {bwd:.2f}, "
+          f"clip + AdamW {optim:.3f}), {8 * 256 / mean:.0f} tokens/s")
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if what == "gemma-lora":
+        import peft
+        import transformers
+
+        print(f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}")
+        import os
+
+        gemma_lora(sys.argv[2] if len(sys.argv) > 2 else "~/.cache/synthdeid/models/gemma-3-270m/model.gguf", int(os.environ.get("SPEED_STEPS", 3)))
+        sys.exit(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if what in ("gpt2-train", "all"):
         gpt2_train()

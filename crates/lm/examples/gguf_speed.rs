@@ -10,7 +10,7 @@
 //! - `prefill`: prompt tokens/s of one timed forward of the prompt through the model with a KV
 //!   cache plus the LM head on its last position (median of 5 after a warm-up), at batch 1 and at
 //!   batch 16 (16 copies of the prompt).
-//! - `generate`: new tokens/s of `DecoderGenerator::generate_ids` for 128 new tokens per
+//! - `generate` (prefill, then generation): new tokens/s of `DecoderGenerator::generate_ids` for 128 new tokens per
 //!   sequence, top-p 0.95, temperature 1.0, stop tokens cleared (EOS ignored), at batch 1 and 16
 //!   (16 copies of the prompt, seeds 0..15); the time includes the prefill, as llama.cpp's side.
 //!   `decode-only` subtracts the median prefill of the same batch.
@@ -78,9 +78,7 @@ fn main() -> anyhow::Result<()> {
         for (k, &b) in BATCHES.iter().enumerate() {
             let secs = prefill_secs(&g.model, &ids, b)?;
             prefill[k] = secs;
-            if what != "generate" {
-                println!("ours prefill: batch {b}: {} prompt tokens in {:.3} s = {:.0} prompt tokens/s", b * PROMPT_LEN, secs, (b * PROMPT_LEN) as f64 / secs);
-            }
+            println!("ours prefill: batch {b}: {} prompt tokens in {:.3} s = {:.0} prompt tokens/s", b * PROMPT_LEN, secs, (b * PROMPT_LEN) as f64 / secs);
         }
     }
     if what == "all" || what == "generate" {
@@ -219,6 +217,26 @@ fn lora(path: &std::path::Path) -> anyhow::Result<()> {
             }
         }
     }
+    // The forward pass of one more step cut into its stages (gradients tracked, as in training).
+    let inputs: Vec<u32> = rows.iter().flat_map(|r| r[..t].iter().copied()).collect();
+    let targets: Vec<u32> = rows.iter().flat_map(|r| r[1..].iter().copied()).collect();
+    let inputs = Tensor::from_vec(inputs, (b, t), &dev)?;
+    let targets = Tensor::from_vec(targets, b * t, &dev)?;
+    let positions = Tensor::arange(0u32, t as u32, &dev)?.unsqueeze(0)?;
+    let bias = lm::layers::causal_bias(&[0], 0, t, &dev, model.params.dtype())?;
+    let mut drop_rng = nn::Rng::seed_from_u64(99);
+    let mut mode = Mode::Train(&mut drop_rng);
+    let t0 = Instant::now();
+    let h = model.forward(&inputs, &positions, Some(&bias), None, &mut mode)?;
+    let t_layers = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let logits = model.logits(&h)?;
+    let t_head = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let loss = lm::loss::cross_entropy(&logits.reshape((b * t, ()))?, &targets)?;
+    let _ = loss.to_scalar::<f32>()?;
+    let t_loss = t0.elapsed().as_secs_f64();
+    println!("ours lora forward: layers {t_layers:.2} s, LM head {t_head:.2} s, cross-entropy {t_loss:.2} s");
     let [fwd, bwd, optim] = spent;
     let mean = fwd + bwd + optim;
     println!(

@@ -8,7 +8,8 @@
 #
 # PYTHON: a Python with llama-cpp-python (CPU build). MODEL: the GGUF (default: the cached
 # gemma-3-270m, fetched by `synthdeid models fetch gemma-3-270m`). STEP=1 adds our per-stage
-# split of a decoding step (`gguf_speed step`) to each round.
+# split of a decoding step (`gguf_speed step`) to each round. SPEED_FTZ=1 reaches our side: denormals
+# flushed to zero (see crates/lm/examples/gguf_speed.rs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/llamacpp_speed/measure.sh

@@ -4,7 +4,12 @@
     python scripts/llamacpp_speed/speed.py [MODEL.gguf] [--threads 2] [--greedy]
 
 Needs llama-cpp-python (CPU build; `pip install llama-cpp-python`, which compiles the llama.cpp it
-vendors). Everything runs through its low-level ctypes bindings (`llama_cpp.llama_*`), i.e. in
+vendors). On the 2-core box (an Intel Xeon VM with AVX-512 and AMX) the native build
+(`CMAKE_ARGS="-DGGML_NATIVE=ON"`) crashes in its first `llama_decode` (SIGSEGV in
+`ggml_backend_amx_mul_mat`), so it was built with AMX off and every other extension on:
+`CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+-DGGML_AVX_VNNI=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON
+-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" pip install llama-cpp-python`. Everything runs through its low-level ctypes bindings (`llama_cpp.llama_*`), i.e. in
 llama.cpp's C code: Python only fills the batch arrays and loops.
 
 - prefill: one `llama_decode` of the prompt (logits of its last position only), median of 5

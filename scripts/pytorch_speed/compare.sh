@@ -9,7 +9,8 @@
 # `gemma-lora`: only LoRA training of the real Gemma-3-270M (rank 16 on q_proj/v_proj, batch 8 x 256;
 # `gguf_speed lora` against `speed.py gemma-lora`, PyTorch + PEFT), each run after the machine is
 # quiet, with the cores other processes took meanwhile (scripts/llamacpp_speed/measure.sh);
-# SPEED_STEPS steps after a warm-up (default 3). Needs peft beside torch and transformers.
+# SPEED_STEPS steps after a warm-up (default 3); SPEED_FTZ=1 flushes denormals on our side (see
+# crates/lm/examples/gguf_speed.rs). Needs peft beside torch and transformers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}

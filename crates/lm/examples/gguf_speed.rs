@@ -2,7 +2,7 @@
 //! llama.cpp on the same file (`scripts/llamacpp_speed/speed.py`, alternated by
 //! `scripts/llamacpp_speed/compare.sh`).
 //!
-//!     cargo run --release -p lm --example gguf_speed -- [MODEL.gguf|DIR] [all|generate|prefill|step]
+//!     cargo run --release -p lm --example gguf_speed -- [MODEL.gguf|DIR] [all|generate|prefill|step|lora]
 //!
 //! The prompt is the fixed Spanish clinical text below, tokenized with the model's tokenizer after
 //! its BOS and cut to 64 ids (the same ids as llama.cpp's tokenizer gives; both print a checksum).
@@ -21,7 +21,15 @@
 //!   8 × 256 random ids (rows of 257: inputs and shifted targets), forward, cross-entropy over the
 //!   whole vocabulary, backward, clipping at 1.0, AdamW on the adapters; the mean of `SPEED_STEPS`
 //!   (default 3) steps after one warm-up step, with the time of forward + loss, backward and
-//!   clipping + optimizer apart. PyTorch + PEFT reference: `scripts/pytorch_speed/speed.py gemma-lora`.
+//!   clipping + optimizer apart, then one more forward cut into layers, LM head and cross-entropy,
+//!   and the fused attention op alone at one layer's shape (`SPEED_STEPS=0`: those two alone).
+//!   PyTorch + PEFT reference: `scripts/pytorch_speed/speed.py gemma-lora`.
+//!
+//! `SPEED_FTZ=1` sets the x86 flush-to-zero and denormals-are-zero bits (MXCSR) on every thread
+//! first: an experiment. Softmax over a masked (causal) row leaves the masked probabilities as
+//! subnormal floats rather than 0 (`nn::fused::exp_f32` clamps its argument at −87.3), and on
+//! Intel CPUs every FMA that reads one takes a microcode assist: at Gemma's head size the
+//! attention op runs ~20× slower (BENCHMARKS.md, 2026-12-03).
 //!
 //! Threads: rayon's default (one per core).
 
@@ -45,6 +53,14 @@ const NEW: usize = 128;
 const BATCHES: [usize; 2] = [1, 16];
 
 fn main() -> anyhow::Result<()> {
+    // SPEED_FTZ=1: flush denormals to zero (MXCSR FTZ + DAZ) on this thread and every rayon
+    // thread: an experiment, see BENCHMARKS.md (2026-12-03): softmax leaves masked probabilities
+    // as denormals, which Intel FMA units take microcode assists on.
+    if std::env::var("SPEED_FTZ").as_deref() == Ok("1") {
+        flush_denormals();
+        rayon::broadcast(|_| flush_denormals());
+        println!("ours: denormals flushed to zero (SPEED_FTZ=1)");
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let path = match args.first() {
         Some(p) if p.ends_with(".gguf") || std::path::Path::new(p).is_dir() => PathBuf::from(p),
@@ -197,7 +213,11 @@ fn lora(path: &std::path::Path) -> anyhow::Result<()> {
     let refs: Vec<&Vec<u32>> = rows.iter().collect();
     let steps: usize = std::env::var("SPEED_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let mut spent = [0f64; 3];
+    // SPEED_STEPS=0: only the split forward below (for profiling it).
     for s in 0..=steps {
+        if steps == 0 {
+            break;
+        }
         let t0 = Instant::now();
         let mut drop_rng = nn::Rng::seed_from_u64(s as u64);
         let loss = lm::train::batch_loss(&model, &refs, &dev, &mut Mode::Train(&mut drop_rng))?;
@@ -237,11 +257,44 @@ fn lora(path: &std::path::Path) -> anyhow::Result<()> {
     let _ = loss.to_scalar::<f32>()?;
     let t_loss = t0.elapsed().as_secs_f64();
     println!("ours lora forward: layers {t_layers:.2} s, LM head {t_head:.2} s, cross-entropy {t_loss:.2} s");
+    // The fused attention op alone at this shape (one layer: 4 query heads, 1 key/value head of
+    // 256, 256 positions, causal bias), forward and backward, against its GEMM work.
+    let q = Tensor::randn(0f32, 1.0, (b, 4, t, 256), &dev)?;
+    let kv = Tensor::randn(0f32, 1.0, (b, 1, t, 256), &dev)?;
+    let (q, k, v) = (candle_core::Var::from_tensor(&q)?, candle_core::Var::from_tensor(&kv)?, candle_core::Var::from_tensor(&kv)?);
+    let t0 = Instant::now();
+    let a = nn::attention::attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), Some(&bias), 1.0 / 16.0, 0.0, &mut Mode::Eval)?;
+    let t_attn = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let _ = a.sum_all()?.backward()?;
+    let t_attn_bwd = t0.elapsed().as_secs_f64();
+    let flops = 2.0 * 2.0 * (b * 4 * t * t * 256) as f64;
+    println!(
+        "ours attention (one layer, batch {b}, 4 heads x 256, {t} positions): forward {:.0} ms ({:.1} GFLOP/s), backward {:.0} ms; x 18 layers: {:.2} s + {:.2} s",
+        t_attn * 1e3,
+        flops / t_attn / 1e9,
+        t_attn_bwd * 1e3,
+        18.0 * t_attn,
+        18.0 * t_attn_bwd
+    );
     let [fwd, bwd, optim] = spent;
     let mean = fwd + bwd + optim;
+    if steps == 0 {
+        return Ok(());
+    }
     println!(
         "ours lora train: batch {b} x {t}: {mean:.2} s/step (forward + loss {fwd:.2}, backward {bwd:.2}, clip + AdamW {optim:.3}), {:.0} tokens/s",
         (b * t) as f64 / mean
     );
     Ok(())
+}
+
+/// Sets MXCSR's flush-to-zero and denormals-are-zero bits on the calling thread.
+#[allow(deprecated)]
+fn flush_denormals() {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+        _mm_setcsr(_mm_getcsr() | 0x8040);
+    }
 }

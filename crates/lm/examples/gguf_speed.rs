@@ -26,10 +26,9 @@
 //!   PyTorch + PEFT reference: `scripts/pytorch_speed/speed.py gemma-lora`.
 //!
 //! `SPEED_FTZ=1` sets the x86 flush-to-zero and denormals-are-zero bits (MXCSR) on every thread
-//! first: an experiment. Softmax over a masked (causal) row leaves the masked probabilities as
-//! subnormal floats rather than 0 (`nn::fused::exp_f32` clamps its argument at −87.3), and on
-//! Intel CPUs every FMA that reads one takes a microcode assist: at Gemma's head size the
-//! attention op runs ~20× slower (BENCHMARKS.md, 2026-12-03).
+//! first: a check that no subnormals are left on the hot path. Softmax over masked rows once left
+//! subnormal probabilities, on which Intel CPUs take a microcode assist per FMA (the attention op
+//! ran ~20× slower; BENCHMARKS.md, 2026-12-03); `nn::fused::exp_f32` now returns exactly 0 there.
 //!
 //! Threads: rayon's default (one per core).
 

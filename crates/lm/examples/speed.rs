@@ -76,7 +76,7 @@ fn bench_train(cfg: &ModelConfig, vocab: u32) -> anyhow::Result<()> {
 /// the host, sampling), each the mean over 128 steps from a 16-token prompt, in milliseconds.
 fn bench_step(cfg: &ModelConfig, vocab: u32) -> anyhow::Result<()> {
     let mut model = Decoder::new(cfg, &Device::Cpu, 0)?;
-    model.freeze();
+    model.freeze()?;
     model.prepare_decoding()?;
     let (b, t0, steps) = (16usize, 16usize, 128usize);
     let ids: Vec<u32> = (0..b * t0).map(|i| (i as u32 * 131) % vocab).collect();

@@ -70,6 +70,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Stop (after saving) when this much wall time has passed; a later run resumes.
     pub max_minutes: Option<f64>,
+    /// Dev tokens scored after each epoch (evenly spaced blocks; 0: all): a pretrained model's
+    /// forward over a whole dev set can cost minutes.
+    pub dev_max_tokens: usize,
     /// Minutes between resume checkpoints.
     pub checkpoint_minutes: f64,
     /// Show an indicatif progress bar.
@@ -95,6 +98,7 @@ impl Default for TrainConfig {
             max_grad_norm: 1.0,
             seed: 42,
             max_minutes: None,
+            dev_max_tokens: 32_768,
             checkpoint_minutes: 5.0,
             progress: true,
         }

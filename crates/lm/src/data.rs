@@ -74,6 +74,20 @@ pub fn blocks(stream: &[u32], block: usize, keep_tail: bool, lead: Option<u32>) 
     out
 }
 
+/// At most `max_tokens` worth of `blocks` (0: all), evenly spaced so that every part of the
+/// input is represented; deterministic.
+pub fn spread(blocks: Vec<Vec<u32>>, max_tokens: usize) -> Vec<Vec<u32>> {
+    let per = blocks.first().map_or(1, |b| b.len().saturating_sub(1).max(1));
+    let keep = max_tokens.div_ceil(per);
+    if max_tokens == 0 || keep >= blocks.len() {
+        return blocks;
+    }
+    let n = blocks.len();
+    let picks: Vec<usize> = (0..keep).map(|i| i * n / keep).collect();
+    let mut it = picks.into_iter().peekable();
+    blocks.into_iter().enumerate().filter_map(|(j, b)| if it.peek() == Some(&j) { it.next(); Some(b) } else { None }).collect()
+}
+
 /// The order of training blocks in `epoch`: a seeded shuffle, so a resumed run sees the same
 /// order.
 pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
@@ -86,6 +100,16 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spread_keeps_evenly_spaced_blocks() {
+        let b: Vec<Vec<u32>> = (0..10u32).map(|i| vec![i; 5]).collect();
+        assert_eq!(spread(b.clone(), 0), b);
+        assert_eq!(spread(b.clone(), 1000), b);
+        let kept: Vec<u32> = spread(b.clone(), 12).iter().map(|r| r[0]).collect();
+        assert_eq!(kept, vec![0, 3, 6]);
+        assert_eq!(spread(b, 4).len(), 1);
+    }
 
     #[test]
     fn packing_covers_every_token_once() {

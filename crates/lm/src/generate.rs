@@ -46,7 +46,7 @@ struct Row {
 impl DecoderGenerator {
     /// Freezes the model and lays its weights out for decoding (see [`Decoder::prepare_decoding`]).
     pub fn new(mut model: Decoder, tokenizer: LmTokenizer, boundaries: Boundaries) -> Result<Self> {
-        model.freeze();
+        model.freeze()?;
         model.prepare_decoding()?;
         let mut stop = model.config.eos_ids();
         stop.push(boundaries.end);

@@ -229,14 +229,10 @@ impl Gguf {
                     Some(_) => Some(self.strings("tokenizer.ggml.merges")?),
                     None => None,
                 };
-                let scores = match self.get("tokenizer.ggml.scores") {
-                    Some(_) => Some(self.numbers("tokenizer.ggml.scores")?),
-                    None => None,
-                };
                 if !arch.starts_with("gemma") {
                     bail!("{}: SentencePiece tokenizers are supported for Gemma only (architecture {arch})", self.path.display());
                 }
-                gemma_tokenizer(&tokens, &types, merges.as_deref(), scores.as_deref())?
+                gemma_tokenizer(&tokens, &types, merges.as_deref())?
             }
             other => bail!("{}: tokenizer model {other:?} is not supported (gpt2, llama/SentencePiece)", self.path.display()),
         };
@@ -370,7 +366,7 @@ fn byte_level_tokenizer(tokens: &[String], types: &[u32], merges: &[String], pre
 /// Gemma's SentencePiece BPE with byte fallback. Tokens of two or more spaces are respelled with
 /// `▁` as in its tokenizer.json, and merges (which the file lacks) are recovered from the
 /// vocabulary in file order: transformers' `gemma_tokenizer` + `generate_merges`.
-fn gemma_tokenizer(tokens: &[String], types: &[u32], merges: Option<&[String]>, _scores: Option<&[f64]>) -> Result<Tokenizer> {
+fn gemma_tokenizer(tokens: &[String], types: &[u32], merges: Option<&[String]>) -> Result<Tokenizer> {
     let respelled: Vec<String> =
         tokens.iter().map(|t| if t.contains(' ') && t.trim().is_empty() { "▁".repeat(t.chars().count()) } else { t.clone() }).collect();
     // Python dict semantics: a repeated token keeps its first place and its last id.

@@ -57,11 +57,19 @@ impl Generator {
                 return Ok(Generator::Ngram(NgramModel::load(dir)?));
             }
         }
-        let model = if dir.join(lora::ADAPTER_CONFIG).exists() { lora::load_adapted(dir, &dev, true)?.0 } else { Decoder::load(dir, &dev)? };
-        let tokenizer = match tokenizer::load_from_dir(dir) {
-            Ok(t) => t,
-            Err(e) if dir.join(lora::ADAPTER_CONFIG).exists() => tokenizer::load_from_dir(&lora::read_adapter_config(dir)?.1).context(e)?,
-            Err(e) => return Err(e),
+        let adapted = dir.join(lora::ADAPTER_CONFIG).exists();
+        // A GGUF file holds both: read its metadata once.
+        let gguf = if adapted || config_path.exists() { None } else { gguf::find(dir)? };
+        let (model, tokenizer) = if let Some(file) = gguf {
+            gguf::load_decoder(&file, &dev, |_| {})?
+        } else {
+            let model = if adapted { lora::load_adapted(dir, &dev, true)?.0 } else { Decoder::load(dir, &dev)? };
+            let tokenizer = match tokenizer::load_from_dir(dir) {
+                Ok(t) => t,
+                Err(e) if adapted => tokenizer::load_from_dir(&lora::read_adapter_config(dir)?.1).context(e)?,
+                Err(e) => return Err(e),
+            };
+            (model, tokenizer)
         };
         // Models trained here record their document boundaries; others use bos/eos.
         let boundaries = match std::fs::read_to_string(dir.join(train::TRAIN_RECORD)) {

@@ -124,15 +124,17 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
             bail!("{} holds a checkpoint of a run with another config; use another --out or delete it", out.display());
         }
     }
+    // A registry model name (`gemma-3-270m`) is fetched on first use.
+    let init = cfg.init.as_deref().map(models::resolve).transpose()?;
     // Tokenizer and document boundaries.
     let tok_path = out.join("tokenizer.json");
-    let tokenizer = match &cfg.init {
+    let tokenizer = match &init {
         Some(init) => crate::tokenizer::load_from_dir(init)?,
         None if state.is_some() && tok_path.exists() => LmTokenizer::load(&tok_path)?,
         None => LmTokenizer::train_bpe(train_docs.iter().map(|d| d.text.as_str()), cfg.vocab_size())?,
     };
     tokenizer.save(&tok_path)?;
-    let (mut model, boundaries) = match &cfg.init {
+    let (mut model, boundaries) = match &init {
         Some(init) => {
             let dropout = cfg.dims.dropout;
             let model = Decoder::load_with(init, &dev, |c| {
@@ -150,7 +152,7 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
         }
     };
     let lora = cfg.lora.rank > 0;
-    if lora && cfg.init.is_none() {
+    if lora && init.is_none() {
         bail!("LoRA needs a base model (--init)");
     }
     let adapters: Option<Params> = if lora { Some(model.add_lora(&cfg.lora, cfg.seed)?) } else { None };
@@ -160,7 +162,7 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
     // Data.
     let train_stream = encode_stream(&tokenizer, train_docs, boundaries)?;
     let train_blocks = blocks(&train_stream, cfg.block_size, false, boundaries.lead());
-    let dev_blocks = blocks(&encode_stream(&tokenizer, dev_docs, boundaries)?, cfg.block_size, true, boundaries.lead());
+    let dev_blocks = crate::data::spread(blocks(&encode_stream(&tokenizer, dev_docs, boundaries)?, cfg.block_size, true, boundaries.lead()), cfg.dev_max_tokens);
     if train_blocks.is_empty() {
         bail!("the training text ({} tokens) is shorter than one block of {}", train_stream.len(), cfg.block_size + 1);
     }
@@ -193,7 +195,7 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
     let record = |report: &TrainReport| TrainRecord { config: cfg.clone(), start_token: boundaries.start, end_token: boundaries.end, report: report.clone() };
     let save_best = |model: &Decoder, report: &TrainReport| -> Result<()> {
         match &adapters {
-            Some(a) => crate::lora::save_adapter(out, a, &cfg.lora, &model.config, cfg.init.as_ref().unwrap())?,
+            Some(a) => crate::lora::save_adapter(out, a, &cfg.lora, &model.config, init.as_ref().unwrap())?,
             None => model.save(out)?,
         }
         nn::checkpoint::atomic_write(&out.join(TRAIN_RECORD), serde_json::to_string_pretty(&record(report))?.as_bytes())

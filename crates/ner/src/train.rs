@@ -614,7 +614,8 @@ fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: pe
         guide: guide.is_some(),
         ..TaggerSettings::default()
     };
-    match &cfg.init {
+    // A registry model name (`multilingual-e5-small`) is fetched on first use.
+    match cfg.init.as_deref().map(models::resolve).transpose()? {
         None => {
             let d = cfg.dims();
             let words: Vec<String> = train

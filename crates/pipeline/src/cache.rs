@@ -30,8 +30,36 @@ impl StageKey {
         StageKey { stage, hash: hex(&h.finalize()) }
     }
 
+    /// Like [`StageKey::new`], hashing only the settings that differ from `defaults`: a setting
+    /// added in a later version (at its default) leaves the keys of finished stages as they
+    /// were, so an upgraded synthdeid resumes a run instead of redoing it.
+    pub fn of_settings<T: Serialize>(stage: &'static str, settings: &T, defaults: &T, inputs: &[&str]) -> StageKey {
+        let v = serde_json::to_value(settings).expect("settings serialize");
+        let d = serde_json::to_value(defaults).expect("settings serialize");
+        StageKey::new(stage, &sparse(v, &d), inputs)
+    }
+
     pub fn dir(&self, stages_root: &Path) -> PathBuf {
         stages_root.join(format!("{}-{}", self.stage, &self.hash[..12]))
+    }
+}
+
+/// `v` without the object entries equal to those of `d` (recursively).
+fn sparse(v: serde_json::Value, d: &serde_json::Value) -> serde_json::Value {
+    match (v, d) {
+        (serde_json::Value::Object(m), serde_json::Value::Object(dm)) => serde_json::Value::Object(
+            m.into_iter()
+                .filter(|(k, x)| dm.get(k) != Some(x))
+                .map(|(k, x)| {
+                    let x = match dm.get(&k) {
+                        Some(dx) => sparse(x, dx),
+                        None => x,
+                    };
+                    (k, x)
+                })
+                .collect(),
+        ),
+        (v, _) => v,
     }
 }
 
@@ -85,4 +113,44 @@ pub fn run_stage(stages_root: &Path, key: &StageKey, force: bool, work: impl FnO
     let done = DoneMarker { stage: key.stage.into(), key: key.hash.clone(), seconds };
     corpus::format::atomic_write(&marker, serde_json::to_string_pretty(&done)?.as_bytes()).map_err(anyhow::Error::msg)?;
     Ok((dir, StageTiming { stage: key.stage.into(), key: key.hash.clone(), cached: false, seconds }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Default)]
+    struct Old {
+        a: u32,
+        inner: Inner,
+    }
+    #[derive(Serialize, Default)]
+    struct Inner {
+        x: f64,
+    }
+    #[derive(Serialize, Default)]
+    struct New {
+        a: u32,
+        inner: InnerNew,
+        added: bool,
+    }
+    #[derive(Serialize, Default)]
+    struct InnerNew {
+        x: f64,
+        y: Option<u8>,
+    }
+
+    #[test]
+    fn keys_ignore_settings_left_at_their_defaults() {
+        let old = Old { a: 3, inner: Inner { x: 0.5 } };
+        let new = New { a: 3, inner: InnerNew { x: 0.5, y: None }, added: false };
+        let k_old = StageKey::of_settings("s", &old, &Old::default(), &["in"]);
+        assert_eq!(k_old, StageKey::of_settings("s", &new, &New::default(), &["in"]));
+        // A setting that matters still changes the key, as do the inputs.
+        let changed = New { added: true, ..new };
+        assert_ne!(k_old, StageKey::of_settings("s", &changed, &New::default(), &["in"]));
+        let nested = New { inner: InnerNew { x: 0.5, y: Some(1) }, ..Default::default() };
+        assert_ne!(StageKey::of_settings("s", &nested, &New::default(), &["in"]), StageKey::of_settings("s", &New::default(), &New::default(), &["in"]));
+        assert_ne!(k_old, StageKey::of_settings("s", &old, &Old::default(), &["other"]));
+    }
 }

@@ -198,6 +198,13 @@ impl RunConfig {
         if let Some(p) = self.data.test.as_mut() {
             fix(p);
         }
+        // `init`: a path (relative to the config) or a registry model name, fetched when run.
+        for init in [&mut self.generator.init, &mut self.annotator.init, &mut self.synthetic_ner.init].into_iter().flatten() {
+            let is_name = init.to_str().is_some_and(models::is_registry_name);
+            if init.is_relative() && !(is_name && !base.join(&*init).exists()) {
+                *init = base.join(&*init);
+            }
+        }
     }
 
     /// Checks that do not need the data: paths exist, ratios are possible, grids make sense.
@@ -214,6 +221,11 @@ impl RunConfig {
         }
         if let Some(p) = &self.data.test {
             exists("data.test", p)?;
+        }
+        for (key, init) in [("generator.init", &self.generator.init), ("annotator.init", &self.annotator.init), ("synthetic_ner.init", &self.synthetic_ner.init)] {
+            if let Some(p) = init.as_deref().filter(|p| !p.to_str().is_some_and(models::is_registry_name)) {
+                exists(key, p).context("give a model directory or a name from `synthdeid models list`")?;
+            }
         }
         let pr = self.data.prompt_ratio;
         if !(pr > 0.0 && pr < 1.0) {

@@ -217,7 +217,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
 
     // 1. Annotator: NER on gold.
     let ann_spec = NerSpec::new(cfg.models.annotator, &cfg.annotator, &cfg.perceptron, cell.seed);
-    let ann_key = StageKey::new("annotator", &ann_spec, &[&docs_hash(&ann_train), &dev_h]);
+    let ann_key = StageKey::of_settings("annotator", &ann_spec, &ann_spec.defaults(), &[&docs_hash(&ann_train), &dev_h]);
     let (ann_dir, t) = run_stage(stages, &ann_key, force("annotator"), |dir| ann_spec.train(&ann_train, dev, &dir.join("model"), opts))?;
     say("annotator", &t);
     timings.push(t);
@@ -225,11 +225,13 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     // 2. Generator: domain-adapted LM.
     let mut gen_cfg = cfg.generator.clone();
     gen_cfg.seed = cell.seed;
-    gen_cfg.progress = opts.verbose;
     if let Some(p) = &cell.generator_preset {
         gen_cfg.preset = serde_json::from_value(serde_json::Value::String(p.clone()))?;
     }
-    let gen_key = StageKey::new("generator", &gen_cfg, &[&docs_hash(&gen_train), &dev_h]);
+    // Showing progress changes nothing in the output: not part of the key.
+    gen_cfg.progress = lm::TrainConfig::default().progress;
+    let gen_key = StageKey::of_settings("generator", &gen_cfg, &lm::TrainConfig::default(), &[&docs_hash(&gen_train), &dev_h]);
+    gen_cfg.progress = opts.verbose;
     let (gen_dir, t) = run_stage(stages, &gen_key, force("generator"), |dir| {
         // A run stopped by `generator.max_minutes` is what the config asked for: its best
         // checkpoint is the stage's output (`finished: false` in train_report.json says so).
@@ -256,7 +258,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         batch_size: g.batch_size,
         progress: false,
     };
-    let generate_key = StageKey::new("generate", &gen_settings, &[&gen_key.hash, &prompts_h]);
+    let generate_key = StageKey::of_settings("generate", &gen_settings, &lm::GenerateConfig::default(), &[&gen_key.hash, &prompts_h]);
     let (generate_dir, t) = run_stage(stages, &generate_key, force("generate"), |dir| {
         let shards = dir.join("shards");
         std::fs::create_dir_all(&shards)?;
@@ -302,7 +304,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     // 5. Optional hardening: surrogates replace every machine-annotated span.
     let (synthetic_dir, synthetic_key, hardening) = if cfg.hardening.enabled {
         let key_material = cfg.hardening.key.clone().unwrap_or_else(|| format!("synthdeid-seed-{}", cell.seed));
-        let harden_key = StageKey::new("harden", &cfg.hardening, &[&annotate_key.hash, &cell.seed.to_string()]);
+        let harden_key = StageKey::of_settings("harden", &cfg.hardening, &Default::default(), &[&annotate_key.hash, &cell.seed.to_string()]);
         let (dir, t) = run_stage(stages, &harden_key, force("harden"), |dir| {
             let docs = read(&annotate_dir.join("synthetic.jsonl"))?;
             let report = harden(&docs, &gen_train, key_material.as_bytes(), &cfg.hardening, dir)?;
@@ -320,7 +322,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
 
     // 6. Synthetic NER: trained on the synthetic corpus only.
     let syn_spec = NerSpec::new(cfg.models.synthetic_ner, &cfg.synthetic_ner, &cfg.perceptron, cell.seed);
-    let syn_key = StageKey::new("synthetic_ner", &syn_spec, &[&synthetic_key.hash, &dev_h]);
+    let syn_key = StageKey::of_settings("synthetic_ner", &syn_spec, &syn_spec.defaults(), &[&synthetic_key.hash, &dev_h]);
     let (syn_dir, t) = run_stage(stages, &syn_key, force("synthetic_ner"), |dir| syn_spec.train(&synthetic, dev, &dir.join("model"), opts))?;
     say("synthetic_ner", &t);
     timings.push(t);
@@ -340,7 +342,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     timings.push(t);
 
     // 8. Audit the synthetic corpus against the generator's training documents.
-    let audit_key = StageKey::new("audit", &cfg.audit, &[&synthetic_key.hash, &docs_hash(&gen_train), &test_h]);
+    let audit_key = StageKey::of_settings("audit", &cfg.audit, &Default::default(), &[&synthetic_key.hash, &docs_hash(&gen_train), &test_h]);
     let (audit_dir, t) = run_stage(stages, &audit_key, force("audit"), |dir| {
         let report = audit::audit(&synthetic, &gen_train, Some(&test), &cfg.audit);
         write_json(&dir.join("audit.json"), &report)?;
@@ -385,6 +387,14 @@ impl NerSpec {
         match kind {
             crate::config::NerKind::Transformer => NerSpec::Transformer(ner::TrainConfig { seed, ..transformer.clone() }),
             crate::config::NerKind::Perceptron => NerSpec::Perceptron(perceptron::PerceptronConfig { seed, ..perceptron.clone() }),
+        }
+    }
+
+    /// The default settings of this spec's kind (stage keys hash what differs from them).
+    fn defaults(&self) -> Self {
+        match self {
+            NerSpec::Transformer(_) => NerSpec::Transformer(Default::default()),
+            NerSpec::Perceptron(_) => NerSpec::Perceptron(Default::default()),
         }
     }
 

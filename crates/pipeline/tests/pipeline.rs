@@ -46,6 +46,32 @@ fn load_err(dir: &Path, config: &str) -> String {
     format!("{:#}", RunConfig::load(&dir.join("bad.toml")).unwrap_err())
 }
 
+/// Every run config shipped in `configs/` loads (its data: `../shared`, present in CI), and the
+/// Gemma configs' NER stages are the annotator of record (`configs/ner-meddocan.toml`).
+#[test]
+fn shipped_configs_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if path.extension().is_some_and(|e| e == "toml") && text.contains("[run]") {
+            RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "{n} run configs");
+    let recipe: ner::TrainConfig = toml::from_str(&std::fs::read_to_string(dir.join("ner-meddocan.toml")).unwrap()).unwrap();
+    for name in ["meddocan-gemma.toml", "meddocan-gemma-hardened.toml"] {
+        let cfg = RunConfig::load(&dir.join(name)).unwrap();
+        assert_eq!(cfg.generator.init.as_deref(), Some(Path::new("gemma-3-270m")), "{name}: a registry name stays a name");
+        for (stage, c) in [("annotator", &cfg.annotator), ("synthetic_ner", &cfg.synthetic_ner)] {
+            // The pipeline sets the seed per cell.
+            assert_eq!(ner::TrainConfig { seed: recipe.seed, ..c.clone() }, recipe, "{name}: [{stage}] is not the recipe of record");
+        }
+    }
+}
+
 #[test]
 fn bad_configs_stop_before_any_work_naming_the_key() {
     let tmp = tempfile::tempdir().unwrap();

@@ -137,17 +137,28 @@ impl Gemma3Config {
 /// RMSNorm scaling by `1 + w` (Gemma's convention).
 struct GemmaNorm {
     weight: Tensor,
+    /// `1 + weight`, computed once when the norm is frozen.
+    frozen_scale: Option<Tensor>,
     eps: f64,
 }
 
 impl GemmaNorm {
     fn new(params: &Params, name: &str, dim: usize, eps: f64) -> Result<Self> {
         // HF initialises `w` to zeros, so a fresh norm is the identity scale.
-        Ok(GemmaNorm { weight: params.pp(name).get(&[dim], "weight", nn::Init::Zeros)?, eps })
+        Ok(GemmaNorm { weight: params.pp(name).get(&[dim], "weight", nn::Init::Zeros)?, frozen_scale: None, eps })
+    }
+
+    fn freeze(&mut self) -> Result<()> {
+        self.weight = self.weight.detach();
+        self.frozen_scale = Some((&self.weight + 1.0)?);
+        Ok(())
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        nn::fused::rms_norm(x, &(&self.weight + 1.0)?, self.eps)
+        match &self.frozen_scale {
+            Some(scale) => nn::fused::rms_norm(x, scale, self.eps),
+            None => nn::fused::rms_norm(x, &(&self.weight + 1.0)?, self.eps),
+        }
     }
 }
 
@@ -243,9 +254,9 @@ impl Gemma3 {
         v
     }
 
-    pub fn freeze(&mut self) {
+    pub fn freeze(&mut self) -> Result<()> {
         self.embed.weight = self.embed.weight.detach();
-        self.norm.weight = self.norm.weight.detach();
+        self.norm.freeze()?;
         for l in &mut self.layers {
             for n in [
                 &mut l.input_layernorm,
@@ -255,12 +266,13 @@ impl Gemma3 {
                 &mut l.pre_feedforward_layernorm,
                 &mut l.post_feedforward_layernorm,
             ] {
-                n.weight = n.weight.detach();
+                n.freeze()?;
             }
         }
         for p in self.projs_mut() {
             p.freeze();
         }
+        Ok(())
     }
 
     pub fn kv_shape(&self) -> (usize, usize, usize) {

@@ -282,12 +282,13 @@ impl Decoder {
 
     /// Cuts every base weight out of the autograd graph (LoRA training; inference without graph
     /// bookkeeping).
-    pub fn freeze(&mut self) {
+    pub fn freeze(&mut self) -> Result<()> {
         match &mut self.arch {
             Arch::Gpt2(m) => m.freeze(),
             Arch::Llama(m) => m.freeze(),
-            Arch::Gemma3(m) => m.freeze(),
+            Arch::Gemma3(m) => return m.freeze(),
         }
+        Ok(())
     }
 
     /// Stores GPT-2's `Conv1D` weights (`[in, out]`) transposed, as `nn.Linear` (`[out, in]`):
@@ -308,7 +309,7 @@ impl Decoder {
             bail!("LoRA rank must be positive");
         }
         let targets = if cfg.target_modules.is_empty() { self.config.default_lora_targets() } else { cfg.target_modules.clone() };
-        self.freeze();
+        self.freeze()?;
         let adapters = Params::new(self.params.device().clone(), self.params.dtype(), seed);
         let mut n = 0;
         for p in self.projs_mut() {

@@ -142,7 +142,14 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
                     c.set_dropout(p)
                 }
             })?;
-            let b = boundaries_of(&model.config, &tokenizer)?;
+            // A model trained here framed its documents as its record says; keep that framing.
+            let b = match std::fs::read_to_string(init.join(TRAIN_RECORD)) {
+                Ok(s) => {
+                    let r: TrainRecord = serde_json::from_str(&s).with_context(|| format!("{}", init.join(TRAIN_RECORD).display()))?;
+                    Boundaries { start: r.start_token, end: r.end_token }
+                }
+                Err(_) => boundaries_of(&model.config, &tokenizer)?,
+            };
             (model, b)
         }
         None => {
@@ -210,6 +217,14 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
         })
     };
 
+    if cfg.epochs == 0 {
+        // Not adapted (an ablation's baseline): the starting model itself is the output, LoRA
+        // adapters at their zero update included.
+        report.best_dev_perplexity = eval_perplexity(&model, &dev_blocks, bs, &dev)?;
+        report.finished = true;
+        save_best(&model, &report)?;
+        return Ok(report);
+    }
     let deadline = cfg.max_minutes.map(|m| t_start + std::time::Duration::from_secs_f64(m * 60.0));
     let mut last_ckpt = Instant::now();
     let mut tokens_seen = 0usize;

@@ -209,6 +209,16 @@ fn lora_fine_tuning_writes_peft_adapters() {
     assert!(!out.path().join("model.safetensors").exists());
     let ppl = lm::perplexity(out.path(), &dev).unwrap();
     assert!(ppl.is_finite());
+    // `epochs = 0`: not adapted; the adapters at zero give the base model's perplexity and text.
+    let none = tempfile::tempdir().unwrap();
+    cfg.epochs = 0;
+    let r = lm::train(&cfg, &train, &dev, none.path()).unwrap();
+    assert!(r.finished && r.steps == 0 && none.path().join("adapter_config.json").exists());
+    let (p0, pb) = (lm::perplexity(none.path(), &dev).unwrap(), lm::perplexity(base.path(), &dev).unwrap());
+    assert!((p0 - pb).abs() < 1e-4 * pb, "{p0} vs {pb}");
+    let prompts = lm::prompts_from_docs(&dev, 3);
+    let g = lm::GenerateConfig { samples_per_prompt: 2, max_new_tokens: 12, ..Default::default() };
+    assert_eq!(Generator::load(none.path()).unwrap().generate(&prompts, &g).unwrap(), Generator::load(base.path()).unwrap().generate(&prompts, &g).unwrap());
 }
 
 #[test]

@@ -161,6 +161,10 @@ pub struct AblationSection {
     pub samples_per_prompt: Vec<usize>,
     /// Generator size presets (for transformer generators).
     pub generator_preset: Vec<String>,
+    /// Generators compared, by name: each a whole `[generator]` section (`[ablation.generators.NAME]`,
+    /// e.g. a word 4-gram, a GPT-2 from scratch, a pretrained model with LoRA, or one with
+    /// `epochs = 0`: not adapted). With it, the file has no `[generator]` section.
+    pub generators: std::collections::BTreeMap<String, lm::TrainConfig>,
     /// Repeat every cell with these seeds (mean ± standard deviation over them).
     pub seeds: Vec<u64>,
     /// k-fold cross-validation over the training documents instead of the test split (0: off).
@@ -178,6 +182,9 @@ impl RunConfig {
         let understood = toml::Value::try_from(&cfg)?;
         if let Some(key) = first_unknown_key(&given, &understood, "") {
             bail!("{}: unknown key `{key}` (check the spelling; `synthdeid run --help` lists the sections)", path.display());
+        }
+        if !cfg.ablation.generators.is_empty() && given.get("generator").is_some() {
+            bail!("{}: [generator] and [ablation.generators] both given: with generators to compare, each is a section [ablation.generators.NAME] and there is no [generator]", path.display());
         }
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.resolve_paths(base);
@@ -199,7 +206,8 @@ impl RunConfig {
             fix(p);
         }
         // `init`: a path (relative to the config) or a registry model name, fetched when run.
-        for init in [&mut self.generator.init, &mut self.annotator.init, &mut self.synthetic_ner.init].into_iter().flatten() {
+        let variants = self.ablation.generators.values_mut().map(|g| &mut g.init);
+        for init in [&mut self.generator.init, &mut self.annotator.init, &mut self.synthetic_ner.init].into_iter().chain(variants).flatten() {
             let is_name = init.to_str().is_some_and(models::is_registry_name);
             if init.is_relative() && !(is_name && !base.join(&*init).exists()) {
                 *init = base.join(&*init);
@@ -222,10 +230,20 @@ impl RunConfig {
         if let Some(p) = &self.data.test {
             exists("data.test", p)?;
         }
-        for (key, init) in [("generator.init", &self.generator.init), ("annotator.init", &self.annotator.init), ("synthetic_ner.init", &self.synthetic_ner.init)] {
+        let mut inits = vec![("generator.init".to_string(), &self.generator.init), ("annotator.init".into(), &self.annotator.init), ("synthetic_ner.init".into(), &self.synthetic_ner.init)];
+        inits.extend(self.ablation.generators.iter().map(|(n, g)| (format!("ablation.generators.{n}.init"), &g.init)));
+        for (key, init) in inits {
             if let Some(p) = init.as_deref().filter(|p| !p.to_str().is_some_and(models::is_registry_name)) {
-                exists(key, p).context("give a model directory or a name from `synthdeid models list`")?;
+                exists(&key, p).context("give a model directory or a name from `synthdeid models list`")?;
             }
+        }
+        for name in self.ablation.generators.keys() {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                bail!("ablation.generators.{name:?}: a generator name may hold letters, digits, '-', '_' and '.' only");
+            }
+        }
+        if !self.ablation.generators.is_empty() && !self.ablation.generator_preset.is_empty() {
+            bail!("ablation.generator_preset and ablation.generators: give one (a preset is a setting of a generator section)");
         }
         let pr = self.data.prompt_ratio;
         if !(pr > 0.0 && pr < 1.0) {

@@ -70,12 +70,14 @@ pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f6
         let (ymin, ymax) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
         let (xmin, xmax) = if xmin < xmax { (xmin, xmax) } else { (xmin - 0.5, xmin + 0.5) };
         let pad = ((ymax - ymin) * 0.1).max(0.005);
+        // Scores live in [0, 1]: the axis does not run past either end.
+        let (ylo, yhi) = if ymin >= 0.0 && ymax <= 1.0 { ((ymin - pad).max(0.0), (ymax + pad).min(1.0)) } else { (ymin - pad, ymax + pad) };
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
             .margin(12)
             .x_label_area_size(35)
             .y_label_area_size(55)
-            .build_cartesian_2d(xmin - (xmax - xmin) * 0.05..xmax + (xmax - xmin) * 0.05, ymin - pad..ymax + pad)
+            .build_cartesian_2d(xmin - (xmax - xmin) * 0.05..xmax + (xmax - xmin) * 0.05, ylo..yhi)
             .expect("chart");
         chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw().expect("mesh");
         for (si, (name, points)) in series.iter().enumerate() {

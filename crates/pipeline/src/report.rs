@@ -34,19 +34,25 @@ pub struct Group<'a> {
     pub annotator_ratio: f64,
     pub samples_per_prompt: usize,
     pub generator_preset: Option<String>,
+    /// The generator's name in `ablation.generators`.
+    pub generator: Option<String>,
     pub cells: Vec<&'a CellResult>,
 }
 
 pub fn groups(summary: &RunSummary) -> Vec<Group<'_>> {
     let mut map: BTreeMap<String, Group> = BTreeMap::new();
     for c in &summary.cells {
-        let k = format!("{:08.4}|{:08.4}|{:06}|{:?}", c.cell.generator_ratio, c.cell.annotator_ratio, c.cell.samples_per_prompt, c.cell.generator_preset);
+        let k = format!(
+            "{:08.4}|{:08.4}|{:06}|{:?}|{:?}",
+            c.cell.generator_ratio, c.cell.annotator_ratio, c.cell.samples_per_prompt, c.cell.generator_preset, c.cell.generator
+        );
         map.entry(k)
             .or_insert_with(|| Group {
                 generator_ratio: c.cell.generator_ratio,
                 annotator_ratio: c.cell.annotator_ratio,
                 samples_per_prompt: c.cell.samples_per_prompt,
                 generator_preset: c.cell.generator_preset.clone(),
+                generator: c.cell.generator.clone(),
                 cells: vec![],
             })
             .cells
@@ -63,6 +69,8 @@ struct Svgs {
     per_label: String,
     ratio_f1: Option<String>,
     ratio_recall: Option<String>,
+    /// Token F1 and n-gram recall per generator, when generators are compared.
+    generators: Option<String>,
 }
 
 /// Writes `report.md`, `report.html` and the SVG plots into `out`.
@@ -87,6 +95,9 @@ pub fn write_report(out: &Path, cfg: &RunConfig, summary: &RunSummary) -> Result
     }
     if let Some(s) = &svgs.ratio_recall {
         save("ngram_recall_vs_generator_ratio.svg", s)?;
+    }
+    if let Some(s) = &svgs.generators {
+        save("generators.svg", s)?;
     }
     let md = markdown(cfg, summary, &svgs);
     corpus::format::atomic_write(&out.join("report.md"), md.as_bytes()).map_err(|e| anyhow!(e))?;
@@ -131,7 +142,21 @@ fn make_plots(first: &CellResult, summary: &RunSummary) -> Svgs {
     } else {
         (None, None)
     };
-    Svgs { per_label, ratio_f1, ratio_recall }
+    let named: Vec<&Group> = gs.iter().filter(|g| g.generator.is_some()).collect();
+    let generators = (named.len() > 1).then(|| {
+        let labels: Vec<String> = named.iter().map(|g| g.generator.clone().unwrap_or_default()).collect();
+        let mean = |f: &dyn Fn(&CellResult) -> f64| named.iter().map(|g| mean_std(&col(g, f)).0).collect::<Vec<_>>();
+        plots::grouped_bars(
+            "Token F1 on the gold test set and n-gram recall, per generator",
+            &labels,
+            &[
+                ("gold-trained NER, token F1", mean(&|c| c.gold_ner.token.micro.f1)),
+                ("synthetic-trained NER, token F1", mean(&|c| c.synthetic_ner.token.micro.f1)),
+                ("n-gram recall of the synthetic corpus", mean(&|c| c.audit.ngram_recall.recall)),
+            ],
+        )
+    });
+    Svgs { per_label, ratio_f1, ratio_recall, generators }
 }
 
 fn markdown(cfg: &RunConfig, summary: &RunSummary, svgs: &Svgs) -> String {
@@ -183,7 +208,7 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
     let gs = groups(summary);
     if summary.cells.len() > 1 {
         let _ = writeln!(md, "## Ablation ({} cells; mean ± standard deviation over seeds/folds)\n", summary.cells.len());
-        let _ = writeln!(md, "| generator ratio | annotator ratio | samples/prompt | generator preset | runs | gold token F1 | synthetic token F1 | gold strict F1 | synthetic strict F1 | 5-gram recall | PHI strings leaked |");
+        let _ = writeln!(md, "| generator ratio | annotator ratio | samples/prompt | generator | runs | gold token F1 | synthetic token F1 | gold strict F1 | synthetic strict F1 | 5-gram recall | PHI strings leaked |");
         let _ = writeln!(md, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
         for g in &gs {
             let _ = writeln!(
@@ -192,7 +217,7 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
                 g.generator_ratio * 100.0,
                 g.annotator_ratio * 100.0,
                 g.samples_per_prompt,
-                g.generator_preset.as_deref().unwrap_or("-"),
+                g.generator.as_deref().or(g.generator_preset.as_deref()).unwrap_or("-"),
                 g.cells.len(),
                 pm(&col(g, |c| c.gold_ner.token.micro.f1)),
                 pm(&col(g, |c| c.synthetic_ner.token.micro.f1)),
@@ -205,6 +230,9 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
         if svgs.ratio_f1.is_some() {
             let _ = writeln!(md, "\n![F1 against data ratio](plots/f1_vs_generator_ratio.svg)\n");
             let _ = writeln!(md, "![n-gram recall against data ratio](plots/ngram_recall_vs_generator_ratio.svg)\n");
+        }
+        if svgs.generators.is_some() {
+            let _ = writeln!(md, "\n![per generator](plots/generators.svg)\n");
         }
     }
 
@@ -286,6 +314,30 @@ fn escape(s: &str) -> String {
 
 /// A small Markdown-to-HTML for what `markdown` writes: headings, tables, code blocks, images
 /// (inlined SVG), paragraphs.
+/// Markdown emphasis in escaped text: `**x**` → `<strong>`, `*x*` → `<em>`, `` `x` `` → `<code>`;
+/// a marker without its closing twin stays as written.
+fn inline(text: &str) -> String {
+    let mut out = text.to_string();
+    for (mark, tag) in [("**", "strong"), ("*", "em"), ("`", "code")] {
+        let mut result = String::new();
+        let mut rest = out.as_str();
+        while let Some(a) = rest.find(mark) {
+            let after = &rest[a + mark.len()..];
+            match after.find(mark) {
+                Some(b) if b > 0 => {
+                    result.push_str(&rest[..a]);
+                    let _ = write!(result, "<{tag}>{}</{tag}>", &after[..b]);
+                    rest = &after[b + mark.len()..];
+                }
+                _ => break,
+            }
+        }
+        result.push_str(rest);
+        out = result;
+    }
+    out
+}
+
 fn html(md: &str, svgs: &Svgs, title: &str) -> String {
     let mut body = String::new();
     let mut in_code = false;
@@ -337,6 +389,8 @@ fn html(md: &str, svgs: &Svgs, title: &str) -> String {
                 Some(&svgs.per_label)
             } else if line.contains("f1_vs") {
                 svgs.ratio_f1.as_ref()
+            } else if line.contains("generators.svg") {
+                svgs.generators.as_ref()
             } else {
                 svgs.ratio_recall.as_ref()
             };
@@ -344,7 +398,7 @@ fn html(md: &str, svgs: &Svgs, title: &str) -> String {
                 let _ = writeln!(body, "<figure>{svg}</figure>");
             }
         } else if !line.trim().is_empty() {
-            let _ = writeln!(body, "<p>{}</p>", escape(line));
+            let _ = writeln!(body, "<p>{}</p>", inline(&escape(line)));
         }
     }
     if in_table {

@@ -35,6 +35,9 @@ pub struct Cell {
     pub annotator_ratio: f64,
     pub samples_per_prompt: usize,
     pub generator_preset: Option<String>,
+    /// The generator's name in `ablation.generators` (None: the `[generator]` section).
+    #[serde(default)]
+    pub generator: Option<String>,
     pub seed: u64,
     /// k-fold: (fold index, k).
     pub fold: Option<(usize, usize)>,
@@ -105,6 +108,7 @@ pub fn cells(cfg: &RunConfig) -> Vec<Cell> {
     let ann_ratios = or(&a.annotator_ratio, cfg.data.annotator_ratio);
     let samples = if a.samples_per_prompt.is_empty() { vec![cfg.generation.samples_per_prompt] } else { a.samples_per_prompt.clone() };
     let presets: Vec<Option<String>> = if a.generator_preset.is_empty() { vec![None] } else { a.generator_preset.iter().cloned().map(Some).collect() };
+    let generators: Vec<Option<String>> = if a.generators.is_empty() { vec![None] } else { a.generators.keys().cloned().map(Some).collect() };
     let seeds = if a.seeds.is_empty() { vec![cfg.run.seed] } else { a.seeds.clone() };
     let folds: Vec<Option<(usize, usize)>> = if a.folds >= 2 { (0..a.folds).map(|f| Some((f, a.folds))).collect() } else { vec![None] };
     let mut out = Vec::new();
@@ -112,17 +116,28 @@ pub fn cells(cfg: &RunConfig) -> Vec<Cell> {
         for &r in &ann_ratios {
             for &s in &samples {
                 for p in &presets {
-                    for &seed in &seeds {
-                        for &fold in &folds {
-                            let mut name = format!("gen{:.0}-ann{:.0}-spp{s}", g * 100.0, r * 100.0);
-                            if let Some(p) = p {
-                                name.push_str(&format!("-{p}"));
+                    for generator in &generators {
+                        for &seed in &seeds {
+                            for &fold in &folds {
+                                let mut name = format!("gen{:.0}-ann{:.0}-spp{s}", g * 100.0, r * 100.0);
+                                if let Some(p) = p.as_ref().or(generator.as_ref()) {
+                                    name.push_str(&format!("-{p}"));
+                                }
+                                name.push_str(&format!("-seed{seed}"));
+                                if let Some((f, k)) = fold {
+                                    name.push_str(&format!("-fold{}of{k}", f + 1));
+                                }
+                                out.push(Cell {
+                                    name,
+                                    generator_ratio: g,
+                                    annotator_ratio: r,
+                                    samples_per_prompt: s,
+                                    generator_preset: p.clone(),
+                                    generator: generator.clone(),
+                                    seed,
+                                    fold,
+                                });
                             }
-                            name.push_str(&format!("-seed{seed}"));
-                            if let Some((f, k)) = fold {
-                                name.push_str(&format!("-fold{}of{k}", f + 1));
-                            }
-                            out.push(Cell { name, generator_ratio: g, annotator_ratio: r, samples_per_prompt: s, generator_preset: p.clone(), seed, fold });
                         }
                     }
                 }
@@ -223,7 +238,10 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     timings.push(t);
 
     // 2. Generator: domain-adapted LM.
-    let mut gen_cfg = cfg.generator.clone();
+    let mut gen_cfg = match &cell.generator {
+        Some(name) => cfg.ablation.generators.get(name).with_context(|| format!("ablation.generators.{name}: not in the config"))?.clone(),
+        None => cfg.generator.clone(),
+    };
     gen_cfg.seed = cell.seed;
     if let Some(p) = &cell.generator_preset {
         gen_cfg.preset = serde_json::from_value(serde_json::Value::String(p.clone()))?;

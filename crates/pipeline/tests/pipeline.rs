@@ -184,3 +184,28 @@ fn cache_resume_and_reruns() {
     }
     assert!(verbatim >= kept_common, "{verbatim} spans verbatim, {kept_common} kept");
 }
+
+/// `[ablation.generators]`: one cell per named generator, each trained from its own section; the
+/// NER stages they share come from the cache; the report compares them in a table and a plot.
+#[test]
+fn generators_are_compared_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let two = CONFIG.replace(
+        "[generator]\ngenerator = \"ngram\"\n",
+        "[ablation.generators.ngram4]\ngenerator = \"ngram\"\n\n[ablation.generators.ngram2]\ngenerator = \"ngram\"\nngram = { order = 2 }\n",
+    );
+    let cfg = setup(tmp.path(), &two);
+    let out = tmp.path().join("g");
+    let summary = run(&cfg, &RunOptions { out: out.clone(), ..Default::default() }).unwrap();
+    let names: Vec<&str> = summary.cells.iter().map(|c| c.cell.name.as_str()).collect();
+    assert_eq!(names, ["gen80-ann80-spp2-ngram2-seed5", "gen80-ann80-spp2-ngram4-seed5"]);
+    assert!(summary.cells[1].timings.iter().find(|t| t.stage == "annotator").unwrap().cached);
+    assert!(!summary.cells[1].timings.iter().find(|t| t.stage == "generator").unwrap().cached);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("| generator |") && report.contains("| ngram2 |") && report.contains("plots/generators.svg"), "{report}");
+    assert!(out.join("plots/generators.svg").exists());
+    // With generators to compare there is no [generator] section.
+    let both = two.replace("[generation]", "[generator]\ngenerator = \"ngram\"\n\n[generation]");
+    let e = load_err(tmp.path(), &both);
+    assert!(e.contains("[generator] and [ablation.generators]"), "{e}");
+}

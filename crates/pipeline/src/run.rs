@@ -25,6 +25,9 @@ pub struct RunOptions {
     pub stop_after_prompts: Option<usize>,
     /// Print stage progress lines on stderr.
     pub verbose: bool,
+    /// Where finished stages are kept (default `OUT/stages`): runs of different configs that
+    /// share it reuse each other's stages with the same settings and inputs.
+    pub cache: Option<PathBuf>,
 }
 
 /// One cell of an ablation grid (a plain run is one cell).
@@ -165,7 +168,7 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunSummary> {
         test: cfg.data.test.as_deref().map(read).transpose()?.unwrap_or_default(),
     };
     let all = cells(cfg);
-    let stages_root = out.join("stages");
+    let stages_root = opts.cache.clone().unwrap_or_else(|| out.join("stages"));
     let mut results = Vec::new();
     for (i, cell) in all.iter().enumerate() {
         if opts.verbose {

@@ -60,9 +60,10 @@ fn shipped_configs_load() {
             n += 1;
         }
     }
-    assert!(n >= 5, "{n} run configs");
+    assert!(n >= 10, "{n} run configs");
     let recipe: ner::TrainConfig = toml::from_str(&std::fs::read_to_string(dir.join("ner-meddocan.toml")).unwrap()).unwrap();
-    for name in ["meddocan-gemma.toml", "meddocan-gemma-hardened.toml"] {
+    let main = RunConfig::load(&dir.join("meddocan-gemma.toml")).unwrap();
+    for name in ["meddocan-gemma.toml", "meddocan-gemma-hardened.toml", "meddocan-gemma-ablation-folds.toml"] {
         let cfg = RunConfig::load(&dir.join(name)).unwrap();
         assert_eq!(cfg.generator.init.as_deref(), Some(Path::new("gemma-3-270m")), "{name}: a registry name stays a name");
         for (stage, c) in [("annotator", &cfg.annotator), ("synthetic_ner", &cfg.synthetic_ner)] {
@@ -70,6 +71,15 @@ fn shipped_configs_load() {
             assert_eq!(ner::TrainConfig { seed: recipe.seed, ..c.clone() }, recipe, "{name}: [{stage}] is not the recipe of record");
         }
     }
+    // The ablations extend the main config: its cell is one of theirs, with the same generator.
+    let hardened = RunConfig::load(&dir.join("meddocan-gemma-hardened.toml")).unwrap();
+    assert!(hardened.hardening.enabled && !main.hardening.enabled);
+    assert_eq!(RunConfig { hardening: main.hardening.clone(), run: main.run.clone(), ..hardened }, main);
+    let generators = RunConfig::load(&dir.join("meddocan-gemma-ablation-generators.toml")).unwrap();
+    assert_eq!(generators.ablation.generators["gemma-lora"], main.generator, "the main generator, so its stages are shared");
+    assert_eq!(generators.ablation.generators.len(), 5);
+    let cells = pipeline::cells(&RunConfig::load(&dir.join("meddocan-gemma-ablation-volume.toml")).unwrap());
+    assert_eq!(cells.iter().map(|c| c.samples_per_prompt).collect::<Vec<_>>(), [20, 40, 80]);
 }
 
 #[test]

@@ -10,14 +10,15 @@ use std::path::PathBuf;
 first words of held-out documents) → annotate (the annotator labels the synthetic text in 128-word windows) → \
 harden (optional surrogates) → synthetic_ner (NER on the synthetic corpus only) → evaluate (both NER models on the \
 gold test set) → audit (n-gram recall, leaked PHI strings, nearest documents) → report.\n\n\
-Each stage's output lives in OUT/stages/STAGE-HASH, keyed by its settings and inputs: a rerun skips finished stages, a \
-changed setting reruns what depends on it, and a killed run resumes (training checkpoints, generation shards).\n\n\
-Config sections: [run] name, seed; [data] train, dev, test, prompt_ratio, generator_ratio, annotator_ratio; \
+Each stage's output lives in OUT/stages/STAGE-HASH (or --cache), keyed by its settings and inputs: a rerun skips \
+finished stages, a changed setting reruns what depends on it, and a killed run resumes (training checkpoints, \
+generation shards).\n\n\
+Config: a top-level `extends = \"BASE.toml\"` starts from another config. Sections: [run] name, seed; [data] train, dev, test, prompt_ratio, generator_ratio, annotator_ratio; \
 [annotator] and [synthetic_ner] (NER training settings, see `synthdeid ner train --help`); [generator] (LM training \
 settings, see `synthdeid lm train --help`); [generation] prompt_words, samples_per_prompt, max_new_tokens, top_p, top_k, \
 temperature, batch_size, annotate_window; [hardening] enabled, key; [audit] ngram, nearest, show_examples; \
-[ablation] generator_ratio, annotator_ratio, samples_per_prompt, generator_preset, seeds, folds. \
-See configs/meddocan.toml. Unknown keys, missing paths and impossible ratios stop the run before any work.")]
+[ablation] generator_ratio, annotator_ratio, samples_per_prompt, generator_preset, generators.NAME (a generator \
+section each), seeds, folds. See configs/meddocan-gemma.toml. Unknown keys, missing paths and impossible ratios stop the run before any work.")]
 pub struct RunArgs {
     /// The run's TOML config.
     pub config: PathBuf,
@@ -27,6 +28,10 @@ pub struct RunArgs {
     /// Rerun this stage even if cached (repeatable).
     #[arg(long)]
     pub force: Vec<String>,
+    /// Stage cache shared between runs (default OUT/stages): runs of an ablation and of its
+    /// main config reuse each other's finished stages.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
     /// Only check the config and print the ablation cells; do no work.
     #[arg(long)]
     pub dry_run: bool,
@@ -42,7 +47,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let opts = RunOptions { out: a.out.clone(), force: a.force, stop_after_prompts: None, verbose: true };
+    let opts = RunOptions { out: a.out.clone(), force: a.force, stop_after_prompts: None, verbose: true, cache: a.cache };
     let summary = pipeline::run(&cfg, &opts)?;
     print_headline(&summary, &a.out);
     Ok(())
@@ -91,7 +96,7 @@ Output: {}\n",
     );
     let config = pipeline::builtin::write_demo(&a.out, a.documents, a.seed).map_err(|e| anyhow!("{e:#}"))?;
     let cfg = RunConfig::load(&config)?;
-    let opts = RunOptions { out: a.out.clone(), force: vec![], stop_after_prompts: None, verbose: true };
+    let opts = RunOptions { out: a.out.clone(), force: vec![], stop_after_prompts: None, verbose: true, cache: None };
     let summary = pipeline::run(&cfg, &opts)?;
     print_headline(&summary, &a.out);
     Ok(())

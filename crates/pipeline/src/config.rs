@@ -32,6 +32,21 @@ pub struct RunConfig {
     pub audit: audit::AuditConfig,
     #[serde(default)]
     pub ablation: AblationSection,
+    /// Published numbers shown beside the run's in the report.
+    #[serde(default)]
+    pub reference: ReferenceSection,
+}
+
+/// Published results to set beside a run's (the report's "reference" columns), keyed by the
+/// ablated setting as the config writes it (`"0.05"` for a ratio, `"20"` samples per prompt, a
+/// generator's name) or `"main"` for a run without an ablation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReferenceSection {
+    /// Where the numbers come from (shown with them).
+    pub source: String,
+    pub gold_token_f1: std::collections::BTreeMap<String, f64>,
+    pub synthetic_token_f1: std::collections::BTreeMap<String, f64>,
 }
 
 /// A kind of NER model.

@@ -61,6 +61,23 @@ pub fn groups(summary: &RunSummary) -> Vec<Group<'_>> {
     map.into_values().collect()
 }
 
+/// The key of `g` in `[reference]`: the value of the one setting that varies between groups,
+/// written as in the config, or `"main"`.
+pub fn reference_key(g: &Group, all: &[Group]) -> String {
+    let varies = |f: &dyn Fn(&Group) -> String| all.iter().any(|o| f(o) != f(all.first().unwrap_or(g)));
+    let settings: [&dyn Fn(&Group) -> String; 4] = [
+        &|g| format!("{}", g.generator_ratio),
+        &|g| format!("{}", g.annotator_ratio),
+        &|g| g.samples_per_prompt.to_string(),
+        &|g| g.generator.clone().or(g.generator_preset.clone()).unwrap_or_default(),
+    ];
+    settings.iter().find(|f| varies(*f)).map_or("main".to_string(), |f| f(g))
+}
+
+fn reference_cell(map: &BTreeMap<String, f64>, key: &str) -> String {
+    map.get(key).map_or("-".to_string(), |v| format!("{v:.3}"))
+}
+
 fn col(g: &Group, f: impl Fn(&CellResult) -> f64) -> Vec<f64> {
     g.cells.iter().map(|c| f(c)).collect()
 }
@@ -183,6 +200,19 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
     if summary.cells.len() > 1 {
         let _ = writeln!(md, "Main setting: generator on {:.0}%, annotator on {:.0}% of the training documents, {} samples per prompt.\n", first.cell.generator_ratio * 100.0, first.cell.annotator_ratio * 100.0, first.cell.samples_per_prompt);
     }
+    let reference = &cfg.reference;
+    let all_groups = groups(summary);
+    let main_key = main_group.as_ref().map_or("main".to_string(), |g| reference_key(g, &all_groups));
+    let has_ref = reference.gold_token_f1.contains_key(&main_key) || reference.synthetic_token_f1.contains_key(&main_key);
+    if has_ref {
+        let _ = writeln!(
+            md,
+            "Reference (token F1, {}): gold-trained {}, synthetic-trained {}.\n",
+            reference.source,
+            reference_cell(&reference.gold_token_f1, &main_key),
+            reference_cell(&reference.synthetic_token_f1, &main_key)
+        );
+    }
     let _ = writeln!(md, "| metric | gold-trained | synthetic-trained | difference |\n|---|---:|---:|---:|");
     for g in main_group.iter() {
         for (name, f) in [
@@ -208,12 +238,26 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
     let gs = groups(summary);
     if summary.cells.len() > 1 {
         let _ = writeln!(md, "## Ablation ({} cells; mean ± standard deviation over seeds/folds)\n", summary.cells.len());
-        let _ = writeln!(md, "| generator ratio | annotator ratio | samples/prompt | generator | runs | gold token F1 | synthetic token F1 | gold strict F1 | synthetic strict F1 | 5-gram recall | PHI strings leaked |");
-        let _ = writeln!(md, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        let refs = !cfg.reference.gold_token_f1.is_empty() || !cfg.reference.synthetic_token_f1.is_empty();
+        if refs {
+            let _ = writeln!(md, "Reference columns: {}.\n", cfg.reference.source);
+        }
+        let _ = writeln!(
+            md,
+            "| generator ratio | annotator ratio | samples/prompt | generator | runs | gold token F1 | synthetic token F1 |{} gold strict F1 | synthetic strict F1 | 5-gram recall | PHI strings leaked |",
+            if refs { " reference gold token F1 | reference synthetic token F1 |" } else { "" }
+        );
+        let _ = writeln!(md, "|---:|---:|---:|---|---:|---:|---:|{}---:|---:|---:|---:|", if refs { "---:|---:|" } else { "" });
         for g in &gs {
+            let key = reference_key(g, &gs);
+            let ref_cols = if refs {
+                format!(" {} | {} |", reference_cell(&cfg.reference.gold_token_f1, &key), reference_cell(&cfg.reference.synthetic_token_f1, &key))
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 md,
-                "| {:.0}% | {:.0}% | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {:.0}% | {:.0}% | {} | {} | {} | {} | {} |{ref_cols} {} | {} | {} | {} |",
                 g.generator_ratio * 100.0,
                 g.annotator_ratio * 100.0,
                 g.samples_per_prompt,

@@ -202,7 +202,8 @@ fn generators_are_compared_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     let two = CONFIG.replace(
         "[generator]\ngenerator = \"ngram\"\n",
-        "[ablation.generators.ngram4]\ngenerator = \"ngram\"\n\n[ablation.generators.ngram2]\ngenerator = \"ngram\"\nngram = { order = 2 }\n",
+        "[ablation.generators.ngram4]\ngenerator = \"ngram\"\n\n[ablation.generators.ngram2]\ngenerator = \"ngram\"\nngram = { order = 2 }\n\n\
+         [reference]\nsource = \"a paper\"\nsynthetic_token_f1 = { ngram2 = 0.123 }\n",
     );
     let cfg = setup(tmp.path(), &two);
     let out = tmp.path().join("g");
@@ -214,6 +215,10 @@ fn generators_are_compared_by_name() {
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("| generator |") && report.contains("| ngram2 |") && report.contains("plots/generators.svg"), "{report}");
     assert!(out.join("plots/generators.svg").exists());
+    // Published numbers sit beside ours, in the row of their setting.
+    let row = report.lines().find(|l| l.contains("| ngram2 |")).unwrap();
+    assert!(report.contains("Reference columns: a paper.") && row.contains("| - | 0.123 |"), "{row}");
+    assert!(report.lines().find(|l| l.contains("| ngram4 |")).unwrap().contains("| - | - |"));
     // With generators to compare there is no [generator] section.
     let both = two.replace("[generation]", "[generator]\ngenerator = \"ngram\"\n\n[generation]");
     let e = load_err(tmp.path(), &both);

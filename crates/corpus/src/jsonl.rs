@@ -2,9 +2,29 @@
 
 use crate::format::{atomic_write, check_id, Loaded, ReadOptions};
 use crate::validate::{check_span, resolve_overlaps};
-use crate::{CorpusError, Document, OverlapPolicy, Result};
+use crate::{CorpusError, Document, OverlapPolicy, Result, Span};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
+
+/// One line as read: unknown keys are refused, so a misspelt `"span"` or `"lable"` is an error,
+/// not a document whose PHI silently loses its annotation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    id: String,
+    text: String,
+    #[serde(default)]
+    spans: Vec<LineSpan>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineSpan {
+    start: usize,
+    end: usize,
+    label: String,
+}
 
 pub fn read_file(path: &Path, options: &ReadOptions) -> Result<Loaded> {
     let bytes = std::fs::read(path).map_err(|e| CorpusError::io(path, e))?;
@@ -17,13 +37,15 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<Loaded> {
             continue;
         }
         let err = |m: String| CorpusError::new(path, Some(line_no), m);
-        let mut doc: Document = serde_json::from_str(line).map_err(|e| {
+        let parsed: Line = serde_json::from_str(line).map_err(|e| {
             err(format!(
                 "not a document ({}, column {}): expected {{\"id\": ..., \"text\": ..., \"spans\": [{{\"start\", \"end\", \"label\"}}]}}",
                 strip_excerpt(&e),
                 e.column()
             ))
         })?;
+        let spans = parsed.spans.into_iter().map(|s| Span::new(s.start, s.end, s.label)).collect();
+        let mut doc = Document { id: parsed.id, text: parsed.text, spans };
         check_id(path, Some(line_no), &doc.id)?;
         if let Some(first) = seen.insert(doc.id.clone(), line_no) {
             return Err(err(format!("document id {:?} already used on line {first}; ids must be unique", doc.id)));

@@ -170,3 +170,26 @@ fn bad_jsonl_inputs_give_exact_errors_without_quoting_text() {
     std::fs::write(&p, "{\"id\":\"a\",\"text\":\"x\",\"spans\":\"SECRET-PHI\"}").unwrap();
     assert!(!read_corpus(&p, None, &ReadOptions::default()).unwrap_err().to_string().contains("SECRET"));
 }
+
+/// Issue 25, case 1: a misspelt key (`"span"` for `"spans"`, `"lable"` for `"label"`) used to load
+/// as a document without spans, so its PHI passed through `convert` and `deid --spans-from-input`.
+#[test]
+fn issue25_case1_jsonl_unknown_keys_are_refused_with_file_line_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("x.jsonl");
+    let good = "{\"id\":\"a\",\"text\":\"Ana\",\"spans\":[{\"start\":0,\"end\":3,\"label\":\"N\"}]}";
+    std::fs::write(&p, format!("{good}\n{{\"id\":\"b\",\"text\":\"Eva SECRET\",\"span\":[{{\"start\":0,\"end\":3,\"label\":\"N\"}}]}}\n")).unwrap();
+    let err = read_corpus(&p, None, &ReadOptions::default()).unwrap_err();
+    assert_eq!(err.path, p);
+    assert_eq!(err.line, Some(2));
+    assert!(err.message.contains("unknown field `span`"), "{err}");
+    assert!(!err.to_string().contains("SECRET"), "{err}");
+    std::fs::write(&p, "{\"id\":\"b\",\"text\":\"Eva\",\"spans\":[{\"start\":0,\"end\":3,\"lable\":\"N\"}]}\n").unwrap();
+    let err = read_corpus(&p, None, &ReadOptions::default()).unwrap_err();
+    assert_eq!(err.line, Some(1));
+    assert!(err.message.contains("`lable`"), "{err}");
+    // Without unknown keys, a line without "spans" is still a document without PHI (generated text).
+    std::fs::write(&p, format!("{good}\n{{\"id\":\"b\",\"text\":\"Eva\"}}\n")).unwrap();
+    let docs = read_corpus(&p, None, &ReadOptions::default()).unwrap();
+    assert_eq!((docs[0].spans.len(), docs[1].spans.len()), (1, 0));
+}

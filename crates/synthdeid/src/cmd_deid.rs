@@ -84,6 +84,14 @@ pub fn deid(a: DeidArgs) -> Result<()> {
             std::io::stdin().read_to_string(&mut text).context("reading stdin (is it UTF-8?)")?;
             vec![Document::new("stdin", text)]
         }
+        Some(p) if a.spans_from_input && is_plain_text(p, &a.read) => {
+            bail!(
+                "{}: --spans-from-input needs annotated input (a BRAT directory with .ann files, a .jsonl or a .conll file), \
+                 but this is plain text without spans: nothing would be replaced and the PHI would pass through; \
+                 give the annotations, or find the PHI with --model",
+                p.display()
+            );
+        }
         Some(p) if p.is_file() && p.extension().is_some_and(|e| e == "txt") => {
             let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read as UTF-8 text", p.display()))?;
             let id = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
@@ -97,6 +105,14 @@ pub fn deid(a: DeidArgs) -> Result<()> {
     } else {
         if from_stdin {
             bail!("--spans-from-input needs an annotated --input (BRAT directory or JSONL)");
+        }
+        if !docs.is_empty() && docs.iter().all(|d| d.spans.is_empty()) {
+            bail!(
+                "{}: --spans-from-input found no span in any of its {} document(s): nothing would be replaced and the PHI \
+                 would pass through; annotate the input (or check the JSONL key \"spans\" and the .ann files), or find the PHI with --model",
+                a.input.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                docs.len()
+            );
         }
         docs
     };
@@ -148,4 +164,15 @@ pub fn deid(a: DeidArgs) -> Result<()> {
         stats.unknown_labels.len()
     );
     Ok(())
+}
+
+/// Input that can hold no spans: a `.txt` file, `--from text`, or a directory of `.txt` files only.
+fn is_plain_text(p: &std::path::Path, read: &ReadArgs) -> bool {
+    if let Some(f) = read.from {
+        return matches!(f, crate::corpus_args::FormatArg::Text);
+    }
+    if p.is_file() {
+        return p.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt"));
+    }
+    p.is_dir() && matches!(corpus::Format::detect(p), Ok(corpus::Format::Text))
 }

@@ -213,3 +213,38 @@ fn ner_perceptron_train_eval_and_predict() {
     let o = synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", bilou.to_str().unwrap(), "--tag-scheme", "bioes"]);
     assert!(!o.status.success() && stderr(&o).contains("bilou"), "{}", stderr(&o));
 }
+
+/// Issue 25, case 1: `deid --spans-from-input` on text without spans exited 0 with the text unchanged.
+#[test]
+fn issue25_case1_deid_spans_from_input_refuses_input_without_spans() {
+    let tmp = tempfile::tempdir().unwrap();
+    let txt_dir = tmp.path().join("txt");
+    std::fs::create_dir_all(&txt_dir).unwrap();
+    std::fs::write(txt_dir.join("a.txt"), "Paciente Ana García SECRET.").unwrap();
+    let out = tmp.path().join("o.jsonl");
+    for input in [txt_dir.clone(), txt_dir.join("a.txt")] {
+        let o = synthdeid(&["deid", "--spans-from-input", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{err}");
+        assert!(err.contains("plain text without spans") && err.contains(input.to_str().unwrap()), "{err}");
+        assert!(!err.contains("SECRET") && !out.exists(), "{err}");
+    }
+    // A BRAT directory whose .ann files are all empty, and a JSONL without any span: refused as well.
+    let brat = tmp.path().join("brat");
+    write_brat(&brat, "a", "Paciente Ana García SECRET.", "");
+    let jsonl = tmp.path().join("in.jsonl");
+    std::fs::write(&jsonl, "{\"id\":\"a\",\"text\":\"Paciente Ana SECRET.\"}\n").unwrap();
+    for input in [brat, jsonl] {
+        let o = synthdeid(&["deid", "--spans-from-input", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert!(!o.status.success() && err.contains("found no span"), "{err}");
+        assert!(!err.contains("SECRET") && !out.exists(), "{err}");
+    }
+    // A misspelt key is refused by the reader, naming file:line and the key.
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"id\":\"a\",\"text\":\"Ana SECRET\",\"span\":[{\"start\":0,\"end\":3,\"label\":\"NOMBRE\"}]}\n").unwrap();
+    let o = synthdeid(&["deid", "--spans-from-input", "--input", bad.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.contains("bad.jsonl:1:") && err.contains("unknown field `span`"), "{err}");
+    assert!(!err.contains("SECRET") && !out.exists(), "{err}");
+}

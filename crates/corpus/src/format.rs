@@ -134,17 +134,42 @@ pub fn write_corpus(path: &Path, format: Option<Format>, docs: &[Document]) -> R
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, then a rename, so a reader
-/// (or a resumed run) never sees half a file.
+/// (or a resumed run) never sees half a file. On failure (a full disk) the temporary file is removed.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically(path, bytes, false)
+}
+
+/// [`atomic_write`] for files that hold PHI in clear (surrogate mappings, keys): created with mode
+/// 0600 (owner only) on Unix, whatever the umask, and an existing file is replaced by a private one.
+pub fn atomic_write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically(path, bytes, true)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| CorpusError::io(dir, e))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| CorpusError::io(&tmp, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| CorpusError::io(&tmp, e))?;
+    let _ = std::fs::remove_file(&tmp); // a stale one (same pid) would keep its old mode
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut f = open.open(&tmp).map_err(|e| CorpusError::io(&tmp, e))?;
+    let written = f.write_all(bytes).and_then(|_| f.sync_all());
     drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| CorpusError::io(path, e))
+    let renamed = written.map_err(|e| CorpusError::io(&tmp, e)).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| CorpusError::io(path, e)));
+    if renamed.is_err() {
+        // Never leave a half-written copy of document text behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed
 }
 
 /// A document id must be usable as a file name.

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use corpus::{write_corpus, Document};
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ModeArg {
@@ -69,14 +69,20 @@ pub struct DeidArgs {
     /// Label → surrogate-kind map (TOML); default: MEDDOCAN's 22 labels (crates/deid/data/labels_meddocan.toml).
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// Write the mapping (original span → replacement) as JSONL. Contains PHI.
+    /// Write the mapping (original span → replacement) as JSONL. Contains PHI: created mode 0600, and never
+    /// the --out or --input path nor inside the --out directory.
     #[arg(long)]
     pub mapping_out: Option<PathBuf>,
+    /// Replace an existing --out: a non-empty file, or a directory holding documents (its older .txt/.ann
+    /// files are removed so that only the new corpus remains). Without it such an --out is refused.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub read: ReadArgs,
 }
 
 pub fn deid(a: DeidArgs) -> Result<()> {
+    check_outputs(&a)?;
     let from_stdin = a.input.is_none();
     let docs: Vec<Document> = match &a.input {
         None => {
@@ -138,7 +144,12 @@ pub fn deid(a: DeidArgs) -> Result<()> {
     let (out_docs, mapping, stats) = deid::deidentify_corpus(&docs, mode, &options).map_err(|e| anyhow!(e))?;
     let secs = t0.elapsed().as_secs_f64();
     match &a.out {
-        Some(p) => write_corpus(p, None, &out_docs).map_err(|e| anyhow!(e))?,
+        Some(p) => {
+            write_corpus(p, None, &out_docs).map_err(|e| anyhow!(e))?;
+            if a.force && p.is_dir() {
+                remove_older_documents(p, &out_docs)?;
+            }
+        }
         None if from_stdin => print!("{}", out_docs[0].text),
         None => {
             for d in &out_docs {
@@ -152,7 +163,7 @@ pub fn deid(a: DeidArgs) -> Result<()> {
             s.push_str(&serde_json::to_string(m)?);
             s.push('\n');
         }
-        corpus::format::atomic_write(p, s.as_bytes()).map_err(|e| anyhow!(e))?;
+        corpus::format::atomic_write_private(p, s.as_bytes()).map_err(|e| anyhow!(e))?;
     }
     eprintln!(
         "de-identified {} document(s), {} span(s) in {:.2} s ({:.0} documents/s); dates not parsed (digits replaced): {}; unknown labels: {}",
@@ -175,4 +186,84 @@ fn is_plain_text(p: &std::path::Path, read: &ReadArgs) -> bool {
         return p.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt"));
     }
     p.is_dir() && matches!(corpus::Format::detect(p), Ok(corpus::Format::Text))
+}
+
+/// The path as the file system resolves it: canonical where it exists, else its canonical parent
+/// joined with its name (so `o.jsonl`, `./o.jsonl` and `dir/../o.jsonl` compare equal).
+fn resolved(p: &Path) -> PathBuf {
+    if let Ok(c) = p.canonicalize() {
+        return c;
+    }
+    let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match (parent.canonicalize(), p.file_name()) {
+        (Ok(d), Some(n)) => d.join(n),
+        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+    }
+}
+
+/// Refuses outputs that would overwrite the input, mix with older documents, or put the mapping
+/// (PHI in clear) over or inside the de-identified corpus. Runs before anything is read or written.
+fn check_outputs(a: &DeidArgs) -> Result<()> {
+    let input = a.input.as_deref().map(resolved);
+    if let Some(m) = &a.mapping_out {
+        let rm = resolved(m);
+        if let Some(o) = &a.out {
+            let ro = resolved(o);
+            if rm == ro {
+                bail!("--mapping-out {} is the --out path: the mapping holds the originals in clear and would replace the de-identified corpus; give it another path, outside the output", m.display());
+            }
+            if corpus::Format::for_output(o) == corpus::Format::Brat && rm.starts_with(&ro) {
+                bail!("--mapping-out {} lies inside the --out directory {}: the mapping holds the originals in clear and would travel with the de-identified corpus; write it outside", m.display(), o.display());
+            }
+        }
+        if input.as_ref().is_some_and(|i| rm == *i) {
+            bail!("--mapping-out {} is the --input: it would overwrite the input; give it another path", m.display());
+        }
+    }
+    let Some(o) = &a.out else { return Ok(()) };
+    let ro = resolved(o);
+    if let Some(i) = &input {
+        if ro == *i {
+            bail!("--out {} is the --input: de-identifying would overwrite the original documents; write to another path", o.display());
+        }
+        let doc_file = i.extension().is_some_and(|x| x == "txt" || x == "ann");
+        if corpus::Format::for_output(o) == corpus::Format::Brat && doc_file && i.parent() == Some(ro.as_path()) {
+            bail!("--input {} lies in the --out directory {}: the output would overwrite or mix with it; write to another directory", a.input.as_ref().unwrap().display(), o.display());
+        }
+    }
+    if a.force {
+        return Ok(());
+    }
+    if o.is_dir() {
+        let has_docs = std::fs::read_dir(o)
+            .with_context(|| format!("--out {}: cannot list the directory", o.display()))?
+            .filter_map(|e| e.ok())
+            .any(|e| e.path().extension().is_some_and(|x| x == "txt" || x == "ann"));
+        if has_docs {
+            bail!("--out {} already holds documents (.txt/.ann): the new ones would mix with them; choose an empty or new directory, or pass --force to replace them", o.display());
+        }
+    } else if o.is_file() && std::fs::metadata(o).map(|m| m.len() > 0).unwrap_or(false) {
+        bail!("--out {} already exists: choose a new path, or pass --force to replace it", o.display());
+    } else if o.exists() && !o.is_file() {
+        bail!("--out {} exists and is neither a file nor a directory; choose another path", o.display());
+    }
+    Ok(())
+}
+
+/// With --force on an existing BRAT directory: removes the .txt/.ann files of documents this run did not write.
+fn remove_older_documents(dir: &Path, docs: &[Document]) -> Result<()> {
+    let ids: std::collections::HashSet<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+    let mut removed = 0;
+    for e in std::fs::read_dir(dir).with_context(|| format!("--out {}: cannot list the directory", dir.display()))? {
+        let p = e?.path();
+        let doc_file = p.is_file() && p.extension().is_some_and(|x| x == "txt" || x == "ann");
+        if doc_file && p.file_stem().is_some_and(|s| !ids.contains(s.to_string_lossy().as_ref())) {
+            std::fs::remove_file(&p).with_context(|| format!("--force: cannot remove the older {}", p.display()))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        eprintln!("--force: removed {removed} older .txt/.ann file(s) from {}", dir.display());
+    }
+    Ok(())
 }

@@ -248,3 +248,54 @@ fn issue25_case1_deid_spans_from_input_refuses_input_without_spans() {
     assert!(!o.status.success() && err.contains("bad.jsonl:1:") && err.contains("unknown field `span`"), "{err}");
     assert!(!err.contains("SECRET") && !out.exists(), "{err}");
 }
+
+/// Issue 25, case 2: `--mapping-out` equal to `--out` left only the mapping (originals in clear) where the
+/// clean corpus was expected; `--out` equal to `--input` overwrote the input; an existing BRAT `--out`
+/// mixed old and new documents silently; the mapping followed the umask.
+#[test]
+fn issue25_case2_deid_refuses_outputs_that_overwrite_or_mix_and_writes_the_mapping_0600() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gold = tmp.path().join("gold");
+    write_brat(&gold, "a", "Ana vive.", "T1\tNOMBRE_SUJETO_ASISTENCIA 0 3\tAna\n");
+    let g = gold.to_str().unwrap();
+    let run = |extra: &[&str]| synthdeid(&[&["deid", "--spans-from-input", "--input", g][..], extra].concat());
+    let o_jsonl = tmp.path().join("o.jsonl");
+    let o = run(&["--out", o_jsonl.to_str().unwrap(), "--mapping-out", tmp.path().join("./o.jsonl").to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("is the --out path"), "{}", stderr(&o));
+    assert!(!o_jsonl.exists());
+    // --out equal to --input (spelt differently), with or without --force.
+    for force in [&[][..], &["--force"]] {
+        let o = run(&[&["--out", &format!("{}/../gold/", g)][..], force].concat());
+        assert!(!o.status.success() && stderr(&o).contains("is the --input"), "{}", stderr(&o));
+    }
+    assert_eq!(std::fs::read_to_string(gold.join("a.txt")).unwrap(), "Ana vive.");
+    // The mapping inside a BRAT --out directory would travel with the corpus.
+    let out = tmp.path().join("out");
+    let o = run(&["--out", out.to_str().unwrap(), "--mapping-out", out.join("map.jsonl").to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("inside the --out directory"), "{}", stderr(&o));
+    // A fresh directory: written; the mapping outside it, mode 0600.
+    let map = tmp.path().join("map.jsonl");
+    let o = run(&["--out", out.to_str().unwrap(), "--mapping-out", map.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&map).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // Again into the now non-empty directory, with an older document there: refused without --force ...
+    write_brat(&out, "old", "Eva.", "T1\tNOMBRE_SUJETO_ASISTENCIA 0 3\tEva\n");
+    let o = run(&["--out", out.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("already holds documents") && stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert!(out.join("old.txt").exists());
+    // ... and with --force the directory holds exactly the new corpus.
+    let o = run(&["--out", out.to_str().unwrap(), "--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["a.ann", "a.txt"]);
+    // An existing non-empty .jsonl output: refused without --force.
+    std::fs::write(&o_jsonl, "{}\n").unwrap();
+    let o = run(&["--out", o_jsonl.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert!(run(&["--out", o_jsonl.to_str().unwrap(), "--force"]).status.success());
+}

@@ -72,9 +72,29 @@ pub struct AuditReport {
     pub examples: Vec<Example>,
 }
 
+impl AuditConfig {
+    /// Refuses settings that cannot be measured (an n-gram order of 0), naming the setting.
+    pub fn check(&self) -> Result<(), String> {
+        if self.ngram == 0 {
+            return Err(format!("ngram = 0: {}", ngram::ORDER_ZERO));
+        }
+        Ok(())
+    }
+}
+
 /// Audits `synthetic` against `training`; `heldout` (real documents unseen by the generator, e.g.
 /// the test split) gives the baselines.
+///
+/// # Panics
+/// If `config` fails [`AuditConfig::check`] (callers check configs when they load them); use
+/// [`try_audit`] to get the error instead.
 pub fn audit(synthetic: &[Document], training: &[Document], heldout: Option<&[Document]>, config: &AuditConfig) -> AuditReport {
+    try_audit(synthetic, training, heldout, config).unwrap_or_else(|e| panic!("audit config: {e}"))
+}
+
+/// [`audit`], with an invalid config an error instead of a panic.
+pub fn try_audit(synthetic: &[Document], training: &[Document], heldout: Option<&[Document]>, config: &AuditConfig) -> Result<AuditReport, String> {
+    config.check()?;
     let automaton = SuffixAutomaton::new(training);
     let nearest = nearest_documents(&automaton, synthetic, config.nearest.max(config.show_examples));
     let examples = nearest
@@ -82,17 +102,17 @@ pub fn audit(synthetic: &[Document], training: &[Document], heldout: Option<&[Do
         .take(config.show_examples)
         .map(|m| example(m, synthetic, training, config.example_context))
         .collect();
-    AuditReport {
+    Ok(AuditReport {
         config: config.clone(),
         synthetic_documents: synthetic.len(),
         training_documents: training.len(),
-        ngram_recall: ngram_recall(synthetic, training, config.ngram),
-        ngram_recall_heldout: heldout.map(|h| ngram_recall(h, training, config.ngram)),
+        ngram_recall: ngram_recall(synthetic, training, config.ngram)?,
+        ngram_recall_heldout: heldout.map(|h| ngram_recall(h, training, config.ngram)).transpose()?,
         leakage: leaked_phi(training, synthetic),
         leakage_heldout: heldout.map(|h| leaked_phi(training, h)),
         nearest: nearest.into_iter().take(config.nearest).collect(),
         examples,
-    }
+    })
 }
 
 fn example(m: &NearestMatch, synthetic: &[Document], training: &[Document], ctx: usize) -> Example {

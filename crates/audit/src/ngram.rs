@@ -35,9 +35,11 @@ fn ngram_hashes(doc: &Document, n: usize) -> Vec<u64> {
         .collect()
 }
 
-/// Share of `audited`'s word n-grams that occur in `training`.
-pub fn ngram_recall(audited: &[Document], training: &[Document], n: usize) -> NgramRecall {
-    assert!(n > 0, "n-gram order must be at least 1");
+/// Share of `audited`'s word n-grams that occur in `training`. An order `n` of 0 is an error.
+pub fn ngram_recall(audited: &[Document], training: &[Document], n: usize) -> Result<NgramRecall, String> {
+    if n == 0 {
+        return Err(ORDER_ZERO.into());
+    }
     let reference: HashSet<u64> = training.iter().flat_map(|d| ngram_hashes(d, n)).collect();
     let (mut total, mut found) = (0, 0);
     let mut distinct: HashSet<u64> = HashSet::new();
@@ -50,5 +52,7 @@ pub fn ngram_recall(audited: &[Document], training: &[Document], n: usize) -> Ng
     }
     let distinct_found = distinct.iter().filter(|h| reference.contains(h)).count();
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    NgramRecall { n, total, found, recall: ratio(found, total), distinct_total: distinct.len(), distinct_recall: ratio(distinct_found, distinct.len()) }
+    Ok(NgramRecall { n, total, found, recall: ratio(found, total), distinct_total: distinct.len(), distinct_recall: ratio(distinct_found, distinct.len()) })
 }
+
+pub(crate) const ORDER_ZERO: &str = "n-gram order 0 is impossible: it must be at least 1 (the paper uses 5)";

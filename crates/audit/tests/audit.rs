@@ -11,11 +11,11 @@ fn doc(id: &str, text: &str, spans: &[(usize, usize, &str)]) -> Document {
 fn ngram_recall_counts_occurrences_and_distinct() {
     let train = [doc("t", "a b c d e f", &[])];
     let syn = [doc("s1", "a b c d e f g", &[]), doc("s2", "x y z", &[])];
-    let r = ngram_recall(&syn, &train, 5);
+    let r = ngram_recall(&syn, &train, 5).unwrap();
     // s1 has 3 five-grams: (a..e) and (b..f) occur, (c..g) does not; s2 has none.
     assert_eq!((r.total, r.found), (3, 2));
     assert!((r.recall - 2.0 / 3.0).abs() < 1e-12);
-    assert_eq!(ngram_recall(&[], &train, 5).recall, 0.0);
+    assert_eq!(ngram_recall(&[], &train, 5).unwrap().recall, 0.0);
 }
 
 #[test]
@@ -80,4 +80,16 @@ fn audit_reports_copies_and_hides_text_unless_asked() {
     assert!(r.examples.is_empty());
     let r = audit(&syn, &train, None, &AuditConfig { show_examples: 1, ..Default::default() });
     assert_eq!(r.examples[0].shared, "Nombre: Ana Ruiz. Vive en ");
+}
+
+/// Issue 25, case 3: an n-gram order of 0 panicked (`assert!` in ngram.rs); now an error.
+#[test]
+fn issue25_case3_ngram_order_zero_is_an_error_not_a_panic() {
+    let train = [doc("t", "a b c", &[])];
+    let e = ngram_recall(&train, &train, 0).unwrap_err();
+    assert!(e.contains("at least 1"), "{e}");
+    let cfg = AuditConfig { ngram: 0, ..Default::default() };
+    assert!(cfg.check().unwrap_err().starts_with("ngram = 0"));
+    assert!(try_audit(&train, &train, Some(&train), &cfg).unwrap_err().starts_with("ngram = 0"));
+    assert!(try_audit(&train, &train, None, &AuditConfig::default()).is_ok());
 }

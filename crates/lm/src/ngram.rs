@@ -80,6 +80,9 @@ impl NgramModel {
         if config.order < 1 {
             bail!("n-gram order must be at least 1");
         }
+        if docs.is_empty() {
+            bail!("cannot train the n-gram generator on 0 documents: give it at least one training document (check data.train and the prompt hold-out)");
+        }
         let n = config.order;
         let mut model = NgramModel {
             order: n,
@@ -148,6 +151,9 @@ impl NgramModel {
         let path = dir.join(NGRAM_FILE);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let mut m: NgramModel = serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+        if m.order < 1 || m.tables.len() != m.order || !m.tables[0].contains_key(&[][..]) {
+            bail!("{}: no unigram table (a model trained on no documents?); train it again on at least one document", path.display());
+        }
         m.reindex();
         Ok(m)
     }
@@ -288,6 +294,23 @@ mod tests {
     fn docs() -> Vec<Document> {
         let t = ["Nombre: Juan Pérez.\nEdad: 45 años.\nMotivo: dolor.", "Nombre: Ana Ruiz.\nEdad: 30 años.\nMotivo: fiebre."];
         t.iter().enumerate().map(|(i, t)| Document { id: format!("d{i}"), text: t.to_string(), spans: vec![] }).collect()
+    }
+
+    /// Issue 25, case 3: training on no documents gave a model whose first use panicked
+    /// (`unigram table`); now training refuses, and so does loading such a model.
+    #[test]
+    fn issue25_case3_no_training_documents_is_an_error_not_a_panic() {
+        let e = NgramModel::train(&[], &NgramConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("0 documents"), "{e}");
+        let empty = NgramModel { order: 4, vocab: vec![], tables: vec![HashMap::new(); 4], index: HashMap::new() };
+        let dir = tempfile::tempdir().unwrap();
+        empty.save(dir.path()).unwrap();
+        let e = NgramModel::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("no unigram table"), "{e}");
+        // One document with an empty text still has a unigram table (the end token).
+        let one = [Document { id: "a".into(), text: String::new(), spans: vec![] }];
+        let m = NgramModel::train(&one, &NgramConfig::default()).unwrap();
+        assert!(!m.perplexity(&docs()).is_nan());
     }
 
     #[test]

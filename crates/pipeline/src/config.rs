@@ -308,6 +308,33 @@ impl RunConfig {
                 bail!("ablation.generator_preset: {p:?} is not one of tiny, small, base");
             }
         }
+        if self.audit.ngram == 0 {
+            bail!("audit.ngram = 0: the n-gram order must be at least 1 (the paper uses 5)");
+        }
+        // What the data allows, known before any stage runs (and so refused by --dry-run): documents
+        // for the folds, the prompt hold-out and the training pool; annotated spans for the annotator.
+        let train = corpus::read_corpus(&self.data.train, None, &corpus::ReadOptions::default()).map_err(|e| anyhow::anyhow!("data.train: {e}"))?;
+        let n = train.len();
+        let k = self.ablation.folds;
+        if k >= 2 && k > n {
+            bail!("ablation.folds = {k}: data.train ({}) holds {n} document(s), and {k} folds need at least {k}; lower ablation.folds or give more documents", self.data.train.display());
+        }
+        // The smallest training part: all of data.train, or data.train less its largest test fold.
+        let part = if k >= 2 { n - n.div_ceil(k) } else { n };
+        let prompts = if part == 0 { 0 } else { corpus::split::count_for_ratio(part, pr).map_err(|e| anyhow::anyhow!("data.prompt_ratio: {e}"))? };
+        if part - prompts == 0 {
+            bail!(
+                "data.train ({}) holds {n} document(s){}: after the prompt hold-out (data.prompt_ratio = {pr}: {prompts} document(s)) none is left to train the annotator and the generator; give at least 2 documents (the paper: hundreds)",
+                self.data.train.display(),
+                if k >= 2 { format!(", {part} per fold's training part") } else { String::new() }
+            );
+        }
+        if train.iter().all(|d| d.spans.is_empty()) {
+            bail!(
+                "data.train ({}): none of its {n} document(s) has an annotated span, so the annotator cannot learn PHI; give annotated documents (BRAT .ann files, JSONL \"spans\", CoNLL tags)",
+                self.data.train.display()
+            );
+        }
         Ok(())
     }
 }

@@ -24,8 +24,8 @@ pub struct AuditArgs {
     /// Real held-out documents, for baselines.
     #[arg(long)]
     pub heldout: Option<PathBuf>,
-    /// n of the n-gram recall.
-    #[arg(long, default_value_t = 5)]
+    /// n of the n-gram recall (at least 1).
+    #[arg(long, default_value_t = 5, value_parser = parse_order)]
     pub ngram: usize,
     /// How many nearest synthetic documents to list.
     #[arg(long, default_value_t = 10)]
@@ -40,12 +40,20 @@ pub struct AuditArgs {
     pub read: ReadArgs,
 }
 
+fn parse_order(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("the n-gram order must be at least 1 (the paper uses 5)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
 pub fn audit(a: AuditArgs) -> Result<()> {
     let synthetic = a.read.read(&a.synthetic)?;
     let train = a.read.read(&a.train)?;
     let heldout = a.heldout.as_ref().map(|h| a.read.read(h)).transpose()?;
     let config = AuditConfig { ngram: a.ngram, nearest: a.nearest, show_examples: a.show, ..Default::default() };
-    let report = audit::audit(&synthetic, &train, heldout.as_deref(), &config);
+    let report = audit::try_audit(&synthetic, &train, heldout.as_deref(), &config).map_err(|e| anyhow::anyhow!("--{e}"))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -299,3 +299,54 @@ fn issue25_case2_deid_refuses_outputs_that_overwrite_or_mix_and_writes_the_mappi
     assert!(!o.status.success() && stderr(&o).contains("already exists"), "{}", stderr(&o));
     assert!(run(&["--out", o_jsonl.to_str().unwrap(), "--force"]).status.success());
 }
+
+/// Issue 25, case 3: `run` with `[data] train` an empty directory or a single document panicked in the
+/// n-gram generator after `--dry-run` said the config was fine; `[audit] ngram = 0` and `audit --ngram 0`
+/// panicked in the audit. All are now refused up front, by `--dry-run` too, with the key and what to do.
+#[test]
+fn issue25_case3_run_and_audit_refuse_impossible_settings_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    pipeline::builtin::write_demo(&data, 12, 3).unwrap();
+    let (empty, one) = (tmp.path().join("empty"), tmp.path().join("one"));
+    std::fs::create_dir_all(&empty).unwrap();
+    let docs = corpus::read_corpus(&data.join("data/train.jsonl"), None, &corpus::ReadOptions::default()).unwrap();
+    corpus::write_corpus(&one.join("train.jsonl"), None, &docs[..1]).unwrap();
+    let mut unannotated = docs.clone();
+    unannotated.iter_mut().for_each(|d| d.spans.clear());
+    corpus::write_corpus(&tmp.path().join("plain.jsonl"), None, &unannotated).unwrap();
+    let n = std::cell::Cell::new(0);
+    let config = |train: &Path, extra: &str| -> PathBuf {
+        n.set(n.get() + 1);
+        let p = tmp.path().join(format!("c{}.toml", n.get()));
+        let text = format!(
+            "[run]\nname = \"t\"\nseed = 1\n[data]\ntrain = {:?}\ntest = {:?}\nprompt_ratio = 0.2\n[generator]\ngenerator = \"ngram\"\n{extra}",
+            train.to_str().unwrap(),
+            data.join("data/test.jsonl").to_str().unwrap()
+        );
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let out = tmp.path().join("out");
+    let dry = |cfg: &Path| synthdeid(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--dry-run"]);
+    let ok = dry(&config(&data.join("data/train.jsonl"), ""));
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    for (cfg, expected) in [
+        (config(&empty, ""), "holds 0 document(s)"),
+        (config(&one.join("train.jsonl"), ""), "holds 1 document(s): after the prompt hold-out"),
+        (config(&data.join("data/train.jsonl"), "[ablation]\nfolds = 50\n"), "ablation.folds = 50"),
+        (config(&tmp.path().join("plain.jsonl"), ""), "has an annotated span"),
+        (config(&data.join("data/train.jsonl"), "[audit]\nngram = 0\n"), "audit.ngram = 0"),
+    ] {
+        for o in [dry(&cfg), synthdeid(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()])] {
+            let err = stderr(&o);
+            assert!(!o.status.success() && err.contains(expected), "{expected}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+        assert!(!out.exists(), "refused before any work");
+    }
+    let train = data.join("data/train.jsonl");
+    let o = synthdeid(&["audit", "--synthetic", train.to_str().unwrap(), "--train", train.to_str().unwrap(), "--ngram", "0"]);
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.contains("--ngram") && err.contains("at least 1") && !err.contains("panicked"), "{err}");
+}

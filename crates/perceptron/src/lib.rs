@@ -685,6 +685,7 @@ pub fn train_reporting(cfg: &PerceptronConfig, train: &[Document], dev: &[Docume
     if cfg.epochs == 0 {
         bail!("epochs must be at least 1");
     }
+    require_spans(train)?;
     let t0 = std::time::Instant::now();
     let (mut model, mut summary, ()) = best_of_seeds(cfg, dev, |c| {
         let (m, s) = if c.feature_sets.len() > 1 { train_committee(c, train, dev, tick)? } else { train_single(c, train, dev, tick)? };
@@ -812,10 +813,25 @@ fn golds(seqs: &[Sequence]) -> Vec<&[usize]> {
 
 /// The mean, over tokens, of the margin between the `O` tag's score and the best other tag's
 /// (`rows`: one row of tag scores per token): the scale of a tagger's scores.
+/// A tagger learns PHI from annotated spans: without any, it would have the `O` tag only (and no
+/// `o_penalty` scale), a model that cannot be used. Refused before anything is trained or written.
+fn require_spans(train: &[Document]) -> Result<()> {
+    ensure!(
+        train.iter().any(|d| !d.spans.is_empty()),
+        "none of the {} training document(s) has an annotated span: a tagger learns PHI from annotated spans, so no model was trained; \
+         give annotated documents (BRAT .ann files, JSONL \"spans\", CoNLL B-/I- tags)",
+        train.len()
+    );
+    Ok(())
+}
+
 fn mean_o_margin<R: AsRef<[f32]>>(rows: impl IntoIterator<Item = R>) -> f32 {
     let (mut sum, mut n) = (0f64, 0usize);
     for row in rows {
         let e = row.as_ref();
+        if e.len() < 2 {
+            continue; // only `O`: no margin
+        }
         let best_other = e[1..].iter().copied().fold(f32::NEG_INFINITY, f32::max);
         sum += (e[0] - best_other).abs() as f64;
         n += 1;
@@ -950,6 +966,7 @@ pub fn train_stacked_with_out_of_fold_reporting(
     if cfg.feature_sets.len() != 1 {
         bail!("out-of-fold tags are those of one stacked tagger, not of a committee ({:?})", cfg.feature_sets);
     }
+    require_spans(train)?;
     let t0 = std::time::Instant::now();
     let (model, mut summary, out_of_fold) = best_of_seeds(cfg, dev, |c| stacked_with_out_of_fold(c, folds, train, dev, tick))?;
     summary.seconds = t0.elapsed().as_secs_f64();

@@ -389,3 +389,27 @@ fn boundary_model_is_learned_kept_by_dev_and_saved() {
     let err = train(&cfg, &d[..4], &[], None).unwrap_err().to_string();
     assert!(err.contains("at least 5 training documents"), "{err}");
 }
+
+/// Issue 25, case 4: training on documents without any span exited 0 and wrote `"o_penalty": null`,
+/// a model that could not be loaded (and, inside `run`, was cached as done). Now refused before
+/// anything is trained or written.
+#[test]
+fn issue25_case4_training_without_any_span_is_refused_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("model");
+    let mut d = docs();
+    d.iter_mut().for_each(|x| x.spans.clear());
+    let cfg = PerceptronConfig { epochs: 2, ..Default::default() };
+    let e = train(&cfg, &d, &d, Some(&out)).unwrap_err().to_string();
+    assert!(e.contains("none of the 3 training document(s) has an annotated span"), "{e}");
+    assert!(!out.exists());
+    let stacked = PerceptronConfig { epochs: 2, stack_folds: 2, ..Default::default() };
+    let e = train_stacked_with_out_of_fold(&stacked, 2, &d, &d).unwrap_err().to_string();
+    assert!(e.contains("has an annotated span"), "{e}");
+    // One annotated document is enough: the model saves with a finite o_penalty and loads.
+    let mut one = d.clone();
+    one[0] = docs()[0].clone();
+    let (m, summary) = train(&cfg, &one, &one, Some(&out)).unwrap();
+    assert!(summary.o_penalty.is_finite());
+    assert_eq!(Perceptron::load(&out).unwrap().predict(&one), m.predict(&one));
+}

@@ -350,3 +350,19 @@ fn issue25_case3_run_and_audit_refuse_impossible_settings_before_any_work() {
     let err = stderr(&o);
     assert!(!o.status.success() && err.contains("--ngram") && err.contains("at least 1") && !err.contains("panicked"), "{err}");
 }
+
+/// Issue 25, case 4: `ner train-perceptron` on documents without spans exited 0 and wrote a model
+/// with `"o_penalty": null` that `ner eval` could not load.
+#[test]
+fn issue25_case4_train_perceptron_refuses_documents_without_spans() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut docs = pipeline::builtin::demo_corpus(10, 9);
+    docs.iter_mut().for_each(|d| d.spans.clear());
+    let train = tmp.path().join("train.jsonl");
+    corpus::write_corpus(&train, None, &docs).unwrap();
+    let model = tmp.path().join("model");
+    let o = synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--epochs", "2"]);
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.contains("has an annotated span"), "{err}");
+    assert!(!model.join("perceptron.json").exists() && !model.join("config.json").exists(), "no model written");
+}

@@ -12,5 +12,5 @@ mod progress;
 pub mod report;
 pub mod run;
 
-pub use config::RunConfig;
+pub use config::{NerKind, RunConfig};
 pub use run::{cells, run, Cell, CellResult, RunOptions, RunSummary, STAGES};

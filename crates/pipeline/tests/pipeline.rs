@@ -224,3 +224,12 @@ fn generators_are_compared_by_name() {
     let e = load_err(tmp.path(), &both);
     assert!(e.contains("[generator] and [ablation.generators]"), "{e}");
 }
+
+/// The built-in demo's config loads, with the fast models it promises.
+#[test]
+fn demo_config_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = RunConfig::load(&pipeline::builtin::write_demo(tmp.path(), 30, 3).unwrap()).unwrap();
+    assert_eq!((cfg.models.annotator, cfg.models.synthetic_ner), (pipeline::NerKind::Perceptron, pipeline::NerKind::Perceptron));
+    assert_eq!(cfg.generation.samples_per_prompt, 30);
+}

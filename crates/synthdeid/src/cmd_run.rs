@@ -84,11 +84,11 @@ pub struct DemoArgs {
 pub fn demo(a: DemoArgs) -> Result<()> {
     eprintln!(
         "synthdeid demo: the whole pipeline on a built-in corpus of {} synthetic clinical notes (made by this program, \
-no real data), with tiny models, in a few minutes:\n  \
-1. train a tiny transformer NER annotator on the gold notes\n  \
+no real data), with fast models, in a few minutes:\n  \
+1. train a feature-perceptron NER annotator on the gold notes\n  \
 2. adapt a tiny GPT-2 generator on them\n  \
 3. sample synthetic notes from 3-word prompts of held-out notes (top-p 0.95)\n  \
-4. machine-annotate the synthetic notes, train a second NER model on them only\n  \
+4. machine-annotate the synthetic notes, train a second perceptron on them only\n  \
 5. score both on the gold test notes, audit the synthetic corpus for copied PHI, write the report\n\
 Output: {}\n",
         a.documents,

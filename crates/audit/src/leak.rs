@@ -18,6 +18,16 @@ pub struct LabelLeak {
     pub unique_leaked: usize,
 }
 
+/// Leakage of the training PHI strings found in a given number of training documents.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RarityLeak {
+    /// `"1"`, `"2-4"` or `"5+"` training documents.
+    pub documents: String,
+    pub distinct: usize,
+    pub leaked: usize,
+    pub share: f64,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Leakage {
     /// Over all labels: distinct (label, string) pairs and how many leaked.
@@ -28,6 +38,10 @@ pub struct Leakage {
     pub unique: usize,
     pub unique_leaked: usize,
     pub per_label: BTreeMap<String, LabelLeak>,
+    /// Over all labels, by the number of training documents a string is PHI in: a string of one
+    /// patient's note can point at that patient; one in many notes cannot.
+    #[serde(default)]
+    pub by_rarity: Vec<RarityLeak>,
 }
 
 /// For every label, the distinct PHI strings of `training` that occur verbatim in `audited`'s
@@ -52,19 +66,8 @@ pub fn leaked_phi(training: &[Document], audited: &[Document]) -> Leakage {
     if !strings.is_empty() {
         let ac = AhoCorasick::builder().match_kind(MatchKind::Standard).build(&strings).expect("PHI strings build an automaton");
         for d in audited {
-            let text = d.text.as_str();
-            for m in ac.find_overlapping_iter(text) {
-                let before = text[..m.start()].chars().next_back();
-                let after = text[m.end()..].chars().next();
-                let first = text[m.start()..].chars().next();
-                let last = text[..m.end()].chars().next_back();
-                // Word boundary: a letter/digit edge of the match must not touch another letter/digit.
-                let edge_ok = |outside: Option<char>, inside: Option<char>| {
-                    !(outside.is_some_and(char::is_alphanumeric) && inside.is_some_and(char::is_alphanumeric))
-                };
-                if edge_ok(before, first) && edge_ok(after, last) {
-                    found[m.pattern().as_usize()] = true;
-                }
+            for p in matches_on_word_boundaries(&ac, &d.text) {
+                found[p] = true;
             }
         }
     }
@@ -83,9 +86,35 @@ pub fn leaked_phi(training: &[Document], audited: &[Document]) -> Leakage {
     for e in per_label.values_mut() {
         e.share = ratio(e.leaked, e.distinct);
     }
+    let mut by_rarity: Vec<RarityLeak> = ["1", "2-4", "5+"].iter().map(|b| RarityLeak { documents: b.to_string(), ..Default::default() }).collect();
+    for ((_, s), docs) in &pairs {
+        let b = &mut by_rarity[match docs.len() {
+            1 => 0,
+            2..=4 => 1,
+            _ => 2,
+        }];
+        b.distinct += 1;
+        b.leaked += found[index[s.as_str()]] as usize;
+    }
+    for b in &mut by_rarity {
+        b.share = ratio(b.leaked, b.distinct);
+    }
     let distinct = per_label.values().map(|e| e.distinct).sum();
     let leaked = per_label.values().map(|e| e.leaked).sum();
     let unique = per_label.values().map(|e| e.unique).sum();
     let unique_leaked = per_label.values().map(|e| e.unique_leaked).sum();
-    Leakage { distinct, leaked, share: ratio(leaked, distinct), unique, unique_leaked, per_label }
+    Leakage { distinct, leaked, share: ratio(leaked, distinct), unique, unique_leaked, per_label, by_rarity }
+}
+
+/// The patterns of `ac` found in `text` with word boundaries at both ends (a letter or digit at an
+/// edge of the match must not touch another letter or digit), overlapping matches included.
+pub(crate) fn matches_on_word_boundaries<'a>(ac: &'a AhoCorasick, text: &'a str) -> impl Iterator<Item = usize> + 'a {
+    ac.find_overlapping_iter(text).filter_map(move |m| {
+        let before = text[..m.start()].chars().next_back();
+        let after = text[m.end()..].chars().next();
+        let first = text[m.start()..].chars().next();
+        let last = text[..m.end()].chars().next_back();
+        let edge_ok = |outside: Option<char>, inside: Option<char>| !(outside.is_some_and(char::is_alphanumeric) && inside.is_some_and(char::is_alphanumeric));
+        (edge_ok(before, first) && edge_ok(after, last)).then(|| m.pattern().as_usize())
+    })
 }

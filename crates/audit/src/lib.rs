@@ -11,16 +11,26 @@
 //!   documents as a baseline, one sees which strings are simply common (`España`, `H`).
 //! * **nearest documents**: for each synthetic document the longest substring it shares with any
 //!   training document (a suffix automaton over the training text), the worst ones listed.
+//! * **template-aware recall**: the n-gram recall without the n-grams most training documents share
+//!   (form headers, field names), which otherwise dominate it.
+//! * **membership inference** from the synthetic corpus alone (n-gram coverage and an n-gram
+//!   model), training documents against held-out ones: AUC and TPR at low FPR.
+//! * **re-identification**: training documents several of whose own PHI strings reappear together
+//!   in one synthetic document.
 //!
 //! Nothing here prints; document text enters the result only where the caller asks for examples.
 
 mod leak;
+mod mia;
 mod ngram;
 mod nearest;
+mod reid;
 
-pub use leak::{leaked_phi, LabelLeak, Leakage};
+pub use leak::{leaked_phi, LabelLeak, Leakage, RarityLeak};
+pub use mia::{auc, evaluate_attack, membership_inference, tpr_at_fpr, Attack, Membership};
 pub use nearest::{nearest_documents, NearestMatch, SuffixAutomaton};
-pub use ngram::{ngram_recall, NgramRecall};
+pub use ngram::{ngram_recall, ngram_recall_without_templates, NgramRecall};
+pub use reid::{reidentification, Reidentification};
 
 use corpus::Document;
 use serde::{Deserialize, Serialize};
@@ -38,11 +48,18 @@ pub struct AuditConfig {
     pub show_examples: usize,
     /// Characters of context around a shown shared substring.
     pub example_context: usize,
+    /// Template n-grams: those in more than this share of the training documents, left out of
+    /// the template-aware recall.
+    pub template_share: f64,
+    /// Bootstrap resamples for the membership-inference AUC interval (0: none).
+    pub bootstrap: usize,
+    /// Seed of the bootstrap.
+    pub seed: u64,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        AuditConfig { ngram: 5, nearest: 10, show_examples: 0, example_context: 80 }
+        AuditConfig { ngram: 5, nearest: 10, show_examples: 0, example_context: 80, template_share: 0.1, bootstrap: 200, seed: 13 }
     }
 }
 
@@ -70,6 +87,21 @@ pub struct AuditReport {
     pub leakage_heldout: Option<Leakage>,
     pub nearest: Vec<NearestMatch>,
     pub examples: Vec<Example>,
+    /// n-gram recall without template n-grams (see [`AuditConfig::template_share`]).
+    #[serde(default)]
+    pub ngram_recall_templates_removed: Option<NgramRecall>,
+    #[serde(default)]
+    pub ngram_recall_templates_removed_heldout: Option<NgramRecall>,
+    /// Training documents (members) against the held-out ones (non-members), attacker holding
+    /// only the synthetic corpus; needs held-out documents.
+    #[serde(default)]
+    pub membership: Option<Membership>,
+    #[serde(default)]
+    pub reidentification: Option<Reidentification>,
+    /// The same count for real held-out documents: how often unrelated notes repeat a training
+    /// note's own strings by chance (dates, ages), the baseline.
+    #[serde(default)]
+    pub reidentification_heldout: Option<Reidentification>,
 }
 
 impl AuditConfig {
@@ -77,6 +109,9 @@ impl AuditConfig {
     pub fn check(&self) -> Result<(), String> {
         if self.ngram == 0 {
             return Err(format!("ngram = 0: {}", ngram::ORDER_ZERO));
+        }
+        if !(self.template_share > 0.0 && self.template_share <= 1.0) {
+            return Err(format!("template_share = {}: must be greater than 0 and at most 1", self.template_share));
         }
         Ok(())
     }
@@ -112,7 +147,70 @@ pub fn try_audit(synthetic: &[Document], training: &[Document], heldout: Option<
         leakage_heldout: heldout.map(|h| leaked_phi(training, h)),
         nearest: nearest.into_iter().take(config.nearest).collect(),
         examples,
+        ngram_recall_templates_removed: Some(ngram_recall_without_templates(synthetic, training, config.ngram, config.template_share)?),
+        ngram_recall_templates_removed_heldout: heldout.map(|h| ngram_recall_without_templates(h, training, config.ngram, config.template_share)).transpose()?,
+        membership: heldout.filter(|h| !h.is_empty() && !training.is_empty()).map(|h| membership_inference(synthetic, training, h, config.ngram, config.bootstrap, config.seed)),
+        reidentification: Some(reidentification(training, synthetic)),
+        reidentification_heldout: heldout.map(|h| reidentification(training, h)),
     })
+}
+
+/// A measure of the audit as text: its name, its value for the synthetic corpus and for the
+/// held-out baseline (`-` where there is none), and what it means in one sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub measure: String,
+    pub synthetic: String,
+    pub baseline: String,
+    pub meaning: String,
+}
+
+impl AuditReport {
+    /// The measures beyond n-gram recall and per-label leakage, as rows for tables (the report's
+    /// and the command line's).
+    pub fn evidence_rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        let row = |measure: String, synthetic: String, baseline: String, meaning: &str| Row { measure, synthetic, baseline, meaning: meaning.to_string() };
+        if let Some(t) = &self.ngram_recall_templates_removed {
+            let held = self.ngram_recall_templates_removed_heldout.as_ref().map_or("-".to_string(), |h| format!("{:.4}", h.recall));
+            rows.push(row(
+                format!("{}-gram recall without template n-grams (in > {:.0}% of training documents)", t.n, 100.0 * self.config.template_share),
+                format!("{:.4}", t.recall),
+                held,
+                "Copied wording once form headers and field names are set aside; compare with real unseen documents.",
+            ));
+        }
+        let pct = |a: usize, b: usize| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
+        for (i, b) in self.leakage.by_rarity.iter().enumerate() {
+            let held = self.leakage_heldout.as_ref().and_then(|h| h.by_rarity.get(i)).map_or("-".to_string(), |h| format!("{} of {} ({:.1}%)", h.leaked, h.distinct, pct(h.leaked, h.distinct)));
+            rows.push(row(
+                format!("training PHI strings found verbatim, strings in {} training document(s)", b.documents),
+                format!("{} of {} ({:.1}%)", b.leaked, b.distinct, pct(b.leaked, b.distinct)),
+                held,
+                if b.documents == "1" { "Strings of one patient's note: each one found can point at that patient." } else { "Strings many notes share: finding them reveals little about anyone." },
+            ));
+        }
+        if let Some(m) = &self.membership {
+            for a in &m.attacks {
+                let what = if a.name == "ngram_coverage" { "n-gram coverage" } else { "n-gram model" };
+                rows.push(row(
+                    format!("membership inference ({what}): AUC [95% interval]; TPR at 1% / 0.1% FPR"),
+                    format!("{:.3} [{:.3}, {:.3}]; {:.3} / {:.3}", a.auc, a.auc_low, a.auc_high, a.tpr_at_1pct_fpr, a.tpr_at_01pct_fpr),
+                    "0.5; 0.01 / 0.001".into(),
+                    "How well an attacker holding only the synthetic corpus tells training notes from unseen ones (0.5: not at all).",
+                ));
+            }
+        }
+        if let Some(r) = &self.reidentification {
+            rows.push(row(
+                "training documents with ≥ 2 / ≥ 3 of their own PHI strings together in one synthetic document".into(),
+                format!("{} / {} of {} (most: {})", r.linked_2, r.linked_3, r.with_own_phi, r.max_linked),
+                self.reidentification_heldout.as_ref().map_or("-".to_string(), |h| format!("{} / {} (most: {})", h.linked_2, h.linked_3, h.max_linked)),
+                "Strings of one patient repeated together (a name with a date, a place) can re-identify that patient.",
+            ));
+        }
+        rows
+    }
 }
 
 fn example(m: &NearestMatch, synthetic: &[Document], training: &[Document], ctx: usize) -> Example {

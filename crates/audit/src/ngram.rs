@@ -1,6 +1,6 @@
 use corpus::{tokenize, Document};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 /// n-gram recall of one corpus against a reference text.
@@ -19,7 +19,7 @@ pub struct NgramRecall {
 }
 
 /// Word n-grams (case kept) hashed to u64; documents do not run into each other.
-fn ngram_hashes(doc: &Document, n: usize) -> Vec<u64> {
+pub(crate) fn ngram_hashes(doc: &Document, n: usize) -> Vec<u64> {
     let chars: Vec<char> = doc.text.chars().collect();
     let words: Vec<&[char]> = tokenize(&doc.text).iter().map(|t| &chars[t.start..t.end]).collect();
     if words.len() < n {
@@ -51,6 +51,39 @@ pub fn ngram_recall(audited: &[Document], training: &[Document], n: usize) -> Re
         }
     }
     let distinct_found = distinct.iter().filter(|h| reference.contains(h)).count();
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    Ok(NgramRecall { n, total, found, recall: ratio(found, total), distinct_total: distinct.len(), distinct_recall: ratio(distinct_found, distinct.len()) })
+}
+
+/// [`ngram_recall`] without template text: n-grams that occur in more than `share` of the training
+/// documents (form headers, field names, boilerplate every note repeats) are left out of the
+/// audited corpus's n-grams before counting, so that the recall measures copied content.
+pub fn ngram_recall_without_templates(audited: &[Document], training: &[Document], n: usize, share: f64) -> Result<NgramRecall, String> {
+    if n == 0 {
+        return Err(ORDER_ZERO.into());
+    }
+    let mut doc_freq: HashMap<u64, usize> = HashMap::new();
+    for d in training {
+        for h in ngram_hashes(d, n).into_iter().collect::<HashSet<_>>() {
+            *doc_freq.entry(h).or_default() += 1;
+        }
+    }
+    let limit = share * training.len() as f64;
+    let (mut total, mut found) = (0, 0);
+    let mut distinct: HashSet<u64> = HashSet::new();
+    for d in audited {
+        for h in ngram_hashes(d, n) {
+            match doc_freq.get(&h) {
+                Some(&f) if f as f64 > limit => {}
+                seen => {
+                    total += 1;
+                    found += seen.is_some() as usize;
+                    distinct.insert(h);
+                }
+            }
+        }
+    }
+    let distinct_found = distinct.iter().filter(|h| doc_freq.contains_key(h)).count();
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     Ok(NgramRecall { n, total, found, recall: ratio(found, total), distinct_total: distinct.len(), distinct_recall: ratio(distinct_found, distinct.len()) })
 }

@@ -296,6 +296,17 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
         a.leakage.unique,
         pct(a.leakage.unique_leaked, a.leakage.unique)
     );
+    for r in a.evidence_rows() {
+        let _ = writeln!(md, "| {} | {} | {} |", r.measure, r.synthetic, r.baseline);
+    }
+    let rows = a.evidence_rows();
+    if !rows.is_empty() {
+        let _ = writeln!(md, "\nWhat the measures mean:\n");
+        let _ = writeln!(md, "- n-gram recall (the paper's measure): the share of the synthetic corpus's word n-grams found in the generator's training text.");
+        for r in &rows {
+            let _ = writeln!(md, "- {}: {}", r.measure, r.meaning);
+        }
+    }
     let _ = writeln!(
         md,
         "\nn-gram recall alone hides memorisation: a generator can write text whose n-grams look no more copied than real \

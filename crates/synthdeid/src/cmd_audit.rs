@@ -105,6 +105,13 @@ pub fn render(r: &AuditReport) -> String {
         pct(r.leakage.unique_leaked, r.leakage.unique),
         r.leakage_heldout.as_ref().map_or(String::new(), |h| format!("; held-out: {} ({:.1}%)", h.unique_leaked, pct(h.unique_leaked, h.unique)))
     ));
+    let rows = r.evidence_rows();
+    if !rows.is_empty() {
+        out.push_str("\nMore evidence (synthetic | held-out baseline)\n");
+        for row in &rows {
+            out.push_str(&format!("  {}\n    {} | {}\n    ({})\n", row.measure, row.synthetic, row.baseline, row.meaning));
+        }
+    }
     out.push_str("\nSynthetic documents closest to a training document (longest shared substring)\n");
     for m in &r.nearest {
         out.push_str(&format!(

@@ -106,6 +106,23 @@ pub fn leaked_phi(training: &[Document], audited: &[Document]) -> Leakage {
     Leakage { distinct, leaked, share: ratio(leaked, distinct), unique, unique_leaked, per_label, by_rarity }
 }
 
+/// The indices of `strings` that occur in some document of `docs` on word boundaries.
+pub fn strings_found(strings: &[String], docs: &[Document]) -> Vec<usize> {
+    let wanted: Vec<&String> = strings.iter().filter(|s| !s.is_empty()).collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let ac = AhoCorasick::builder().match_kind(MatchKind::Standard).build(&wanted).expect("strings build an automaton");
+    let mut found = vec![false; wanted.len()];
+    for d in docs {
+        for p in matches_on_word_boundaries(&ac, &d.text) {
+            found[p] = true;
+        }
+    }
+    let index: Vec<usize> = strings.iter().enumerate().filter(|(_, s)| !s.is_empty()).map(|(i, _)| i).collect();
+    found.iter().enumerate().filter(|(_, &f)| f).map(|(k, _)| index[k]).collect()
+}
+
 /// The patterns of `ac` found in `text` with word boundaries at both ends (a letter or digit at an
 /// edge of the match must not touch another letter or digit), overlapping matches included.
 pub(crate) fn matches_on_word_boundaries<'a>(ac: &'a AhoCorasick, text: &'a str) -> impl Iterator<Item = usize> + 'a {

@@ -26,7 +26,7 @@ mod ngram;
 mod nearest;
 mod reid;
 
-pub use leak::{leaked_phi, LabelLeak, Leakage, RarityLeak};
+pub use leak::{leaked_phi, strings_found, LabelLeak, Leakage, RarityLeak};
 pub use mia::{auc, evaluate_attack, membership_inference, tpr_at_fpr, Attack, Membership};
 pub use nearest::{nearest_documents, NearestMatch, SuffixAutomaton};
 pub use ngram::{ngram_recall, ngram_recall_without_templates, NgramRecall};

@@ -32,6 +32,9 @@ pub struct RunConfig {
     pub audit: audit::AuditConfig,
     #[serde(default)]
     pub ablation: AblationSection,
+    /// Made-up records planted in the generator's training documents, for the audit.
+    #[serde(default)]
+    pub canaries: crate::canary::CanarySection,
     /// Published numbers shown beside the run's in the report.
     #[serde(default)]
     pub reference: ReferenceSection,
@@ -296,6 +299,9 @@ impl RunConfig {
         }
         if g.prompt_words == 0 || g.annotate_window == 0 || g.batch_size == 0 || g.max_new_tokens == 0 {
             bail!("generation.prompt_words, annotate_window, batch_size and max_new_tokens must be at least 1");
+        }
+        if self.canaries.count > 0 && (self.canaries.repetitions.is_empty() || self.canaries.repetitions.contains(&0)) {
+            bail!("canaries.repetitions = {:?}: give one or more counts, each at least 1", self.canaries.repetitions);
         }
         if self.ablation.folds == 1 {
             bail!("ablation.folds = 1: use 0 (off) or at least 2");

@@ -5,6 +5,7 @@
 //! audit and the settings.
 
 pub mod builtin;
+pub mod canary;
 pub mod cache;
 pub mod config;
 mod plots;

@@ -324,6 +324,29 @@ unseen documents while reproducing the training set's PHI strings verbatim. Per 
             let _ = writeln!(md, "| {} | {} | {} | {:.1}% |", m.synthetic_id, m.training_id, m.length, 100.0 * m.share_of_document);
         }
     }
+    if let Some(c) = &first.canaries {
+        let _ = writeln!(
+            md,
+            "\n## Canaries\n\nMade-up records (a training note's wording with surrogate PHI and a random reference code) were planted \
+in the generator's training documents, each 1 or more times; as many reference canaries were made the same way and never planted \
+(repetitions 0). What the synthetic corpus gives away of them:\n"
+        );
+        let _ = writeln!(md, "| times planted | canaries | their PHI strings found verbatim (mean share) | secret codes found | longest passage shared with one synthetic document (mean share of the canary) |\n|---:|---:|---:|---:|---:|");
+        for r in &c.by_repetitions {
+            let _ = writeln!(md, "| {} | {} | {:.3} | {} | {:.3} |", r.repetitions, r.canaries, r.phi_found_share, r.secrets_found, r.longest_shared_share);
+        }
+        for a in &c.membership.attacks {
+            let _ = writeln!(
+                md,
+                "\nMembership inference, planted against reference canaries ({}): AUC {:.3} [{:.3}, {:.3}], TPR at 1% FPR {:.3} (0.5 and 0.01: the planted ones cannot be told apart).",
+                a.name.replace('_', " "),
+                a.auc,
+                a.auc_low,
+                a.auc_high,
+                a.tpr_at_1pct_fpr
+            );
+        }
+    }
     if let Some(h) = &first.hardening {
         let _ = writeln!(
             md,

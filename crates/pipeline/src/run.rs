@@ -71,6 +71,9 @@ pub struct CellResult {
     pub data: CellData,
     pub generator_dev_perplexity: Option<f64>,
     pub timings: Vec<StageTiming>,
+    /// With `[canaries]`: what the synthetic corpus gives away of the planted records.
+    #[serde(default)]
+    pub canaries: Option<crate::canary::CanaryReport>,
 }
 
 /// What `synthdeid run` returns and writes to `OUT/summary.json`.
@@ -251,12 +254,20 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     }
     // Showing progress changes nothing in the output: not part of the key.
     gen_cfg.progress = lm::TrainConfig::default().progress;
-    let gen_key = StageKey::of_settings("generator", &gen_cfg, &lm::TrainConfig::default(), &[&docs_hash(&gen_train), &dev_h]);
+    // Canaries (none unless configured) join the generator's training documents.
+    let canaries = crate::canary::make(&gen_train, &cfg.canaries, cell.seed)?;
+    let gen_input = if canaries.is_empty() { gen_train.clone() } else { crate::canary::plant(&gen_train, &canaries, cell.seed) };
+    let gen_key = StageKey::of_settings("generator", &gen_cfg, &lm::TrainConfig::default(), &[&docs_hash(&gen_input), &dev_h]);
     gen_cfg.progress = opts.verbose;
     let (gen_dir, t) = run_stage(stages, &gen_key, force("generator"), |dir| {
+        if !canaries.is_empty() {
+            // The record of what was planted: template text of real notes, so owner-only.
+            let lines: Vec<String> = canaries.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
+            corpus::format::atomic_write_private(&dir.join("canaries.jsonl"), (lines.join("\n") + "\n").as_bytes()).map_err(|e| anyhow!(e))?;
+        }
         // A run stopped by `generator.max_minutes` is what the config asked for: its best
         // checkpoint is the stage's output (`finished: false` in train_report.json says so).
-        let report = lm::train(&gen_cfg, &gen_train, dev, &dir.join("model"))?;
+        let report = lm::train(&gen_cfg, &gen_input, dev, &dir.join("model"))?;
         write_json(&dir.join("train_report.json"), &report)?;
         Ok(())
     })?;
@@ -363,12 +374,24 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     timings.push(t);
 
     // 8. Audit the synthetic corpus against the generator's training documents.
-    let audit_key = StageKey::of_settings("audit", &cfg.audit, &Default::default(), &[&synthetic_key.hash, &docs_hash(&gen_train), &test_h]);
+    let canary_docs: Vec<Document> = canaries.iter().map(|c| c.doc.clone()).collect();
+    let canary_h = docs_hash(&canary_docs);
+    let gen_train_h = docs_hash(&gen_train);
+    let mut audit_inputs = vec![synthetic_key.hash.as_str(), gen_train_h.as_str(), test_h.as_str()];
+    if !canaries.is_empty() {
+        audit_inputs.push(&canary_h);
+    }
+    let audit_key = StageKey::of_settings("audit", &cfg.audit, &Default::default(), &audit_inputs);
     let (audit_dir, t) = run_stage(stages, &audit_key, force("audit"), |dir| {
         let report = audit::audit(&synthetic, &gen_train, Some(&test), &cfg.audit);
         write_json(&dir.join("audit.json"), &report)?;
+        if !canaries.is_empty() {
+            let exposure = crate::canary::expose(&canaries, &synthetic, cfg.audit.ngram, cfg.audit.bootstrap, cfg.audit.seed);
+            write_json(&dir.join("canaries.json"), &exposure)?;
+        }
         Ok(())
     })?;
+    let canary_report: Option<crate::canary::CanaryReport> = if canaries.is_empty() { None } else { Some(read_json(&audit_dir.join("canaries.json"))?) };
     say("audit", &t);
     timings.push(t);
 
@@ -391,6 +414,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         data,
         generator_dev_perplexity,
         timings,
+        canaries: canary_report,
     };
     Ok((result, synthetic))
 }

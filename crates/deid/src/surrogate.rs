@@ -149,7 +149,11 @@ pub struct Surrogator {
     global: HashSet<String>,
     global_ac: Option<(AhoCorasick, Vec<String>)>,
     ac_dirty: bool,
+    /// Originals and name parts of the current document (normalised), sorted and deduplicated, and an
+    /// automaton over them: a candidate is checked in time linear in its length, not in their number
+    /// (a scan of the list made one document with N names take O(N²)).
     doc_forbidden: Vec<String>,
+    doc_ac: Option<AhoCorasick>,
     date_offset: i64,
     age_delta: i64,
     pub(crate) counters: Counters,
@@ -164,6 +168,16 @@ impl std::fmt::Debug for Surrogator {
             .field("forbidden", &self.global.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Whether `hay` contains one of `pats` (the automaton's patterns, in its order) on word boundaries.
+/// Overlapping matches are all tried, so a bounded occurrence is found even next to an unbounded one.
+fn contains_any_word(ac: &AhoCorasick, pats: &[String], hay: &str) -> bool {
+    ac.find_overlapping_iter(hay).any(|m| {
+        let p = &pats[m.pattern().as_usize()];
+        let (first, last) = (p.chars().next().unwrap_or(' '), p.chars().next_back().unwrap_or(' '));
+        bounded_at(hay, first, last, m.start(), m.end())
+    })
 }
 
 /// Strings of one original that a surrogate of the same document must not reproduce: the whole
@@ -208,6 +222,7 @@ impl Surrogator {
             global_ac: None,
             ac_dirty: false,
             doc_forbidden: Vec::new(),
+            doc_ac: None,
             date_offset: 0,
             age_delta: 0,
             counters: Counters::default(),
@@ -306,6 +321,7 @@ impl Surrogator {
         }
         f.sort();
         f.dedup();
+        self.doc_ac = if f.is_empty() { None } else { AhoCorasick::new(&f).ok() };
         self.doc_forbidden = f;
         self.doc_used.clear();
         if self.ac_dirty {
@@ -321,19 +337,25 @@ impl Surrogator {
     /// no forbidden string, nor any original or name part of the current document, on word boundaries.
     fn component_ok(&self, cand: &str) -> bool {
         let n = loose_norm(cand);
-        if self.global.contains(&n) || self.doc_forbidden.iter().any(|f| contains_word(&n, f)) {
+        if self.global.contains(&n) || self.contains_doc_original(&n) {
             return false;
         }
         if let Some((ac, pats)) = &self.global_ac {
-            for m in ac.find_overlapping_iter(&n) {
-                let p = &pats[m.pattern().as_usize()];
-                let (first, last) = (p.chars().next().unwrap_or(' '), p.chars().next_back().unwrap_or(' '));
-                if bounded_at(&n, first, last, m.start(), m.end()) {
-                    return false;
-                }
+            if contains_any_word(ac, pats, &n) {
+                return false;
             }
         }
         true
+    }
+
+    /// Whether the normalised `n` contains an original or name part of the current document on word
+    /// boundaries (one automaton pass).
+    fn contains_doc_original(&self, n: &str) -> bool {
+        match &self.doc_ac {
+            Some(ac) => contains_any_word(ac, &self.doc_forbidden, n),
+            // No automaton (none to build, or it could not be built): the plain scan.
+            None => self.doc_forbidden.iter().any(|f| contains_word(n, f)),
+        }
     }
 
     /// A whole surrogate: differs from the original; for dates and ages, equals no original of the document
@@ -348,11 +370,9 @@ impl Surrogator {
             return false;
         }
         if value {
-            return !(self.doc_forbidden.contains(&n) || (self.opts.strict && self.global.contains(&n)));
+            return !(self.doc_forbidden.binary_search(&n).is_ok() || (self.opts.strict && self.global.contains(&n)));
         }
-        n != loose_norm(original)
-            && !self.global.contains(&n)
-            && !self.doc_forbidden.iter().any(|f| contains_word(&n, f))
+        n != loose_norm(original) && !self.global.contains(&n) && !self.contains_doc_original(&n)
     }
 
     // ----- the consistent keyed choice ---------------------------------------------------------------
@@ -387,23 +407,25 @@ impl Surrogator {
             if cn == norm || cn.is_empty() {
                 continue;
             }
-            if class.component_checked() && !self.component_ok(&c) {
-                continue;
-            }
+            let used_key = (class, cn);
+            // The cheap look-ups before the forbidden-string scan (each check only rejects, so their order
+            // changes nothing but the time): once a document has used up a vocabulary, most draws fail here.
             if class.injective() && attempt < INJECTIVE_ATTEMPTS {
                 // Two originals of one document never share a surrogate; over the whole run they do not
                 // either, as long as the first attempts find an unused one (vocabularies are finite).
-                let k = (class, cn.clone());
-                if self.doc_used.get(&k).is_some_and(|o| o != norm) {
+                if self.doc_used.get(&used_key).is_some_and(|o| o != norm) {
                     continue;
                 }
-                if attempt < RUN_INJECTIVE_ATTEMPTS && self.used.get(&k).is_some_and(|o| o != norm) {
+                if attempt < RUN_INJECTIVE_ATTEMPTS && self.used.get(&used_key).is_some_and(|o| o != norm) {
                     continue;
                 }
             }
+            if class.component_checked() && !self.component_ok(&c) {
+                continue;
+            }
             if class.injective() {
-                self.used.entry((class, cn.clone())).or_insert_with(|| norm.to_string());
-                self.doc_used.insert((class, cn), norm.to_string());
+                self.used.entry(used_key.clone()).or_insert_with(|| norm.to_string());
+                self.doc_used.insert(used_key, norm.to_string());
             }
             if salt == 0 {
                 self.cache.insert(key, c.clone());

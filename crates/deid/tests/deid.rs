@@ -816,3 +816,55 @@ fn mapping_and_stats_serialize_without_surprises() {
     let dbg = format!("{ctx:?} {:?}", Options::default().with_key("secret-key"));
     assert!(!dbg.contains("secret-key") && !dbg.contains("Navarro"), "Debug output holds no key and no PHI");
 }
+
+/// One document with `n` distinct two-part names, one per line (as in `examples/many_spans.rs`).
+fn many_names(n: usize) -> Document {
+    const SYL: [&str; 16] = ["ba", "ke", "ri", "lo", "mu", "sa", "te", "vi", "no", "pe", "du", "ga", "fi", "zo", "ca", "ju"];
+    let word = |mut i: usize, suffix: &str| {
+        let mut s = String::new();
+        loop {
+            s.push_str(SYL[i % 16]);
+            i /= 16;
+            if i == 0 {
+                break;
+            }
+        }
+        s.push_str(suffix);
+        s[..1].to_uppercase() + &s[1..]
+    };
+    let mut pieces: Vec<(String, Option<&str>)> = Vec::new();
+    for i in 0..n {
+        pieces.push(("Paciente: ".into(), None));
+        pieces.push((format!("{} {}", word(i, "r"), word(i.wrapping_mul(7919) % (n * 4 + 1), "")), Some("NOMBRE_SUJETO_ASISTENCIA")));
+        pieces.push((".\n".into(), None));
+    }
+    let borrowed: Vec<(&str, Option<&str>)> = pieces.iter().map(|(t, l)| (t.as_str(), *l)).collect();
+    doc("big", &borrowed)
+}
+
+/// Issue 25, case 5: every candidate surrogate was checked against every original of its document one by
+/// one, so one document with N names took O(N²) (16,000 names: 31 s; 100,000 did not finish in 7
+/// minutes). Ten times the spans must now take about ten times as long: the 20,000-span document must
+/// finish within 30× the time of the 2,000-span one (quadratic: 100×); the test gives up waiting at that
+/// bound rather than waiting for a quadratic run to end.
+#[test]
+fn issue25_case5_surrogate_time_is_linear_in_the_spans_of_one_document() {
+    let run = |n: usize| {
+        let d = many_names(n);
+        let t = std::time::Instant::now();
+        let (out, _, stats) = deidentify_corpus(&[d], Mode::Surrogate, &Options::default().with_key(b"k".to_vec())).unwrap();
+        assert_eq!((out[0].spans.len(), stats.by_label["NOMBRE_SUJETO_ASISTENCIA"].surrogate), (n, n));
+        t.elapsed()
+    };
+    // The smaller run three times (the fastest counts), so that a scheduling hiccup does not shrink the bound.
+    let small = (0..3).map(|_| run(2_000)).min().unwrap();
+    let bound = small * 30;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(run(20_000));
+    });
+    match rx.recv_timeout(bound) {
+        Ok(large) => eprintln!("2,000 spans: {small:?}; 20,000 spans: {large:?} ({:.1}×)", large.as_secs_f64() / small.as_secs_f64()),
+        Err(_) => panic!("20,000 spans in one document took over 30× the time of 2,000 ({small:?}): superlinear"),
+    }
+}

@@ -15,6 +15,10 @@ pub fn read_dir(dir: &Path, options: &ReadOptions) -> Result<Loaded> {
     let anns: BTreeMap<String, PathBuf> = list(dir, "ann")?.into_iter().map(|p| (stem(&p), p)).collect();
     if !options.ann_only {
         if let Some((id, path)) = txts.iter().find(|(id, _)| !anns.contains_key(*id)) {
+            let ann = dir.join(format!("{id}.ann"));
+            if let Some(what) = not_a_file(&ann) {
+                return Err(CorpusError::new(&ann, None, format!("is {what}, not a file: the annotations of {id}.txt must be a regular file {id}.ann (empty if the document has no PHI)")));
+            }
             return Err(CorpusError::new(
                 path,
                 None,
@@ -28,7 +32,11 @@ pub fn read_dir(dir: &Path, options: &ReadOptions) -> Result<Loaded> {
             Some(txt_path) => Some(decode_utf8(&txt_path, std::fs::read(&txt_path).map_err(|e| CorpusError::io(&txt_path, e))?)?),
             None if options.ann_only => None,
             None => {
-                return Err(CorpusError::new(ann_path, None, format!("no {id}.txt beside it: every .ann needs the text its offsets point into")))
+                let txt = dir.join(format!("{id}.txt"));
+                if let Some(what) = not_a_file(&txt) {
+                    return Err(CorpusError::new(&txt, None, format!("is {what}, not a file: the text of {id}.ann must be a regular file {id}.txt")));
+                }
+                return Err(CorpusError::new(ann_path, None, format!("no {id}.txt beside it: every .ann needs the text its offsets point into")));
             }
         };
         let ann = decode_utf8(ann_path, std::fs::read(ann_path).map_err(|e| CorpusError::io(ann_path, e))?)?;
@@ -36,6 +44,33 @@ pub fn read_dir(dir: &Path, options: &ReadOptions) -> Result<Loaded> {
         loaded.documents.push(doc);
     }
     Ok(loaded)
+}
+
+/// What a path that exists but is not a regular file is ("a directory", "a FIFO", ...); `None` for a
+/// regular file (or a link to one) and for a path that does not exist.
+fn not_a_file(path: &Path) -> Option<&'static str> {
+    let meta = std::fs::metadata(path).ok()?;
+    let t = meta.file_type();
+    if t.is_file() {
+        return None;
+    }
+    if t.is_dir() {
+        return Some("a directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return Some("a device");
+        }
+    }
+    Some("not a regular file")
 }
 
 /// Parses one `.ann` against its text (`None`: annotations only, no surface check).
@@ -50,6 +85,7 @@ pub fn parse_ann(
     let index = text.as_deref().map(CharIndex::new);
     let mut spans = Vec::new();
     let mut span_lines = Vec::new();
+    let mut ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, raw) in ann.split('\n').enumerate() {
         let line_no = i + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -78,6 +114,9 @@ pub fn parse_ann(
         let (Some(typed), surface) = (fields.next(), fields.next()) else {
             return Err(err(format!("{tid}: expected `T<n> TAB LABEL START END TAB TEXT`")));
         };
+        if let Some(first) = ids.insert(tid.to_string(), line_no) {
+            return Err(err(format!("{tid}: id already used on line {first}; each T id must be unique in its .ann (renumber the annotations)")));
+        }
         let mut parts = typed.splitn(2, ' ');
         let label = parts.next().unwrap_or_default();
         let offsets = parts.next().unwrap_or_default();

@@ -118,9 +118,24 @@ pub fn read_file(path: &Path, _options: &ReadOptions) -> Result<Loaded> {
             }
             continue;
         }
-        let mut cols = line.split(['\t', ' ']).filter(|c| !c.is_empty());
-        let word = cols.next().unwrap_or_default().to_string();
-        let tag = cols.next_back().ok_or_else(|| err("expected `token TAB tag`, found one column".into()))?;
+        // Exactly two columns, token and tag: by tabs where the line has one (a token may then hold a
+        // space), else by spaces. A third column is never dropped silently (it could be part of the token).
+        let cols: Vec<&str> = if line.contains('\t') {
+            line.split('\t').collect()
+        } else {
+            line.split(' ').filter(|c| !c.is_empty()).collect()
+        };
+        let [word, tag] = cols[..] else {
+            let sep = if line.contains('\t') { "tab-separated " } else { "" };
+            return Err(err(format!(
+                "expected `token TAB tag`, found {} {sep}column(s); keep only the token and the tag column (for a multi-column file such as CoNLL-2003: `awk '{{print $1\"\\t\"$NF}}'`)",
+                cols.len()
+            )));
+        };
+        let (word, tag) = (word.trim().to_string(), tag.trim());
+        if word.is_empty() || tag.is_empty() {
+            return Err(err("expected `token TAB tag`: the token or the tag is empty".into()));
+        }
         if sentence_has_tokens {
             doc.text.push(' ');
         }

@@ -215,3 +215,58 @@ fn issue25_case2_private_files_are_0600_and_failed_writes_leave_no_temporary_fil
     let left: Vec<String> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(left.iter().all(|n| !n.ends_with(".tmp")), "{left:?}");
 }
+
+/// Issue 25, case 6: a CoNLL line with three tab-separated fields silently lost the middle one (which may
+/// be part of the token); now an error naming file and line.
+#[test]
+fn issue25_case6_conll_line_with_three_fields_is_an_error_naming_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("x.conll");
+    for (content, line, expected) in [
+        ("# doc_id = a\nAna\tB-NOMBRE\nMaría\tX\tI-NOMBRE\n", 3, "found 3 tab-separated column(s)"),
+        ("Ana B-NOMBRE\nMaría POS I-NOMBRE\n", 2, "found 3 column(s)"),
+        ("Ana\t\n", 1, "the token or the tag is empty"),
+        ("Ana\n", 1, "found 1 column(s)"),
+    ] {
+        std::fs::write(&p, content).unwrap();
+        let err = read_corpus(&p, None, &ReadOptions::default()).unwrap_err();
+        assert_eq!((err.path.as_path(), err.line), (p.as_path(), Some(line)), "{err}");
+        assert!(err.message.contains(expected), "{err}");
+        assert!(!err.message.contains("María"), "{err}");
+    }
+    // Two columns, by tab (a token may then hold a space) or by spaces: read as before.
+    std::fs::write(&p, "Ana\tB-NOMBRE\nde la Cruz\tI-NOMBRE\nvive\tO\n").unwrap();
+    let d = read_corpus(&p, None, &ReadOptions::default()).unwrap();
+    assert_eq!((d[0].text.as_str(), d[0].spans.clone()), ("Ana de la Cruz vive", vec![Span::new(0, 14, "NOMBRE")]));
+}
+
+/// Issue 25, case 6: duplicate BRAT `T` ids were accepted silently; an `.ann` that is a directory (or a
+/// FIFO) got "no X.ann beside it".
+#[test]
+fn issue25_case6_brat_duplicate_ids_and_non_file_ann_are_named() {
+    let o = ReadOptions::default();
+    assert_eq!(
+        brat_error(b"Ana vive", "T1\tNOMBRE 0 3\tAna\nT1\tX 4 8\tvive", &o),
+        "2:T1: id already used on line 1; each T id must be unique in its .ann (renumber the annotations)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "d.txt", b"Ana");
+    std::fs::create_dir(tmp.path().join("d.ann")).unwrap();
+    let err = read_corpus(tmp.path(), Some(Format::Brat), &o).unwrap_err();
+    assert!(err.path.ends_with("d.ann"), "{err}");
+    assert!(err.message.starts_with("is a directory, not a file"), "{err}");
+    #[cfg(unix)]
+    {
+        std::fs::remove_dir(tmp.path().join("d.ann")).unwrap();
+        let fifo = tmp.path().join("d.ann");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let err = read_corpus(tmp.path(), Some(Format::Brat), &o).unwrap_err();
+        assert!(err.message.starts_with("is a FIFO (named pipe), not a file"), "{err}");
+    }
+    // And a .txt that is a directory beside an .ann.
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "e.ann", b"");
+    std::fs::create_dir(tmp.path().join("e.txt")).unwrap();
+    let err = read_corpus(tmp.path(), None, &o).unwrap_err();
+    assert!(err.path.ends_with("e.txt") && err.message.starts_with("is a directory, not a file"), "{err}");
+}

@@ -609,10 +609,13 @@ impl Surrogator {
     /// One given name or surname (or initial) token, with its leading/trailing punctuation.
     fn name_token(&mut self, tok: &str, salt: u32) -> Option<String> {
         let start = tok.find(|c: char| c.is_alphabetic()).unwrap_or(tok.len());
-        let end = tok
+        let mut end = tok
             .rfind(|c: char| c.is_alphabetic())
             .map(|i| i + tok[i..].chars().next().map_or(1, char::len_utf8))
             .unwrap_or(start);
+        // The combining marks of a decomposed last letter (`Jose\u{301}`) belong to the name, not to
+        // its trailing punctuation: replaced with it, never left on the surrogate.
+        end += tok[end..].chars().take_while(|c| crate::text::is_combining_mark(*c)).map(char::len_utf8).sum::<usize>();
         if start >= end {
             return Some(tok.to_string());
         }

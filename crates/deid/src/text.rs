@@ -17,7 +17,12 @@ pub(crate) fn fold_char(c: char) -> char {
     }
 }
 
-/// Lower case, accents folded, runs of whitespace collapsed to one space, trimmed. Two strings with the same
+/// A combining mark of a decomposed accent (`e` + U+0301 for `é`): the common combining blocks.
+pub(crate) fn is_combining_mark(c: char) -> bool {
+    matches!(c, '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}' | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}')
+}
+
+/// Lower case, accents folded (decomposed ones too: combining marks are dropped), runs of whitespace collapsed to one space, trimmed. Two strings with the same
 /// loose form are "the same original" for consistency, and a surrogate whose loose form equals an original's
 /// is rejected.
 pub(crate) fn loose_norm(s: &str) -> String {
@@ -32,6 +37,9 @@ pub(crate) fn loose_norm(s: &str) -> String {
             out.push(' ');
             pending_space = false;
         }
+        if is_combining_mark(c) {
+            continue;
+        }
         for l in c.to_lowercase() {
             out.push(fold_char(l));
         }
@@ -41,7 +49,7 @@ pub(crate) fn loose_norm(s: &str) -> String {
 
 /// Lower case and accent folding of one word (no whitespace handling).
 pub(crate) fn fold_word(s: &str) -> String {
-    s.chars().flat_map(|c| c.to_lowercase()).map(fold_char).collect()
+    s.chars().filter(|c| !is_combining_mark(*c)).flat_map(|c| c.to_lowercase()).map(fold_char).collect()
 }
 
 /// ASCII-only lower-case form for e-mail local parts and domains.

@@ -868,3 +868,22 @@ fn issue25_case5_surrogate_time_is_linear_in_the_spans_of_one_document() {
         Err(_) => panic!("20,000 spans in one document took over 30× the time of 2,000 ({small:?}): superlinear"),
     }
 }
+
+/// Issue 25, case 6: a decomposed accent (`Jose` + U+0301) left the combining mark on the surrogate
+/// (`Pedro\u{301}`). The mark belongs to the name: replaced with it, and the decomposed spelling gets
+/// the surrogate of the precomposed one.
+#[test]
+fn issue25_case6_decomposed_accents_leave_no_stray_combining_mark() {
+    let decomposed = doc("d", &[("Paciente: ", None), ("Jose\u{301} Garci\u{301}a", Some("NOMBRE_SUJETO_ASISTENCIA")), (".", None)]);
+    let precomposed = doc("p", &[("Paciente: ", None), ("José García", Some("NOMBRE_SUJETO_ASISTENCIA")), (".", None)]);
+    let (out, mapping, _) = deidentify_corpus(&[decomposed.clone(), precomposed], Mode::Surrogate, &Options::default().with_key(b"k".to_vec())).unwrap();
+    let combining = |s: &str| s.chars().any(|c| ('\u{300}'..='\u{36f}').contains(&c));
+    assert!(!combining(&out[0].text), "stray combining mark in {:?}", out[0].text);
+    assert!(!combining(&mapping[0].replacement));
+    assert_eq!(mapping[0].replacement, mapping[1].replacement, "same name, same surrogate, however it is encoded");
+    check_alignment(&decomposed, &out[0], &mapping[..1]);
+    // A combining mark inside a word stays with its letter's replacement, never doubles up.
+    let inner = doc("i", &[("Nu\u{303}n\u{303}ez", Some("NOMBRE_SUJETO_ASISTENCIA"))]);
+    let (out, _, _) = deidentify_corpus(&[inner], Mode::Surrogate, &Options::default()).unwrap();
+    assert!(!combining(&out[0].text), "{:?}", out[0].text);
+}

@@ -33,7 +33,9 @@ word and number layout; IDs keep length, digit/letter positions and separators (
 one secret offset per document (or per input with --date-shift per-corpus) and keep their written format; ages move \
 by a small amount in their own unit; e-mails, phones, hospitals, countries, professions get fakes of the same kind. \
 The same original always gets the same surrogate; an HMAC of --key decides (without a key, one derived from --seed: \
-reproducible but NOT secret). A surrogate never equals an original PHI string of the input.\n\n\
+reproducible but NOT secret). A replaced span never gets an original PHI string of the input back, but some values \
+are kept by design: sex markers (H, M, varón, mujer) and kinship words (madre, hijo) stay as written (the label map's \
+keep kinds, see --labels).\n\n\
 Output: the new text and the new spans (so the de-identified corpus is itself annotated): BRAT directory or JSONL by \
 --out's path; from stdin without --out, the text goes to stdout. --mapping-out writes original → replacement (PHI!) \
 for users who must be able to reverse it; it is off by default.")]
@@ -82,6 +84,9 @@ pub struct DeidArgs {
 }
 
 pub fn deid(a: DeidArgs) -> Result<()> {
+    if a.key.as_deref() == Some("") {
+        bail!("--key (or SYNTHDEID_KEY) is empty: an empty key is no secret; give a long random key (e.g. from `openssl rand -hex 32`), or leave the key out for the seed's reproducible, non-secret one");
+    }
     check_outputs(&a)?;
     let from_stdin = a.input.is_none();
     let docs: Vec<Document> = match &a.input {
@@ -127,7 +132,11 @@ pub fn deid(a: DeidArgs) -> Result<()> {
         options = options.with_key(k.as_bytes().to_vec());
     }
     if let Some(f) = &a.key_file {
-        options = options.with_key(std::fs::read(f).with_context(|| format!("--key-file {}", f.display()))?);
+        let key = std::fs::read(f).with_context(|| format!("--key-file {}", f.display()))?;
+        if key.iter().all(|b| b.is_ascii_whitespace()) {
+            bail!("--key-file {}: the file is empty (or only whitespace): an empty key is no secret; put a long random key in it", f.display());
+        }
+        options = options.with_key(key);
     }
     if let Some(l) = &a.labels {
         options = options.with_labels(deid::LabelMap::from_path(l).map_err(|e| anyhow!("--labels {}: {e}", l.display()))?);

@@ -366,3 +366,30 @@ fn issue25_case4_train_perceptron_refuses_documents_without_spans() {
     assert!(!o.status.success() && err.contains("has an annotated span"), "{err}");
     assert!(!model.join("perceptron.json").exists() && !model.join("config.json").exists(), "no model written");
 }
+
+/// Issue 25, case 6: an empty `--key ""` (or SYNTHDEID_KEY, or key file) was accepted as a secret; the help
+/// said a surrogate never equals an original, while sex markers and kinship words are kept by design.
+#[test]
+fn issue25_case6_deid_refuses_an_empty_key_and_its_help_names_the_kept_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gold = tmp.path().join("gold");
+    write_brat(&gold, "a", "Ana, mujer.", "T1\tNOMBRE_SUJETO_ASISTENCIA 0 3\tAna\nT2\tSEXO_SUJETO_ASISTENCIA 5 10\tmujer\n");
+    let out = tmp.path().join("o.jsonl");
+    let args = ["deid", "--spans-from-input", "--input", gold.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let o = synthdeid(&[&args[..], &["--key", ""]].concat());
+    assert!(!o.status.success() && stderr(&o).contains("--key (or SYNTHDEID_KEY) is empty"), "{}", stderr(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_synthdeid")).args(args).env("SYNTHDEID_KEY", "").output().unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("is empty"), "{}", stderr(&o));
+    let key_file = tmp.path().join("key");
+    std::fs::write(&key_file, "\n").unwrap();
+    let o = synthdeid(&[&args[..], &["--key-file", key_file.to_str().unwrap()]].concat());
+    assert!(!o.status.success() && stderr(&o).contains("the file is empty"), "{}", stderr(&o));
+    assert!(!out.exists());
+    // The help no longer promises what the keep kinds break: the kept sex marker is there in the output.
+    let help = stdout(&synthdeid(&["deid", "--help"]));
+    assert!(!help.contains("never equals an original"), "{help}");
+    assert!(help.contains("sex markers") && help.contains("kinship words"), "{help}");
+    let o = synthdeid(&[&args[..], &["--key", "a-long-secret"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&out).unwrap().contains("mujer"), "kept by design, as the help says");
+}

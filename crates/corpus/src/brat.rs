@@ -3,7 +3,7 @@
 
 use crate::format::{atomic_write, check_id, decode_utf8, Loaded, ReadOptions};
 use crate::text::{list, stem};
-use crate::validate::{check_span, resolve_overlaps};
+use crate::validate::{check_span_offsets, resolve_overlaps};
 use crate::{CharIndex, CorpusError, Document, OverlapPolicy, Result, Span};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -115,7 +115,11 @@ pub fn parse_ann(
             return Err(err(format!("{tid}: expected `T<n> TAB LABEL START END TAB TEXT`")));
         };
         if let Some(first) = ids.insert(tid.to_string(), line_no) {
-            return Err(err(format!("{tid}: id already used on line {first}; each T id must be unique in its .ann (renumber the annotations)")));
+            let msg = format!("{tid}: id already used on line {first}; each T id must be unique in its .ann (renumber the annotations)");
+            if !options.offsets_only {
+                return Err(err(msg));
+            }
+            warnings.push(err(format!("{msg}; both spans scored, as the official MEDDOCAN script does")));
         }
         let mut parts = typed.splitn(2, ' ');
         let label = parts.next().unwrap_or_default();
@@ -132,21 +136,34 @@ pub fn parse_ann(
         }
         let span = Span::new(parse(nums[0])?, parse(nums[1])?, label);
         if let (Some(text), Some(index)) = (text.as_deref(), index.as_ref()) {
-            check_span(&span, index.len()).map_err(|m| err(format!("{tid}: {m}")))?;
-            if let Some(surface) = surface {
-                let actual = index.slice(text, span.start, span.end);
-                if !same_surface(actual, surface) {
-                    return Err(err(format!(
-                        "{tid}: the .ann text ({} chars) is not the .txt text at {}..{} ({} chars); the offsets must count Unicode characters, with a BOM as character 0",
-                        surface.chars().count(),
-                        span.start,
-                        span.end,
-                        actual.chars().count()
-                    )));
+            let range_warning = check_span_offsets(&span, index.len(), options.offsets_only).map_err(|m| err(format!("{tid}: {m}")))?;
+            match (range_warning, surface) {
+                (Some(w), _) => warnings.push(err(format!("{tid}: {w}"))),
+                (None, Some(surface)) => {
+                    let actual = index.slice(text, span.start, span.end);
+                    if !same_surface(actual, surface) {
+                        let msg = format!(
+                            "{tid}: the .ann text ({} chars) is not the .txt text at {}..{} ({} chars)",
+                            surface.chars().count(),
+                            span.start,
+                            span.end,
+                            actual.chars().count()
+                        );
+                        if !options.offsets_only {
+                            return Err(err(format!("{msg}; the offsets must count Unicode characters, with a BOM as character 0")));
+                        }
+                        warnings.push(err(format!("{msg}; scored by its offsets, as the official MEDDOCAN script does")));
+                    }
                 }
+                (None, None) => {}
             }
-        } else if span.start >= span.end || span.label.is_empty() {
+        } else if span.label.is_empty() || (span.start >= span.end && !options.offsets_only) {
             return Err(err(format!("{tid}: span {}..{} is empty or reversed, or has no label", span.start, span.end)));
+        } else if span.start >= span.end {
+            warnings.push(err(format!(
+                "{tid}: span {} {}..{} is empty or reversed; scored by its offsets, as the official MEDDOCAN script does",
+                span.label, span.start, span.end
+            )));
         }
         span_lines.push((span.clone(), line_no));
         spans.push(span);

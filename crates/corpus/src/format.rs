@@ -75,6 +75,11 @@ pub struct ReadOptions {
     /// BRAT: read `.ann` files even where no `.txt` lies beside them (prediction directories of
     /// other tools). Such documents have an empty text and their spans are checked only for order.
     pub ann_only: bool,
+    /// Scoring predictions: read spans by their offsets only, as the official MEDDOCAN script does. A
+    /// `.ann` surface text that differs from the `.txt` at the offsets (systems normalise whitespace),
+    /// an empty, reversed or out-of-range span, and a repeated `T` id each become a warning naming file
+    /// and line (no text), and the span is kept to be scored. A bad label is still an error.
+    pub offsets_only: bool,
 }
 
 /// Documents plus the warnings that lenient options turned errors into.

@@ -1,7 +1,7 @@
 //! JSONL: one document a line, `{"id": "...", "text": "...", "spans": [{"start", "end", "label"}]}`.
 
 use crate::format::{atomic_write, check_id, Loaded, ReadOptions};
-use crate::validate::{check_span, resolve_overlaps};
+use crate::validate::{check_span_offsets, resolve_overlaps};
 use crate::{CorpusError, Document, OverlapPolicy, Result, Span};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -52,7 +52,9 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<Loaded> {
         }
         let n = doc.char_len();
         for s in &doc.spans {
-            check_span(s, n).map_err(err)?;
+            if let Some(warning) = check_span_offsets(s, n, options.offsets_only).map_err(err)? {
+                loaded.warnings.push(err(warning));
+            }
         }
         for (_, msg) in resolve_overlaps(&mut doc, options.overlaps) {
             match options.overlaps {

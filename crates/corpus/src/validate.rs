@@ -26,6 +26,19 @@ pub fn check_span(span: &Span, text_chars: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// [`check_span`], or with `offsets_only` (scoring, see [`crate::ReadOptions::offsets_only`]) a span
+/// whose only fault is its range as a warning (`Ok(Some(message))`): the scorer reads its offsets as
+/// they are. A bad label stays an error.
+pub fn check_span_offsets(span: &Span, text_chars: usize, offsets_only: bool) -> Result<Option<String>, String> {
+    match check_span(span, text_chars) {
+        Ok(()) => Ok(None),
+        Err(m) if offsets_only && !span.label.is_empty() && !span.label.chars().any(char::is_whitespace) => {
+            Ok(Some(format!("{m}; scored by its offsets, as the official MEDDOCAN script does")))
+        }
+        Err(m) => Err(m),
+    }
+}
+
 /// Sorts spans and applies the overlap policy. Returns `(index into the sorted spans of the
 /// offending span, message)` for every conflict: with `Error` the caller fails on the first one,
 /// with `KeepFirst` the offending spans are removed and the messages become warnings.

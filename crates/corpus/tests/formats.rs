@@ -123,7 +123,7 @@ fn lenient_options_turn_errors_into_warnings_not_silence() {
     let tmp = tempfile::tempdir().unwrap();
     write(tmp.path(), "d.txt", "\u{feff}Ana vive".as_bytes());
     write(tmp.path(), "d.ann", b"T1\tNOMBRE 1 4\tAna\n#1\tAnnotatorNotes T1\tok\nT2\tNOMBRE 1 9\tAna vive\n");
-    let opts = ReadOptions { overlaps: OverlapPolicy::KeepFirst, skip_non_entity_lines: true, ann_only: false };
+    let opts = ReadOptions { overlaps: OverlapPolicy::KeepFirst, skip_non_entity_lines: true, ann_only: false, offsets_only: false };
     let loaded = corpus::format::read_corpus_report(tmp.path(), None, &opts).unwrap();
     assert_eq!(loaded.documents[0].spans, [Span::new(1, 9, "NOMBRE")]);
     let msgs: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
@@ -269,4 +269,44 @@ fn issue25_case6_brat_duplicate_ids_and_non_file_ann_are_named() {
     std::fs::create_dir(tmp.path().join("e.txt")).unwrap();
     let err = read_corpus(tmp.path(), None, &o).unwrap_err();
     assert!(err.path.ends_with("e.txt") && err.message.starts_with("is a directory, not a file"), "{err}");
+}
+
+/// Issue 25, case 7: predictions are read by offsets only (`offsets_only`), as the official MEDDOCAN
+/// script reads them: a surface text that differs from the text (whitespace normalised by a system), an
+/// empty span and a repeated T id are warnings naming file and line, not errors, and the spans are kept.
+/// Gold (the default options) stays strict.
+#[test]
+fn issue25_case7_offsets_only_reading_keeps_what_the_official_script_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "d.txt", "Ana  García vive\nen Madrid".as_bytes());
+    write(tmp.path(), "d.ann", "T1\tNOMBRE 0 11\tAna García\nT2\tX 12 12\t\nT2\tTERRITORIO 20 26\tMadrid\nT3\tX 30 40\tSECRET\n".as_bytes());
+    let strict = read_corpus(tmp.path(), None, &ReadOptions::default()).unwrap_err();
+    assert_eq!(strict.line, Some(1), "{strict}");
+    let opts = ReadOptions { offsets_only: true, overlaps: OverlapPolicy::Allow, ..Default::default() };
+    let loaded = corpus::format::read_corpus_report(tmp.path(), None, &opts).unwrap();
+    assert_eq!(
+        loaded.documents[0].spans,
+        [Span::new(0, 11, "NOMBRE"), Span::new(12, 12, "X"), Span::new(20, 26, "TERRITORIO"), Span::new(30, 40, "X")]
+    );
+    let msgs: Vec<String> = loaded.warnings.iter().map(|w| format!("{}: {}", w.line.unwrap(), w.message)).collect();
+    assert_eq!(msgs.len(), 4, "{msgs:#?}");
+    assert!(msgs[0].starts_with("1: T1: the .ann text (10 chars) is not the .txt text at 0..11 (11 chars); scored by its offsets"), "{}", msgs[0]);
+    assert!(msgs[1].starts_with("2: T2: span X 12..12 is empty or reversed") && msgs[1].ends_with("as the official MEDDOCAN script does"), "{}", msgs[1]);
+    assert!(msgs[2].starts_with("3: T2: id already used on line 2"), "{}", msgs[2]);
+    assert!(msgs[3].starts_with("4: T3: span X 30..40 ends after the text"), "{}", msgs[3]);
+    assert!(msgs.iter().all(|m| !m.contains("García") && !m.contains("SECRET") && !m.contains("Madrid")));
+    // .ann only (no text): an empty span is a warning too; a missing label stays an error.
+    let ann_only = tempfile::tempdir().unwrap();
+    write(ann_only.path(), "e.ann", b"T1\tX 5 5\t\n");
+    let opts = ReadOptions { ann_only: true, ..opts };
+    let loaded = corpus::format::read_corpus_report(ann_only.path(), None, &opts).unwrap();
+    assert_eq!((loaded.documents[0].spans.len(), loaded.warnings.len()), (1, 1));
+    write(ann_only.path(), "e.ann", b"T1\t 5 6\t\n");
+    assert!(read_corpus(ann_only.path(), None, &opts).is_err());
+    // JSONL predictions: the same.
+    let p = tmp.path().join("p.jsonl");
+    std::fs::write(&p, "{\"id\":\"d\",\"text\":\"Ana\",\"spans\":[{\"start\":2,\"end\":2,\"label\":\"X\"}]}\n").unwrap();
+    assert!(read_corpus(&p, None, &ReadOptions::default()).is_err());
+    let loaded = corpus::format::read_corpus_report(&p, None, &opts).unwrap();
+    assert_eq!((loaded.documents[0].spans.len(), loaded.warnings.len()), (1, 1));
 }

@@ -15,7 +15,9 @@ token           every word token labelled by the span containing it, or O (the p
 entity_overlap  same label, overlapping, paired one-to-one\n\n\
 A gold document without a prediction counts all its spans as misses and is named in a warning (the official \
 MEDDOCAN script silently skips it). Prediction BRAT directories may hold .ann files only; the gold text is used. \
-Predicted spans may overlap or repeat (compared as sets); gold spans follow --overlaps.")]
+Predicted spans may overlap or repeat (compared as sets); gold spans follow --overlaps. Predicted spans are read by \
+their offsets only, as the official script reads them: an .ann text that differs from the text at the offsets, an \
+empty span or a repeated T id is scored and named in a warning (file and line, no text).")]
 pub struct EvaluateArgs {
     /// Gold corpus (BRAT directory or JSONL).
     #[arg(long)]
@@ -36,7 +38,9 @@ pub struct EvaluateArgs {
 pub fn evaluate(a: EvaluateArgs) -> Result<()> {
     let gold = a.read.read(&a.gold)?;
     // Predictions may overlap or repeat spans: the scorer compares sets, as the official script does.
-    let pred_options = ReadOptions { ann_only: true, overlaps: corpus::OverlapPolicy::Allow, ..a.read.options() };
+    // Their spans are read by offsets only, as the official script reads them: a surface text that does
+    // not match (normalised whitespace), an empty span or a repeated T id is a warning, and is scored.
+    let pred_options = ReadOptions { ann_only: true, offsets_only: true, overlaps: corpus::OverlapPolicy::Allow, ..a.read.options() };
     let pred = read_with(&a.pred, a.pred_from.map(Into::into), &pred_options)?;
     let report = eval::evaluate(&gold, &pred).map_err(|e| anyhow!(e))?;
     if !report.missing_predictions.is_empty() {

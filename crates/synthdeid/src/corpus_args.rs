@@ -60,6 +60,7 @@ impl ReadArgs {
             },
             skip_non_entity_lines: self.skip_non_entity_lines,
             ann_only: false,
+            offsets_only: false,
         }
     }
 

@@ -393,3 +393,29 @@ fn issue25_case6_deid_refuses_an_empty_key_and_its_help_names_the_kept_values() 
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(std::fs::read_to_string(&out).unwrap().contains("mujer"), "kept by design, as the help says");
 }
+
+/// Issue 25, case 7: `evaluate` refused predictions that the official MEDDOCAN script scores: an .ann whose
+/// surface text does not match the text at its offsets (systems normalise whitespace) and zero-length
+/// spans. They are now scored by their offsets, as the official script does, with a warning naming file
+/// and line (and no text).
+#[test]
+fn issue25_case7_evaluate_scores_predictions_by_offsets_as_the_official_script_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (gold, pred) = (tmp.path().join("gold"), tmp.path().join("pred"));
+    let text = "Ana  García vive en Madrid.";
+    write_brat(&gold, "a", text, "T1\tNOMBRE_SUJETO_ASISTENCIA 0 11\tAna  García\nT2\tTERRITORIO 20 26\tMadrid\n");
+    // The system wrote its .ann with normalised whitespace, and one zero-length span.
+    write_brat(&pred, "a", text, "T1\tNOMBRE_SUJETO_ASISTENCIA 0 11\tAna García\nT2\tTERRITORIO 20 26\tMadrid\nT3\tFECHAS 12 12\t\n");
+    let o = synthdeid(&["evaluate", "--gold", gold.to_str().unwrap(), "--pred", pred.to_str().unwrap(), "--json"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let strict = &v["entity_strict"]["micro"];
+    assert_eq!((strict["tp"].as_u64(), strict["fp"].as_u64(), strict["fn"].as_u64()), (Some(2), Some(1), Some(0)), "{v}");
+    assert!(err.contains("a.ann:1: T1: the .ann text") && err.contains("scored by its offsets"), "{err}");
+    assert!(err.contains("a.ann:3: T3: span FECHAS 12..12 is empty"), "{err}");
+    assert!(!err.contains("García") && !err.contains("Madrid"), "{err}");
+    // Gold stays strict: the same file as gold is refused.
+    let o = synthdeid(&["evaluate", "--gold", pred.to_str().unwrap(), "--pred", gold.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("a.ann:1:"), "{}", stderr(&o));
+}

@@ -100,7 +100,7 @@ pub fn main_cell(summary: &RunSummary) -> Option<&CellResult> {
     })
 }
 
-pub fn write_report(out: &Path, cfg: &RunConfig, summary: &RunSummary) -> Result<()> {
+pub fn write_report(out: &Path, cfg: &RunConfig, summary: &RunSummary, command: Option<&str>) -> Result<()> {
     let first = main_cell(summary).ok_or_else(|| anyhow!("no cells to report"))?;
     let svgs = make_plots(first, summary);
     let plots_dir = out.join("plots");
@@ -116,7 +116,12 @@ pub fn write_report(out: &Path, cfg: &RunConfig, summary: &RunSummary) -> Result
     if let Some(s) = &svgs.generators {
         save("generators.svg", s)?;
     }
-    let md = markdown(cfg, summary, &svgs);
+    let mut md = markdown(cfg, summary, &svgs);
+    if let Some(c) = command {
+        // Right under the title: how to get this very report again.
+        let at = md.find("\n\n").map_or(md.len(), |i| i + 2);
+        md.insert_str(at, &format!("Reproduce: `{c}`\n\n"));
+    }
     corpus::format::atomic_write(&out.join("report.md"), md.as_bytes()).map_err(|e| anyhow!(e))?;
     let html = html(&md, &svgs, &summary.name);
     corpus::format::atomic_write(&out.join("report.html"), html.as_bytes()).map_err(|e| anyhow!(e))?;

@@ -28,6 +28,8 @@ pub struct RunOptions {
     /// Where finished stages are kept (default `OUT/stages`): runs of different configs that
     /// share it reuse each other's stages with the same settings and inputs.
     pub cache: Option<PathBuf>,
+    /// The command that reproduces the run, written at the top of its report.
+    pub command: Option<String>,
 }
 
 /// One cell of an ablation grid (a plain run is one cell).
@@ -192,7 +194,7 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunSummary> {
         write_json(&out.join("results.json"), only)?;
     }
     write_json(&out.join("summary.json"), &summary)?;
-    report::write_report(out, cfg, &summary)?;
+    report::write_report(out, cfg, &summary, opts.command.as_deref())?;
     Ok(summary)
 }
 

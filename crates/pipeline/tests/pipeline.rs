@@ -207,12 +207,13 @@ fn generators_are_compared_by_name() {
     );
     let cfg = setup(tmp.path(), &two);
     let out = tmp.path().join("g");
-    let summary = run(&cfg, &RunOptions { out: out.clone(), ..Default::default() }).unwrap();
+    let summary = run(&cfg, &RunOptions { out: out.clone(), command: Some("synthdeid run g.toml --out g".into()), ..Default::default() }).unwrap();
     let names: Vec<&str> = summary.cells.iter().map(|c| c.cell.name.as_str()).collect();
     assert_eq!(names, ["gen80-ann80-spp2-ngram2-seed5", "gen80-ann80-spp2-ngram4-seed5"]);
     assert!(summary.cells[1].timings.iter().find(|t| t.stage == "annotator").unwrap().cached);
     assert!(!summary.cells[1].timings.iter().find(|t| t.stage == "generator").unwrap().cached);
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.lines().nth(2) == Some("Reproduce: `synthdeid run g.toml --out g`"), "{report}");
     assert!(report.contains("| generator |") && report.contains("| ngram2 |") && report.contains("plots/generators.svg"), "{report}");
     assert!(out.join("plots/generators.svg").exists());
     // Published numbers sit beside ours, in the row of their setting.

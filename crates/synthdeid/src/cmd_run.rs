@@ -48,7 +48,11 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let opts = RunOptions { out: a.out.clone(), force: a.force, stop_after_prompts: None, verbose: true, cache: a.cache };
+    let mut command = format!("synthdeid run {} --out {}", a.config.display(), a.out.display());
+    if let Some(c) = &a.cache {
+        command.push_str(&format!(" --cache {}", c.display()));
+    }
+    let opts = RunOptions { out: a.out.clone(), force: a.force, stop_after_prompts: None, verbose: true, cache: a.cache, command: Some(command) };
     let summary = pipeline::run(&cfg, &opts)?;
     print_headline(&summary, &a.out);
     Ok(())
@@ -97,7 +101,8 @@ Output: {}\n",
     );
     let config = pipeline::builtin::write_demo(&a.out, a.documents, a.seed).map_err(|e| anyhow!("{e:#}"))?;
     let cfg = RunConfig::load(&config)?;
-    let opts = RunOptions { out: a.out.clone(), force: vec![], stop_after_prompts: None, verbose: true, cache: None };
+    let command = format!("synthdeid demo --out {} --documents {} --seed {}", a.out.display(), a.documents, a.seed);
+    let opts = RunOptions { out: a.out.clone(), force: vec![], stop_after_prompts: None, verbose: true, cache: None, command: Some(command) };
     let summary = pipeline::run(&cfg, &opts)?;
     print_headline(&summary, &a.out);
     Ok(())

@@ -232,6 +232,11 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
     let mut train_secs = 0.0;
     let mut t_loop = Instant::now();
     let bar = progress_bar(total_steps, cfg.progress);
+    // Without a terminal (a log file, the pipeline under nohup) the bar does not draw: a line a
+    // minute says where training is and how long it has left.
+    let log_lines = cfg.progress && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_line = Instant::now();
+    let steps_at_start = opt.step;
     bar.set_position(opt.step);
     let mut acc: Option<GradStore> = None;
     let mut acc_loss = 0.0;
@@ -260,6 +265,23 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
                 let tps = tokens_seen as f64 / (train_secs + t_loop.elapsed().as_secs_f64());
                 bar.set_position(opt.step);
                 bar.set_message(format!("epoch {} loss {:.3} lr {:.2e} {:.0} tok/s", epoch + 1, acc_loss, lr, tps));
+                if log_lines && last_line.elapsed().as_secs() >= 60 {
+                    let done = (opt.step - steps_at_start).max(1) as f64;
+                    let per_step = t_start.elapsed().as_secs_f64() / done;
+                    let mut left = per_step * total_steps.saturating_sub(opt.step) as f64;
+                    if let Some(d) = deadline {
+                        left = left.min(d.saturating_duration_since(Instant::now()).as_secs_f64());
+                    }
+                    eprintln!(
+                        "   step {}/{total_steps} epoch {} loss {:.3} {:.0} tok/s, about {:.0} min left",
+                        opt.step,
+                        epoch + 1,
+                        acc_loss,
+                        tps,
+                        left / 60.0
+                    );
+                    last_line = Instant::now();
+                }
                 acc_loss = 0.0;
                 let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
                 if out_of_time {
@@ -280,7 +302,12 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
         report.epochs.push(EpochReport { epoch: epoch + 1, train_loss: loss_sum / loss_n.max(1) as f64, dev_perplexity: ppl, complete });
         report.steps = opt.step;
         report.tokens_per_sec = tokens_seen as f64 / train_secs.max(1e-9);
-        bar.println(format!("epoch {}{}: train loss {:.4}, dev perplexity {:.3}", epoch + 1, if complete { "" } else { " (partial)" }, loss_sum / loss_n.max(1) as f64, ppl));
+        let line = format!("epoch {}{}: train loss {:.4}, dev perplexity {:.3}", epoch + 1, if complete { "" } else { " (partial)" }, loss_sum / loss_n.max(1) as f64, ppl);
+        if log_lines {
+            eprintln!("   {line}");
+        } else {
+            bar.println(line);
+        }
         if ppl < report.best_dev_perplexity || !out.join("config.json").exists() && !out.join(crate::lora::ADAPTER_CONFIG).exists() {
             report.best_dev_perplexity = report.best_dev_perplexity.min(ppl);
             save_best(&model, &report)?;

@@ -235,7 +235,8 @@ impl RunConfig {
         }
     }
 
-    /// Checks that do not need the data: paths exist, ratios are possible, grids make sense.
+    /// Checks before any work: paths exist, ratios are possible, grids make sense, and the training
+    /// data (read here) has documents and spans enough for them.
     pub fn check(&self) -> Result<()> {
         let exists = |key: &str, p: &Path| -> Result<()> {
             if !p.exists() {

@@ -385,7 +385,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     }
     let audit_key = StageKey::of_settings("audit", &cfg.audit, &Default::default(), &audit_inputs);
     let (audit_dir, t) = run_stage(stages, &audit_key, force("audit"), |dir| {
-        let report = audit::audit(&synthetic, &gen_train, Some(&test), &cfg.audit);
+        let report = audit::try_audit(&synthetic, &gen_train, Some(&test), &cfg.audit).map_err(|e| anyhow!("audit.{e}"))?;
         write_json(&dir.join("audit.json"), &report)?;
         if !canaries.is_empty() {
             let exposure = crate::canary::expose(&canaries, &synthetic, cfg.audit.ngram, cfg.audit.bootstrap, cfg.audit.seed);

@@ -298,8 +298,11 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         std::fs::create_dir_all(&shards)?;
         let generator = lm::Generator::load(&gen_dir.join("model"))?;
         let bar = crate::progress::bar(prompts.len() as u64, "generate", opts.verbose);
+        // Without a terminal the bar does not draw: a line per prompt document instead.
+        let log_lines = opts.verbose && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let started = std::time::Instant::now();
         let mut made = 0;
-        for doc in &prompts {
+        for (i, doc) in prompts.iter().enumerate() {
             let shard = shards.join(format!("{}.jsonl", doc.id));
             if !shard.exists() {
                 if opts.stop_after_prompts.is_some_and(|n| made >= n) {
@@ -309,6 +312,10 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
                 let samples = generator.generate(&p, &gen_settings)?;
                 write(&shard, Some(Format::Jsonl), &samples)?;
                 made += 1;
+                if log_lines {
+                    let left = started.elapsed().as_secs_f64() / made as f64 * (prompts.len() - i - 1) as f64;
+                    eprintln!("   generate: {}/{} prompt documents, about {:.0} min left", i + 1, prompts.len(), left / 60.0);
+                }
             }
             bar.inc(1);
         }

@@ -183,6 +183,9 @@ pub struct AblationSection {
     /// e.g. a word 4-gram, a GPT-2 from scratch, a pretrained model with LoRA, or one with
     /// `epochs = 0`: not adapted). With it, the file has no `[generator]` section.
     pub generators: std::collections::BTreeMap<String, lm::TrainConfig>,
+    /// Hardening off and on (`[false, true]`): both synthetic corpora from the same generated
+    /// text, side by side in one report.
+    pub hardening: Vec<bool>,
     /// Repeat every cell with these seeds (mean ± standard deviation over them).
     pub seeds: Vec<u64>,
     /// k-fold cross-validation over the training documents instead of the test split (0: off).

@@ -36,6 +36,7 @@ pub struct Group<'a> {
     pub generator_preset: Option<String>,
     /// The generator's name in `ablation.generators`.
     pub generator: Option<String>,
+    pub hardened: Option<bool>,
     pub cells: Vec<&'a CellResult>,
 }
 
@@ -43,8 +44,8 @@ pub fn groups(summary: &RunSummary) -> Vec<Group<'_>> {
     let mut map: BTreeMap<String, Group> = BTreeMap::new();
     for c in &summary.cells {
         let k = format!(
-            "{:08.4}|{:08.4}|{:06}|{:?}|{:?}",
-            c.cell.generator_ratio, c.cell.annotator_ratio, c.cell.samples_per_prompt, c.cell.generator_preset, c.cell.generator
+            "{:08.4}|{:08.4}|{:06}|{:?}|{:?}|{:?}",
+            c.cell.generator_ratio, c.cell.annotator_ratio, c.cell.samples_per_prompt, c.cell.generator_preset, c.cell.generator, c.cell.hardened
         );
         map.entry(k)
             .or_insert_with(|| Group {
@@ -53,6 +54,7 @@ pub fn groups(summary: &RunSummary) -> Vec<Group<'_>> {
                 samples_per_prompt: c.cell.samples_per_prompt,
                 generator_preset: c.cell.generator_preset.clone(),
                 generator: c.cell.generator.clone(),
+                hardened: c.cell.hardened,
                 cells: vec![],
             })
             .cells
@@ -65,13 +67,22 @@ pub fn groups(summary: &RunSummary) -> Vec<Group<'_>> {
 /// written as in the config, or `"main"`.
 pub fn reference_key(g: &Group, all: &[Group]) -> String {
     let varies = |f: &dyn Fn(&Group) -> String| all.iter().any(|o| f(o) != f(all.first().unwrap_or(g)));
-    let settings: [&dyn Fn(&Group) -> String; 4] = [
+    let settings: [&dyn Fn(&Group) -> String; 5] = [
         &|g| format!("{}", g.generator_ratio),
         &|g| format!("{}", g.annotator_ratio),
         &|g| g.samples_per_prompt.to_string(),
         &|g| g.generator.clone().or(g.generator_preset.clone()).unwrap_or_default(),
+        &|g| hardened_label(g.hardened).to_string(),
     ];
     settings.iter().find(|f| varies(*f)).map_or("main".to_string(), |f| f(g))
+}
+
+fn hardened_label(h: Option<bool>) -> &'static str {
+    match h {
+        Some(true) => "hardened",
+        Some(false) => "plain",
+        None => "-",
+    }
 }
 
 fn reference_cell(map: &BTreeMap<String, f64>, key: &str) -> String {
@@ -249,10 +260,10 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
         }
         let _ = writeln!(
             md,
-            "| generator ratio | annotator ratio | samples/prompt | generator | runs | gold token F1 | synthetic token F1 |{} gold strict F1 | synthetic strict F1 | 5-gram recall | PHI strings leaked |",
+            "| generator ratio | annotator ratio | samples/prompt | generator | corpus | runs | gold token F1 | synthetic token F1 |{} gold strict F1 | synthetic strict F1 | 5-gram recall | PHI strings leaked | membership AUC (n-gram coverage) | documents re-identifiable (≥ 2 own PHI strings) |",
             if refs { " reference gold token F1 | reference synthetic token F1 |" } else { "" }
         );
-        let _ = writeln!(md, "|---:|---:|---:|---|---:|---:|---:|{}---:|---:|---:|---:|", if refs { "---:|---:|" } else { "" });
+        let _ = writeln!(md, "|---:|---:|---:|---|---|---:|---:|---:|{}---:|---:|---:|---:|---:|---:|", if refs { "---:|---:|" } else { "" });
         for g in &gs {
             let key = reference_key(g, &gs);
             let ref_cols = if refs {
@@ -262,11 +273,12 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
             };
             let _ = writeln!(
                 md,
-                "| {:.0}% | {:.0}% | {} | {} | {} | {} | {} |{ref_cols} {} | {} | {} | {} |",
+                "| {:.0}% | {:.0}% | {} | {} | {} | {} | {} | {} |{ref_cols} {} | {} | {} | {} | {} | {} |",
                 g.generator_ratio * 100.0,
                 g.annotator_ratio * 100.0,
                 g.samples_per_prompt,
                 g.generator.as_deref().or(g.generator_preset.as_deref()).unwrap_or("-"),
+                hardened_label(g.hardened),
                 g.cells.len(),
                 pm(&col(g, |c| c.gold_ner.token.micro.f1)),
                 pm(&col(g, |c| c.synthetic_ner.token.micro.f1)),
@@ -274,6 +286,8 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
                 pm(&col(g, |c| c.synthetic_ner.entity_strict.micro.f1)),
                 pm(&col(g, |c| c.audit.ngram_recall.recall)),
                 pm(&col(g, |c| c.audit.leakage.share)),
+                pm(&col(g, |c| c.audit.membership.as_ref().and_then(|m| m.attacks.first()).map_or(f64::NAN, |a| a.auc))),
+                pm(&col(g, |c| c.audit.reidentification.as_ref().map_or(f64::NAN, |r| r.linked_2 as f64))),
             );
         }
         if svgs.ratio_f1.is_some() {

@@ -43,6 +43,9 @@ pub struct Cell {
     /// The generator's name in `ablation.generators` (None: the `[generator]` section).
     #[serde(default)]
     pub generator: Option<String>,
+    /// Hardening on or off by `ablation.hardening` (None: as `[hardening]` says).
+    #[serde(default)]
+    pub hardened: Option<bool>,
     pub seed: u64,
     /// k-fold: (fold index, k).
     pub fold: Option<(usize, usize)>,
@@ -117,6 +120,7 @@ pub fn cells(cfg: &RunConfig) -> Vec<Cell> {
     let samples = if a.samples_per_prompt.is_empty() { vec![cfg.generation.samples_per_prompt] } else { a.samples_per_prompt.clone() };
     let presets: Vec<Option<String>> = if a.generator_preset.is_empty() { vec![None] } else { a.generator_preset.iter().cloned().map(Some).collect() };
     let generators: Vec<Option<String>> = if a.generators.is_empty() { vec![None] } else { a.generators.keys().cloned().map(Some).collect() };
+    let hardening: Vec<Option<bool>> = if a.hardening.is_empty() { vec![None] } else { a.hardening.iter().copied().map(Some).collect() };
     let seeds = if a.seeds.is_empty() { vec![cfg.run.seed] } else { a.seeds.clone() };
     let folds: Vec<Option<(usize, usize)>> = if a.folds >= 2 { (0..a.folds).map(|f| Some((f, a.folds))).collect() } else { vec![None] };
     let mut out = Vec::new();
@@ -125,26 +129,32 @@ pub fn cells(cfg: &RunConfig) -> Vec<Cell> {
             for &s in &samples {
                 for p in &presets {
                     for generator in &generators {
-                        for &seed in &seeds {
-                            for &fold in &folds {
-                                let mut name = format!("gen{:.0}-ann{:.0}-spp{s}", g * 100.0, r * 100.0);
-                                if let Some(p) = p.as_ref().or(generator.as_ref()) {
-                                    name.push_str(&format!("-{p}"));
+                        for &hardened in &hardening {
+                            for &seed in &seeds {
+                                for &fold in &folds {
+                                    let mut name = format!("gen{:.0}-ann{:.0}-spp{s}", g * 100.0, r * 100.0);
+                                    if let Some(p) = p.as_ref().or(generator.as_ref()) {
+                                        name.push_str(&format!("-{p}"));
+                                    }
+                                    if let Some(h) = hardened {
+                                        name.push_str(if h { "-hardened" } else { "-plain" });
+                                    }
+                                    name.push_str(&format!("-seed{seed}"));
+                                    if let Some((f, k)) = fold {
+                                        name.push_str(&format!("-fold{}of{k}", f + 1));
+                                    }
+                                    out.push(Cell {
+                                        name,
+                                        generator_ratio: g,
+                                        annotator_ratio: r,
+                                        samples_per_prompt: s,
+                                        generator_preset: p.clone(),
+                                        generator: generator.clone(),
+                                        hardened,
+                                        seed,
+                                        fold,
+                                    });
                                 }
-                                name.push_str(&format!("-seed{seed}"));
-                                if let Some((f, k)) = fold {
-                                    name.push_str(&format!("-fold{}of{k}", f + 1));
-                                }
-                                out.push(Cell {
-                                    name,
-                                    generator_ratio: g,
-                                    annotator_ratio: r,
-                                    samples_per_prompt: s,
-                                    generator_preset: p.clone(),
-                                    generator: generator.clone(),
-                                    seed,
-                                    fold,
-                                });
                             }
                         }
                     }
@@ -343,7 +353,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     timings.push(t);
 
     // 5. Optional hardening: surrogates replace every machine-annotated span.
-    let (synthetic_dir, synthetic_key, hardening) = if cfg.hardening.enabled {
+    let (synthetic_dir, synthetic_key, hardening) = if cell.hardened.unwrap_or(cfg.hardening.enabled) {
         let key_material = cfg.hardening.key.clone().unwrap_or_else(|| format!("synthdeid-seed-{}", cell.seed));
         let harden_key = StageKey::of_settings("harden", &cfg.hardening, &Default::default(), &[&annotate_key.hash, &cell.seed.to_string()]);
         let (dir, t) = run_stage(stages, &harden_key, force("harden"), |dir| {

@@ -73,8 +73,10 @@ fn shipped_configs_load() {
     }
     // The ablations extend the main config: its cell is one of theirs, with the same generator.
     let hardened = RunConfig::load(&dir.join("meddocan-gemma-hardened.toml")).unwrap();
-    assert!(hardened.hardening.enabled && !main.hardening.enabled);
-    assert_eq!(RunConfig { hardening: main.hardening.clone(), run: main.run.clone(), ..hardened }, main);
+    assert_eq!(hardened.ablation.hardening, [false, true]);
+    assert_eq!(RunConfig { hardening: main.hardening.clone(), run: main.run.clone(), ablation: main.ablation.clone(), ..hardened.clone() }, main);
+    let cells = pipeline::cells(&hardened);
+    assert_eq!(cells.iter().map(|c| c.hardened).collect::<Vec<_>>(), [Some(false), Some(true)]);
     let generators = RunConfig::load(&dir.join("meddocan-gemma-ablation-generators.toml")).unwrap();
     assert_eq!(generators.ablation.generators["gemma-lora"], main.generator, "the main generator, so its stages are shared");
     assert_eq!(generators.ablation.generators.len(), 5);
@@ -273,4 +275,20 @@ fn canaries_are_planted_recorded_and_audited() {
     assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("## Canaries"));
     // The same seed plants the same canaries.
     assert_eq!(pipeline::canary::make(&train, &cfg.canaries, 5).unwrap(), pipeline::canary::make(&train, &cfg.canaries, 5).unwrap());
+}
+
+/// `ablation.hardening = [false, true]`: the plain and the hardened corpus from the same generated
+/// text, side by side (the stages before hardening run once).
+#[test]
+fn plain_and_hardened_corpora_side_by_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = setup(tmp.path(), &CONFIG.replace("[run]", "[ablation]\nhardening = [false, true]\n\n[run]"));
+    let summary = run(&cfg, &RunOptions { out: tmp.path().join("h"), ..Default::default() }).unwrap();
+    let names: Vec<&str> = summary.cells.iter().map(|c| c.cell.name.as_str()).collect();
+    assert_eq!(names, ["gen80-ann80-spp2-plain-seed5", "gen80-ann80-spp2-hardened-seed5"]);
+    assert!(summary.cells[0].hardening.is_none() && summary.cells[1].hardening.is_some());
+    let cached: Vec<(String, bool)> = summary.cells[1].timings.iter().map(|t| (t.stage.clone(), t.cached)).collect();
+    assert!(cached.iter().take(4).all(|(_, c)| *c) && cached[4] == ("harden".to_string(), false), "{cached:?}");
+    let report = std::fs::read_to_string(tmp.path().join("h/report.md")).unwrap();
+    assert!(report.contains("| plain |") && report.contains("| hardened |") && report.contains("membership AUC"), "{report}");
 }

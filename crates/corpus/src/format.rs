@@ -1,7 +1,7 @@
 //! Format detection and the two entry points every command uses: [`read_corpus`] and
 //! [`write_corpus`].
 
-use crate::{brat, conll, jsonl, text, CorpusError, Document, OverlapPolicy, Result};
+use crate::{brat, conll, i2b2, jsonl, text, uima, CorpusError, Document, OverlapPolicy, Result};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -17,10 +17,18 @@ pub enum Format {
     Conll,
     /// A directory of `NAME.txt` files without annotations (e.g. generated text).
     Text,
+    /// i2b2 / n2c2 2014 de-identification XML: `<TEXT><![CDATA[...]]></TEXT>` and `<TAGS>` whose
+    /// children carry `start`, `end` (characters of the TEXT) and `TYPE` (the label). One file, or a
+    /// directory of `NAME.xml`.
+    I2b2Xml,
+    /// INCEpTION / UIMA CAS JSON (0.4.0): the `_InitialView` Sofa's `sofaString` and its NamedEntity-like
+    /// annotations (label from `value`, else `label`, else the type); offsets in UTF-16 code units
+    /// unless the header says otherwise, converted to characters. One file, or a directory of `NAME.json`.
+    UimaJson,
 }
 
 impl Format {
-    pub const NAMES: [&'static str; 4] = ["brat", "jsonl", "conll", "text"];
+    pub const NAMES: [&'static str; 6] = ["brat", "jsonl", "conll", "text", "i2b2-xml", "uima-json"];
 
     pub fn parse(name: &str) -> Option<Format> {
         match name.to_ascii_lowercase().as_str() {
@@ -28,25 +36,46 @@ impl Format {
             "jsonl" | "json" => Some(Format::Jsonl),
             "conll" | "bio" => Some(Format::Conll),
             "text" | "txt" => Some(Format::Text),
+            "i2b2-xml" | "i2b2" | "xml" | "n2c2" => Some(Format::I2b2Xml),
+            "uima-json" | "uima" | "inception" | "cas-json" => Some(Format::UimaJson),
             _ => None,
         }
     }
 
-    /// Format of an existing path: `.jsonl` → JSONL, `.conll`/`.bio` → CoNLL, a directory holding
-    /// any `.ann` file → BRAT, a directory of `.txt` only → plain text.
+    /// Format of an existing path: `.jsonl` → JSONL, `.conll`/`.bio` → CoNLL, `.xml` → i2b2 XML,
+    /// `.json` → UIMA CAS JSON; a directory holding any `.ann` file → BRAT, else any `.txt` → plain
+    /// text, else any `.xml` → i2b2 XML, else any `.json` → UIMA CAS JSON, else plain text.
     pub fn detect(path: &Path) -> Result<Format> {
         if path.is_dir() {
-            let has_ann = std::fs::read_dir(path)
+            let exts: HashSet<String> = std::fs::read_dir(path)
                 .map_err(|e| CorpusError::io(path, e))?
                 .filter_map(|e| e.ok())
-                .any(|e| e.path().extension().is_some_and(|x| x == "ann"));
-            return Ok(if has_ann { Format::Brat } else { Format::Text });
+                .filter_map(|e| e.path().extension().map(|x| x.to_string_lossy().into_owned()))
+                .collect();
+            let has = |x: &str| exts.contains(x);
+            return Ok(if has("ann") {
+                Format::Brat
+            } else if has("txt") {
+                Format::Text
+            } else if has("xml") {
+                Format::I2b2Xml
+            } else if has("json") {
+                Format::UimaJson
+            } else {
+                Format::Text
+            });
         }
-        Self::from_extension(path).ok_or_else(|| {
+        let input = match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
+            Some("xml") => Some(Format::I2b2Xml),
+            Some("json") => Some(Format::UimaJson),
+            _ => None,
+        };
+        input.or_else(|| Self::from_extension(path)).ok_or_else(|| {
             CorpusError::new(
                 path,
                 None,
-                "cannot tell the format: use a directory (BRAT or text), a .jsonl or a .conll/.bio file, or pass --from/--to",
+                "cannot tell the format: use a directory (BRAT, text, i2b2 .xml or UIMA .json files), a .jsonl, \
+                 .conll/.bio, .xml or .json file, or pass --from/--to",
             )
         })
     }
@@ -103,6 +132,8 @@ pub fn read_corpus_report(path: &Path, format: Option<Format>, options: &ReadOpt
         Format::Jsonl => jsonl::read_file(path, options)?,
         Format::Conll => conll::read_file(path, options)?,
         Format::Text => Loaded { documents: text::read_dir(path)?, warnings: vec![] },
+        Format::I2b2Xml => i2b2::read_path(path, options)?,
+        Format::UimaJson => uima::read_path(path, options)?,
     };
     loaded.documents.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(loaded)
@@ -129,6 +160,8 @@ pub fn write_corpus(path: &Path, format: Option<Format>, docs: &[Document]) -> R
         Format::Brat => brat::write_dir(path, docs, true),
         Format::Text => brat::write_dir(path, docs, false),
         Format::Jsonl => jsonl::write_file(path, docs),
+        Format::I2b2Xml => i2b2::write_dir(path, docs),
+        Format::UimaJson => uima::write_dir(path, docs),
         Format::Conll => {
             for w in conll::write_file(path, docs)? {
                 eprintln!("warning: {w}");

@@ -68,7 +68,7 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<Loaded> {
 }
 
 /// serde_json's messages can quote input; keep only the category so no text leaks.
-fn strip_excerpt(e: &serde_json::Error) -> String {
+pub(crate) fn strip_excerpt(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     match e.classify() {
         Category::Syntax => "invalid JSON".into(),

@@ -8,6 +8,7 @@ mod error;
 pub mod brat;
 pub mod conll;
 pub mod format;
+pub mod i2b2;
 pub mod jsonl;
 pub mod sentences;
 pub mod split;
@@ -15,6 +16,7 @@ pub mod stats;
 pub mod text;
 pub mod validate;
 pub mod tokenize;
+pub mod uima;
 pub mod windows;
 
 pub use doc::{CharIndex, Document, OverlapPolicy, Span};

@@ -138,7 +138,7 @@ pub fn split(a: SplitArgs) -> Result<()> {
         match format {
             Format::Jsonl => a.out.join(format!("{base}.jsonl")),
             Format::Conll => a.out.join(format!("{base}.conll")),
-            Format::Brat | Format::Text => a.out.join(base),
+            Format::Brat | Format::Text | Format::I2b2Xml | Format::UimaJson => a.out.join(base),
         }
     };
     let sets: Vec<(String, Vec<Document>)> = match a.kind {

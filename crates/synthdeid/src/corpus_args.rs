@@ -11,6 +11,12 @@ pub enum FormatArg {
     Jsonl,
     Conll,
     Text,
+    /// i2b2 / n2c2 2014 de-identification XML (a file or a directory of .xml).
+    #[value(name = "i2b2-xml", alias = "i2b2")]
+    I2b2Xml,
+    /// INCEpTION / UIMA CAS JSON 0.4.0 (a file or a directory of .json).
+    #[value(alias = "uima", alias = "inception")]
+    UimaJson,
 }
 
 impl From<FormatArg> for Format {
@@ -20,6 +26,8 @@ impl From<FormatArg> for Format {
             FormatArg::Jsonl => Format::Jsonl,
             FormatArg::Conll => Format::Conll,
             FormatArg::Text => Format::Text,
+            FormatArg::I2b2Xml => Format::I2b2Xml,
+            FormatArg::UimaJson => Format::UimaJson,
         }
     }
 }
@@ -38,7 +46,8 @@ pub enum OverlapArg {
 #[derive(Args, Debug, Clone, Default)]
 pub struct ReadArgs {
     /// Input format; by default taken from the path: a directory with .ann files is BRAT, a directory of
-    /// .txt only is plain text, .jsonl is JSONL, .conll/.bio is CoNLL.
+    /// .txt only is plain text, .jsonl is JSONL, .conll/.bio is CoNLL, .xml (or a directory of them) is
+    /// i2b2 2014 XML, .json (or a directory of them) is INCEpTION / UIMA CAS JSON.
     #[arg(long, value_enum)]
     pub from: Option<FormatArg>,
     /// Overlapping spans in one document: BIO tagging cannot hold them, so by default they are an error.

@@ -17,6 +17,24 @@ const ABBREVIATIONS: &[&str] = &[
     "colegiado", "coleg", "lic", "ing", "esq", "izq", "dcha", "izda", "dcho", "pta", "ptal", "bl", "blq", "esc", "portal",
     "apdo", "aptdo", "edif", "ed", "km", "p", "pp", "vol", "cap", "fig", "tab", "mr", "mrs", "ms", "st", "jr", "vs", "e.g",
     "i.e", "cf", "cdad", "univ", "co", "avda", "hosp", "serv", "unid", "dep", "ctro", "cto", "fdo", "atte", "apto", "apt", "dto", "piso", "puerta", "et", "al", "mg", "ml", "kg", "cm", "mm", "h", "min", "seg", "aa", "ee", "uu", "ss", "cc",
+    // German: titles and degrees (`Dr. med.`, `Prof. Dr. rer. nat.`), everyday abbreviations, address fields.
+    "med", "dent", "habil", "rer", "nat", "vet", "phil", "dipl", "priv", "doz", "bzw", "ggf", "evtl", "vgl", "geb",
+    "pat", "abt", "zi", "nr", "inkl", "str",
+    // Swedish: `kl. 14.30`, `avd. 52`, `leg. läk.`, `resp.`, `jfr`, `enl.`, `tfn`, `ssk.`.
+    "kl", "avd", "läk", "leg", "resp", "jfr", "enl", "tfn", "ssk",
+    // English addresses and notes: `Mt.`, `Blvd.`, `Rd.`, `Ste.`, `Bldg.`, `Pt.`, `approx.`.
+    "mt", "blvd", "rd", "ste", "bldg", "pt", "approx",
+];
+
+/// Month abbreviations (English, German, Swedish): a period after one is no sentence end when a number
+/// follows (`Jan. 3, 2019`, `16 jan. 2020`, `Dez. 2019`).
+const MONTH_ABBREVIATIONS: &[&str] =
+    &["jan", "feb", "mar", "mär", "mrz", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "okt", "nov", "dec", "dez"];
+
+/// German month names: `3. April 2019` writes the day as an ordinal, and its period ends no sentence.
+const GERMAN_MONTHS: &[&str] = &[
+    "januar", "jänner", "februar", "märz", "april", "mai", "juni", "juli", "august", "september", "oktober", "november",
+    "dezember", "jan", "feb", "mär", "mrz", "apr", "jun", "jul", "aug", "sep", "sept", "okt", "nov", "dez",
 ];
 
 /// Sentences of `text` as `[start, end)` character ranges, trimmed of surrounding whitespace,
@@ -91,14 +109,29 @@ fn is_terminal(chars: &[char], tokens: &[crate::Token], i: usize) -> bool {
             let prev = tokens[i - 1];
             let word: String = chars[prev.start..prev.end].iter().collect();
             let letters = word.chars().filter(|c| c.is_alphabetic()).count();
+            let next = tokens.get(i + 1);
+            let next_is_number = next.is_some_and(|n| chars[n.start].is_ascii_digit());
             if letters == 0 {
+                // `am 3. April 2019`: a day of one or two digits written as an ordinal before a German
+                // month name (capitalised, as German writes it).
+                let next_word: String = next.map(|n| chars[n.start..n.end].iter().collect()).unwrap_or_default();
+                if word.len() <= 2
+                    && word.chars().all(|c| c.is_ascii_digit())
+                    && next_word.starts_with(char::is_uppercase)
+                    && GERMAN_MONTHS.contains(&next_word.to_lowercase().as_str())
+                {
+                    return false;
+                }
                 // `59. 4º`: a number period number is an address, not a sentence end; `C/.` is an
                 // abbreviation; `...en 2015. Luego` ends a sentence.
-                let next_is_number = tokens.get(i + 1).is_some_and(|n| chars[n.start].is_ascii_digit());
                 let after_symbol = !chars[prev.start].is_alphanumeric() && !matches!(chars[prev.start], ')' | ']' | '"' | '»');
                 return !(after_symbol || chars[prev.start].is_ascii_digit() && next_is_number);
             }
             let lower = word.to_lowercase();
+            // `Jan. 3, 2019`; `Hauptstr. 5` (German street names cut to `-str.` before the house number).
+            if next_is_number && (MONTH_ABBREVIATIONS.contains(&lower.as_str()) || (lower.ends_with("str") && letters > 3)) {
+                return false;
+            }
             let abbrev = ABBREVIATIONS.contains(&lower.as_str())
                 || letters == 1
                 || (word.chars().all(|c| c.is_uppercase()) && letters <= 3)
@@ -135,5 +168,23 @@ mod tests {
         assert!(sents("  \n ").is_empty());
         assert_eq!(sents("Domicilio: Calle Mayor 35. 1F 38750 El Paso. Capital Federal. Buenos Aires.\nVive con su madre. Trabaja mucho."),
             ["Domicilio: Calle Mayor 35. 1F 38750 El Paso. Capital Federal. Buenos Aires.", "Vive con su madre.", "Trabaja mucho."]);
+    }
+
+    #[test]
+    fn german_english_swedish_abbreviations_dates_and_streets_end_no_sentence() {
+        assert_eq!(
+            sents("Die Aufnahme erfolgte am 3. April 2019 durch Prof. Dr. med. Hans Schäfer, z.B. wegen Fieber. Er wohnt in der Hauptstr. 5 in Köln. Danach Ruhe."),
+            ["Die Aufnahme erfolgte am 3. April 2019 durch Prof. Dr. med. Hans Schäfer, z.B. wegen Fieber.", "Er wohnt in der Hauptstr. 5 in Köln.", "Danach Ruhe."]
+        );
+        assert_eq!(
+            sents("He was seen by Dr. Patel on Jan. 3, 2019 and was discharged home. Then he left."),
+            ["He was seen by Dr. Patel on Jan. 3, 2019 and was discharged home.", "Then he left."]
+        );
+        assert_eq!(
+            sents("Patienten skrevs ut den 16 jan. 2020 kl. 14.30 från avd. 52. Hon mår bra."),
+            ["Patienten skrevs ut den 16 jan. 2020 kl. 14.30 från avd. 52.", "Hon mår bra."]
+        );
+        // A year before a month name still ends a sentence; so does a plain number before a capital.
+        assert_eq!(sents("Operiert wurde 2019. April war ruhig."), ["Operiert wurde 2019.", "April war ruhig."]);
     }
 }

@@ -243,6 +243,18 @@ mod tests {
     }
 
     #[test]
+    fn german_english_swedish_dates_ids_and_numbers_stay_whole() {
+        assert_eq!(words("am 3.4.2019 bzw. 03.04.2019 um 14:30"), ["am", "3.4.2019", "bzw", ".", "03.04.2019", "um", "14:30"]);
+        assert_eq!(words("z.B. 3,5 mg"), ["z", ".", "B", ".", "3,5", "mg"]);
+        assert_eq!(words("Dr. med. Krüger-Hoffmann"), ["Dr", ".", "med", ".", "Krüger", "-", "Hoffmann"]);
+        assert_eq!(words("pnr 19121212-1212, 121212-1212"), ["pnr", "19121212-1212", ",", "121212-1212"]);
+        // The `+` of a centenarian's personnummer separates; the span still starts and ends on tokens.
+        assert_eq!(words("850630+1234"), ["850630", "+", "1234"]);
+        assert_eq!(words("kl. 14.30, 070-123 45 67"), ["kl", ".", "14.30", ",", "070-123", "45", "67"]);
+        assert_eq!(words("Mr. O'Brien, (217) 555-0142"), ["Mr", ".", "O", "'", "Brien", ",", "(", "217", ")", "555-0142"]);
+    }
+
+    #[test]
     fn offsets_are_chars_and_the_bom_is_character_0_but_no_word() {
         let text = "\u{feff}Nombre:  Ernesto.";
         let toks = tokenize(text);

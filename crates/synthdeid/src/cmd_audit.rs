@@ -10,7 +10,11 @@ use std::path::PathBuf;
 #[command(after_help = "Measures:\n  \
 n-gram recall      share of the synthetic corpus's word n-grams found in the training text (the paper's measure)\n  \
 leaked PHI         per label, distinct training PHI strings that reappear verbatim (on word boundaries)\n  \
-nearest documents  synthetic documents sharing the longest substring with a training document\n\n\
+nearest documents  synthetic documents sharing the longest substring with a training document\n  \
+without templates  n-gram recall leaving out n-grams in more than 10% of the training documents (form text)\n  \
+membership         (with --heldout) AUC and TPR at low FPR of telling training from held-out documents, \
+from the synthetic corpus alone\n  \
+re-identification  training documents with 2 or 3 of their own PHI strings together in one synthetic document\n\n\
 --heldout (real documents the generator never saw, e.g. the test split) adds the baseline of each measure: \
 real language also shares n-grams and common PHI strings (`España`) with the training text.\n\
 No document text is printed unless --show N asks for N side-by-side examples.")]

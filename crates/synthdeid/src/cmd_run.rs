@@ -38,6 +38,16 @@ pub struct RunArgs {
     pub dry_run: bool,
 }
 
+/// Files a run creates are owner-only: its stages hold gold text and models trained on it, and a
+/// synthetic corpus may hold memorised PHI until its audit says otherwise.
+fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 pub fn run(a: RunArgs) -> Result<()> {
     let cfg = RunConfig::load(&a.config)?;
     let cells = pipeline::cells(&cfg);
@@ -48,6 +58,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         return Ok(());
     }
+    private_files();
     let mut command = format!("synthdeid run {} --out {}", a.config.display(), a.out.display());
     if let Some(c) = &a.cache {
         command.push_str(&format!(" --cache {}", c.display()));
@@ -99,6 +110,7 @@ Output: {}\n",
         a.documents,
         a.out.display()
     );
+    private_files();
     let config = pipeline::builtin::write_demo(&a.out, a.documents, a.seed).map_err(|e| anyhow!("{e:#}"))?;
     let cfg = RunConfig::load(&config)?;
     let command = format!("synthdeid demo --out {} --documents {} --seed {}", a.out.display(), a.documents, a.seed);

@@ -419,3 +419,36 @@ fn issue25_case7_evaluate_scores_predictions_by_offsets_as_the_official_script_d
     let o = synthdeid(&["evaluate", "--gold", pred.to_str().unwrap(), "--pred", gold.to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("a.ann:1:"), "{}", stderr(&o));
 }
+
+/// A run's files are owner-only: stages hold gold text and models, and the synthetic corpus may
+/// hold memorised PHI until it is audited.
+#[cfg(unix)]
+#[test]
+fn run_outputs_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    pipeline::builtin::write_demo(&data, 30, 3).unwrap();
+    let cfg = tmp.path().join("c.toml");
+    let d = data.join("data");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[run]\nname = \"t\"\nseed = 1\n[data]\ntrain = {:?}\ndev = {:?}\ntest = {:?}\nprompt_ratio = 0.2\n[models]\nannotator = \"perceptron\"\nsynthetic_ner = \"perceptron\"\n[perceptron]\nepochs = 2\n[generator]\ngenerator = \"ngram\"\n[generation]\nsamples_per_prompt = 2\nmax_new_tokens = 60\n",
+            d.join("train.jsonl"),
+            d.join("dev.jsonl"),
+            d.join("test.jsonl")
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = synthdeid(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&out.join("synthetic.jsonl")), 0o600);
+    assert_eq!(mode(&out.join("stages")), 0o700);
+    let generate = std::fs::read_dir(out.join("stages")).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("generate-")).unwrap();
+    for f in std::fs::read_dir(generate.join("shards")).unwrap() {
+        assert_eq!(mode(&f.unwrap().path()), 0o600);
+    }
+}

@@ -63,13 +63,8 @@ pub fn leaked_phi(training: &[Document], audited: &[Document]) -> Leakage {
     strings.sort();
     let index: HashMap<&str, usize> = strings.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
     let mut found = vec![false; strings.len()];
-    if !strings.is_empty() {
-        let ac = AhoCorasick::builder().match_kind(MatchKind::Standard).build(&strings).expect("PHI strings build an automaton");
-        for d in audited {
-            for p in matches_on_word_boundaries(&ac, &d.text) {
-                found[p] = true;
-            }
-        }
+    for i in strings_found(&strings, audited) {
+        found[i] = true;
     }
     let mut per_label: BTreeMap<String, LabelLeak> = BTreeMap::new();
     for ((label, s), docs) in &pairs {
@@ -108,19 +103,17 @@ pub fn leaked_phi(training: &[Document], audited: &[Document]) -> Leakage {
 
 /// The indices of `strings` that occur in some document of `docs` on word boundaries.
 pub fn strings_found(strings: &[String], docs: &[Document]) -> Vec<usize> {
-    let wanted: Vec<&String> = strings.iter().filter(|s| !s.is_empty()).collect();
-    if wanted.is_empty() {
+    if strings.is_empty() {
         return Vec::new();
     }
-    let ac = AhoCorasick::builder().match_kind(MatchKind::Standard).build(&wanted).expect("strings build an automaton");
-    let mut found = vec![false; wanted.len()];
+    let ac = AhoCorasick::builder().match_kind(MatchKind::Standard).build(strings).expect("strings build an automaton");
+    let mut found = vec![false; strings.len()];
     for d in docs {
         for p in matches_on_word_boundaries(&ac, &d.text) {
             found[p] = true;
         }
     }
-    let index: Vec<usize> = strings.iter().enumerate().filter(|(_, s)| !s.is_empty()).map(|(i, _)| i).collect();
-    found.iter().enumerate().filter(|(_, &f)| f).map(|(k, _)| index[k]).collect()
+    found.iter().enumerate().filter(|(_, &f)| f).map(|(i, _)| i).collect()
 }
 
 /// The patterns of `ac` found in `text` with word boundaries at both ends (a letter or digit at an

@@ -12,7 +12,6 @@ use corpus::Document;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 
 /// `[canaries]`: off unless `count > 0`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,23 +128,42 @@ pub struct RepetitionExposure {
 
 pub fn expose(canaries: &[Canary], synthetic: &[Document], n: usize, bootstrap: usize, seed: u64) -> CanaryReport {
     let automaton = audit::SuffixAutomaton::new(synthetic);
+    // Each canary's distinct PHI strings, then its secret, all searched in one pass.
+    let phi: Vec<Vec<String>> = canaries
+        .iter()
+        .map(|c| {
+            let chars: Vec<char> = c.doc.text.chars().collect();
+            let distinct: std::collections::BTreeSet<String> = c.doc.spans.iter().map(|s| chars[s.start..s.end].iter().collect()).collect();
+            distinct.into_iter().collect()
+        })
+        .collect();
+    // (canary, is its secret) for each searched string.
+    let mut owner = Vec::new();
+    let mut strings = Vec::new();
+    for (i, (c, p)) in canaries.iter().zip(&phi).enumerate() {
+        owner.extend(p.iter().map(|_| (i, false)).chain(std::iter::once((i, true))));
+        strings.extend(p.iter().cloned().chain(std::iter::once(c.secret.clone())));
+    }
+    let mut hits = vec![0usize; canaries.len()];
+    let mut secret_found = vec![false; canaries.len()];
+    for k in audit::strings_found(&strings, synthetic) {
+        match owner[k] {
+            (i, true) => secret_found[i] = true,
+            (i, false) => hits[i] += 1,
+        }
+    }
     let mut rows = Vec::with_capacity(canaries.len());
-    for c in canaries {
-        let chars: Vec<char> = c.doc.text.chars().collect();
-        let strings: HashSet<String> = c.doc.spans.iter().map(|s| chars[s.start..s.end].iter().collect()).collect();
-        let mut strings: Vec<String> = strings.into_iter().collect();
-        strings.sort();
-        let found = audit::strings_found(&strings, synthetic);
-        let secret_found = !audit::strings_found(std::slice::from_ref(&c.secret), synthetic).is_empty();
+    for (i, c) in canaries.iter().enumerate() {
+        let chars = c.doc.text.chars().count();
         let longest = automaton.longest_common(&c.doc.text).map_or(0, |m| m.0);
         rows.push(CanaryExposure {
             id: c.doc.id.clone(),
             repetitions: c.repetitions,
-            phi_strings: strings.len(),
-            phi_found: found.len(),
-            secret_found,
+            phi_strings: phi[i].len(),
+            phi_found: hits[i],
+            secret_found: secret_found[i],
             longest_shared: longest,
-            longest_shared_share: if chars.is_empty() { 0.0 } else { longest as f64 / chars.len() as f64 },
+            longest_shared_share: if chars == 0 { 0.0 } else { longest as f64 / chars as f64 },
         });
     }
     let mut levels: Vec<usize> = rows.iter().map(|r| r.repetitions).collect();

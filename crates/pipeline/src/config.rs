@@ -195,10 +195,7 @@ pub struct AblationSection {
 impl RunConfig {
     /// Reads, parses and checks a config; relative data paths become relative to its directory.
     pub fn load(path: &Path) -> Result<RunConfig> {
-        let given = read_with_base(path, 0)?;
-        let own = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
-        // Without a base, parse the file itself, so that errors point at its own lines.
-        let text = if own.contains("extends") { toml::to_string(&given)? } else { own };
+        let (given, text) = read_with_base(path, 0)?;
         let mut cfg: RunConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}{}", path.display(), e, key_hint(&e)))?;
         // Some settings types take flattened fields and so cannot deny unknown ones themselves:
         // every key of the file must survive a parse → serialize round trip, or it was ignored.
@@ -351,24 +348,26 @@ impl RunConfig {
 
 /// A config file as a TOML table, with `extends = "BASE.toml"` (a top-level key, relative to the
 /// file) resolved: the base's tables, overridden key by key by the file's. A file comparing
-/// generators (`[ablation.generators]`) drops an inherited `[generator]`.
-fn read_with_base(path: &Path, depth: usize) -> Result<toml::Value> {
+/// generators (`[ablation.generators]`) drops an inherited `[generator]`. Also returns TOML text
+/// of that table: the file itself when it has no base, so that parse errors point at its lines.
+fn read_with_base(path: &Path, depth: usize) -> Result<(toml::Value, String)> {
     if depth > 8 {
         bail!("{}: `extends` nests more than 8 deep (a cycle?)", path.display());
     }
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
     let mut v: toml::Value = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}{}", path.display(), e, key_hint(&e)))?;
     let Some(table) = v.as_table_mut() else { bail!("{}: not a TOML table", path.display()) };
-    let Some(base) = table.remove("extends") else { return Ok(v) };
+    let Some(base) = table.remove("extends") else { return Ok((v, text)) };
     let base = base.as_str().with_context(|| format!("{}: `extends` must be a file name", path.display()))?.to_string();
     let base_path = path.parent().unwrap_or(Path::new(".")).join(&base);
-    let mut merged = read_with_base(&base_path, depth + 1).with_context(|| format!("{}: extends = {base:?}", path.display()))?;
+    let (mut merged, _) = read_with_base(&base_path, depth + 1).with_context(|| format!("{}: extends = {base:?}", path.display()))?;
     let compares = table.get("ablation").and_then(|a| a.get("generators")).is_some();
     if compares && !table.contains_key("generator") {
         merged.as_table_mut().expect("a table").remove("generator");
     }
     merge(&mut merged, v);
-    Ok(merged)
+    let text = toml::to_string(&merged)?;
+    Ok((merged, text))
 }
 
 /// `over` onto `base`: tables merge key by key, any other value replaces.

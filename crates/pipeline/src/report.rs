@@ -212,13 +212,13 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
     );
 
     let _ = writeln!(md, "## Gold-trained vs synthetic-trained NER (gold test set)\n");
-    let main_group = groups(summary).into_iter().find(|g| g.cells.iter().any(|c| c.cell.name == first.cell.name));
+    let gs = groups(summary);
+    let main_group = gs.iter().find(|g| g.cells.iter().any(|c| c.cell.name == first.cell.name));
     if summary.cells.len() > 1 {
         let _ = writeln!(md, "Main setting: generator on {:.0}%, annotator on {:.0}% of the training documents, {} samples per prompt.\n", first.cell.generator_ratio * 100.0, first.cell.annotator_ratio * 100.0, first.cell.samples_per_prompt);
     }
     let reference = &cfg.reference;
-    let all_groups = groups(summary);
-    let main_key = main_group.as_ref().map_or("main".to_string(), |g| reference_key(g, &all_groups));
+    let main_key = main_group.map_or("main".to_string(), |g| reference_key(g, &gs));
     let has_ref = reference.gold_token_f1.contains_key(&main_key) || reference.synthetic_token_f1.contains_key(&main_key);
     if has_ref {
         let _ = writeln!(
@@ -251,7 +251,6 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
     }
     let _ = writeln!(md, "\n![per-label F1](plots/per_label_f1.svg)\n");
 
-    let gs = groups(summary);
     if summary.cells.len() > 1 {
         let _ = writeln!(md, "## Ablation ({} cells; mean ± standard deviation over seeds/folds)\n", summary.cells.len());
         let refs = !cfg.reference.gold_token_f1.is_empty() || !cfg.reference.synthetic_token_f1.is_empty();
@@ -315,10 +314,10 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
         a.leakage.unique,
         pct(a.leakage.unique_leaked, a.leakage.unique)
     );
-    for r in a.evidence_rows() {
+    let rows = a.evidence_rows();
+    for r in &rows {
         let _ = writeln!(md, "| {} | {} | {} |", r.measure, r.synthetic, r.baseline);
     }
-    let rows = a.evidence_rows();
     if !rows.is_empty() {
         let _ = writeln!(md, "\nWhat the measures mean:\n");
         let _ = writeln!(md, "- n-gram recall (the paper's measure): the share of the synthetic corpus's word n-grams found in the generator's training text.");

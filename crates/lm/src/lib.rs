@@ -72,13 +72,7 @@ impl Generator {
             (model, tokenizer)
         };
         // Models trained here record their document boundaries; others use bos/eos.
-        let boundaries = match std::fs::read_to_string(dir.join(train::TRAIN_RECORD)) {
-            Ok(s) => {
-                let r: TrainRecord = serde_json::from_str(&s).context(train::TRAIN_RECORD)?;
-                Boundaries { start: r.start_token, end: r.end_token }
-            }
-            Err(_) => train::boundaries_of(&model.config, &tokenizer)?,
-        };
+        let boundaries = train::boundaries_in(dir, &model.config, &tokenizer)?;
         Ok(Generator::Decoder(Box::new(DecoderGenerator::new(model, tokenizer, boundaries)?)))
     }
 

@@ -142,14 +142,7 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
                     c.set_dropout(p)
                 }
             })?;
-            // A model trained here framed its documents as its record says; keep that framing.
-            let b = match std::fs::read_to_string(init.join(TRAIN_RECORD)) {
-                Ok(s) => {
-                    let r: TrainRecord = serde_json::from_str(&s).with_context(|| format!("{}", init.join(TRAIN_RECORD).display()))?;
-                    Boundaries { start: r.start_token, end: r.end_token }
-                }
-                Err(_) => boundaries_of(&model.config, &tokenizer)?,
-            };
+            let b = boundaries_in(init, &model.config, &tokenizer)?;
             (model, b)
         }
         None => {
@@ -332,6 +325,18 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
     }
     let _ = &mut model;
     Ok(report)
+}
+
+/// The document framing of the model in `dir`: a model trained here records it in its
+/// [`TRAIN_RECORD`]; any other uses its own (see [`boundaries_of`]).
+pub fn boundaries_in(dir: &Path, config: &ModelConfig, tok: &LmTokenizer) -> Result<Boundaries> {
+    match std::fs::read_to_string(dir.join(TRAIN_RECORD)) {
+        Ok(s) => {
+            let r: TrainRecord = serde_json::from_str(&s).with_context(|| format!("{}", dir.join(TRAIN_RECORD).display()))?;
+            Ok(Boundaries { start: r.start_token, end: r.end_token })
+        }
+        Err(_) => boundaries_of(config, tok),
+    }
 }
 
 /// Start/end tokens of a pretrained model: its `eos` id (else the tokenizer's usual names) ends

@@ -11,6 +11,7 @@ pub mod format;
 pub mod i2b2;
 pub mod jsonl;
 pub mod sentences;
+pub mod shard;
 pub mod split;
 pub mod stats;
 pub mod text;

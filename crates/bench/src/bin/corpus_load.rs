@@ -1,14 +1,23 @@
-//! Benchmark: load and validate every MEDDOCAN split (BRAT → documents, offsets and surface
-//! checks), then tokenize and sentence-split everything.
+//! Measures corpus loading: every MEDDOCAN split read and validated (BRAT → documents, offsets and
+//! surface checks), then tokenized and sentence-split (best of 5). BENCHMARKS.md › corpus loading:
 //!
-//! cargo run --release -p corpus --example load_benchmark -- ../shared/data/meddocan
+//!     cargo run --release -p bench --bin corpus_load -- --data ../shared/data/meddocan
 
+use clap::Parser;
 use corpus::{read_corpus, ReadOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 
+#[derive(Parser)]
+#[command(about = "Load, validate, tokenize and sentence-split every MEDDOCAN split (best of 5)")]
+struct Cli {
+    /// The MEDDOCAN directory (holding train/, dev/, test/).
+    #[arg(long, default_value = "../shared/data/meddocan")]
+    data: PathBuf,
+}
+
 fn main() {
-    let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "../shared/data/meddocan".into()));
+    let root = Cli::parse().data;
     let mut best_load = f64::MAX;
     let mut best_all = f64::MAX;
     let (mut docs_n, mut spans_n, mut tokens_n) = (0, 0, 0);

@@ -1,7 +1,11 @@
-//! Training and prediction throughput of an encoder on random ids (no corpus needed).
+//! Measures training and prediction throughput (tokens/s) of a BERT encoder with a token
+//! classification head on random ids (no corpus needed), beside PyTorch's
+//! `scripts/pytorch_speed/speed.py encoder` (alternated by `scripts/pytorch_speed/compare.sh`:
+//! BENCHMARKS.md, current results, "encoder training / prediction tokens/s vs PyTorch (MiniLM-L6
+//! shape)"). Alone, that shape (the defaults):
 //!
 //! ```text
-//! cargo run --release -p ner --example encoder_speed -- --layers 6 --hidden 384 --heads 12 --ffn 1536 \
+//! cargo run --release -p bench --bin encoder_speed -- --layers 6 --hidden 384 --heads 12 --ffn 1536 \
 //!     --vocab 30522 --batch 16 --len 128 --steps 10
 //! ```
 //! Training step = forward, token-classification loss, backward, clipping, AdamW; tokens/s counts
@@ -16,6 +20,7 @@ use nn::{AdamW, AdamWConfig, Encoder, EncoderConfig, Linear, Mode, Params};
 use rand::{Rng, SeedableRng};
 
 #[derive(Parser)]
+#[command(about = "Training and prediction tokens/s of a BERT encoder on random ids")]
 struct Cli {
     #[arg(long, default_value_t = 6)]
     layers: usize,

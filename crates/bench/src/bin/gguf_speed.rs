@@ -1,8 +1,10 @@
-//! Speed of a GGUF checkpoint (Gemma-3-270M by default) under our generator, to set beside
-//! llama.cpp on the same file (`scripts/llamacpp_speed/speed.py`, alternated by
-//! `scripts/llamacpp_speed/compare.sh`).
+//! Measures the speed of a GGUF checkpoint (Gemma-3-270M by default) under our generator, to set
+//! beside llama.cpp on the same file (`scripts/llamacpp_speed/speed.py`, alternated by
+//! `scripts/llamacpp_speed/compare.sh`: BENCHMARKS.md, current results, "Gemma-3-270M generation
+//! … vs llama.cpp") and LoRA training beside PyTorch + PEFT (`scripts/pytorch_speed/compare.sh
+//! gemma-lora`: "Gemma-3-270M LoRA training tokens/s vs PyTorch + PEFT"). Alone:
 //!
-//!     cargo run --release -p lm --example gguf_speed -- [MODEL.gguf|DIR] [all|generate|prefill|step|lora]
+//!     cargo run --release -p bench --bin gguf_speed -- [all|generate|prefill|step|lora] [--model MODEL.gguf|DIR]
 //!
 //! The prompt is the fixed Spanish clinical text below, tokenized with the model's tokenizer after
 //! its BOS and cut to 64 ids (the same ids as llama.cpp's tokenizer gives; both print a checksum).
@@ -36,6 +38,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use clap::{Parser, ValueEnum};
 use lm::{Decoder, DecoderGenerator, SamplingConfig};
 use nn::Mode;
 use rand::SeedableRng;
@@ -51,7 +54,29 @@ const PROMPT_LEN: usize = 64;
 const NEW: usize = 128;
 const BATCHES: [usize; 2] = [1, 16];
 
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum What {
+    /// prefill, generate and step.
+    All,
+    Generate,
+    Prefill,
+    Step,
+    /// LoRA training steps (not part of `all`).
+    Lora,
+}
+
+#[derive(Parser)]
+#[command(about = "Prefill, generation, decoding-step and LoRA training speed of a GGUF checkpoint")]
+struct Cli {
+    #[arg(value_enum, default_value = "all")]
+    what: What,
+    /// A GGUF file or a model directory (default: the cached gemma-3-270m, fetched if missing).
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     // SPEED_FTZ=1: flush denormals to zero (MXCSR FTZ + DAZ) on this thread and every rayon
     // thread: an experiment, see BENCHMARKS.md (2026-12-03): softmax leaves masked probabilities
     // as denormals, which Intel FMA units take microcode assists on.
@@ -60,13 +85,12 @@ fn main() -> anyhow::Result<()> {
         rayon::broadcast(|_| flush_denormals());
         println!("ours: denormals flushed to zero (SPEED_FTZ=1)");
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = match args.first() {
-        Some(p) if p.ends_with(".gguf") || std::path::Path::new(p).is_dir() => PathBuf::from(p),
-        _ => models::ensure("gemma-3-270m")?.join("model.gguf"),
+    let path = match cli.model {
+        Some(p) => p,
+        None => models::ensure("gemma-3-270m")?.join("model.gguf"),
     };
-    let what = args.iter().find(|a| ["all", "generate", "prefill", "step", "lora"].contains(&a.as_str())).map(String::as_str).unwrap_or("all");
-    if what == "lora" {
+    let what = cli.what;
+    if what == What::Lora {
         return lora(&path);
     }
     let t = Instant::now();
@@ -89,14 +113,14 @@ fn main() -> anyhow::Result<()> {
     println!("ours: prompt {} ids, first {:?}, checksum {sum}", ids.len(), &ids[..4]);
 
     let mut prefill = [0f64; 2];
-    if what == "all" || what == "prefill" || what == "generate" {
+    if matches!(what, What::All | What::Prefill | What::Generate) {
         for (k, &b) in BATCHES.iter().enumerate() {
             let secs = prefill_secs(&g.model, &ids, b)?;
             prefill[k] = secs;
             println!("ours prefill: batch {b}: {} prompt tokens in {:.3} s = {:.0} prompt tokens/s", b * PROMPT_LEN, secs, (b * PROMPT_LEN) as f64 / secs);
         }
     }
-    if what == "all" || what == "generate" {
+    if matches!(what, What::All | What::Generate) {
         let sampling = SamplingConfig { temperature: 1.0, top_k: 0, top_p: 0.95 };
         for (k, &b) in BATCHES.iter().enumerate() {
             let seqs: Vec<(&[u32], u64)> = (0..b).map(|i| (ids.as_slice(), i as u64)).collect();
@@ -113,7 +137,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    if what == "all" || what == "step" {
+    if matches!(what, What::All | What::Step) {
         for b in BATCHES {
             step(&g.model, &ids, b)?;
         }

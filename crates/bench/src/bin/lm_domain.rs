@@ -1,17 +1,19 @@
-//! Domain-quality benchmark: train a small decoder from scratch on a corpus's training text
-//! within a time budget, report dev perplexity, and compare generated documents with real ones
-//! (mean length, distinct-2, share carrying header fields), next to the word 4-gram baseline.
+//! Measures domain quality of a small decoder: trained from scratch on a corpus's training text
+//! within a time budget, its dev perplexity, and generated documents compared with real ones (mean
+//! length, distinct-2, share carrying header fields), next to the word 4-gram baseline.
+//! BENCHMARKS.md › Causal LM (issue 4), "Domain quality":
 //!
-//!     cargo run --release -p lm --example domain -- TRAIN DEV OUT_DIR [MAX_MINUTES] [PROMPTS]
+//!     cargo run --release -p bench --bin lm_domain -- --train ../shared/data/meddocan/train \
+//!         --dev ../shared/data/meddocan/dev --out /tmp/lm-domain --max-minutes 15 --prompts 100
 //!
-//! e.g. `... -- /work/shared/data/meddocan/train /work/shared/data/meddocan/dev /tmp/lm-domain 15 100`.
-//! A rerun with the same OUT_DIR resumes training (or skips it when it finished).
+//! A rerun with the same `--out` resumes training (or skips it when it finished).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use corpus::{Document, ReadOptions};
+use clap::Parser;
+use corpus::{Document, Format, ReadOptions};
 use lm::{GenerateConfig, Generator, Preset, SamplingConfig, TrainConfig};
 
 const FIELDS: [&str; 6] = ["Nombre:", "Apellidos:", "Fecha de nacimiento:", "NHC:", "Fecha de Ingreso:", "Médico:"];
@@ -52,11 +54,30 @@ fn row(name: &str, s: &Stats) -> String {
     format!("| {name} | {} | {:.0} | {:.0} | {:.3} | {} |", s.docs, s.words, s.chars, s.distinct2, f.join(" | "))
 }
 
+#[derive(Parser)]
+#[command(about = "Train a small GPT-2 from scratch and the word 4-gram; compare their dev perplexity and samples")]
+struct Cli {
+    /// Training documents.
+    #[arg(long)]
+    train: PathBuf,
+    /// Dev documents (perplexity; prompts from their first words).
+    #[arg(long)]
+    dev: PathBuf,
+    /// Output directory (models and samples); a rerun resumes.
+    #[arg(long)]
+    out: PathBuf,
+    /// Training time budget of the GPT-2.
+    #[arg(long, default_value_t = 15.0)]
+    max_minutes: f64,
+    /// Dev documents whose first three words prompt one sample each.
+    #[arg(long, default_value_t = 100)]
+    prompts: usize,
+}
+
 fn main() -> anyhow::Result<()> {
-    let a: Vec<String> = std::env::args().skip(1).collect();
-    let (train_path, dev_path, out) = (PathBuf::from(&a[0]), PathBuf::from(&a[1]), PathBuf::from(&a[2]));
-    let minutes: f64 = a.get(3).and_then(|s| s.parse().ok()).unwrap_or(15.0);
-    let n_prompts: usize = a.get(4).and_then(|s| s.parse().ok()).unwrap_or(100);
+    let cli = Cli::parse();
+    let (train_path, dev_path, out) = (cli.train, cli.dev, cli.out);
+    let (minutes, n_prompts) = (cli.max_minutes, cli.prompts);
     let train = corpus::read_corpus(&train_path, None, &ReadOptions::default())?;
     let dev = corpus::read_corpus(&dev_path, None, &ReadOptions::default())?;
 
@@ -102,8 +123,8 @@ fn main() -> anyhow::Result<()> {
     let gpt_docs = Generator::load(&gpt_dir)?.generate(&prompts, &gen_cfg)?;
     let gen_secs = t.elapsed().as_secs_f64();
     let ngram_docs = Generator::load(&ngram_dir)?.generate(&prompts, &GenerateConfig { max_new_tokens: 1000, ..gen_cfg.clone() })?;
-    lm::cli::write_docs(&out.join("gpt2_samples.jsonl"), &gpt_docs)?;
-    lm::cli::write_docs(&out.join("ngram_samples.jsonl"), &ngram_docs)?;
+    corpus::write_corpus(&out.join("gpt2_samples.jsonl"), Some(Format::Jsonl), &gpt_docs)?;
+    corpus::write_corpus(&out.join("ngram_samples.jsonl"), Some(Format::Jsonl), &ngram_docs)?;
 
     println!();
     println!("dev perplexity: gpt2 {:.2} per BPE token (vocab 4000); word 4-gram {:.1} per word", report.best_dev_perplexity, ngram_report.best_dev_perplexity);

@@ -1,14 +1,36 @@
-//! Per-token log-probabilities and a greedy continuation under a model directory or GGUF file:
-//! the quick look at whether a checkpoint loads right.
+//! Measures one text's per-token log-probabilities (mean NLL, perplexity, worst positions) and a
+//! greedy continuation under a model directory or GGUF file: the quick look at whether a
+//! checkpoint loads right (no BENCHMARKS.md row; the parity tests in `lm/tests` are the record).
 //!
-//!     cargo run --release -p lm --example score -- MODEL "text to score" [new_tokens]
+//!     cargo run --release -p bench --bin lm_score -- MODEL "text to score" [--new-tokens 16]
+use std::path::PathBuf;
+
 use anyhow::Result;
 use candle_core::{Tensor, D};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "Per-token log-probabilities and a greedy continuation of a text under a model")]
+struct Cli {
+    /// A model directory or GGUF file.
+    model: PathBuf,
+    /// The text to score.
+    text: String,
+    /// Greedy new tokens after the text.
+    #[arg(long, default_value_t = 16)]
+    new_tokens: usize,
+    /// A token id put first, before the text's ids (and before Gemma's BOS).
+    #[arg(long, env = "PREPEND")]
+    prepend: Option<u32>,
+    /// A token id put after the text's ids.
+    #[arg(long, env = "APPEND")]
+    append: Option<u32>,
+}
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let (path, text) = (std::path::Path::new(&args[1]), &args[2]);
-    let new: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(16);
+    let cli = Cli::parse();
+    let (path, text) = (cli.model.as_path(), &cli.text);
+    let new = cli.new_tokens;
     let dev = nn::device();
     let t0 = std::time::Instant::now();
     let model = lm::Decoder::load(path, &dev)?;
@@ -18,11 +40,11 @@ fn main() -> Result<()> {
     if let Some(b) = model.config.bos_id().filter(|_| matches!(model.config, lm::ModelConfig::Gemma3(_))) {
         ids.insert(0, b);
     }
-    if let Ok(pre) = std::env::var("PREPEND") {
-        ids.insert(0, pre.parse()?);
+    if let Some(pre) = cli.prepend {
+        ids.insert(0, pre);
     }
-    if let Ok(post) = std::env::var("APPEND") {
-        ids.push(post.parse()?);
+    if let Some(post) = cli.append {
+        ids.push(post);
     }
     println!("ids {:?}", ids);
     let mut mode = nn::Mode::Eval;

@@ -1,28 +1,70 @@
-//! Speed benchmark: training tokens/s and generation new tokens/s of a GPT-2 decoder.
+//! Measures training tokens/s and generation new tokens/s of a GPT-2 (or Llama) decoder with random
+//! weights, beside PyTorch's `scripts/pytorch_speed/speed.py gpt2-train|gpt2-generate`
+//! (alternated by `scripts/pytorch_speed/compare.sh`). BENCHMARKS.md, current results, "GPT-2
+//! (6 × 384) training / generation at batch 16 vs PyTorch"; alone:
 //!
-//!     cargo run --release -p lm --example speed -- [train|generate|all|small|step] [layers hidden heads vocab]
+//!     cargo run --release -p bench --bin lm_speed -- all
 //!
 //! Defaults: 6 layers × 384 hidden × 6 heads, vocabulary 32000. Training: batch 8 × 256, AdamW,
 //! dropout 0.1 (HF's GPT-2 default). Generation: prompt 16 tokens, 256 new tokens, top-p 0.95,
 //! at batch 1 and 16 (no early stop). Weights are random; speed does not depend on them.
+//! GPT-2 small: `SPEED_STEPS=2 cargo run --release -p bench --bin lm_speed -- small --layers 12
+//! --hidden 768 --heads 12 --vocab 50257`.
 
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use clap::{Parser, ValueEnum};
 use lm::data::Boundaries;
 use lm::models::Gpt2Config;
 use lm::{Decoder, DecoderGenerator, LmTokenizer, ModelConfig, SamplingConfig};
 use nn::{AdamW, AdamWConfig, Mode};
 use rand::SeedableRng;
 
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum What {
+    /// Training and generation at batch 1 and 16.
+    All,
+    Train,
+    Generate,
+    /// Training and batch-1 generation only (for GPT-2 small, as the PyTorch reference).
+    Small,
+    /// One batch-16 decoding step cut into its parts.
+    Step,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum Arch {
+    Gpt2,
+    /// A Llama of the same size: RMSNorm, rotary, SwiGLU with FFN 8/3 × hidden, grouped-query
+    /// attention with half as many key/value heads.
+    Llama,
+}
+
+#[derive(Parser)]
+#[command(about = "Training and generation speed of a GPT-2 / Llama decoder on random weights")]
+struct Cli {
+    #[arg(value_enum, default_value = "all")]
+    what: What,
+    #[arg(long, default_value_t = 6)]
+    layers: usize,
+    #[arg(long, default_value_t = 384)]
+    hidden: usize,
+    #[arg(long, default_value_t = 6)]
+    heads: usize,
+    #[arg(long, default_value_t = 32000)]
+    vocab: usize,
+    #[arg(long, value_enum, env = "SPEED_ARCH", default_value = "gpt2")]
+    arch: Arch,
+    /// Timed training steps (after one warm-up step).
+    #[arg(long, env = "SPEED_STEPS", default_value_t = 4)]
+    steps: usize,
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let what = args.first().map(String::as_str).unwrap_or("all");
-    let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
-    let (layers, hidden, heads, vocab) = (num(1, 6), num(2, 384), num(3, 6), num(4, 32000));
-    // SPEED_ARCH=llama: a Llama of the same size (RMSNorm, rotary, SwiGLU with FFN 8/3 × hidden,
-    // grouped-query attention with half as many key/value heads).
-    let llama = std::env::var("SPEED_ARCH").as_deref() == Ok("llama");
+    let cli = Cli::parse();
+    let (what, layers, hidden, heads, vocab) = (cli.what, cli.layers, cli.hidden, cli.heads, cli.vocab);
+    let llama = cli.arch == Arch::Llama;
     let cfg = if llama {
         ModelConfig::Llama(lm::models::llama::LlamaConfig::new(vocab, 1024, hidden, layers, heads, (heads / 2).max(1), hidden * 8 / 3))
     } else {
@@ -30,21 +72,19 @@ fn main() -> anyhow::Result<()> {
     };
     let arch = if llama { "Llama" } else { "GPT-2" };
     println!("{arch} {layers} layers × {hidden} hidden × {heads} heads, vocab {vocab}, {} threads", rayon::current_num_threads());
-    // `small`: training and batch-1 generation only (GPT-2 small: `small 12 768 12 50257`, with
-    // SPEED_STEPS=2 as the PyTorch reference takes).
-    if what == "train" || what == "all" || what == "small" {
-        bench_train(&cfg, vocab as u32)?;
+    if matches!(what, What::Train | What::All | What::Small) {
+        bench_train(&cfg, vocab as u32, cli.steps)?;
     }
-    if what == "step" {
+    if what == What::Step {
         bench_step(&cfg, vocab as u32)?;
     }
-    if what == "generate" || what == "all" || what == "small" {
-        bench_generate(&cfg, vocab as u32, if what == "small" { &[1] } else { &[1, 16] })?;
+    if matches!(what, What::Generate | What::All | What::Small) {
+        bench_generate(&cfg, vocab as u32, if what == What::Small { &[1] } else { &[1, 16] })?;
     }
     Ok(())
 }
 
-fn bench_train(cfg: &ModelConfig, vocab: u32) -> anyhow::Result<()> {
+fn bench_train(cfg: &ModelConfig, vocab: u32, steps: usize) -> anyhow::Result<()> {
     let model = Decoder::new(cfg, &Device::Cpu, 0)?;
     let vars = model.params.vars();
     let mut opt = AdamW::new(vars.clone(), AdamWConfig { lr: 1e-4, ..Default::default() }, |_| true)?;
@@ -52,7 +92,6 @@ fn bench_train(cfg: &ModelConfig, vocab: u32) -> anyhow::Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let rows: Vec<Vec<u32>> = (0..b).map(|_| (0..=t).map(|_| rand::Rng::random_range(&mut rng, 0..vocab)).collect()).collect();
     let refs: Vec<&Vec<u32>> = rows.iter().collect();
-    let steps = std::env::var("SPEED_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
     let mut times = Vec::new();
     for s in 0..=steps {
         let t0 = Instant::now();
@@ -67,7 +106,7 @@ fn bench_train(cfg: &ModelConfig, vocab: u32) -> anyhow::Result<()> {
     }
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     let tps = (b * t) as f64 / mean;
-    let gflops = 3.0 * cfg.flops_per_token(t / 2) * tps / 1e9;
+    let gflops = 3.0 * bench::flops_per_token(cfg, t / 2) * tps / 1e9;
     println!("train: batch {b} × {t}: {mean:.2} s/step, {tps:.0} tokens/s ({gflops:.0} GFLOP/s)");
     Ok(())
 }
@@ -129,7 +168,7 @@ fn bench_generate(cfg: &ModelConfig, vocab: u32, batches: &[usize]) -> anyhow::R
         let secs = t0.elapsed().as_secs_f64();
         let n: usize = out.iter().map(|o| o.len()).sum();
         let ctx = prompt_len + new / 2;
-        let gflops = cfg.flops_per_token(ctx) * n as f64 / secs / 1e9;
+        let gflops = bench::flops_per_token(cfg, ctx) * n as f64 / secs / 1e9;
         println!("generate: batch {batch}: {n} new tokens in {secs:.2} s = {:.0} new tokens/s ({gflops:.0} GFLOP/s)", n as f64 / secs);
     }
     let _ = Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?;

@@ -1,6 +1,9 @@
-//! Times surrogate de-identification of one document with N distinct names (issue 25, case 5):
-//! `cargo run --release -p deid --example many_spans -- 4000 16000 100000`.
+//! Measures surrogate de-identification of one document with N distinct names (issue 25, case 5).
+//! BENCHMARKS.md, current results, "`deid`, one document with 100,000 distinct names":
+//!
+//!     cargo run --release -p bench --bin many_spans -- 2000 8000 100000
 
+use clap::Parser;
 use corpus::{Document, Span};
 use std::time::Instant;
 
@@ -23,7 +26,7 @@ fn word(mut i: usize, first: bool) -> String {
 }
 
 /// One document holding `n` distinct two-part names, one per line.
-pub fn document(n: usize) -> Document {
+fn document(n: usize) -> Document {
     let mut text = String::new();
     let mut spans = Vec::with_capacity(n);
     let mut chars = 0;
@@ -40,9 +43,16 @@ pub fn document(n: usize) -> Document {
     Document { id: "big".into(), text, spans }
 }
 
+#[derive(Parser)]
+#[command(about = "Time surrogate de-identification of one document with N distinct names")]
+struct Cli {
+    /// Numbers of distinct names (spans) in the document, one timing each.
+    #[arg(default_values_t = [2000, 4000, 8000])]
+    spans: Vec<usize>,
+}
+
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a number of spans")).collect();
-    for n in if sizes.is_empty() { vec![2000, 4000, 8000] } else { sizes } {
+    for n in Cli::parse().spans {
         let doc = document(n);
         let t = Instant::now();
         let (out, _, stats) = deid::deidentify_corpus(&[doc], deid::Mode::Surrogate, &deid::Options::default().with_key(b"k".to_vec())).unwrap();

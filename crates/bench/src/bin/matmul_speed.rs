@@ -1,7 +1,8 @@
-//! f32 GEMM throughput of candle on this machine for the shapes a transformer step uses, forward
-//! (`x Wᵀ`) and the two backward products, plus the batched attention products.
+//! Measures f32 GEMM throughput of candle on this machine for the shapes a transformer step uses,
+//! forward (`x Wᵀ`) and the two backward products, plus the batched attention products.
+//! BENCHMARKS.md › LM speed (the GFLOP/s of the training shapes):
 //!
-//!     cargo run --release -p nn --example matmul_speed [decode]
+//!     cargo run --release -p bench --bin matmul_speed [decode]
 //!
 //! `decode`: only the decoding shapes (16 rows), with `nn::fused::linear` (the path the models
 //! take) beside candle's matmul, and the weight bytes each streams per second.
@@ -9,6 +10,15 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "f32 GEMM throughput of candle for a transformer step's shapes")]
+struct Cli {
+    /// `decode`: only the decoding shapes (16 rows), fused linear beside candle's matmul.
+    #[arg(value_parser = ["decode"])]
+    mode: Option<String>,
+}
 
 fn bench(name: &str, a: &Tensor, b: &Tensor, batch: usize, m: usize, k: usize, n: usize) -> anyhow::Result<()> {
     let _ = a.matmul(b)?;
@@ -24,10 +34,11 @@ fn bench(name: &str, a: &Tensor, b: &Tensor, batch: usize, m: usize, k: usize, n
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     let d = Device::Cpu;
     println!("{} threads", rayon::current_num_threads());
     let r = |s: &[usize]| Tensor::randn(0f32, 1.0, s, &d);
-    if std::env::args().nth(1).as_deref() == Some("decode") {
+    if cli.mode.as_deref() == Some("decode") {
         for (inp, out) in [(384usize, 1152usize), (384, 1536), (1536, 384), (384, 32000)] {
             let x = r(&[16, inp])?;
             let w = r(&[out, inp])?;

@@ -1,11 +1,13 @@
-//! Benchmark: a span-boundary model added to a copy of a trained stacked model
+//! Measures what a span-boundary model adds to a trained stacked model: one is added to a copy
 //! (`ner::add_boundaries`: learned from the guide's jackknifed tags of train, recomputed as the
-//! run made them from its `training.json`; kept if dev does not fall), and test scored without
-//! and with it. With `TUNE_O_PENALTY=1`, the copy first gets an `O` penalty picked on dev (for
-//! models trained before it).
+//! run made them from its `training.json`; kept if dev does not fall), and test is scored without
+//! and with it. With `--tune-o-penalty`, the copy first gets an `O` penalty picked on dev (for
+//! models trained before it). BENCHMARKS.md › Span boundaries (issue 3, session 14), the test
+//! table of the six saved models:
 //!
-//! cargo run --release -p ner --example boundaries -- MODEL_DIR COPY_DIR ../shared/data/meddocan
+//!     cargo run --release -p bench --bin ner_boundaries -- MODEL_DIR COPY_DIR --data ../shared/data/meddocan
 
+use clap::Parser;
 use corpus::{read_corpus, ReadOptions};
 use std::path::{Path, PathBuf};
 
@@ -25,16 +27,30 @@ fn copy_model(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Parser)]
+#[command(about = "Add a span-boundary model to a copy of a trained stacked model; score test without and with it")]
+struct Cli {
+    /// The trained stacked model (left untouched).
+    model: PathBuf,
+    /// Where the copy goes (it gets the boundary model).
+    copy: PathBuf,
+    /// The MEDDOCAN directory (holding train/, dev/, test/).
+    #[arg(long, default_value = "../shared/data/meddocan")]
+    data: PathBuf,
+    /// First pick an `O` penalty on dev for the copy (models trained before it).
+    #[arg(long, env = "TUNE_O_PENALTY", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    tune_o_penalty: bool,
+}
+
 fn main() -> anyhow::Result<()> {
-    let arg = |i: usize| std::env::args().nth(i);
-    let (from, to) = (PathBuf::from(arg(1).expect("MODEL_DIR")), PathBuf::from(arg(2).expect("COPY_DIR")));
-    let root = PathBuf::from(arg(3).unwrap_or_else(|| "../shared/data/meddocan".into()));
+    let cli = Cli::parse();
+    let (from, to, root) = (cli.model, cli.copy, cli.data);
     let read = |s: &str| read_corpus(&root.join(s), None, &ReadOptions::default()).map_err(anyhow::Error::msg);
     let (train, dev, test) = (read("train")?, read("dev")?, read("test")?);
     let training: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(from.join("training.json"))?)?;
     let cfg: ner::TrainConfig = serde_json::from_value(training["config"].clone())?;
     copy_model(&from, &to)?;
-    if std::env::var("TUNE_O_PENALTY").is_ok_and(|v| v == "1") {
+    if cli.tune_o_penalty {
         // A model trained before the O penalty: pick it on dev as training now does (after the
         // guide weight, by the run's metric), and save the copy with it.
         let mut model = ner::Model::load(&to)?;

@@ -1,16 +1,28 @@
-//! Benchmark: a stacked model decoded alone and as a product with its guide perceptron, the
-//! guide weight picked on dev (by strict or token F1), without and with an `O` penalty picked on
-//! dev after it (`Model::tune_decoding`, as training does), and scored on test. Every setting
-//! tried is printed with its dev scores.
+//! Measures decoding choices of a trained stacked model: decoded alone and as a product with its
+//! guide perceptron, the guide weight picked on dev (by strict or token F1), without and with an
+//! `O` penalty picked on dev after it (`Model::tune_decoding`, as training does), and scored on
+//! test; every setting tried is printed with its dev scores. BENCHMARKS.md › Lexical inputs and
+//! stacking on the perceptron (the guide-weight tables) and › An `O` penalty picked on dev:
 //!
-//! cargo run --release -p ner --example guide_weight -- MODEL_DIR ../shared/data/meddocan
+//!     cargo run --release -p bench --bin ner_guide_weight -- MODEL_DIR --data ../shared/data/meddocan
 
+use clap::Parser;
 use corpus::{read_corpus, ReadOptions};
 use std::path::PathBuf;
 
+#[derive(Parser)]
+#[command(about = "Guide weight and O penalty of a stacked NER model picked on dev, scored on test")]
+struct Cli {
+    /// The trained stacked model.
+    model: PathBuf,
+    /// The MEDDOCAN directory (holding dev/ and test/).
+    #[arg(long, default_value = "../shared/data/meddocan")]
+    data: PathBuf,
+}
+
 fn main() -> anyhow::Result<()> {
-    let dir = PathBuf::from(std::env::args().nth(1).expect("MODEL_DIR"));
-    let root = PathBuf::from(std::env::args().nth(2).unwrap_or_else(|| "../shared/data/meddocan".into()));
+    let cli = Cli::parse();
+    let (dir, root) = (cli.model, cli.data);
     let read = |s: &str| read_corpus(&root.join(s), None, &ReadOptions::default()).map_err(anyhow::Error::msg);
     let (dev, test) = (read("dev")?, read("test")?);
     let mut model = ner::Model::load(&dir)?;

@@ -1,7 +1,10 @@
-//! Quality benchmark: train on MEDDOCAN train, pick the epoch on dev, score on test.
+//! Measures transformer NER quality: trained on MEDDOCAN train (any `ner train` settings), the
+//! epoch picked on dev, scored on test. BENCHMARKS.md › Transformer NER from scratch on MEDDOCAN
+//! (its sections give each run's flags; the recipe of record is `synthdeid ner train --config
+//! configs/ner-meddocan.toml`):
 //!
 //! ```text
-//! cargo run --release -p ner --example meddocan -- \
+//! cargo run --release -p bench --bin ner_meddocan -- \
 //!     --train /work/shared/data/meddocan/train --dev /work/shared/data/meddocan/dev \
 //!     --test /work/shared/data/meddocan/test --out target/meddocan-small --max-minutes 60
 //! ```
@@ -15,6 +18,7 @@ use anyhow::Result;
 use clap::Parser;
 
 #[derive(Parser)]
+#[command(about = "Train the NER model on MEDDOCAN (dev picks the epoch) and score it on test")]
 struct Cli {
     #[command(flatten)]
     train: ner::cli::TrainArgs,

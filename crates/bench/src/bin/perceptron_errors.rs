@@ -1,20 +1,35 @@
-//! Experiment: the span errors of saved perceptrons on MEDDOCAN dev, classed (missed, spurious,
-//! boundary, type) and counted per label, with each error's words in context. Prints corpus text:
-//! for error analysis on the public MEDDOCAN corpus only.
+//! Experiment: the span errors of saved perceptrons on a MEDDOCAN split, classed (missed,
+//! spurious, boundary, type) and counted per label, with each error's words in context. Prints
+//! corpus text: for error analysis on the public MEDDOCAN corpus only. BENCHMARKS.md › Lexical
+//! inputs and stacking on the perceptron (the guides' errors on dev):
 //!
-//! cargo run --release -p perceptron --example errors -- ../shared/data/meddocan SPLIT MODEL_DIR...
+//!     cargo run --release -p bench --bin perceptron_errors -- --data ../shared/data/meddocan --split dev MODEL_DIR...
 
+use clap::Parser;
 use corpus::{read_corpus, ReadOptions, Span};
 use perceptron::Perceptron;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+#[derive(Parser)]
+#[command(about = "Span errors of saved perceptrons on a MEDDOCAN split, classed and counted per label (prints corpus text)")]
+struct Cli {
+    /// The MEDDOCAN directory.
+    #[arg(long, default_value = "../shared/data/meddocan")]
+    data: PathBuf,
+    /// The split under it to tag (train, dev or test).
+    #[arg(long, default_value = "dev")]
+    split: String,
+    /// Saved perceptron directories.
+    #[arg(required = true)]
+    models: Vec<String>,
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let root = PathBuf::from(&args[0]);
-    let docs = read_corpus(&root.join(&args[1]), None, &ReadOptions::default()).map_err(anyhow::Error::msg)?;
+    let cli = Cli::parse();
+    let docs = read_corpus(&cli.data.join(&cli.split), None, &ReadOptions::default()).map_err(anyhow::Error::msg)?;
     let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for dir in &args[2..] {
+    for dir in &cli.models {
         let p = Perceptron::load(&PathBuf::from(dir))?;
         let pred = p.predict(&docs);
         for (g, q) in docs.iter().zip(&pred) {

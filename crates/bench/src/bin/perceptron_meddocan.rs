@@ -1,26 +1,53 @@
-//! Benchmark: the perceptron floor on MEDDOCAN (train → model picked on dev → scored on test).
+//! Measures the perceptron floor on MEDDOCAN: trained on train, the model picked on dev, scored on
+//! test. BENCHMARKS.md, current results, "perceptron floor, MEDDOCAN test token / strict F1":
 //!
-//! cargo run --release -p perceptron --example meddocan -- ../shared/data/meddocan [EPOCHS] [MEMBERS] [MIN_FEATURE_COUNT] [STACK_FOLDS] [PREDICTIONS_DIR|-] [SEED] [bio|bilou]
+//!     cargo run --release -p bench --bin perceptron_meddocan -- --data ../shared/data/meddocan --epochs 20
+//!
+//! (› Perceptron floor on MEDDOCAN gives the other settings, e.g. `--stack-folds 5`, `--seed 7`.)
 
+use clap::Parser;
 use corpus::{read_corpus, ReadOptions};
 use perceptron::{train, PerceptronConfig};
 use std::path::PathBuf;
 
+#[derive(Parser)]
+#[command(about = "The perceptron floor on MEDDOCAN: train, pick on dev, score on test")]
+struct Cli {
+    /// The MEDDOCAN directory (holding train/, dev/, test/).
+    #[arg(long, default_value = "../shared/data/meddocan")]
+    data: PathBuf,
+    #[arg(long, default_value_t = 12)]
+    epochs: usize,
+    /// Perceptrons averaged (different seeds).
+    #[arg(long, default_value_t = 1)]
+    members: usize,
+    /// Features seen fewer times in train are dropped.
+    #[arg(long, default_value_t = 1)]
+    min_feature_count: u32,
+    /// Stack on the tagger's own jackknifed tags over this many folds (0: no stacking).
+    #[arg(long, default_value_t = 0)]
+    stack_folds: usize,
+    /// Write dev and test predictions (dev.jsonl, test.jsonl) here, for error analysis.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// bio or bilou.
+    #[arg(long, default_value = "bio")]
+    tag_scheme: perceptron::TagScheme,
+}
+
 fn main() -> anyhow::Result<()> {
-    let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "../shared/data/meddocan".into()));
-    let epochs: usize = std::env::args().nth(2).map_or(12, |e| e.parse().expect("EPOCHS is a number"));
-    let members: usize = std::env::args().nth(3).map_or(1, |e| e.parse().expect("MEMBERS is a number"));
-    let min_feature_count: u32 = std::env::args().nth(4).map_or(1, |e| e.parse().expect("MIN_FEATURE_COUNT is a number"));
-    let stack_folds: usize = std::env::args().nth(5).map_or(0, |e| e.parse().expect("STACK_FOLDS is a number"));
-    let seed: u64 = std::env::args().nth(7).map_or(42, |e| e.parse().expect("SEED is a number"));
-    let tag_scheme: perceptron::TagScheme = std::env::args().nth(8).map_or(Ok(perceptron::TagScheme::Bio), |e| e.parse())?;
+    let cli = Cli::parse();
+    let root = cli.data;
+    let (epochs, members, min_feature_count, stack_folds, seed, tag_scheme) = (cli.epochs, cli.members, cli.min_feature_count, cli.stack_folds, cli.seed, cli.tag_scheme);
     let read = |s: &str| read_corpus(&root.join(s), None, &ReadOptions::default()).map_err(anyhow::Error::msg);
     let (tr, dev, test) = (read("train")?, read("dev")?, read("test")?);
     let (model, summary) = train(&PerceptronConfig { epochs, members, min_feature_count, stack_folds, seed, tag_scheme, ..Default::default() }, &tr, &dev, None)?;
     let t0 = std::time::Instant::now();
     let pred = model.predict(&test);
     let predict_secs = t0.elapsed().as_secs_f64();
-    if let Some(dir) = std::env::args().nth(6).filter(|d| d != "-").map(PathBuf::from) {
+    if let Some(dir) = cli.predictions {
         // Dev and test predictions as JSONL, for error analysis.
         std::fs::create_dir_all(&dir)?;
         corpus::write_corpus(&dir.join("dev.jsonl"), None, &model.predict(&dev)).map_err(anyhow::Error::msg)?;

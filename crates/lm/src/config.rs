@@ -12,7 +12,7 @@ use crate::ngram::NgramConfig;
 use crate::sampling::SamplingConfig;
 
 /// Size presets for models trained from scratch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// 2 layers × 64, vocabulary 1000: for tests.
@@ -22,6 +22,20 @@ pub enum Preset {
     Small,
     /// 6 layers × 384, vocabulary 32000 (the speed benchmark's shape).
     Base,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = String;
+
+    /// `tiny`, `small` or `base`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tiny" => Ok(Preset::Tiny),
+            "small" => Ok(Preset::Small),
+            "base" => Ok(Preset::Base),
+            _ => Err(format!("{s:?} is not a preset: tiny, small or base")),
+        }
+    }
 }
 
 /// Model dimensions; `None` takes the preset's value.
@@ -77,6 +91,11 @@ pub struct TrainConfig {
     pub checkpoint_minutes: f64,
     /// Show an indicatif progress bar.
     pub progress: bool,
+    /// Samples come from this OpenAI-compatible server (`[generator.openai]`) instead of a model
+    /// trained here: the generator stage then trains nothing. Absent (the default) leaves the
+    /// stage keys of existing configs as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openai: Option<crate::openai::OpenAiConfig>,
 }
 
 impl Default for TrainConfig {
@@ -101,6 +120,7 @@ impl Default for TrainConfig {
             dev_max_tokens: 32_768,
             checkpoint_minutes: 5.0,
             progress: true,
+            openai: None,
         }
     }
 }

@@ -65,30 +65,49 @@ impl DecoderGenerator {
     /// Generates `samples_per_prompt` documents per prompt (ids `{prompt}__s{NNN}`, in prompt
     /// order), each being its prompt text followed by the decoded continuation.
     pub fn generate(&self, prompts: &[Prompt], cfg: &GenerateConfig) -> Result<Vec<Document>> {
-        let encoded: Vec<Vec<u32>> = prompts.iter().map(|p| self.prompt_ids(&p.text)).collect::<Result<_>>()?;
         let n = cfg.samples_per_prompt;
-        // Items (prompt, sample) sorted by prompt length, so that batches need little padding.
-        let mut items: Vec<(usize, usize)> = (0..prompts.len()).flat_map(|p| (0..n).map(move |s| (p, s))).collect();
+        let items: Vec<(usize, usize)> = (0..prompts.len()).flat_map(|p| (0..n).map(move |s| (p, s))).collect();
+        let mut out: Vec<Option<Document>> = vec![None; prompts.len() * n];
+        self.generate_items(prompts, &items, cfg, |done| {
+            for (p, s, doc, _) in done {
+                out[p * n + s] = Some(doc);
+            }
+            Ok(())
+        })?;
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Generates the samples `items` (prompt index, sample index) in batches of
+    /// `cfg.batch_size` and hands each batch's documents to `on_batch` as they finish, with the
+    /// number of new tokens of each. A sample's text depends on its prompt, its seed and the
+    /// settings only, never on which other items are asked for: so a resumed run that asks only
+    /// for the samples still missing gets the same ones.
+    pub fn generate_items(
+        &self,
+        prompts: &[Prompt],
+        items: &[(usize, usize)],
+        cfg: &GenerateConfig,
+        mut on_batch: impl FnMut(Vec<(usize, usize, Document, usize)>) -> Result<()>,
+    ) -> Result<()> {
+        let encoded: Vec<Vec<u32>> = prompts.iter().map(|p| self.prompt_ids(&p.text)).collect::<Result<_>>()?;
+        // Items sorted by prompt length, so that batches need little padding.
+        let mut items = items.to_vec();
         items.sort_by_key(|&(p, _)| encoded[p].len());
-        let mut out: Vec<Option<Vec<u32>>> = vec![None; prompts.len() * n];
         let bar = crate::train::progress_bar(items.len() as u64, cfg.progress);
         for chunk in items.chunks(cfg.batch_size.max(1)) {
             let seqs: Vec<(&[u32], u64)> =
                 chunk.iter().map(|&(p, s)| (encoded[p].as_slice(), sample_seed(cfg.seed, &prompts[p].id, s))).collect();
             let news = self.generate_ids(&seqs, cfg.max_new_tokens, &cfg.sampling)?;
+            let mut done = Vec::with_capacity(chunk.len());
             for (&(p, s), new) in chunk.iter().zip(news) {
-                out[p * n + s] = Some(new);
+                let text = format!("{}{}", prompts[p].text, self.tokenizer.decode(&new)?);
+                done.push((p, s, Document { id: sample_id(&prompts[p].id, s), text, spans: Vec::new() }, new.len()));
             }
+            on_batch(done)?;
             bar.inc(chunk.len() as u64);
         }
         bar.finish_and_clear();
-        let mut docs = Vec::with_capacity(out.len());
-        for (i, new) in out.into_iter().enumerate() {
-            let (p, s) = (i / n, i % n);
-            let text = format!("{}{}", prompts[p].text, self.tokenizer.decode(&new.unwrap_or_default())?);
-            docs.push(Document { id: sample_id(&prompts[p].id, s), text, spans: Vec::new() });
-        }
-        Ok(docs)
+        Ok(())
     }
 
     /// Core loop: continues each prompt (`ids`, rng seed) by at most `max_new` tokens, stopping

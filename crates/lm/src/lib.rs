@@ -3,10 +3,11 @@
 //! fine-tuning, LoRA) over packed documents, KV-cache batched sampling with per-sample seeds, and
 //! a word n-gram baseline generator.
 //!
-//! The library API is what the CLI ([`cli`]) and the pipeline call:
-//! [`train`], [`Generator::load`] + [`Generator::generate`], [`perplexity`].
+//! The library API is what the binary's `lm` commands and the pipeline call:
+//! [`train`], [`Generator::load`] + [`Generator::generate`], [`perplexity`]; [`Backend`] adds
+//! an OpenAI-compatible server as a source of samples ([`openai`]) and resumable generation.
 
-pub mod cli;
+pub mod backend;
 pub mod config;
 pub mod data;
 pub mod generate;
@@ -16,6 +17,7 @@ pub mod lora;
 pub mod loss;
 pub mod models;
 pub mod ngram;
+pub mod openai;
 pub mod prompts;
 pub mod sampling;
 pub mod tokenizer;
@@ -26,12 +28,14 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use corpus::Document;
 
+pub use backend::{journal_path, Backend, GenerationStats, Journal};
 pub use config::{GenerateConfig, ModelDims, Preset, TrainConfig};
 pub use data::Boundaries;
 pub use generate::DecoderGenerator;
 pub use layers::LoraConfig;
 pub use models::{Decoder, ModelConfig};
 pub use ngram::{NgramConfig, NgramModel};
+pub use openai::{OpenAiClient, OpenAiConfig};
 pub use prompts::{first_words, prompts_from_docs, sample_id, sample_seed, Prompt};
 pub use sampling::SamplingConfig;
 pub use tokenizer::LmTokenizer;

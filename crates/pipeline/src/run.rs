@@ -277,6 +277,10 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
             let lines: Vec<String> = canaries.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
             corpus::format::atomic_write_private(&dir.join("canaries.jsonl"), (lines.join("\n") + "\n").as_bytes()).map_err(|e| anyhow!(e))?;
         }
+        // An OpenAI-compatible server generates: nothing to train here; the stage records where.
+        if let Some(o) = &gen_cfg.openai {
+            return write_json(&dir.join("server.json"), &serde_json::json!({ "backend": "openai", "base_url": o.base_url, "model": o.model }));
+        }
         // A run stopped by `generator.max_minutes` is what the config asked for: its best
         // checkpoint is the stage's output (`finished: false` in train_report.json says so).
         let report = lm::train(&gen_cfg, &gen_input, dev, &dir.join("model"))?;
@@ -306,7 +310,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let (generate_dir, t) = run_stage(stages, &generate_key, force("generate"), |dir| {
         let shards = dir.join("shards");
         std::fs::create_dir_all(&shards)?;
-        let generator = lm::Generator::load(&gen_dir.join("model"))?;
+        let generator = lm::Backend::open(&gen_dir.join("model"), gen_cfg.openai.as_ref())?;
         let bar = crate::progress::bar(prompts.len() as u64, "generate", opts.verbose);
         // Without a terminal the bar does not draw: a line per prompt document instead.
         let log_lines = opts.verbose && !std::io::IsTerminal::is_terminal(&std::io::stderr());

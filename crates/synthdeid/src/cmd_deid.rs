@@ -79,6 +79,11 @@ pub struct DeidArgs {
     /// files are removed so that only the new corpus remains). Without it such an --out is refused.
     #[arg(long)]
     pub force: bool,
+    /// Only shard I of N (I from 0) of the input documents; `synthdeid merge` joins the N outputs into the unsharded one.
+    /// Surrogates stay consistent across shards: each shard reads every document's spans (so with surrogates it needs
+    /// --spans-from-input; with --model, use --mode redact/mask or annotate first).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<corpus::shard::Shard>,
     #[command(flatten)]
     pub read: ReadArgs,
 }
@@ -110,8 +115,26 @@ pub fn deid(a: DeidArgs) -> Result<()> {
         }
         Some(p) => a.read.read(p)?,
     };
+    let shard = a.shard.unwrap_or_default();
+    let surrogates = matches!(a.mode, ModeArg::Surrogate);
+    if !shard.is_whole() && from_stdin {
+        bail!("--shard needs an --input corpus (stdin is one document)");
+    }
+    if !shard.is_whole() && surrogates && a.model.is_some() {
+        bail!(
+            "--shard with --model and surrogates: consistent surrogates need every document's PHI spans (the same original gets \
+             the same surrogate in every shard, and no original of the input comes back), which the model would have to find in \
+             all documents; annotate the input first (the annotations merged with `synthdeid merge`), then run \
+             `deid --spans-from-input --shard {shard}` (fast), or use --mode redact or mask (per document)"
+        );
+    }
+    // Redact and mask are per document: a shard handles its own. Surrogates see every document
+    // (cheap without a model) and the shard's are written.
+    let written = shard.range(docs.len());
+    let docs = if surrogates { docs } else { docs[written.clone()].to_vec() };
+    let written = if surrogates { written } else { 0..docs.len() };
     let docs = if let Some(model_dir) = &a.model {
-        let model = pipeline::run::NerModel::load(model_dir, None).with_context(|| format!("loading the NER model {}", model_dir.display()))?;
+        let model = ner::load_tagger(model_dir, None).with_context(|| format!("loading the NER model {}", model_dir.display()))?;
         model.predict(&docs)?
     } else {
         if from_stdin {
@@ -151,6 +174,13 @@ pub fn deid(a: DeidArgs) -> Result<()> {
     };
     let t0 = std::time::Instant::now();
     let (out_docs, mapping, stats) = deid::deidentify_corpus(&docs, mode, &options).map_err(|e| anyhow!(e))?;
+    let (out_docs, mapping) = if written.len() == out_docs.len() {
+        (out_docs, mapping)
+    } else {
+        let ids: std::collections::HashSet<&str> = out_docs[written.clone()].iter().map(|d| d.id.as_str()).collect();
+        let mapping: Vec<_> = mapping.into_iter().filter(|m| ids.contains(m.doc_id.as_str())).collect();
+        (out_docs[written.clone()].to_vec(), mapping)
+    };
     let secs = t0.elapsed().as_secs_f64();
     match &a.out {
         Some(p) => {
@@ -173,6 +203,9 @@ pub fn deid(a: DeidArgs) -> Result<()> {
             s.push('\n');
         }
         corpus::format::atomic_write_private(p, s.as_bytes()).map_err(|e| anyhow!(e))?;
+    }
+    if !shard.is_whole() {
+        eprintln!("shard {shard}: wrote {} document(s){}", out_docs.len(), if surrogates { format!(" of the {} read for consistent surrogates", docs.len()) } else { String::new() });
     }
     eprintln!(
         "de-identified {} document(s), {} span(s) in {:.2} s ({:.0} documents/s); dates not parsed (digits replaced): {}; unknown labels: {}",

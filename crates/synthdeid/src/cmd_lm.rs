@@ -1,16 +1,56 @@
-//! clap arguments and entry points of `synthdeid lm {train, generate, perplexity}`. The binary
-//! only adds a subcommand variant holding these `Args` and calls the `run_*` function.
+//! `synthdeid lm {train, generate, perplexity, convert}`: clap arguments and entry points over
+//! the `lm` library (which does not depend on clap).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use clap::Args;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use corpus::shard::Shard;
 use corpus::{Document, Format, ReadOptions};
 
-use crate::config::{GenerateConfig, Preset, TrainConfig};
-use crate::prompts::prompts_from_docs;
-use crate::sampling::SamplingConfig;
-use crate::Generator;
+use lm::{Backend, GenerateConfig, Generator, OpenAiConfig, Preset, SamplingConfig, TrainConfig};
+
+#[derive(Subcommand)]
+pub enum LmCmd {
+    /// Domain-adapt a causal LM on gold text: from scratch, full fine-tuning or LoRA of a local HF checkpoint, or the word n-gram baseline.
+    Train(TrainArgs),
+    /// Sample synthetic documents from the first words of prompt documents (nucleus sampling, many samples per prompt).
+    Generate(GenerateArgs),
+    /// Perplexity of documents under a model, per model token and per word.
+    Perplexity(PerplexityArgs),
+    /// Convert a GGUF checkpoint into an HF directory (f32 safetensors, config, tokenizer.json).
+    Convert(ConvertArgs),
+}
+
+pub fn lm(cmd: LmCmd) -> Result<()> {
+    match cmd {
+        LmCmd::Train(a) => run_train(&a),
+        LmCmd::Generate(a) => run_generate(&a),
+        LmCmd::Perplexity(a) => run_perplexity(&a),
+        LmCmd::Convert(a) => run_convert(&a),
+    }
+}
+
+/// Size presets of [`Preset`] as clap values (the library does not depend on clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
+    /// 2 layers × 64, vocabulary 1000: for tests.
+    Tiny,
+    /// 4 layers × 256, vocabulary 8000: minutes on a laptop CPU.
+    Small,
+    /// 6 layers × 384, vocabulary 32000 (the speed benchmark's shape).
+    Base,
+}
+
+impl From<PresetArg> for Preset {
+    fn from(p: PresetArg) -> Preset {
+        match p {
+            PresetArg::Tiny => Preset::Tiny,
+            PresetArg::Small => Preset::Small,
+            PresetArg::Base => Preset::Base,
+        }
+    }
+}
 
 fn read_docs(path: &Path) -> Result<Vec<Document>> {
     corpus::read_corpus(path, None, &ReadOptions::default()).with_context(|| format!("reading {}", path.display()))
@@ -33,7 +73,7 @@ pub struct TrainArgs {
     pub generator: String,
     /// Size preset of a model trained from scratch.
     #[arg(long, value_enum, default_value = "small")]
-    pub preset: Preset,
+    pub preset: PresetArg,
     /// Pretrained model to fine-tune (fully, or with LoRA when --lora-rank > 0): an HF directory or a GGUF file / directory.
     #[arg(long)]
     pub init: Option<PathBuf>,
@@ -94,7 +134,7 @@ impl TrainArgs {
     pub fn to_config(&self) -> TrainConfig {
         let mut c = TrainConfig {
             generator: self.generator.clone(),
-            preset: self.preset,
+            preset: self.preset.into(),
             init: self.init.clone(),
             epochs: self.epochs,
             max_minutes: self.max_minutes,
@@ -124,7 +164,7 @@ impl TrainArgs {
 pub fn run_train(args: &TrainArgs) -> Result<()> {
     let train = read_docs(&args.train)?;
     let dev = read_docs(&args.dev)?;
-    let report = crate::train(&args.to_config(), &train, &dev, &args.out)?;
+    let report = lm::train(&args.to_config(), &train, &dev, &args.out)?;
     println!("best dev perplexity: {:.4}", report.best_dev_perplexity);
     if !report.finished {
         println!("stopped by --max-minutes after {} steps; run the same command again to resume", report.steps);
@@ -137,7 +177,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
 pub struct GenerateArgs {
     /// Model directory written by `lm train`, a local HF GPT-2 / Llama / Mistral / Qwen2 / Gemma 3 directory, or a GGUF file (or a directory holding one, as `models fetch` leaves it).
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Corpus whose documents' first words are the prompts.
     #[arg(long)]
     pub prompts: PathBuf,
@@ -166,9 +206,52 @@ pub struct GenerateArgs {
     pub batch_size: usize,
     #[arg(long)]
     pub no_progress: bool,
+    /// Only shard I of N (I from 0) of the prompt documents: N contiguous runs; `synthdeid merge` joins the N outputs.
+    #[arg(long, value_name = "I/N", help_heading = "Scaling out")]
+    pub shard: Option<Shard>,
+    /// Where samples come from: this process, or an OpenAI-compatible server (vLLM, llama.cpp's, TGI).
+    #[arg(long, value_enum, default_value_t = BackendArg::Local, help_heading = "Scaling out")]
+    pub backend: BackendArg,
+    /// The server's root URL (openai backend).
+    #[arg(long, default_value = "http://127.0.0.1:8000", help_heading = "Scaling out")]
+    pub base_url: String,
+    /// Model name sent to the server (default: the one it lists).
+    #[arg(long, help_heading = "Scaling out")]
+    pub served_model: Option<String>,
+    /// Environment variable holding the API key.
+    #[arg(long, default_value = "OPENAI_API_KEY", help_heading = "Scaling out")]
+    pub api_key_env: String,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4, help_heading = "Scaling out")]
+    pub concurrency: usize,
+    /// Retries of a request that may pass (connection lost, timeout, HTTP 429/5xx), with backoff.
+    #[arg(long, default_value_t = 5, help_heading = "Scaling out")]
+    pub retries: usize,
+    /// Seconds one request may take.
+    #[arg(long, default_value_t = 600.0, help_heading = "Scaling out")]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    Local,
+    Openai,
 }
 
 impl GenerateArgs {
+    /// The server's settings (openai backend).
+    pub fn openai(&self) -> Option<OpenAiConfig> {
+        (self.backend == BackendArg::Openai).then(|| OpenAiConfig {
+            base_url: self.base_url.clone(),
+            model: self.served_model.clone().unwrap_or_default(),
+            api_key_env: self.api_key_env.clone(),
+            concurrency: self.concurrency,
+            retries: self.retries,
+            timeout_s: self.timeout,
+            ..OpenAiConfig::default()
+        })
+    }
+
     pub fn to_config(&self) -> GenerateConfig {
         GenerateConfig {
             prompt_words: self.prompt_words,
@@ -189,18 +272,51 @@ pub fn write_docs(path: &Path, docs: &[Document]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Generates into `--out`, resumably: each finished sample is appended to `OUT.partial.jsonl`
+/// (flushed to disk), which a run with the same settings picks up; the output is written (one
+/// atomic write) when every sample is there, and the journal is then removed.
 pub fn run_generate(args: &GenerateArgs) -> Result<()> {
     let cfg = args.to_config();
-    let generator = Generator::load(&args.model)?;
-    let prompts = prompts_from_docs(&read_docs(&args.prompts)?, cfg.prompt_words);
+    let openai = args.openai();
+    let backend = match (&openai, &args.model) {
+        (Some(o), _) => Backend::open(Path::new(""), Some(o))?,
+        (None, Some(m)) => Backend::Local(Box::new(Generator::load(m)?)),
+        (None, None) => bail!("--model: give the model to generate with (or --backend openai to use a server)"),
+    };
+    let shard = args.shard.unwrap_or_default();
+    let all = lm::prompts_from_docs(&read_docs(&args.prompts)?, cfg.prompt_words);
+    let prompts = shard.select(&all);
+    let settings = serde_json::json!({
+        "source": backend.identity(args.model.as_deref()),
+        "prompts": prompts,
+        "samples_per_prompt": cfg.samples_per_prompt,
+        "max_new_tokens": cfg.max_new_tokens,
+        "sampling": cfg.sampling,
+        "seed": cfg.seed,
+    });
+    let journal_path = lm::journal_path(&args.out);
+    let (mut journal, done) = lm::Journal::open(&journal_path, &settings)?;
+    if !done.is_empty() {
+        eprintln!("resuming: {} finished sample(s) in {}", done.len(), journal_path.display());
+    }
     let t = std::time::Instant::now();
-    let docs = generator.generate(&prompts, &cfg)?;
+    let (docs, stats) = backend.generate_resuming(prompts, &cfg, done, |d| journal.append(d))?;
     write_docs(&args.out, &docs)?;
-    eprintln!("{} documents from {} prompts in {:.1}s -> {}", docs.len(), prompts.len(), t.elapsed().as_secs_f64(), args.out.display());
+    journal.finish()?;
+    let secs = t.elapsed().as_secs_f64();
+    let tokens = stats.new_tokens.map(|n| format!(", {n} new tokens, {:.1} tokens/s", n as f64 / secs.max(1e-9))).unwrap_or_default();
+    let of = if shard.is_whole() { String::new() } else { format!(" (shard {shard} of {} prompts)", all.len()) };
+    eprintln!(
+        "{} documents from {} prompts{of}: {} generated, {} resumed, in {secs:.1}s{tokens} -> {}",
+        docs.len(),
+        prompts.len(),
+        stats.samples,
+        stats.resumed,
+        args.out.display()
+    );
     Ok(())
 }
 
-/// `synthdeid lm perplexity`.
 /// `synthdeid lm convert`: a GGUF checkpoint as an HF directory.
 #[derive(Debug, Clone, Args)]
 pub struct ConvertArgs {
@@ -213,12 +329,13 @@ pub struct ConvertArgs {
 }
 
 pub fn run_convert(args: &ConvertArgs) -> Result<()> {
-    let file = crate::gguf::find(&args.model)?.with_context(|| format!("{}: no .gguf file there", args.model.display()))?;
-    crate::gguf::write_hf_dir(&file, &args.out)?;
+    let file = lm::gguf::find(&args.model)?.with_context(|| format!("{}: no .gguf file there", args.model.display()))?;
+    lm::gguf::write_hf_dir(&file, &args.out)?;
     println!("wrote {}", args.out.display());
     Ok(())
 }
 
+/// `synthdeid lm perplexity`.
 #[derive(Debug, Clone, Args)]
 pub struct PerplexityArgs {
     #[arg(long)]
@@ -229,7 +346,7 @@ pub struct PerplexityArgs {
 }
 
 pub fn run_perplexity(args: &PerplexityArgs) -> Result<()> {
-    let p = crate::perplexity_report(&args.model, &read_docs(&args.input)?)?;
+    let p = lm::perplexity_report(&args.model, &read_docs(&args.input)?)?;
     println!("perplexity: {:.4}", p.per_token);
     println!("perplexity per word: {:.4} ({} tokens, {} words)", p.per_word, p.tokens, p.words);
     Ok(())

@@ -9,19 +9,19 @@
 # PYTHON: a Python with llama-cpp-python (CPU build). MODEL: the GGUF (default: the cached
 # gemma-3-270m, fetched by `synthdeid models fetch gemma-3-270m`). STEP=1 adds our per-stage
 # split of a decoding step (`gguf_speed step`) to each round. SPEED_FTZ=1 reaches our side: denormals
-# flushed to zero (see crates/lm/examples/gguf_speed.rs).
+# flushed to zero (see crates/bench/src/bin/gguf_speed.rs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/llamacpp_speed/measure.sh
 PYTHON=${PYTHON:-python3}
 ROUNDS=${1:-2}
 MODEL=${MODEL:-$HOME/.cache/synthdeid/models/gemma-3-270m/model.gguf}
-cargo build --release -q -p lm --example gguf_speed
+cargo build --release -q -p bench --bin gguf_speed
 for r in $(seq "$ROUNDS"); do
   echo "== round $r ($(date -u +%H:%M:%S))"
-  measure target/release/examples/gguf_speed "$MODEL" generate 2>&1 | grep -E '^(ours|#)'
+  measure target/release/gguf_speed generate --model "$MODEL" 2>&1 | grep -E '^(ours|#)'
   measure "$PYTHON" scripts/llamacpp_speed/speed.py "$MODEL" --threads 2 2>&1 | grep -E '^(llama.cpp (prefill|generate|step)|#)'
   if [ "${STEP:-0}" = 1 ]; then
-    measure target/release/examples/gguf_speed "$MODEL" step 2>&1 | grep -E '^(ours step|#)'
+    measure target/release/gguf_speed step --model "$MODEL" 2>&1 | grep -E '^(ours step|#)'
   fi
 done

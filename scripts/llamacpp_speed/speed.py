@@ -1,4 +1,4 @@
-"""llama.cpp reference for `cargo run --release -p lm --example gguf_speed`: the same GGUF, the same
+"""llama.cpp reference for `cargo run --release -p bench --bin gguf_speed`: the same GGUF, the same
 64-token prompt, the same lengths, on the same machine.
 
     python scripts/llamacpp_speed/speed.py [MODEL.gguf] [--threads 2] [--greedy]

@@ -10,32 +10,32 @@
 # `gguf_speed lora` against `speed.py gemma-lora`, PyTorch + PEFT), each run after the machine is
 # quiet, with the cores other processes took meanwhile (scripts/llamacpp_speed/measure.sh);
 # SPEED_STEPS steps after a warm-up (default 3); SPEED_FTZ=1 flushes denormals on our side (see
-# crates/lm/examples/gguf_speed.rs). Needs peft beside torch and transformers.
+# crates/bench/src/bin/gguf_speed.rs). Needs peft beside torch and transformers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
 if [ "${1:-}" = gemma-lora ]; then
   source scripts/llamacpp_speed/measure.sh
   MODEL=${MODEL:-$HOME/.cache/synthdeid/models/gemma-3-270m/model.gguf}
-  cargo build --release -q -p lm --example gguf_speed
+  cargo build --release -q -p bench --bin gguf_speed
   for r in $(seq "${2:-2}"); do
     echo "== round $r ($(date -u +%H:%M:%S))"
-    measure target/release/examples/gguf_speed "$MODEL" lora 2>&1 | grep -E '^(ours lora train|#)'
+    measure target/release/gguf_speed lora --model "$MODEL" 2>&1 | grep -E '^(ours lora train|#)'
     measure "$PYTHON" scripts/pytorch_speed/speed.py gemma-lora "$MODEL" 2>&1 | grep -E '^(pytorch gemma-lora train|#)'
   done
   exit 0
 fi
 ROUNDS=${1:-2}
-cargo build --release -q -p lm --example speed -p ner --example encoder_speed
+cargo build --release -q -p bench --bin lm_speed --bin encoder_speed
 for r in $(seq "$ROUNDS"); do
   echo "== round $r"
-  target/release/examples/encoder_speed --steps 4 | tail -1
+  target/release/encoder_speed --steps 4 | tail -1
   "$PYTHON" scripts/pytorch_speed/speed.py encoder 2>&1 | grep '^pytorch'
-  target/release/examples/speed all | tail -3
+  target/release/lm_speed all | tail -3
   "$PYTHON" scripts/pytorch_speed/speed.py gpt2-train 2>&1 | grep '^pytorch'
   "$PYTHON" scripts/pytorch_speed/speed.py gpt2-generate 2>&1 | grep '^pytorch'
 done
 if [ "${BERT_BASE:-0}" = 1 ]; then
-  target/release/examples/encoder_speed --layers 12 --hidden 768 --heads 12 --ffn 3072 --steps 3 | tail -1
+  target/release/encoder_speed --layers 12 --hidden 768 --heads 12 --ffn 3072 --steps 3 | tail -1
   "$PYTHON" scripts/pytorch_speed/speed.py bert-base 2>&1 | grep '^pytorch'
 fi

@@ -4,16 +4,16 @@ machine as the Rust benchmarks so that the ratio does not depend on which host t
     python scripts/pytorch_speed/speed.py [gpt2-train|gpt2-generate|gpt2-small|llama-train|encoder|bert-base|all]
     python scripts/pytorch_speed/speed.py gemma-lora [MODEL.gguf]
 
-Shapes match `cargo run --release -p lm --example speed` (GPT-2 6 x 384, 6 heads, vocab 32000,
+Shapes match `cargo run --release -p bench --bin lm_speed` (GPT-2 6 x 384, 6 heads, vocab 32000,
 training batch 8 x 256 with AdamW and dropout 0.1; generation prompt 16, 256 new tokens, top-p 0.95,
 batch 1 and 16; `gpt2-small`: 12 x 768, 12 heads, vocab 50257, training and batch-1 generation, as
-`cargo run --release -p lm --example speed -- small 12 768 12 50257`) and `cargo run --release -p ner --example encoder_speed` (MiniLM-L6 shape: BERT 6 x
+`cargo run --release -p bench --bin lm_speed -- small --layers 12 --hidden 768 --heads 12 --vocab 50257`) and `cargo run --release -p bench --bin encoder_speed` (MiniLM-L6 shape: BERT 6 x
 384, 12 heads, FFN 1536, vocab 30522, token classification, batch 16 x 128) and BERT-base (12 x 768,
 FFN 3072) with `--layers 12 --hidden 768 --ffn 3072 --steps 3`. Threads: torch's
 default (one per core). Weights are random: speed does not depend on them.
 
 `gemma-lora` (not in `all`): LoRA training of the real Gemma-3-270M, as
-`cargo run --release -p lm --example gguf_speed -- lora`: transformers loads the GGUF
+`cargo run --release -p bench --bin gguf_speed -- lora`: transformers loads the GGUF
 (`from_pretrained(dir, gguf_file=..., dtype=float32)`, dequantized to f32, default attention
 implementation), peft adds `LoraConfig(r=16, lora_alpha=16, target_modules=["q_proj", "v_proj"],
 lora_dropout=0.05)`; batch 8 x 256 random ids (257 per row: inputs and shifted targets, the loss
@@ -72,7 +72,7 @@ def gpt2_generate(small=False):
 
 
 def llama_train(steps=4):
-    """As `SPEED_ARCH=llama cargo run --release -p lm --example speed -- train`: 6 x 384, 6 heads,
+    """As `SPEED_ARCH=llama cargo run --release -p bench --bin lm_speed -- train`: 6 x 384, 6 heads,
     3 key/value heads, SwiGLU FFN 1024, vocab 32000, batch 8 x 256."""
     torch.manual_seed(0)
     m = LlamaForCausalLM(LlamaConfig(vocab_size=32000, hidden_size=384, intermediate_size=1024, num_hidden_layers=6,

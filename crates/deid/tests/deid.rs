@@ -817,7 +817,7 @@ fn mapping_and_stats_serialize_without_surprises() {
     assert!(!dbg.contains("secret-key") && !dbg.contains("Navarro"), "Debug output holds no key and no PHI");
 }
 
-/// One document with `n` distinct two-part names, one per line (as in `examples/many_spans.rs`).
+/// One document with `n` distinct two-part names, one per line (as in `crates/bench/src/bin/many_spans.rs`).
 fn many_names(n: usize) -> Document {
     const SYL: [&str; 16] = ["ba", "ke", "ri", "lo", "mu", "sa", "te", "vi", "no", "pe", "du", "ga", "fi", "zo", "ca", "ju"];
     let word = |mut i: usize, suffix: &str| {

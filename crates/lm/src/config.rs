@@ -213,4 +213,16 @@ mod tests {
         let ModelConfig::Llama(c) = partial.model_config(500, 0, 0).unwrap() else { panic!() };
         assert_eq!((c.hidden_size, c.intermediate_size, c.num_attention_heads), (96, 256, 4));
     }
+
+    /// `openai` is absent from a config that does not set it (so existing configs' stage keys,
+    /// hashes of their settings as JSON, stay as they were), and a TOML section sets it.
+    #[test]
+    fn openai_section_is_optional_and_parsed() {
+        let v = serde_json::to_value(TrainConfig::default()).unwrap();
+        assert!(v.get("openai").is_none(), "{v}");
+        let t: TrainConfig = toml::from_str("epochs = 1\n[openai]\nbase_url = \"http://10.0.0.5:8000/v1\"\nmodel = \"gen\"\nconcurrency = 16\n").unwrap();
+        let o = t.openai.as_ref().unwrap();
+        assert_eq!((o.base_url.as_str(), o.model.as_str(), o.concurrency, o.retries, o.api_key_env.as_str()), ("http://10.0.0.5:8000/v1", "gen", 16, 5, "OPENAI_API_KEY"));
+        assert!(toml::from_str::<TrainConfig>("[openai]\nbase_urll = \"x\"\n").is_err());
+    }
 }

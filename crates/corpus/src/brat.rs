@@ -1,10 +1,11 @@
 //! BRAT standoff directories: `NAME.txt` holds the text, `NAME.ann` its `T` lines:
 //! `T<n> TAB <LABEL> <start> <end> TAB <surface text>`, offsets in characters (a BOM is char 0).
 
-use crate::format::{atomic_write, check_id, decode_utf8, Loaded, ReadOptions};
+use crate::format::{check_id, decode_utf8, Loaded, ReadOptions};
 use crate::text::{list, stem};
 use crate::validate::{check_span_offsets, resolve_overlaps};
 use crate::{CharIndex, CorpusError, Document, OverlapPolicy, Result, Span};
+use fsutil::atomic_write;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

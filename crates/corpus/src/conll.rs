@@ -3,8 +3,9 @@
 //! text from its tokens (single spaces between tokens, one sentence a line), so import after
 //! export keeps tokens and labels but not the original spacing.
 
-use crate::format::{atomic_write, Loaded, ReadOptions};
+use crate::format::{Loaded, ReadOptions};
 use crate::{split_sentences, tokenize, CorpusError, Document, Result, Span};
+use fsutil::atomic_write;
 use std::path::Path;
 
 /// BIO tags of a document's tokens: a token is tagged with the span it overlaps. A span whose

@@ -171,43 +171,14 @@ pub fn write_corpus(path: &Path, format: Option<Format>, docs: &[Document]) -> R
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, then a rename, so a reader
-/// (or a resumed run) never sees half a file. On failure (a full disk) the temporary file is removed.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomically(path, bytes, false)
-}
+/// The workspace's atomic writer ([`fsutil`]), under its old path for the callers not yet moved
+/// to `fsutil` (perceptron, tagging, the binary); new code calls `fsutil` directly.
+pub use fsutil::{atomic_write, atomic_write_private};
 
-/// [`atomic_write`] for files that hold PHI in clear (surrogate mappings, keys): created with mode
-/// 0600 (owner only) on Unix, whatever the umask, and an existing file is replaced by a private one.
-pub fn atomic_write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomically(path, bytes, true)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| CorpusError::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp); // a stale one (same pid) would keep its old mode
-    let mut open = std::fs::OpenOptions::new();
-    open.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        open.mode(0o600);
+impl From<fsutil::Error> for CorpusError {
+    fn from(e: fsutil::Error) -> Self {
+        CorpusError::io(e.path, e.source)
     }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut f = open.open(&tmp).map_err(|e| CorpusError::io(&tmp, e))?;
-    let written = f.write_all(bytes).and_then(|_| f.sync_all());
-    drop(f);
-    let renamed = written.map_err(|e| CorpusError::io(&tmp, e)).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| CorpusError::io(path, e)));
-    if renamed.is_err() {
-        // Never leave a half-written copy of document text behind.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    renamed
 }
 
 /// A document id must be usable as a file name.

@@ -22,10 +22,11 @@
 //! predefined entity references, CDATA, comments, processing instructions and a DOCTYPE line.
 //! Errors name the file, the line and the element, never the text.
 
-use crate::format::{atomic_write, check_id, decode_utf8, Loaded, ReadOptions};
+use crate::format::{check_id, decode_utf8, Loaded, ReadOptions};
 use crate::text::{list, stem};
 use crate::validate::{check_span_offsets, resolve_overlaps};
 use crate::{CorpusError, Document, OverlapPolicy, Result, Span};
+use fsutil::atomic_write;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -1,8 +1,9 @@
 //! JSONL: one document a line, `{"id": "...", "text": "...", "spans": [{"start", "end", "label"}]}`.
 
-use crate::format::{atomic_write, check_id, Loaded, ReadOptions};
+use crate::format::{check_id, Loaded, ReadOptions};
 use crate::validate::{check_span_offsets, resolve_overlaps};
 use crate::{CorpusError, Document, OverlapPolicy, Result, Span};
+use fsutil::atomic_write;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -93,5 +94,5 @@ pub fn write_file(path: &Path, docs: &[Document]) -> Result<()> {
         out.push_str(&serde_json::to_string(d).expect("documents serialize"));
         out.push('\n');
     }
-    atomic_write(path, out.as_bytes())
+    Ok(atomic_write(path, out.as_bytes())?)
 }

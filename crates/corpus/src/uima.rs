@@ -26,10 +26,11 @@
 //! The document id is the file stem. Errors name the file and the feature structure (`%ID`), never
 //! the text.
 
-use crate::format::{atomic_write, check_id, decode_utf8, Loaded, ReadOptions};
+use crate::format::{check_id, decode_utf8, Loaded, ReadOptions};
 use crate::text::{list, stem};
 use crate::validate::{check_span_offsets, resolve_overlaps};
 use crate::{CorpusError, Document, OverlapPolicy, Result, Span};
+use fsutil::atomic_write;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 

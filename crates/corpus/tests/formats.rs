@@ -194,27 +194,8 @@ fn issue25_case1_jsonl_unknown_keys_are_refused_with_file_line_and_key() {
     assert_eq!((docs[0].spans.len(), docs[1].spans.len()), (1, 0));
 }
 
-/// Issue 25, case 2: files holding PHI in clear are created 0600 whatever the umask (and replace
-/// an existing, wider file); case 6: a failed write leaves no temporary copy of the text behind.
-#[cfg(unix)]
-#[test]
-fn issue25_case2_private_files_are_0600_and_failed_writes_leave_no_temporary_file() {
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = tempfile::tempdir().unwrap();
-    let p = tmp.path().join("mapping.jsonl");
-    std::fs::write(&p, "old").unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-    corpus::format::atomic_write_private(&p, b"Ana -> Eva\n").unwrap();
-    assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::read_to_string(&p).unwrap(), "Ana -> Eva\n");
-    // The rename onto a non-empty directory fails: the error names the path, no .tmp stays.
-    let blocked = tmp.path().join("blocked");
-    std::fs::create_dir_all(blocked.join("inside")).unwrap();
-    let err = corpus::format::atomic_write(&blocked, b"SECRET text").unwrap_err();
-    assert!(err.path.ends_with("blocked"), "{err}");
-    let left: Vec<String> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(left.iter().all(|n| !n.ends_with(".tmp")), "{left:?}");
-}
+// Issue 25, cases 2 and 6 (private files 0600, no temporary file left by a failed write): the
+// atomic writer's own tests, crates/fsutil/tests/atomic.rs.
 
 /// Issue 25, case 6: a CoNLL line with three tab-separated fields silently lost the middle one (which may
 /// be part of the token); now an error naming file and line.

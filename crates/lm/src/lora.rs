@@ -32,7 +32,7 @@ pub fn save_adapter(dir: &Path, adapters: &Params, cfg: &LoraConfig, model: &Mod
         "fan_in_fan_out": matches!(model, ModelConfig::Gpt2(_)),
         "inference_mode": true,
     });
-    nn::checkpoint::atomic_write(&dir.join(ADAPTER_CONFIG), serde_json::to_string_pretty(&c)?.as_bytes())
+    Ok(fsutil::atomic_write(&dir.join(ADAPTER_CONFIG), serde_json::to_string_pretty(&c)?.as_bytes())?)
 }
 
 /// Reads `adapter_config.json`: the LoRA settings and the base model directory.

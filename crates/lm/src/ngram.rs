@@ -142,8 +142,8 @@ impl NgramModel {
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
         let config = serde_json::json!({ "model_type": "ngram", "order": self.order, "vocab_size": self.vocab.len() });
-        nn::checkpoint::atomic_write(&dir.join(NGRAM_FILE), &serde_json::to_vec(self)?)?;
-        nn::checkpoint::atomic_write(&dir.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
+        fsutil::atomic_write(&dir.join(NGRAM_FILE), &serde_json::to_vec(self)?)?;
+        fsutil::atomic_write(&dir.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
         Ok(())
     }
 

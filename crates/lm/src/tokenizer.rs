@@ -25,7 +25,7 @@ impl LmTokenizer {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let s = self.inner.to_string(true).map_err(|e| anyhow!("serialising tokenizer: {e}"))?;
-        nn::checkpoint::atomic_write(path, s.as_bytes())
+        Ok(fsutil::atomic_write(path, s.as_bytes())?)
     }
 
     /// Trains a byte-level BPE of at most `vocab_size` entries on `texts`, with [`EOD_TOKEN`] as

@@ -198,7 +198,7 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
             Some(a) => crate::lora::save_adapter(out, a, &cfg.lora, &model.config, init.as_ref().unwrap())?,
             None => model.save(out)?,
         }
-        nn::checkpoint::atomic_write(&out.join(TRAIN_RECORD), serde_json::to_string_pretty(&record(report))?.as_bytes())
+        Ok(fsutil::atomic_write(&out.join(TRAIN_RECORD), serde_json::to_string_pretty(&record(report))?.as_bytes())?)
     };
     let save_ckpt = |opt: &AdamW, epoch: usize, micro: usize, report: &TrainReport, ls: f64, ln: usize| -> Result<()> {
         let state = State { fingerprint: fingerprint(cfg), epoch, micro, step: opt.step, report: report.clone(), epoch_loss_sum: ls, epoch_loss_n: ln };
@@ -319,7 +319,7 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
     bar.finish_and_clear();
     report.finished = !stopped;
     // Keep the record current (the best model's files are untouched).
-    nn::checkpoint::atomic_write(&out.join(TRAIN_RECORD), serde_json::to_string_pretty(&record(&report))?.as_bytes())?;
+    fsutil::atomic_write(&out.join(TRAIN_RECORD), serde_json::to_string_pretty(&record(&report))?.as_bytes())?;
     if report.finished {
         std::fs::remove_dir_all(&ckpt).ok();
     }
@@ -441,7 +441,7 @@ fn train_ngram(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document]
         finished: true,
         ..Default::default()
     };
-    nn::checkpoint::atomic_write(
+    fsutil::atomic_write(
         &out.join(TRAIN_RECORD),
         serde_json::to_string_pretty(&TrainRecord { config: cfg.clone(), start_token: Some(0), end_token: 1, report: report.clone() })?.as_bytes(),
     )?;

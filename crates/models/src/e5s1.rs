@@ -21,7 +21,7 @@
 //! then needs `add_pooling_layer=False`, and nothing here reads a pooler).
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 
@@ -428,31 +428,15 @@ impl safetensors::View for F32View<'_> {
     }
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
-}
-
-/// Writes through a temporary file next to `path` and renames it into place, so a kill leaves the
-/// old file or the new one, never a torn one.
-fn atomic_write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let tmp = tmp_path(path);
-    if let Err(e) = write(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("writing {}", tmp.display())));
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-}
-
 /// Writes `model` as an HF `BertModel` directory `out`: `model.safetensors` (f32, HF names, no
 /// pooler), `tokenizer.json` (a copy of `tokenizer_json`, bytes untouched) and `config.json`.
 pub fn write_model_dir(model: &E5s1, tokenizer_json: &[u8], out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let st = out.join("model.safetensors");
-    atomic_write_with(&st, |tmp| {
+    fsutil::atomic_write_with(&st, |tmp| {
         let views = model.tensors.iter().map(|(n, s, d)| (n.as_str(), F32View { shape: s, data: d }));
         let info = HashMap::from([("format".to_string(), "pt".to_string())]);
-        safetensors::serialize_to_file(views, Some(info), tmp).map_err(|e| anyhow!("{e}"))?;
+        safetensors::serialize_to_file(views, Some(info), tmp).map_err(std::io::Error::other)?;
         // safetensors creates the file owner-only (0600); a shared model cache must be readable.
         #[cfg(unix)]
         {
@@ -461,10 +445,10 @@ pub fn write_model_dir(model: &E5s1, tokenizer_json: &[u8], out: &Path) -> Resul
         }
         Ok(())
     })?;
-    atomic_write_with(&out.join("tokenizer.json"), |tmp| Ok(std::fs::write(tmp, tokenizer_json)?))?;
+    fsutil::atomic_write(&out.join("tokenizer.json"), tokenizer_json)?;
     // The config last: a directory interrupted before it is not taken for a model.
     let config = serde_json::to_vec_pretty(&model.config.hf_config())?;
-    atomic_write_with(&out.join("config.json"), |tmp| Ok(std::fs::write(tmp, config)?))
+    Ok(fsutil::atomic_write(&out.join("config.json"), &config)?)
 }
 
 /// Converts the E5S1 file `weights` and its `tokenizer_json` into an HF BERT directory `out`

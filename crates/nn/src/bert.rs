@@ -84,7 +84,7 @@ impl EncoderConfig {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        crate::checkpoint::atomic_write(path, serde_json::to_string_pretty(self)?.as_bytes())
+        Ok(fsutil::atomic_write(path, serde_json::to_string_pretty(self)?.as_bytes())?)
     }
 
     /// RoBERTa-family models number positions from `padding_idx + 1`.

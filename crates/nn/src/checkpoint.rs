@@ -1,31 +1,13 @@
-//! Crash-safe file writing: write a temp file in the same directory, then rename over the target,
-//! so a kill mid-write leaves either the old or the new file, never a torn one.
+//! Crash-safe checkpoint directories (a kill mid-write leaves either the old or the new one, never
+//! a torn one); files are written by the workspace's atomic writer, [`fsutil`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
-}
-
-/// Writes `bytes` to `path` atomically.
+/// [`fsutil::atomic_write`] under its old path, for `ner` until it calls `fsutil` (issue 26).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    atomic_write_with(path, |tmp| Ok(std::fs::write(tmp, bytes)?))
-}
-
-/// Calls `write` on a temporary path next to `path`, then renames it into place.
-pub fn atomic_write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-    }
-    let tmp = tmp_path(path);
-    write(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
+    Ok(fsutil::atomic_write(path, bytes)?)
 }
 
 /// Replaces directory `dir` by a freshly written one atomically enough for resume: the new

@@ -105,7 +105,7 @@ impl AdamW {
             map.insert(format!("m.{}", s.name), s.m.clone());
             map.insert(format!("v.{}", s.name), s.v.clone());
         }
-        crate::checkpoint::atomic_write_with(path, |tmp| Ok(candle_core::safetensors::save(&map, tmp)?))
+        Ok(fsutil::atomic_write_with(path, |tmp| candle_core::safetensors::save(&map, tmp).map_err(std::io::Error::other))?)
     }
 
     /// Loads moments written by [`AdamW::save`]; `step` must be restored by the caller.

@@ -131,10 +131,7 @@ impl Params {
     pub fn save(&self, path: &Path) -> Result<()> {
         let map: std::collections::HashMap<String, Tensor> =
             self.vars.lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
-        crate::checkpoint::atomic_write_with(path, |tmp| {
-            candle_core::safetensors::save(&map, tmp)?;
-            Ok(())
-        })
+        Ok(fsutil::atomic_write_with(path, |tmp| candle_core::safetensors::save(&map, tmp).map_err(std::io::Error::other))?)
     }
 
     /// Copies tensors from a safetensors file into the variables. `rename` maps a file name to a

@@ -220,7 +220,7 @@ pub fn write_demo(out: &std::path::Path, documents: usize, seed: u64) -> anyhow:
     write("dev.jsonl", &docs[n_train..n_train + n_dev])?;
     write("test.jsonl", &docs[n_train + n_dev..])?;
     let config = out.join("demo.toml");
-    corpus::format::atomic_write(&config, DEMO_CONFIG.replace("{seed}", &seed.to_string()).as_bytes()).map_err(|e| anyhow::anyhow!(e))?;
+    fsutil::atomic_write(&config, DEMO_CONFIG.replace("{seed}", &seed.to_string()).as_bytes()).map_err(|e| anyhow::anyhow!(e))?;
     Ok(config)
 }
 

@@ -111,7 +111,7 @@ pub fn run_stage(stages_root: &Path, key: &StageKey, force: bool, work: impl FnO
     work(&dir).with_context(|| format!("stage {} ({})", key.stage, dir.display()))?;
     let seconds = t0.elapsed().as_secs_f64();
     let done = DoneMarker { stage: key.stage.into(), key: key.hash.clone(), seconds };
-    corpus::format::atomic_write(&marker, serde_json::to_string_pretty(&done)?.as_bytes()).map_err(anyhow::Error::msg)?;
+    fsutil::atomic_write(&marker, serde_json::to_string_pretty(&done)?.as_bytes()).map_err(anyhow::Error::msg)?;
     Ok((dir, StageTiming { stage: key.stage.into(), key: key.hash.clone(), cached: false, seconds }))
 }
 

@@ -116,7 +116,7 @@ pub fn write_report(out: &Path, cfg: &RunConfig, summary: &RunSummary, command: 
     let svgs = make_plots(first, summary);
     let plots_dir = out.join("plots");
     std::fs::create_dir_all(&plots_dir)?;
-    let save = |name: &str, svg: &str| corpus::format::atomic_write(&plots_dir.join(name), svg.as_bytes()).map_err(|e| anyhow!(e));
+    let save = |name: &str, svg: &str| fsutil::atomic_write(&plots_dir.join(name), svg.as_bytes()).map_err(|e| anyhow!(e));
     save("per_label_f1.svg", &svgs.per_label)?;
     if let Some(s) = &svgs.ratio_f1 {
         save("f1_vs_generator_ratio.svg", s)?;
@@ -133,9 +133,9 @@ pub fn write_report(out: &Path, cfg: &RunConfig, summary: &RunSummary, command: 
         let at = md.find("\n\n").map_or(md.len(), |i| i + 2);
         md.insert_str(at, &format!("Reproduce: `{c}`\n\n"));
     }
-    corpus::format::atomic_write(&out.join("report.md"), md.as_bytes()).map_err(|e| anyhow!(e))?;
+    fsutil::atomic_write(&out.join("report.md"), md.as_bytes()).map_err(|e| anyhow!(e))?;
     let html = html(&md, &svgs, &summary.name);
-    corpus::format::atomic_write(&out.join("report.html"), html.as_bytes()).map_err(|e| anyhow!(e))?;
+    fsutil::atomic_write(&out.join("report.html"), html.as_bytes()).map_err(|e| anyhow!(e))?;
     Ok(())
 }
 

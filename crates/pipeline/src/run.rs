@@ -103,7 +103,7 @@ fn write(path: &Path, format: Option<Format>, docs: &[Document]) -> Result<()> {
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    corpus::format::atomic_write(path, serde_json::to_string_pretty(value)?.as_bytes()).map_err(|e| anyhow!(e))
+    fsutil::atomic_write(path, serde_json::to_string_pretty(value)?.as_bytes()).map_err(|e| anyhow!(e))
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -175,7 +175,7 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunSummary> {
     }
     let out = &opts.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    corpus::format::atomic_write(&out.join("config.resolved.toml"), toml::to_string_pretty(cfg)?.as_bytes()).map_err(|e| anyhow!(e))?;
+    fsutil::atomic_write(&out.join("config.resolved.toml"), toml::to_string_pretty(cfg)?.as_bytes()).map_err(|e| anyhow!(e))?;
     write_json(&out.join("versions.json"), &versions())?;
     let data = Data {
         train: read(&cfg.data.train)?,
@@ -275,7 +275,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         if !canaries.is_empty() {
             // The record of what was planted: template text of real notes, so owner-only.
             let lines: Vec<String> = canaries.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
-            corpus::format::atomic_write_private(&dir.join("canaries.jsonl"), (lines.join("\n") + "\n").as_bytes()).map_err(|e| anyhow!(e))?;
+            fsutil::atomic_write_private(&dir.join("canaries.jsonl"), (lines.join("\n") + "\n").as_bytes()).map_err(|e| anyhow!(e))?;
         }
         // An OpenAI-compatible server generates: nothing to train here; the stage records where.
         if let Some(o) = &gen_cfg.openai {

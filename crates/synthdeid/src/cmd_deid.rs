@@ -202,7 +202,7 @@ pub fn deid(a: DeidArgs) -> Result<()> {
             s.push_str(&serde_json::to_string(m)?);
             s.push('\n');
         }
-        corpus::format::atomic_write_private(p, s.as_bytes()).map_err(|e| anyhow!(e))?;
+        fsutil::atomic_write_private(p, s.as_bytes()).map_err(|e| anyhow!(e))?;
     }
     if !shard.is_whole() {
         eprintln!("shard {shard}: wrote {} document(s){}", out_docs.len(), if surrogates { format!(" of the {} read for consistent surrogates", docs.len()) } else { String::new() });

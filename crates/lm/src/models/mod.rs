@@ -54,7 +54,7 @@ impl ModelConfig {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        nn::checkpoint::atomic_write(path, serde_json::to_string_pretty(self)?.as_bytes())
+        Ok(fsutil::atomic_write(path, serde_json::to_string_pretty(self)?.as_bytes())?)
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -119,22 +119,6 @@ impl ModelConfig {
             ModelConfig::Llama(c) => c.attention_dropout = p,
             ModelConfig::Gemma3(c) => c.attention_dropout = p,
         }
-    }
-
-    /// Floating-point operations of one forward pass per token (matmuls only, `2 · params`),
-    /// plus attention over `context` keys. Used for throughput reports.
-    pub fn flops_per_token(&self, context: usize) -> f64 {
-        let (h, l, ffn, v, kvh) = match self {
-            ModelConfig::Gpt2(c) => (c.n_embd, c.n_layer, c.n_inner.unwrap_or(4 * c.n_embd), c.vocab_size, c.n_embd),
-            ModelConfig::Llama(c) => (c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.vocab_size, c.kv_heads() * c.head_dim()),
-            ModelConfig::Gemma3(c) => (c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.vocab_size, c.num_key_value_heads * c.head_dim),
-        };
-        let mlp = match self {
-            ModelConfig::Gpt2(_) => 2 * h * ffn,
-            ModelConfig::Llama(_) | ModelConfig::Gemma3(_) => 3 * h * ffn,
-        };
-        let per_layer = (2 * h * h + 2 * h * kvh + mlp) as f64 + 2.0 * (context * h) as f64;
-        2.0 * (l as f64 * per_layer + (h * v) as f64)
     }
 }
 
@@ -293,7 +277,7 @@ impl Decoder {
 
     /// Stores GPT-2's `Conv1D` weights (`[in, out]`) transposed, as `nn.Linear` (`[out, in]`):
     /// with the few rows of decoding, a GEMM streams a `[out, in]` weight 1.5–2.5× faster
-    /// (`cargo run --release -p nn --example matmul_speed`). Outputs are unchanged up to
+    /// (`cargo run --release -p bench --bin matmul_speed`). Outputs are unchanged up to
     /// rounding; only for generation (the model can no longer be saved in HF layout).
     pub fn prepare_decoding(&mut self) -> Result<()> {
         match &mut self.arch {

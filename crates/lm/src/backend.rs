@@ -20,7 +20,7 @@ pub enum Backend {
     /// A model loaded in this process ([`Generator::load`]).
     Local(Box<Generator>),
     /// An OpenAI-compatible completions server.
-    OpenAi(OpenAiClient),
+    OpenAi(Box<OpenAiClient>),
 }
 
 /// What a generation call made (the samples it did not find already done).
@@ -40,7 +40,7 @@ impl Backend {
     /// another API stops here), else the local model in `model`.
     pub fn open(model: &Path, openai: Option<&OpenAiConfig>) -> Result<Backend> {
         match openai {
-            Some(cfg) => Ok(Backend::OpenAi(OpenAiClient::connect(cfg)?)),
+            Some(cfg) => Ok(Backend::OpenAi(Box::new(OpenAiClient::connect(cfg)?))),
             None => Ok(Backend::Local(Box::new(Generator::load(model)?))),
         }
     }

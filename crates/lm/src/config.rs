@@ -126,6 +126,12 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// These settings as a stage key should hash them: the same, except that an `openai`
+    /// section keeps only what decides the samples ([`crate::openai::OpenAiConfig::output_settings`]).
+    pub fn key_settings(&self) -> TrainConfig {
+        TrainConfig { openai: self.openai.as_ref().map(|o| o.output_settings()), ..self.clone() }
+    }
+
     /// The vocabulary size the BPE is trained to (from scratch).
     pub fn vocab_size(&self) -> usize {
         self.dims.vocab_size.unwrap_or(match self.preset {
@@ -224,5 +230,9 @@ mod tests {
         let o = t.openai.as_ref().unwrap();
         assert_eq!((o.base_url.as_str(), o.model.as_str(), o.concurrency, o.retries, o.api_key_env.as_str()), ("http://10.0.0.5:8000/v1", "gen", 16, 5, "OPENAI_API_KEY"));
         assert!(toml::from_str::<TrainConfig>("[openai]\nbase_urll = \"x\"\n").is_err());
+        let mut faster = t.clone();
+        faster.openai.as_mut().unwrap().concurrency = 64;
+        assert_eq!(faster.key_settings(), t.key_settings());
+        assert_eq!(TrainConfig::default().key_settings(), TrainConfig::default());
     }
 }

@@ -59,6 +59,15 @@ impl Default for OpenAiConfig {
     }
 }
 
+impl OpenAiConfig {
+    /// The settings that decide what the server returns (its URL and the model name), the others
+    /// (key variable, concurrency, retries, timeouts) at their defaults: what a stage key hashes,
+    /// so that tuning how requests are sent does not make a finished stage run again.
+    pub fn output_settings(&self) -> OpenAiConfig {
+        OpenAiConfig { base_url: self.base_url.clone(), model: self.model.clone(), ..OpenAiConfig::default() }
+    }
+}
+
 /// One finished sample: the continuation (without the prompt) and, when the server reports
 /// usage, its length in the server's tokens.
 #[derive(Debug, Clone, PartialEq)]

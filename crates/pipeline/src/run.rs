@@ -269,7 +269,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     // Canaries (none unless configured) join the generator's training documents.
     let canaries = crate::canary::make(&gen_train, &cfg.canaries, cell.seed)?;
     let gen_input = if canaries.is_empty() { gen_train.clone() } else { crate::canary::plant(&gen_train, &canaries, cell.seed) };
-    let gen_key = StageKey::of_settings("generator", &gen_cfg, &lm::TrainConfig::default(), &[&docs_hash(&gen_input), &dev_h]);
+    let gen_key = StageKey::of_settings("generator", &gen_cfg.key_settings(), &lm::TrainConfig::default(), &[&docs_hash(&gen_input), &dev_h]);
     gen_cfg.progress = opts.verbose;
     let (gen_dir, t) = run_stage(stages, &gen_key, force("generator"), |dir| {
         if !canaries.is_empty() {

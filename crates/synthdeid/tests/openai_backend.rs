@@ -5,7 +5,8 @@
 //! Checks: samples keep their prompts, ids are stable, the same seeds give the same corpus; a
 //! run killed mid-way resumes without asking the server for its finished samples again (counted
 //! in the server's request log); a URL that is no OpenAI API and a stopped server give errors
-//! that say so; stderr never holds document text.
+//! that say so; stderr never holds document text; `synthdeid run` with `[generator.openai]`
+//! trains no generator and asks the server for every sample.
 //!
 //! Needs python3 with venv (and PyPI on the first run): without them the test FAILS, naming what
 //! is missing.
@@ -86,7 +87,7 @@ impl Server {
     fn settled_requests(&self) -> usize {
         let mut last = self.requests();
         loop {
-            std::thread::sleep(Duration::from_millis(1500));
+            std::thread::sleep(Duration::from_millis(1000));
             let now = self.requests();
             if now == last {
                 return now;
@@ -212,9 +213,32 @@ fn openai_backend_against_llama_cpp_server() {
     let o = run(&generate_args(&format!("{}/not-the-api", server.url()), &prompts, &dir.path().join("x.jsonl"), 1, 4));
     assert!(!o.status.success());
     assert!(err(&o).contains("not an OpenAI-compatible API"), "{}", err(&o));
+    // 4. The pipeline with `[generator.openai]`: no generator is trained, the generate stage asks
+    // the server (one request a sample), and the run goes on to its report.
+    let data = dir.path().join("pipe");
+    pipeline::builtin::write_demo(&data, 30, 3).unwrap();
+    let config = format!(
+        "[run]\nname = \"openai\"\nseed = 5\n[data]\ntrain = \"data/train.jsonl\"\ndev = \"data/dev.jsonl\"\ntest = \"data/test.jsonl\"\nprompt_ratio = 0.2\n\
+         [models]\nannotator = \"perceptron\"\nsynthetic_ner = \"perceptron\"\n[perceptron]\nepochs = 2\n\
+         [generator.openai]\nbase_url = \"{}\"\nconcurrency = 2\n[generation]\nsamples_per_prompt = 2\nmax_new_tokens = 12\n",
+        server.url()
+    );
+    std::fs::write(data.join("openai.toml"), config).unwrap();
+    let before = server.requests();
+    let out = data.join("run");
+    let o = synthdeid().args(["run", data.join("openai.toml").to_str().unwrap(), "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "synthdeid run with [generator.openai] failed: {}", err(&o));
+    let synthetic = read_jsonl(&out.join("synthetic.jsonl"));
+    assert!(!synthetic.is_empty() && synthetic.len() % 2 == 0, "{} samples: 2 per prompt document expected", synthetic.len());
+    assert!(synthetic.iter().all(|d| d["id"].as_str().is_some_and(|i| i.ends_with("__s000") || i.ends_with("__s001"))));
+    assert_eq!(server.settled_requests() - before, synthetic.len(), "one request a sample");
+    assert!(out.join("results.json").exists() && out.join("report.html").exists());
+    let stages: Vec<String> = std::fs::read_dir(out.join("stages")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let gen_stage = stages.iter().find(|s| s.starts_with("generator-")).expect("a generator stage");
+    assert!(out.join("stages").join(gen_stage).join("server.json").exists() && !out.join("stages").join(gen_stage).join("model").exists());
     eprintln!("openai backend test: {:.1} s with the server up", t0.elapsed().as_secs_f64());
 
-    // 4. The server stopped: a clear error naming the URL.
+    // 5. The server stopped: a clear error naming the URL.
     let url = server.url();
     drop(server);
     let o = run(&generate_args(&url, &prompts, &dir.path().join("y.jsonl"), 1, 4));

@@ -1,5 +1,7 @@
-//! Training settings: a named size preset plus overrides, serialisable so that a pipeline TOML can
-//! embed it and `training.json` records exactly what was run.
+//! Training settings in nested sections (`encoder`, `guide`, `optimizer`, `windows`, `decoding`,
+//! `checkpoint`): the one shape that `ner train --config`, its `--set section.key=value`
+//! overrides, and a pipeline's `[annotator]` / `[synthetic_ner]` sections all read, and that
+//! `training.json` records.
 
 use std::path::PathBuf;
 
@@ -7,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 /// Model sizes for training from scratch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[derive(clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// 2 layers, hidden 64: tests and smoke runs.
@@ -27,6 +28,18 @@ pub struct Dims {
     pub num_heads: usize,
     pub intermediate_size: usize,
     pub vocab_size: usize,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "tiny" => Ok(Preset::Tiny),
+            "small" => Ok(Preset::Small),
+            "base" => Ok(Preset::Base),
+            other => Err(format!("unknown preset {other:?}: use tiny, small or base")),
+        }
+    }
 }
 
 impl Preset {
@@ -60,14 +73,30 @@ impl Metric {
     }
 }
 
-/// Everything that determines a training run. `None` fields fall back to the preset (from
-/// scratch) or to the checkpoint's config (`init`).
+/// Everything that determines a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
+    pub seed: u64,
+    /// Which dev score picks the best epoch (and keeps a boundary model).
+    pub select_metric: Metric,
+    pub encoder: EncoderSection,
+    pub guide: GuideSection,
+    pub optimizer: OptimizerSection,
+    pub windows: WindowsSection,
+    pub decoding: DecodingSection,
+    pub checkpoint: CheckpointSection,
+}
+
+/// The encoder and its inputs. `None` sizes fall back to the preset (from scratch) or to the
+/// checkpoint's config (`init`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncoderSection {
     pub preset: Preset,
-    /// An HF model directory (`config.json`, `model.safetensors`, `tokenizer.json`) to fine-tune;
-    /// without it the model and its vocabulary are trained from scratch.
+    /// An HF model directory (`config.json`, `model.safetensors`, `tokenizer.json`) or a
+    /// registry name (`synthdeid models list`) to fine-tune; without it the model and its
+    /// vocabulary are trained from scratch.
     pub init: Option<PathBuf>,
     pub hidden_size: Option<usize>,
     pub num_layers: Option<usize>,
@@ -84,48 +113,40 @@ pub struct TrainConfig {
     pub word_buckets: usize,
     /// Hash buckets of the word's 3-character prefix, and as many of its suffix (0: off).
     pub affix_buckets: usize,
-    /// Stacking (0: off): a feature perceptron is trained on the training documents and its tag
-    /// for each word becomes an input of the encoder. The tags the encoder trains on come from
-    /// `guide_folds` perceptrons each trained without the documents it tags (jackknifing), so that
-    /// they are as wrong as the guide's tags on new text; the guide kept in the model is trained on
-    /// all of them, its epoch picked on dev.
-    pub guide_folds: usize,
-    /// Perceptron epochs of the guide (the most; dev picks the best for the kept guide).
-    pub guide_epochs: usize,
-    /// Perceptrons averaged into the kept guide (each on its own document order; see
-    /// `perceptron::PerceptronConfig::members`). The jackknife folds stay single: they only
-    /// have to be as wrong as a guide is on new text, and members cost their time again.
-    pub guide_members: usize,
-    /// The kept guide is itself a stacked perceptron over this many folds (0: off; see
-    /// `perceptron::PerceptronConfig::stack_folds`): a stronger guide for decoding, at about 6×
-    /// its training time. The jackknife folds stay plain, for the reason above.
-    pub guide_stack_folds: usize,
-    /// With a stacked guide (`guide_stack_folds` > 0): the tags the encoder trains on are the
-    /// stacked guide's own, out of fold (over `guide_folds` folds), rather than those of plain
-    /// jackknifed perceptrons. At prediction the encoder sees the stacked guide's tags, so this
-    /// trains it on tags as good as, and wrong where, those it will see. About the same time:
-    /// `guide_folds` second stages replace the plain jackknife.
-    pub guide_stacked_inputs: bool,
-    /// The kept guide's token feature sets (see `perceptron::PerceptronConfig::feature_sets`): one
-    /// entry is one perceptron; more make it a committee of perceptrons, one per entry, each
-    /// on its own seed (and its own stacking folds), decoded as one. A committee's taggers err
-    /// in different places, so it is a stronger guide; each costs its training time again. The
-    /// jackknifed input tags come from perceptrons on the first entry's features.
-    pub guide_feature_sets: Vec<u32>,
-    /// Train the kept guide on this many seeds and keep the best on dev (see
-    /// `perceptron::PerceptronConfig::seed_candidates`): a stacked perceptron's test score moves
-    /// with its seed by ±0.003, and dev ranks seeds as test does. Each candidate costs the kept
-    /// guide's training time again (about 2 min stacked on MEDDOCAN; the recipe picks of 6);
-    /// the jackknifed input tags stay on `seed`. Needs dev documents when above 1.
-    pub guide_seed_candidates: usize,
+}
+
+/// Stacking on a feature perceptron (the guide).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuideSection {
+    /// 0: no guide. Otherwise a feature perceptron is trained on the training documents and its
+    /// tag for each word becomes an input of the encoder. The tags the encoder trains on come
+    /// from `folds` plain perceptrons each trained without the documents it tags (jackknifing),
+    /// so that they are as wrong as the guide's tags on new text; the guide kept in the model is
+    /// trained on all of them, its epoch picked on dev.
+    pub folds: usize,
+    /// With a stacked guide (`perceptron.stack_folds` > 0): the tags the encoder trains on are
+    /// the stacked guide's own, out of fold, rather than those of plain jackknifed perceptrons:
+    /// tags as good as, and wrong where, those it sees at prediction.
+    pub stacked_inputs: bool,
+    /// The kept guide: a perceptron with the settings of `ner train-perceptron` and of a
+    /// pipeline's `[perceptron]` (its seed is this run's `seed`). The jackknife folds are plain
+    /// single perceptrons with its `epochs` on the first of its `feature_sets`: they only have
+    /// to be as wrong as a guide is on new text.
+    pub perceptron: perceptron::PerceptronConfig,
+}
+
+/// Encoder training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimizerSection {
     pub epochs: usize,
     /// Stop (after a dev evaluation and a checkpoint) once this much training time is spent,
     /// counted across resumes.
     pub max_minutes: Option<f64>,
-    pub seed: u64,
     /// Windows per optimizer step.
     pub batch_size: usize,
-    /// Peak learning rate; default 1e-3 from scratch, 5e-5 with `init`.
+    /// Peak learning rate; default 1e-3 from scratch, 5e-5 with `encoder.init`.
     pub lr: Option<f64>,
     /// Fraction of all steps spent warming up.
     pub warmup_ratio: f64,
@@ -134,27 +155,44 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Clip gradients to this global L2 norm (0: off).
     pub max_grad_norm: f64,
-    /// Words per window.
-    pub window: usize,
-    /// Step between training windows (`window`: no overlap).
+}
+
+/// How documents are cut into word windows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WindowsSection {
+    /// Words per window (the paper: 128).
+    pub size: usize,
+    /// Step between training windows (`size`: no overlap).
     pub train_stride: usize,
     /// Step between prediction windows.
     pub predict_stride: usize,
     pub max_subwords_per_word: usize,
-    pub select_metric: Metric,
+}
+
+/// Decoding adjustments picked on dev after training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecodingSection {
     /// Pick an `O` penalty on dev at each evaluation (`TaggerSettings::o_penalty`): a tagger
     /// trained on mostly-`O` text misses more entities than it invents, and the penalty trades
     /// a little precision for recall.
     pub tune_o_penalty: bool,
-    /// After the encoder, train a span-boundary model (`perceptron::BoundaryModel`) on the
+    /// After the encoder, train a span-boundary model (`tagging::BoundaryModel`) on the
     /// guide's jackknifed tags of the training documents, which moves each predicted entity's
     /// edges by up to two words where the words around them say so; kept in the model
-    /// (`boundaries.json`) when dev `select_metric` does not fall with it. Needs a guide
-    /// (`guide_folds`); costs seconds (the jackknifed tags are there already) and one more dev
-    /// prediction. A finished run resumed with it set gains one without training again.
+    /// (`boundaries.json`) when dev `select_metric` does not fall with it. Needs a guide; costs
+    /// seconds and one more dev prediction. A finished run resumed with it gains one without
+    /// training again.
     pub boundaries: bool,
+}
+
+/// Resumable training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointSection {
     /// Write a resumable checkpoint at least this often within an epoch.
-    pub checkpoint_minutes: f64,
+    pub minutes: f64,
     /// Continue from `OUT/checkpoint` if it exists.
     pub resume: bool,
 }
@@ -162,6 +200,21 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
+            seed: 42,
+            select_metric: Metric::Strict,
+            encoder: EncoderSection::default(),
+            guide: GuideSection::default(),
+            optimizer: OptimizerSection::default(),
+            windows: WindowsSection::default(),
+            decoding: DecodingSection::default(),
+            checkpoint: CheckpointSection::default(),
+        }
+    }
+}
+
+impl Default for EncoderSection {
+    fn default() -> Self {
+        EncoderSection {
             preset: Preset::Small,
             init: None,
             hidden_size: None,
@@ -175,59 +228,99 @@ impl Default for TrainConfig {
             shape_buckets: 1024,
             word_buckets: 16384,
             affix_buckets: 4096,
-            guide_folds: 0,
-            guide_epochs: 20,
-            guide_members: 1,
-            guide_stack_folds: 0,
-            guide_stacked_inputs: false,
-            guide_feature_sets: vec![perceptron::FEATURE_SET],
-            guide_seed_candidates: 1,
-            epochs: 10,
-            max_minutes: None,
-            seed: 42,
-            batch_size: 16,
-            lr: None,
-            warmup_ratio: 0.06,
-            warmup_min_steps: 0,
-            weight_decay: 0.01,
-            max_grad_norm: 1.0,
-            window: 128,
-            train_stride: 128,
-            predict_stride: 96,
-            max_subwords_per_word: 8,
-            select_metric: Metric::Strict,
-            tune_o_penalty: true,
-            boundaries: false,
-            checkpoint_minutes: 10.0,
-            resume: true,
         }
     }
 }
 
+impl Default for GuideSection {
+    fn default() -> Self {
+        GuideSection { folds: 0, stacked_inputs: false, perceptron: perceptron::PerceptronConfig::default() }
+    }
+}
+
+impl Default for OptimizerSection {
+    fn default() -> Self {
+        OptimizerSection { epochs: 10, max_minutes: None, batch_size: 16, lr: None, warmup_ratio: 0.06, warmup_min_steps: 0, weight_decay: 0.01, max_grad_norm: 1.0 }
+    }
+}
+
+impl Default for WindowsSection {
+    fn default() -> Self {
+        WindowsSection { size: 128, train_stride: 128, predict_stride: 96, max_subwords_per_word: 8 }
+    }
+}
+
+impl Default for DecodingSection {
+    fn default() -> Self {
+        DecodingSection { tune_o_penalty: true, boundaries: false }
+    }
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        CheckpointSection { minutes: 10.0, resume: true }
+    }
+}
+
 impl TrainConfig {
-    /// The preset's dimensions with every override applied.
     pub fn dims(&self) -> Dims {
-        let p = self.preset.dims();
+        let e = &self.encoder;
+        let p = e.preset.dims();
         Dims {
-            hidden_size: self.hidden_size.unwrap_or(p.hidden_size),
-            num_layers: self.num_layers.unwrap_or(p.num_layers),
-            num_heads: self.num_heads.unwrap_or(p.num_heads),
-            intermediate_size: self.intermediate_size.unwrap_or(p.intermediate_size),
-            vocab_size: self.vocab_size.unwrap_or(p.vocab_size),
+            hidden_size: e.hidden_size.unwrap_or(p.hidden_size),
+            num_layers: e.num_layers.unwrap_or(p.num_layers),
+            num_heads: e.num_heads.unwrap_or(p.num_heads),
+            intermediate_size: e.intermediate_size.unwrap_or(p.intermediate_size),
+            vocab_size: e.vocab_size.unwrap_or(p.vocab_size),
         }
     }
 
     pub fn peak_lr(&self) -> f64 {
-        self.lr.unwrap_or(if self.init.is_some() { 5e-5 } else { 1e-3 })
+        self.optimizer.lr.unwrap_or(if self.encoder.init.is_some() { 5e-5 } else { 1e-3 })
     }
 
-    /// Whether `other` describes the same run up to the budget (minutes, resume flag) and the
-    /// steps after training (`boundaries`), which may change between a kill and a resume: a
-    /// finished run resumed with `boundaries` gains a boundary model without training again.
+    /// Whether a checkpoint written under `other` may be resumed under `self`: the same run but
+    /// for the time budget, checkpointing, and the boundary model (added after training).
     pub fn same_run(&self, other: &TrainConfig) -> bool {
-        let norm = |c: &TrainConfig| TrainConfig { max_minutes: None, resume: true, checkpoint_minutes: 0.0, boundaries: false, ..c.clone() };
+        let norm = |c: &TrainConfig| {
+            let mut n = c.clone();
+            n.optimizer.max_minutes = None;
+            n.checkpoint = CheckpointSection { minutes: 0.0, resume: true };
+            n.decoding.boundaries = false;
+            n
+        };
         norm(self) == norm(other)
     }
+
+    /// Applies `section.key=value` overrides (dotted paths into this shape; the value is read as
+    /// TOML, or as a string when it is not TOML: `encoder.init=/models/e5`). An unknown key is
+    /// an error that names it.
+    pub fn with_overrides(&self, overrides: &[String]) -> Result<TrainConfig, String> {
+        apply_overrides(self, overrides)
+    }
+}
+
+/// `section.key=value` overrides applied to any settings shape that serializes to TOML.
+pub fn apply_overrides<T: Serialize + serde::de::DeserializeOwned>(base: &T, overrides: &[String]) -> Result<T, String> {
+    let mut doc = toml::Value::try_from(base).map_err(|e| e.to_string())?;
+    for o in overrides {
+        let (path, raw) = o.split_once('=').ok_or_else(|| format!("--set {o:?}: write KEY=VALUE, e.g. guide.folds=5"))?;
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        let keys: Vec<&str> = path.trim().split('.').collect();
+        let mut at = &mut doc;
+        for (i, k) in keys.iter().enumerate() {
+            let table = at.as_table_mut().ok_or_else(|| format!("--set {path}: {} is not a section", keys[..i].join(".")))?;
+            if i + 1 == keys.len() {
+                table.insert(k.to_string(), value.clone());
+                break;
+            }
+            at = table.entry(k.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+        }
+    }
+    doc.try_into().map_err(|e: toml::de::Error| format!("--set: {}", e.message()))
 }
 
 #[cfg(test)]
@@ -239,12 +332,26 @@ mod tests {
     #[test]
     fn meddocan_recipe_config_parses_with_its_settings() {
         let c: TrainConfig = toml::from_str(include_str!("../../../configs/ner-meddocan.toml")).unwrap();
-        assert_eq!(c.preset, Preset::Small);
-        assert_eq!((c.guide_folds, c.guide_stack_folds, c.guide_seed_candidates), (5, 5, 6));
-        assert_eq!((c.epochs, c.batch_size, c.lr, c.max_minutes, c.seed), (8, 16, Some(0.0008), Some(55.0), 7));
-        assert_eq!(c.warmup_ratio, 0.1);
-        assert!(c.boundaries);
-        let rest = TrainConfig { preset: Preset::Small, guide_folds: 5, guide_stack_folds: 5, guide_seed_candidates: 6, epochs: 8, batch_size: 16, lr: Some(0.0008), warmup_ratio: 0.1, max_minutes: Some(55.0), seed: 7, boundaries: true, ..TrainConfig::default() };
+        let mut rest = TrainConfig { seed: 7, ..TrainConfig::default() };
+        rest.guide.folds = 5;
+        rest.guide.perceptron.stack_folds = 5;
+        rest.guide.perceptron.seed_candidates = 6;
+        rest.optimizer = OptimizerSection { epochs: 8, batch_size: 16, lr: Some(0.0008), warmup_ratio: 0.1, max_minutes: Some(55.0), ..OptimizerSection::default() };
+        rest.decoding.boundaries = true;
         assert_eq!(c, rest, "the recipe sets something the run of record did not");
+    }
+
+    #[test]
+    fn dotted_overrides_set_nested_keys_and_name_unknown_ones() {
+        let c = TrainConfig::default()
+            .with_overrides(&["guide.folds=5".into(), "optimizer.lr=0.0008".into(), "encoder.init=/models/e5".into(), "guide.perceptron.feature_sets=[3, 1]".into()])
+            .unwrap();
+        assert_eq!(c.guide.folds, 5);
+        assert_eq!(c.optimizer.lr, Some(0.0008));
+        assert_eq!(c.encoder.init.as_deref(), Some(std::path::Path::new("/models/e5")));
+        assert_eq!(c.guide.perceptron.feature_sets, [3, 1]);
+        let err = TrainConfig::default().with_overrides(&["guide.fold=5".into()]).unwrap_err();
+        assert!(err.contains("fold"), "{err}");
+        assert!(TrainConfig::default().with_overrides(&["guide.folds".into()]).is_err());
     }
 }

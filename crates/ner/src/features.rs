@@ -2,33 +2,12 @@
 //! strings once or never; their *form* (`Xxxx`, `dd/dd/dddd`, `X.X.`) is what generalises. Each
 //! word's shape is hashed into a bucket whose embedding is added to all its sub-tokens' inputs.
 
+use tagging::shape::{fnv_bytes as fnv, run_shape};
+
 /// `Martínez` → `Xx`, `12/03/2017` → `dd/dd/dd`, `nhc` → `xx`: upper → `X`, lower → `x`,
-/// digit → `d`, other characters kept; runs longer than two are cut to two. The word's length
-/// (capped) is part of the key, so `28` and `280595` differ.
+/// digit → `d`, other characters kept; runs longer than two are cut to two.
 pub fn shape(word: &str) -> String {
-    let mut out = String::new();
-    let (mut last, mut run) = ('\0', 0);
-    for c in word.chars() {
-        let m = if c.is_uppercase() {
-            'X'
-        } else if c.is_lowercase() {
-            'x'
-        } else if c.is_numeric() {
-            'd'
-        } else {
-            c
-        };
-        if m == last {
-            run += 1;
-        } else {
-            last = m;
-            run = 1;
-        }
-        if run <= 2 {
-            out.push(m);
-        }
-    }
-    out
+    run_shape(word, 2)
 }
 
 /// The bucket (`0..buckets`) of a word's shape and length; FNV-1a so ids are stable across
@@ -36,15 +15,6 @@ pub fn shape(word: &str) -> String {
 pub fn shape_id(word: &str, buckets: usize) -> u32 {
     let len = word.chars().count().min(12) as u8;
     (fnv(shape(word).bytes().chain([0xff, len])) % buckets.max(1) as u64) as u32
-}
-
-fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
 }
 
 /// Number of lexical features per word ([`lexical_ids`]).

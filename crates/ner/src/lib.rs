@@ -8,31 +8,31 @@
 //!
 //! Inputs beyond the sub-words, each summed into the sub-word embeddings of its word: the word's
 //! shape, its lower-cased identity and 3-character prefix and suffix (hashed), and optionally
-//! (stacking, `guide_folds`) the tag that the feature perceptron of the `perceptron` crate gives
+//! (stacking, `guide.folds`) the tag that the feature perceptron of the `perceptron` crate gives
 //! the word. Stacked models keep that perceptron in `guide/`; in training the encoder sees tags from
 //! perceptrons that did not see the document, so it learns where the perceptron is wrong.
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
 //! # let (train, dev): (Vec<corpus::Document>, Vec<corpus::Document>) = (vec![], vec![]);
-//! let cfg = ner::TrainConfig { epochs: 3, ..Default::default() };
+//! let cfg = ner::TrainConfig::default().with_overrides(&["optimizer.epochs=3".into()]).map_err(anyhow::Error::msg)?;
 //! ner::train(&cfg, &train, &dev, std::path::Path::new("annotator"), &mut ner::Bar::new())?;
 //! let model = ner::Model::load(std::path::Path::new("annotator"))?;
 //! let predicted = model.predict(&dev)?;
 //! # Ok(()) }
 //! ```
 
-pub mod cli;
 pub mod config;
 pub mod features;
-pub mod labels;
 pub mod model;
 pub mod progress;
 pub mod subword;
+pub mod tagger;
 pub mod train;
 
 pub use config::{Metric, Preset, TrainConfig};
-pub use labels::Labels;
+pub use tagger::{load_tagger, TaggerSpec};
+pub use tagging::{TagScheme, TagSet, Tagger};
 pub use model::{DecodingTrial, Model, TaggerSettings, GUIDE_DIR, O_PENALTY_FRACTIONS};
 pub use progress::{perceptron_epochs_bar, Bar, Event, Progress, Silent};
 pub use train::{add_boundaries, evaluate, train, BoundaryOutcome, DevScores, EpochRecord, TrainSummary};

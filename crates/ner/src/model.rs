@@ -10,7 +10,8 @@ use nn::{Embedding, Encoder, EncoderConfig, Init, Linear, Mode, Params};
 use serde::{Deserialize, Serialize};
 
 use crate::features::{lexical_ids, lexical_rows, shape_id, LEXICAL_FEATURES};
-use crate::labels::Labels;
+use tagging::decoding::{mean_top2_margin, penalize_o, search_o_penalty};
+use tagging::TagSet;
 use crate::subword::{Subwords, WordCache};
 
 /// Settings of the model beyond the HF encoder config, stored under `"synthdeid"` in
@@ -123,16 +124,16 @@ pub struct Model {
     pub params: Params,
     pub config: EncoderConfig,
     pub settings: TaggerSettings,
-    pub labels: Labels,
+    pub labels: TagSet,
     pub subwords: Subwords,
-    /// Tag-transition log-probabilities of the training documents ([`Labels::transition_log_probs`]),
+    /// Tag-transition log-probabilities of the training documents ([`TagSet::transition_log_probs`]),
     /// added in decoding; `None` decodes with the BIO constraints only.
     pub transitions: Option<Vec<f32>>,
     /// The feature perceptron whose tags are inputs when `settings.guide` (saved in `guide/`).
     pub guide: Option<perceptron::Perceptron>,
     /// Moves predicted entities' edges after decoding (saved as `boundaries.json`; see
     /// `TrainConfig::boundaries`).
-    pub boundaries: Option<perceptron::BoundaryModel>,
+    pub boundaries: Option<tagging::BoundaryModel>,
     encoder: Encoder,
     shapes: Option<Embedding>,
     lexical: Option<Embedding>,
@@ -147,7 +148,7 @@ impl Model {
     pub fn new(
         config: EncoderConfig,
         settings: TaggerSettings,
-        labels: Labels,
+        labels: TagSet,
         subwords: Subwords,
         seed: u64,
         zero_shapes: bool,
@@ -215,16 +216,16 @@ impl Model {
         config.save(&dir.join("config.json"))?;
         self.params.save(&dir.join("model.safetensors"))?;
         self.subwords.save(&dir.join("tokenizer.json"))?;
-        nn::checkpoint::atomic_write(&dir.join("labels.json"), serde_json::to_string_pretty(&self.labels.tags)?.as_bytes())?;
+        fsutil::atomic_write(&dir.join("labels.json"), serde_json::to_string_pretty(&self.labels.tags)?.as_bytes())?;
         if let Some(t) = &self.transitions {
-            nn::checkpoint::atomic_write(&dir.join(TRANSITIONS_FILE), serde_json::to_string(t)?.as_bytes())?;
+            fsutil::atomic_write(&dir.join(TRANSITIONS_FILE), serde_json::to_string(t)?.as_bytes())?;
         }
         if let Some(g) = &self.guide {
             g.save(&dir.join(GUIDE_DIR))?;
         }
         match &self.boundaries {
             Some(b) => b.save(dir)?,
-            None => remove_if_present(&dir.join(perceptron::BOUNDARY_FILE))?,
+            None => remove_if_present(&dir.join(tagging::BOUNDARY_FILE))?,
         }
         Ok(())
     }
@@ -242,7 +243,7 @@ impl Model {
         let tags: Vec<String> = serde_json::from_str(
             &std::fs::read_to_string(dir.join("labels.json")).with_context(|| format!("reading {}/labels.json", dir.display()))?,
         )?;
-        let labels = Labels { tags };
+        let labels = TagSet::from_tags(tags);
         let subwords = Subwords::from_file(&dir.join("tokenizer.json"))?;
         let mut model = Model::new(config, settings, labels, subwords, 0, false)?;
         model.load_weights(&dir.join("model.safetensors"))?;
@@ -258,7 +259,7 @@ impl Model {
                 format!("{} is a stacked model but its guide perceptron could not be read", dir.display())
             })?);
         }
-        model.boundaries = perceptron::BoundaryModel::load_if_present(dir)?;
+        model.boundaries = tagging::BoundaryModel::load_if_present(dir)?;
         Ok(model)
     }
 
@@ -329,9 +330,9 @@ impl Model {
         for (di, doc) in docs.iter().enumerate() {
             let chars: Vec<char> = doc.text.chars().collect();
             let tokens = corpus::tokenize::tokenize_chars(&chars);
-            let tags = if gold { self.labels.encode(&tokens, &doc.spans) } else { Vec::new() };
+            let tags: Vec<u32> = if gold { self.labels.encode(&tokens, &doc.spans).into_iter().map(|t| t as u32).collect() } else { Vec::new() };
             let guide: Vec<u32> = match guides {
-                Some(g) if self.settings.guide => self.labels.encode(&tokens, &g[di].spans).into_iter().map(|t| t + 1).collect(),
+                Some(g) if self.settings.guide => self.labels.encode(&tokens, &g[di].spans).into_iter().map(|t| t as u32 + 1).collect(),
                 _ => Vec::new(),
             };
             let words: Vec<String> = tokens.iter().map(|t| chars[t.start..t.end].iter().collect()).collect();
@@ -451,7 +452,7 @@ impl Model {
 
     /// For each of this model's tags, its index among the guide's tags (`None`: the guide lacks it).
     fn guide_tag_map(&self, g: &perceptron::Perceptron) -> Vec<Option<usize>> {
-        self.labels.tags.iter().map(|t| g.tags.iter().position(|x| x == t)).collect()
+        self.labels.tags.iter().map(|t| g.tags.id(t)).collect()
     }
 
     /// The guide perceptron's tag scores for each document, mapped to this model's tag order
@@ -495,9 +496,9 @@ impl Model {
             .enumerate()
             .map(|(i, (doc, (tokens, em)))| {
                 let tags = match &product {
-                    Some((gs, trans)) => self.labels.viterbi_with(&combine(em, Some((gs[i].as_slice(), weight)), o_penalty), Some(trans)),
-                    None if o_penalty != 0.0 => self.labels.viterbi_with(&combine(em, None, o_penalty), self.transitions.as_deref()),
-                    None => self.labels.viterbi_with(em, self.transitions.as_deref()),
+                    Some((gs, trans)) => self.labels.viterbi_rows(&combine(em, Some((gs[i].as_slice(), weight)), o_penalty), Some(trans)),
+                    None if o_penalty != 0.0 => self.labels.viterbi_rows(&combine(em, None, o_penalty), self.transitions.as_deref()),
+                    None => self.labels.viterbi_rows(em, self.transitions.as_deref()),
                 };
                 let mut d = Document::new(doc.id.clone(), doc.text.clone());
                 d.spans = self.labels.decode(tokens, &tags);
@@ -523,10 +524,10 @@ impl Model {
             tried.push(DecodingTrial { guide_weight: w, o_penalty: p, score: v });
             Ok(v)
         };
-        let enc = mean_margin(scored.iter().flat_map(|(_, e)| e));
+        let enc = mean_top2_margin(scored.iter().flat_map(|(_, e)| e));
         let unit = match &guides {
             Some(gs) => {
-                let gui = mean_margin(gs.iter().flatten());
+                let gui = mean_top2_margin(gs.iter().flatten());
                 if gui > 0.0 {
                     (enc / gui) as f32
                 } else {
@@ -547,17 +548,10 @@ impl Model {
         let mut o_penalty = 0.0;
         if tune_o_penalty {
             let margin = match &guides {
-                Some(gs) if weight != 0.0 => mean_margin(scored.iter().zip(gs).flat_map(|((_, e), g)| e.iter().zip(g)).map(|(e, g)| combine_row(e, Some((g, weight)), 0.0))),
+                Some(gs) if weight != 0.0 => mean_top2_margin(scored.iter().zip(gs).flat_map(|((_, e), g)| e.iter().zip(g)).map(|(e, g)| combine_row(e, Some((g, weight)), 0.0))),
                 _ => enc,
             } as f32;
-            let mut best_p = (best.0, 0f32);
-            for frac in O_PENALTY_FRACTIONS {
-                let v = run(weight, frac * margin)?;
-                if v > best_p.0 {
-                    best_p = (v, frac * margin);
-                }
-            }
-            o_penalty = best_p.1;
+            o_penalty = search_o_penalty(&O_PENALTY_FRACTIONS, margin, Some((best.0, 0.0)), |_, penalty| run(weight, penalty))?.0;
         }
         drop(run);
         self.settings.guide_weight = weight;
@@ -621,28 +615,6 @@ pub struct DecodingTrial {
     pub score: f64,
 }
 
-/// Mean margin between the best and the second-best score of each row.
-fn mean_margin<R: AsRef<[f32]>>(rows: impl Iterator<Item = R>) -> f64 {
-    let (mut sum, mut n) = (0f64, 0usize);
-    for r in rows {
-        let r = r.as_ref();
-        let (mut a, mut b) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
-        for &x in r {
-            if x > a {
-                b = a;
-                a = x;
-            } else if x > b {
-                b = x;
-            }
-        }
-        if r.len() > 1 {
-            sum += (a - b) as f64;
-            n += 1;
-        }
-    }
-    sum / n.max(1) as f64
-}
-
 /// One token's decoding scores: the encoder's, plus `weight` times the guide's, less `o_penalty`
 /// on `O` (tag 0).
 fn combine_row(em: &[f32], guide: Option<(&[f32], f32)>, o_penalty: f32) -> Vec<f32> {
@@ -650,9 +622,7 @@ fn combine_row(em: &[f32], guide: Option<(&[f32], f32)>, o_penalty: f32) -> Vec<
         Some((g, w)) => em.iter().zip(g).map(|(a, b)| a + w * b).collect(),
         None => em.to_vec(),
     };
-    if let Some(o) = row.first_mut() {
-        *o -= o_penalty;
-    }
+    penalize_o(&mut row, o_penalty);
     row
 }
 

@@ -41,7 +41,7 @@ impl Subwords {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = self.tokenizer.to_string(true).map_err(|e| anyhow!("serialising tokenizer: {e}"))?;
-        nn::checkpoint::atomic_write(path, json.as_bytes())
+        Ok(fsutil::atomic_write(path, json.as_bytes())?)
     }
 
     pub fn vocab_size(&self) -> usize {

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Metric, TrainConfig};
-use crate::labels::Labels;
+use tagging::{TagScheme, TagSet};
 use crate::model::{Model, TaggerSettings};
 use crate::progress::{Event, Progress};
 use crate::subword::Subwords;
@@ -82,7 +82,7 @@ pub struct TrainSummary {
 /// The span-boundary model trained after the encoder (`TrainConfig::boundaries`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BoundaryOutcome {
-    pub training: perceptron::BoundarySummary,
+    pub training: tagging::BoundarySummary,
     /// The kept epoch's dev scores without and with it (none without dev).
     pub dev_without: Option<DevScores>,
     pub dev_with: Option<DevScores>,
@@ -123,8 +123,8 @@ struct State {
 /// predicting `O` everywhere and does not leave it (a 200-document synthetic corpus, 41 steps an
 /// epoch: 12 warmup steps gave dev F1 0.06 after 3 epochs, 62 gave 0.60 after 2).
 fn warmup_steps(cfg: &TrainConfig, total: u64) -> u64 {
-    let by_ratio = (cfg.warmup_ratio * total as f64).round() as u64;
-    by_ratio.max(cfg.warmup_min_steps.min(total / 2))
+    let by_ratio = (cfg.optimizer.warmup_ratio * total as f64).round() as u64;
+    by_ratio.max(cfg.optimizer.warmup_min_steps.min(total / 2))
 }
 
 /// Steps after which the schedule is first fitted to the time budget (speed measured by then).
@@ -164,10 +164,10 @@ pub fn train(
     out_dir: &Path,
     progress: &mut dyn Progress,
 ) -> Result<TrainSummary> {
-    ensure!(cfg.batch_size > 0 && cfg.window > 0 && cfg.epochs > 0, "batch_size, window and epochs must be positive");
+    ensure!(cfg.optimizer.batch_size > 0 && cfg.windows.size > 0 && cfg.optimizer.epochs > 0, "optimizer.batch_size, windows.size and optimizer.epochs must be positive");
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let ckpt = out_dir.join("checkpoint");
-    let resuming = cfg.resume && nn::checkpoint::recover_dir(&ckpt)? && ckpt.join("state.json").exists();
+    let resuming = cfg.checkpoint.resume && nn::checkpoint::recover_dir(&ckpt)? && ckpt.join("state.json").exists();
 
     // Guide training (stacking) counts towards the time budget.
     let guide_started = Instant::now();
@@ -200,8 +200,8 @@ pub fn train(
             schedule_warmup: None,
             guide_seed_candidates: Vec::new(),
         };
-        let ticker = if cfg.guide_folds > 0 {
-            progress.event(&Event::Guide { folds: cfg.guide_folds, seed_candidates: cfg.guide_seed_candidates, planned_epochs: guide_planned_epochs(cfg, false)? });
+        let ticker = if cfg.guide.folds > 0 {
+            progress.event(&Event::Guide { folds: cfg.guide.folds, seed_candidates: cfg.guide.perceptron.seed_candidates, planned_epochs: guide_planned_epochs(cfg, false)? });
             progress.guide_ticker()
         } else {
             None
@@ -220,7 +220,7 @@ pub fn train(
                 // or plain jackknifed inputs after a fresh guide, whose training ticked this bar
                 // already: the jackknife goes on ticking it.
                 if resuming {
-                    progress.event(&Event::Guide { folds: cfg.guide_folds, seed_candidates: cfg.guide_seed_candidates, planned_epochs: guide_planned_epochs(cfg, true)? });
+                    progress.event(&Event::Guide { folds: cfg.guide.folds, seed_candidates: cfg.guide.perceptron.seed_candidates, planned_epochs: guide_planned_epochs(cfg, true)? });
                 }
                 let ticker = progress.guide_ticker();
                 if stacked_inputs(cfg)? {
@@ -237,14 +237,14 @@ pub fn train(
     };
     state.elapsed_secs += guide_started.elapsed().as_secs_f64();
     ensure!(
-        !cfg.boundaries || jackknifed.is_some(),
-        "boundaries learn from the guide's jackknifed tags: set guide_folds (e.g. 5) too, or drop boundaries"
+        !cfg.decoding.boundaries || jackknifed.is_some(),
+        "boundaries learn from the guide's jackknifed tags: set guide.folds (e.g. 5) too, or drop decoding.boundaries"
     );
-    let mut examples = model.encode_guided(train, jackknifed.as_deref(), cfg.train_stride, true);
+    let mut examples = model.encode_guided(train, jackknifed.as_deref(), cfg.windows.train_stride, true);
     examples.retain(|e| !e.first.is_empty());
     ensure!(!examples.is_empty(), "no training windows (empty training corpus?)");
-    let steps_per_epoch = examples.len().div_ceil(cfg.batch_size);
-    let total = (steps_per_epoch * cfg.epochs) as u64;
+    let steps_per_epoch = examples.len().div_ceil(cfg.optimizer.batch_size);
+    let total = (steps_per_epoch * cfg.optimizer.epochs) as u64;
     // With a time budget, the schedule is shortened to the whole epochs the budget affords, so the
     // learning rate has decayed when the budget stops training rather than being cut at its peak.
     let mut schedule = LinearSchedule {
@@ -252,7 +252,7 @@ pub fn train(
         warmup: state.schedule_warmup.unwrap_or(warmup_steps(cfg, total)),
         total: state.schedule_total.unwrap_or(total),
     };
-    let adam = AdamWConfig { lr: cfg.peak_lr(), weight_decay: cfg.weight_decay, ..Default::default() };
+    let adam = AdamWConfig { lr: cfg.peak_lr(), weight_decay: cfg.optimizer.weight_decay, ..Default::default() };
     let vars = model.params.vars();
     let mut opt = AdamW::new(vars.clone(), adam, nn::optim::default_decay)?;
     if resuming {
@@ -278,7 +278,7 @@ pub fn train(
         boundaries: None,
     };
     progress.event(&Event::Start {
-        epochs: cfg.epochs,
+        epochs: cfg.optimizer.epochs,
         steps_per_epoch,
         num_params: summary.num_params,
         train_windows: examples.len(),
@@ -288,8 +288,8 @@ pub fn train(
     let session = Instant::now();
     let base_elapsed = state.elapsed_secs;
     let mut last_ckpt = Instant::now();
-    let budget_secs = cfg.max_minutes.map(|m| m * 60.0);
-    'epochs: while state.epoch < cfg.epochs {
+    let budget_secs = cfg.optimizer.max_minutes.map(|m| m * 60.0);
+    'epochs: while state.epoch < cfg.optimizer.epochs {
         let epoch = state.epoch;
         let mut order: Vec<usize> = (0..examples.len()).collect();
         // Each epoch's order depends only on (seed, epoch), so a resumed epoch replays it.
@@ -297,13 +297,13 @@ pub fn train(
         let mut stop = false;
         while state.step_in_epoch < steps_per_epoch {
             let s = state.step_in_epoch;
-            let idx = &order[s * cfg.batch_size..((s + 1) * cfg.batch_size).min(order.len())];
+            let idx = &order[s * cfg.optimizer.batch_size..((s + 1) * cfg.optimizer.batch_size).min(order.len())];
             let exs: Vec<_> = idx.iter().map(|&i| &examples[i]).collect();
             let t0 = Instant::now();
             let batch = model.batch(&exs)?;
             let loss = model.loss(&batch, &mut Mode::Train(&mut dropout_rng))?;
             let grads = loss.backward()?;
-            let (_, scale) = nn::clip_scale(&grads, &vars, cfg.max_grad_norm)?;
+            let (_, scale) = nn::clip_scale(&grads, &vars, cfg.optimizer.max_grad_norm)?;
             let lr = schedule.lr(state.global_step);
             opt.step(&grads, lr, scale)?;
             let loss_v = loss.to_scalar::<f32>()? as f64;
@@ -347,7 +347,7 @@ pub fn train(
                 stop = true;
                 break;
             }
-            if last_ckpt.elapsed().as_secs_f64() >= cfg.checkpoint_minutes * 60.0 && state.step_in_epoch < steps_per_epoch {
+            if last_ckpt.elapsed().as_secs_f64() >= cfg.checkpoint.minutes * 60.0 && state.step_in_epoch < steps_per_epoch {
                 state.dropout_word_pos = dropout_rng.get_word_pos();
                 save_checkpoint(&ckpt, &model, &opt, &state, cfg)?;
                 progress.event(&Event::Checkpoint { epoch, step: state.step_in_epoch });
@@ -355,7 +355,7 @@ pub fn train(
             }
         }
         // End of epoch (or budget cut): evaluate, keep the best, checkpoint.
-        let dev_scores = if dev.is_empty() { None } else { Some(evaluate_tuned(&mut model, dev, cfg.select_metric, cfg.tune_o_penalty)?) };
+        let dev_scores = if dev.is_empty() { None } else { Some(evaluate_tuned(&mut model, dev, cfg.select_metric, cfg.decoding.tune_o_penalty)?) };
         let value = dev_scores.map(|d| d.by(cfg.select_metric));
         let improved = match (value, state.best) {
             (None, _) => true,
@@ -387,7 +387,7 @@ pub fn train(
             state.schedule_warmup = Some(schedule.warmup);
             if done >= schedule.total {
                 stop = true; // the budget affords no further epoch
-                summary.budget_exhausted = state.epoch + 1 < cfg.epochs;
+                summary.budget_exhausted = state.epoch + 1 < cfg.optimizer.epochs;
             }
         }
         state.epoch += 1;
@@ -409,7 +409,7 @@ pub fn train(
     summary.history = state.history.clone();
     summary.minutes = state.elapsed_secs / 60.0;
     summary.tokens_per_sec = state.tokens as f64 / state.step_secs.max(1e-9);
-    if !summary.interrupted && cfg.boundaries {
+    if !summary.interrupted && cfg.decoding.boundaries {
         let jackknifed = jackknifed.as_deref().expect("checked before training");
         let outcome = train_boundaries(cfg, train, jackknifed, dev, out_dir)?;
         progress.event(&Event::Boundaries { outcome: &outcome, metric: cfg.select_metric });
@@ -417,7 +417,7 @@ pub fn train(
     }
     if !summary.interrupted {
         let json = serde_json::to_string_pretty(&TrainingJson { config: cfg, summary: &summary })?;
-        nn::checkpoint::atomic_write(&out_dir.join("training.json"), json.as_bytes())?;
+        fsutil::atomic_write(&out_dir.join("training.json"), json.as_bytes())?;
         progress.event(&Event::Done { summary: &summary });
     }
     Ok(summary)
@@ -440,17 +440,17 @@ pub fn add_boundaries(cfg: &TrainConfig, train: &[Document], dev: &[Document], m
 /// does not fall with it.
 fn train_boundaries(cfg: &TrainConfig, train: &[Document], jackknifed: &[Document], dev: &[Document], out_dir: &Path) -> Result<BoundaryOutcome> {
     let t0 = Instant::now();
-    let bcfg = perceptron::BoundaryConfig { seed: cfg.seed, ..Default::default() };
-    let (boundaries, training) = perceptron::train_boundaries(&bcfg, train, jackknifed)?;
+    let bcfg = tagging::BoundaryConfig { seed: cfg.seed, ..Default::default() };
+    let (boundaries, training) = tagging::train_boundaries(&bcfg, train, jackknifed)?;
     // The model is scored without any boundary model it holds; a new one replaces it (or none
     // does, when dev falls with the new one).
-    crate::model::remove_if_present(&out_dir.join(perceptron::BOUNDARY_FILE))?;
+    crate::model::remove_if_present(&out_dir.join(tagging::BOUNDARY_FILE))?;
     let model = Model::load(out_dir)?;
     let (dev_without, dev_with) = if dev.is_empty() {
         (None, None)
     } else {
         let pred = model.predict(dev)?;
-        let picked = |s: DevScores| DevScores { guide_weight: model.settings.guide.then_some(model.settings.guide_weight), o_penalty: cfg.tune_o_penalty.then_some(model.settings.o_penalty), ..s };
+        let picked = |s: DevScores| DevScores { guide_weight: model.settings.guide.then_some(model.settings.guide_weight), o_penalty: cfg.decoding.tune_o_penalty.then_some(model.settings.o_penalty), ..s };
         (Some(picked(scores(dev, &pred)?)), Some(picked(scores(dev, &boundaries.apply_all(&pred))?)))
     };
     let kept = match (&dev_without, &dev_with) {
@@ -507,8 +507,8 @@ fn save_checkpoint(dir: &Path, model: &Model, opt: &AdamW, state: &State, cfg: &
 
 /// A plain (single, unstacked) guide perceptron's settings, on the first of the guide's feature sets.
 fn guide_config(cfg: &TrainConfig, epochs: usize) -> Result<perceptron::PerceptronConfig> {
-    let Some(&first) = cfg.guide_feature_sets.first() else {
-        bail!("guide_feature_sets is empty: give at least one feature set (e.g. [{}])", perceptron::FEATURE_SET);
+    let Some(&first) = cfg.guide.perceptron.feature_sets.first() else {
+        bail!("guide.perceptron.feature_sets is empty: give at least one feature set (e.g. [{}])", perceptron::FEATURE_SET);
     };
     Ok(perceptron::PerceptronConfig { epochs, seed: cfg.seed, feature_sets: vec![first], ..Default::default() })
 }
@@ -530,44 +530,44 @@ fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: pe
 
 /// The settings of the guide kept in the model (members and stacking on top of the folds').
 fn kept_guide_config(cfg: &TrainConfig) -> Result<perceptron::PerceptronConfig> {
-    ensure!(cfg.guide_epochs > 0, "guide_epochs must be positive");
+    ensure!(cfg.guide.perceptron.epochs > 0, "guide.perceptron.epochs must be positive");
     Ok(perceptron::PerceptronConfig {
-        members: cfg.guide_members.max(1),
-        stack_folds: cfg.guide_stack_folds,
-        feature_sets: cfg.guide_feature_sets.clone(),
-        seed_candidates: cfg.guide_seed_candidates,
-        ..guide_config(cfg, cfg.guide_epochs)?
+        members: cfg.guide.perceptron.members.max(1),
+        stack_folds: cfg.guide.perceptron.stack_folds,
+        feature_sets: cfg.guide.perceptron.feature_sets.clone(),
+        seed_candidates: cfg.guide.perceptron.seed_candidates,
+        ..guide_config(cfg, cfg.guide.perceptron.epochs)?
     })
 }
 
 /// Whether the encoder trains on the stacked guide's out-of-fold tags (see
-/// `TrainConfig::guide_stacked_inputs`).
+/// `TrainConfig::guide::stacked_inputs`).
 fn stacked_inputs(cfg: &TrainConfig) -> Result<bool> {
     ensure!(
-        !cfg.guide_stacked_inputs || cfg.guide_stack_folds > 0,
-        "guide_stacked_inputs needs a stacked guide: set guide_stack_folds (e.g. 5) too"
+        !cfg.guide.stacked_inputs || cfg.guide.perceptron.stack_folds > 0,
+        "guide.stacked_inputs needs a stacked guide: set guide.perceptron.stack_folds (e.g. 5) too"
     );
     ensure!(
-        !cfg.guide_stacked_inputs || cfg.guide_feature_sets.len() <= 1,
-        "guide_stacked_inputs takes one stacked guide's out-of-fold tags, not a committee's: give one guide feature set, or drop guide_stacked_inputs"
+        !cfg.guide.stacked_inputs || cfg.guide.perceptron.feature_sets.len() <= 1,
+        "guide.stacked_inputs takes one stacked guide's out-of-fold tags, not a committee's: give one guide feature set, or drop guide.stacked_inputs"
     );
-    Ok(cfg.guide_stacked_inputs)
+    Ok(cfg.guide.stacked_inputs)
 }
 
-/// The kept stacked guide and its own out-of-fold tags of `train` over `cfg.guide_folds` folds.
+/// The kept stacked guide and its own out-of-fold tags of `train` over `cfg.guide.folds` folds.
 fn train_guide_with_inputs(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: perceptron::Tick) -> Result<(perceptron::Perceptron, GuideTraining)> {
-    ensure!(cfg.guide_folds >= 2, "guide_folds must be 0 (off) or at least 2");
-    let (p, summary, oof) = perceptron::train_stacked_with_out_of_fold_reporting(&kept_guide_config(cfg)?, cfg.guide_folds, train, dev, tick)?;
+    ensure!(cfg.guide.folds >= 2, "guide.folds must be 0 (off) or at least 2");
+    let (p, summary, oof) = perceptron::train_stacked_with_out_of_fold_reporting(&kept_guide_config(cfg)?, cfg.guide.folds, train, dev, tick)?;
     Ok((p, GuideTraining { inputs: Some(oof), seed_candidates: summary.seed_candidates }))
 }
 
-/// Predictions of `train` by `cfg.guide_folds` perceptrons, each trained on the other folds for
-/// `cfg.guide_epochs` epochs; in the order of `train`.
+/// Predictions of `train` by `cfg.guide.folds` perceptrons, each trained on the other folds for
+/// `cfg.guide.perceptron.epochs` epochs; in the order of `train`.
 fn jackknife_guide(cfg: &TrainConfig, train: &[Document], tick: perceptron::Tick) -> Result<Vec<Document>> {
-    ensure!(cfg.guide_folds >= 2, "guide_folds must be 0 (off) or at least 2");
+    ensure!(cfg.guide.folds >= 2, "guide.folds must be 0 (off) or at least 2");
     perceptron::jackknife_reporting(
-        &guide_config(cfg, cfg.guide_epochs)?,
-        cfg.guide_folds,
+        &guide_config(cfg, cfg.guide.perceptron.epochs)?,
+        cfg.guide.folds,
         train,
         &[],
         |p, d| p.predict(std::slice::from_ref(d)).pop().expect("one prediction per document"),
@@ -587,35 +587,35 @@ fn tick_of(ticker: &Option<Box<dyn Fn() + Send + Sync>>) -> perceptron::Tick<'_>
 /// checkpoint, and the encoder's input tags): the length of its progress bar.
 fn guide_planned_epochs(cfg: &TrainConfig, resuming: bool) -> Result<u64> {
     if stacked_inputs(cfg)? {
-        return Ok(perceptron::planned_epochs_with_out_of_fold(&kept_guide_config(cfg)?, cfg.guide_folds));
+        return Ok(perceptron::planned_epochs_with_out_of_fold(&kept_guide_config(cfg)?, cfg.guide.folds));
     }
     let kept = if resuming { 0 } else { perceptron::planned_epochs(&kept_guide_config(cfg)?) };
-    Ok(kept + cfg.guide_folds as u64 * perceptron::planned_epochs(&guide_config(cfg, cfg.guide_epochs)?))
+    Ok(kept + cfg.guide.folds as u64 * perceptron::planned_epochs(&guide_config(cfg, cfg.guide.perceptron.epochs)?))
 }
 
 /// A fresh model: from scratch (vocabulary trained on `train`) or from an HF checkpoint, and what
 /// training its guide gave besides it.
 fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: perceptron::Tick) -> Result<(Model, GuideTraining)> {
-    let labels = Labels::from_documents(train);
+    let labels = TagSet::from_documents(train, TagScheme::Bio);
     ensure!(labels.len() > 1, "the training documents have no annotated spans");
-    let (guide, trained) = if cfg.guide_folds == 0 {
+    let (guide, trained) = if cfg.guide.folds == 0 {
         (None, GuideTraining { inputs: None, seed_candidates: Vec::new() })
     } else {
         let (g, t) = if stacked_inputs(cfg)? { train_guide_with_inputs(cfg, train, dev, tick)? } else { train_guide(cfg, train, dev, tick)? };
         (Some(g), t)
     };
     let settings = TaggerSettings {
-        window: cfg.window,
-        stride: cfg.predict_stride,
-        max_subwords_per_word: cfg.max_subwords_per_word,
-        shape_buckets: cfg.shape_buckets,
-        word_buckets: cfg.word_buckets,
-        affix_buckets: cfg.affix_buckets,
+        window: cfg.windows.size,
+        stride: cfg.windows.predict_stride,
+        max_subwords_per_word: cfg.windows.max_subwords_per_word,
+        shape_buckets: cfg.encoder.shape_buckets,
+        word_buckets: cfg.encoder.word_buckets,
+        affix_buckets: cfg.encoder.affix_buckets,
         guide: guide.is_some(),
         ..TaggerSettings::default()
     };
     // A registry model name (`multilingual-e5-small`) is fetched on first use.
-    match cfg.init.as_deref().map(models::resolve).transpose()? {
+    match cfg.encoder.init.as_deref().map(models::resolve).transpose()? {
         None => {
             let d = cfg.dims();
             let words: Vec<String> = train
@@ -630,9 +630,9 @@ fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: pe
                 .collect();
             let subwords = Subwords::train(words.iter().map(|s| s.as_str()), d.vocab_size)?;
             let mut c = EncoderConfig::bert(subwords.vocab_size(), d.hidden_size, d.num_layers, d.num_heads, d.intermediate_size);
-            c.max_position_embeddings = cfg.max_position_embeddings;
-            c.hidden_dropout_prob = cfg.dropout;
-            c.attention_probs_dropout_prob = cfg.attention_dropout;
+            c.max_position_embeddings = cfg.encoder.max_position_embeddings;
+            c.hidden_dropout_prob = cfg.encoder.dropout;
+            c.attention_probs_dropout_prob = cfg.encoder.attention_dropout;
             c.pad_token_id = subwords.pad;
             let mut model = Model::new(c, settings, labels, subwords, cfg.seed, false)?;
             model.transitions = Some(model.labels.transition_log_probs(train));
@@ -644,8 +644,8 @@ fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: pe
             for k in ["id2label", "label2id", "architectures", "synthdeid"] {
                 c.extra.remove(k);
             }
-            c.hidden_dropout_prob = cfg.dropout;
-            c.attention_probs_dropout_prob = cfg.attention_dropout;
+            c.hidden_dropout_prob = cfg.encoder.dropout;
+            c.attention_probs_dropout_prob = cfg.encoder.attention_dropout;
             let subwords = Subwords::from_file(&dir.join("tokenizer.json"))?;
             let prefix = c.hf_prefix();
             let mut model = Model::new(c, settings, labels, subwords, cfg.seed, true)?;
@@ -672,11 +672,14 @@ mod tests {
 
     #[test]
     fn warmup_has_a_floor_in_steps() {
-        let cfg = TrainConfig { warmup_ratio: 0.1, warmup_min_steps: 100, ..TrainConfig::default() };
+        let mut cfg = TrainConfig::default();
+        cfg.optimizer.warmup_ratio = 0.1;
+        cfg.optimizer.warmup_min_steps = 100;
         assert_eq!(warmup_steps(&cfg, 2000), 200); // the ratio wins
         assert_eq!(warmup_steps(&cfg, 600), 100); // the floor wins
         assert_eq!(warmup_steps(&cfg, 120), 60); // at most half the schedule
-        let off = TrainConfig { warmup_min_steps: 0, ..cfg };
+        let mut off = cfg.clone();
+        off.optimizer.warmup_min_steps = 0;
         assert_eq!(warmup_steps(&off, 120), 12);
     }
 

@@ -75,25 +75,26 @@ fn docs() -> Vec<Document> {
 /// A tiny, fast configuration: short windows so that each document spans several overlapping
 /// prediction windows, no dropout so that it can overfit quickly.
 fn tiny_cfg(epochs: usize) -> TrainConfig {
-    TrainConfig {
+    let mut c = TrainConfig { seed: 7, ..TrainConfig::default() };
+    c.encoder = ner::config::EncoderSection {
         preset: Preset::Tiny,
         vocab_size: Some(300),
-        epochs,
-        batch_size: 4,
-        lr: Some(3e-3),
-        warmup_ratio: 0.05,
         dropout: 0.0,
         attention_dropout: 0.0,
-        window: 12,
-        train_stride: 6,
-        predict_stride: 6,
         shape_buckets: 64,
         word_buckets: 128,
         affix_buckets: 32,
         max_position_embeddings: 64,
-        seed: 7,
-        ..TrainConfig::default()
-    }
+        ..Default::default()
+    };
+    c.optimizer = ner::config::OptimizerSection { epochs, batch_size: 4, lr: Some(3e-3), warmup_ratio: 0.05, ..Default::default() };
+    c.windows = ner::config::WindowsSection { size: 12, train_stride: 6, predict_stride: 6, ..Default::default() };
+    c
+}
+
+/// `cfg` with `section.key=value` overrides (as `ner train --set` applies them).
+fn set(cfg: &TrainConfig, sets: &[&str]) -> TrainConfig {
+    cfg.with_overrides(&sets.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
 }
 
 fn strict_f1(gold: &[Document], pred: &[Document]) -> f64 {
@@ -209,7 +210,7 @@ fn fine_tunes_from_an_hf_directory() {
     let docs = docs();
     let base = tempfile::tempdir().unwrap();
     ner::train(&tiny_cfg(2), &docs, &[], base.path(), &mut ner::Silent).unwrap();
-    let cfg = TrainConfig { init: Some(base.path().to_path_buf()), lr: Some(1e-3), ..tiny_cfg(2) };
+    let cfg = { let mut c = tiny_cfg(2); c.encoder.init = Some(base.path().to_path_buf()); c.optimizer.lr = Some(1e-3); c };
     let out = tempfile::tempdir().unwrap();
     let s = ner::train(&cfg, &docs, &docs, out.path(), &mut ner::Silent).unwrap();
     assert_eq!(s.epochs_completed, 2);
@@ -222,7 +223,7 @@ fn fine_tunes_from_an_hf_directory() {
 #[test]
 fn same_seed_gives_identical_models() {
     let docs = docs();
-    let cfg = TrainConfig { dropout: 0.1, attention_dropout: 0.1, ..tiny_cfg(2) };
+    let cfg = set(&tiny_cfg(2), &["encoder.dropout=0.1", "encoder.attention_dropout=0.1"]);
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     ner::train(&cfg, &docs, &docs, a.path(), &mut ner::Silent).unwrap();
     ner::train(&cfg, &docs, &docs, b.path(), &mut ner::Silent).unwrap();
@@ -262,7 +263,7 @@ fn every_tagger_parameter_gets_a_gradient() {
 #[test]
 fn stacked_model_keeps_its_guide() {
     let docs = docs();
-    let cfg = TrainConfig { guide_folds: 3, guide_epochs: 3, ..tiny_cfg(40) };
+    let cfg = set(&tiny_cfg(40), &["guide.folds=3", "guide.perceptron.epochs=3"]);
     let dir = tempfile::tempdir().unwrap();
     let summary = ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
     assert_eq!(summary.best_dev.unwrap().strict_f1, 1.0, "{summary:?}");
@@ -300,12 +301,12 @@ fn stacked_model_keeps_its_guide() {
     assert!(format!("{err:#}").contains("guide"), "{err:#}");
 }
 
-/// `guide_stack_folds`: the kept guide is a stacked perceptron (saved with its first stage), and
+/// `guide.perceptron.stack_folds`: the kept guide is a stacked perceptron (saved with its first stage), and
 /// the model trains, saves and loads with it.
 #[test]
 fn stacked_guide_is_kept_and_loaded() {
     let docs = docs();
-    let cfg = TrainConfig { guide_folds: 3, guide_epochs: 3, guide_stack_folds: 3, ..tiny_cfg(20) };
+    let cfg = set(&tiny_cfg(20), &["guide.folds=3", "guide.perceptron.epochs=3", "guide.perceptron.stack_folds=3"]);
     let dir = tempfile::tempdir().unwrap();
     ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
     let model = Model::load(dir.path()).unwrap();
@@ -313,13 +314,13 @@ fn stacked_guide_is_kept_and_loaded() {
     assert_eq!(model.predict(&docs).unwrap().len(), docs.len());
 }
 
-/// `guide_stacked_inputs`: the encoder trains on the stacked guide's own out-of-fold tags; the
+/// `guide.stacked_inputs`: the encoder trains on the stacked guide's own out-of-fold tags; the
 /// model trains, loads and predicts, a second start resumes from the checkpoint (recomputing
 /// those tags), and the setting without a stacked guide is refused with what to set.
 #[test]
 fn stacked_guide_inputs_train_resume_and_need_a_stacked_guide() {
     let docs = docs();
-    let cfg = TrainConfig { guide_folds: 3, guide_epochs: 3, guide_stack_folds: 3, guide_stacked_inputs: true, ..tiny_cfg(20) };
+    let cfg = set(&tiny_cfg(20), &["guide.folds=3", "guide.perceptron.epochs=3", "guide.perceptron.stack_folds=3", "guide.stacked_inputs=true"]);
     let dir = tempfile::tempdir().unwrap();
     let first = ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
     let model = Model::load(dir.path()).unwrap();
@@ -328,29 +329,29 @@ fn stacked_guide_inputs_train_resume_and_need_a_stacked_guide() {
     let again = ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
     assert_eq!(again.best_dev.map(|d| d.strict_f1), first.best_dev.map(|d| d.strict_f1));
     assert_eq!(Model::load(dir.path()).unwrap().predict(&docs).unwrap(), pred);
-    let bad = TrainConfig { guide_stack_folds: 0, ..cfg };
+    let bad = set(&cfg, &["guide.perceptron.stack_folds=0"]);
     let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
-    assert!(format!("{err:#}").contains("guide_stack_folds"), "{err:#}");
+    assert!(format!("{err:#}").contains("guide.perceptron.stack_folds"), "{err:#}");
 }
 
-/// `guide_feature_sets` with two entries: the kept guide is a committee of two perceptrons (one
+/// `guide.perceptron.feature_sets` with two entries: the kept guide is a committee of two perceptrons (one
 /// per feature set), saved and loaded whole; stacked inputs from a committee, and no feature set
 /// at all, are refused with what to set.
 #[test]
 fn committee_guide_is_kept_and_loaded() {
     let docs = docs();
-    let cfg = TrainConfig { guide_folds: 3, guide_epochs: 3, guide_feature_sets: vec![perceptron::FEATURE_SET, 1], ..tiny_cfg(4) };
+    let cfg = set(&tiny_cfg(4), &["guide.folds=3", "guide.perceptron.epochs=3", &format!("guide.perceptron.feature_sets=[{}, 1]", perceptron::FEATURE_SET)]);
     let dir = tempfile::tempdir().unwrap();
     ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
     let model = Model::load(dir.path()).unwrap();
     assert_eq!(model.guide.as_ref().expect("a guide").committee_size(), 2);
     assert_eq!(model.predict(&docs).unwrap().len(), docs.len());
-    let bad = TrainConfig { guide_stack_folds: 3, guide_stacked_inputs: true, ..cfg.clone() };
+    let bad = set(&cfg, &["guide.perceptron.stack_folds=3", "guide.stacked_inputs=true"]);
     let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
     assert!(format!("{err:#}").contains("not a committee"), "{err:#}");
-    let none = TrainConfig { guide_feature_sets: vec![], ..cfg };
+    let none = set(&cfg, &["guide.perceptron.feature_sets=[]"]);
     let err = ner::train(&none, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
-    assert!(format!("{err:#}").contains("guide_feature_sets is empty"), "{err:#}");
+    assert!(format!("{err:#}").contains("guide.perceptron.feature_sets is empty"), "{err:#}");
 }
 
 /// `guide_seed_candidates`: the kept guide is the best on dev of perceptrons on seeds `seed`,
@@ -359,7 +360,7 @@ fn committee_guide_is_kept_and_loaded() {
 #[test]
 fn guide_is_picked_among_seed_candidates_on_dev() {
     let docs = docs();
-    let cfg = TrainConfig { guide_folds: 3, guide_epochs: 1, guide_seed_candidates: 3, seed: 5, ..tiny_cfg(1) };
+    let cfg = set(&tiny_cfg(1), &["guide.folds=3", "guide.perceptron.epochs=1", "guide.perceptron.seed_candidates=3", "seed=5"]);
     let dir = tempfile::tempdir().unwrap();
     let mut reported = Vec::new();
     let mut progress = |e: &Event| {
@@ -418,7 +419,7 @@ fn guide_is_picked_among_seed_candidates_on_dev() {
 #[test]
 fn boundary_model_is_learned_kept_by_dev_and_applied() {
     let docs = docs();
-    let cfg = TrainConfig { guide_folds: 3, guide_epochs: 3, boundaries: true, ..tiny_cfg(4) };
+    let cfg = set(&tiny_cfg(4), &["guide.folds=3", "guide.perceptron.epochs=3", "decoding.boundaries=true"]);
     let dir = tempfile::tempdir().unwrap();
     let summary = ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
     let outcome = summary.boundaries.clone().expect("a boundary outcome");
@@ -429,7 +430,7 @@ fn boundary_model_is_learned_kept_by_dev_and_applied() {
     let kept_scores = if outcome.kept { with } else { without };
     assert_eq!(strict_f1(&docs, &model.predict(&docs).unwrap()), kept_scores.strict_f1);
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("training.json")).unwrap()).unwrap();
-    assert_eq!(json["config"]["boundaries"], true);
+    assert_eq!(json["config"]["decoding"]["boundaries"], true);
     assert_eq!(json["summary"]["boundaries"]["kept"], outcome.kept);
     // Learning it again (`add_boundaries`) replaces it: the model is scored without the old one
     // (not with it applied twice), so the outcome is the same.
@@ -469,7 +470,7 @@ fn boundary_model_is_learned_kept_by_dev_and_applied() {
 
     // A finished run without it gains it by resuming with the setting, without training again.
     let plain_dir = tempfile::tempdir().unwrap();
-    let plain = ner::train(&TrainConfig { boundaries: false, ..cfg.clone() }, &docs, &docs, plain_dir.path(), &mut ner::Silent).unwrap();
+    let plain = ner::train(&set(&cfg, &["decoding.boundaries=false"]), &docs, &docs, plain_dir.path(), &mut ner::Silent).unwrap();
     assert!(plain.boundaries.is_none() && !plain_dir.path().join(perceptron::BOUNDARY_FILE).exists());
     let trained = weights(plain_dir.path());
     let resumed = ner::train(&cfg, &docs, &docs, plain_dir.path(), &mut ner::Silent).unwrap();
@@ -477,7 +478,7 @@ fn boundary_model_is_learned_kept_by_dev_and_applied() {
     let r = resumed.boundaries.expect("a boundary outcome");
     assert_eq!((r.dev_without, r.dev_with, r.kept), (outcome.dev_without, outcome.dev_with, outcome.kept));
 
-    let bad = TrainConfig { guide_folds: 0, ..cfg };
+    let bad = set(&cfg, &["guide.folds=0"]);
     let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
-    assert!(format!("{err:#}").contains("guide_folds"), "{err:#}");
+    assert!(format!("{err:#}").contains("guide.folds"), "{err:#}");
 }

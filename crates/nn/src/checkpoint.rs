@@ -5,11 +5,6 @@ use std::path::Path;
 
 use anyhow::Result;
 
-/// [`fsutil::atomic_write`] under its old path, for `ner` until it calls `fsutil` (issue 26).
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(fsutil::atomic_write(path, bytes)?)
-}
-
 /// Replaces directory `dir` by a freshly written one atomically enough for resume: the new
 /// content is written to `dir.tmp`, the old directory moved to `dir.old`, the new one renamed into
 /// place, and the old removed. [`recover_dir`] finishes an interrupted swap.

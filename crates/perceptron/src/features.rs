@@ -1,52 +1,18 @@
 //! CRFsuite-style token features, hashed to u64 (FNV-1a: stable across runs and platforms).
 
 use corpus::Token;
-
-pub(crate) fn fnv(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0xff)) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
-}
+use tagging::shape::{fnv, run_shape, shape_char};
 
 /// `Xxxx` → `Xx`, `12/03/2017` → `d/d/d`: the shape with runs collapsed.
 fn short_shape(w: &str) -> String {
     run_shape(w, 1)
 }
 
-/// The shape (upper → `X`, lower → `x`, digit → `d`, other characters kept) with runs of one
-/// class cut to `max_run`: `Xxxx` → `Xxx` at 2, `Xx` at 1.
-pub(crate) fn run_shape(w: &str, max_run: usize) -> String {
-    let mut out = String::new();
-    let (mut last, mut run) = ('\0', 0);
-    for c in w.chars() {
-        let k = if c.is_uppercase() {
-            'X'
-        } else if c.is_lowercase() {
-            'x'
-        } else if c.is_numeric() {
-            'd'
-        } else {
-            c
-        };
-        run = if k == last { run + 1 } else { 1 };
-        last = k;
-        if run <= max_run {
-            out.push(k);
-        }
-    }
-    out
-}
-
 /// The full shape, capped at 8 characters.
 fn shape(w: &str) -> String {
     w.chars()
         .take(8)
-        .map(|c| if c.is_uppercase() { 'X' } else if c.is_lowercase() { 'x' } else if c.is_numeric() { 'd' } else { c })
+        .map(shape_char)
         .collect()
 }
 

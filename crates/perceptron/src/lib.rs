@@ -7,13 +7,14 @@
 //! best of several seeds on dev can be kept (`seed_candidates`). Training reports its progress
 //! per perceptron epoch (`train_reporting`, `planned_epochs`).
 
-mod boundary;
 mod features;
 mod gazetteer;
 
 use anyhow::{bail, ensure, Context, Result};
-use corpus::{tokenize, Document, Span, Token};
-pub use boundary::{train_boundaries, BoundaryConfig, BoundaryModel, BoundarySummary, BOUNDARY_FEATURES, BOUNDARY_FILE};
+use corpus::{tokenize, Document, Token};
+pub use tagging::{train_boundaries, BoundaryConfig, BoundaryModel, BoundarySummary, TagScheme, BOUNDARY_FEATURES, BOUNDARY_FILE};
+use tagging::decoding::{mean_o_margin, search_o_penalty};
+use tagging::{token_f1, TagSet};
 pub use features::FEATURE_SET;
 use features::{stack_features, token_features};
 use rand::seq::SliceRandom;
@@ -69,32 +70,13 @@ pub struct PerceptronConfig {
     pub boundaries: bool,
 }
 
+/// The `O` penalties tried on dev, as fractions of the mean margin between `O` and the best
+/// other tag (0, the untuned decoding, first).
+const O_PENALTY_FRACTIONS: [f32; 9] = [0.0, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2];
+
 /// Folds of the jackknife a tagger's span-boundary model learns from
 /// ([`PerceptronConfig::boundaries`]).
 pub const BOUNDARY_FOLDS: usize = 5;
-
-/// How tags mark the tokens of an entity (see [`PerceptronConfig::tag_scheme`]). A saved
-/// tagger's scheme is that of its tags: BILOU when it has `L-` or `U-` tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TagScheme {
-    /// `B-X` on an entity's first token, `I-X` on the others.
-    #[default]
-    Bio,
-    /// `B-X` first, `I-X` inside, `L-X` last, `U-X` for a one-token entity.
-    Bilou,
-}
-
-impl std::str::FromStr for TagScheme {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "bio" => Ok(TagScheme::Bio),
-            "bilou" => Ok(TagScheme::Bilou),
-            other => bail!("unknown tag scheme {other:?}: use bio or bilou"),
-        }
-    }
-}
 
 impl Default for PerceptronConfig {
     fn default() -> Self {
@@ -162,9 +144,9 @@ impl PerceptronSummary {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Perceptron {
     /// BIO (or BILOU) tags; index 0 is `O`, then each label's tags side by side.
-    pub tags: Vec<String>,
+    pub tags: TagSet,
     /// Feature hash → row of `weights`. Saved in key order, so that one seed saves one file.
-    #[serde(serialize_with = "in_key_order")]
+    #[serde(serialize_with = "tagging::in_key_order")]
     index: HashMap<u64, u32>,
     /// `[feature][tag]`, averaged.
     weights: Vec<f32>,
@@ -196,59 +178,11 @@ struct CommitteeMember {
     weight: f32,
 }
 
-/// Serializes a map keyed by feature hash in key order, so that one seed saves one file.
-pub(crate) fn in_key_order<V: Serialize, S: serde::Serializer>(map: &HashMap<u64, V>, s: S) -> std::result::Result<S::Ok, S::Error> {
-    map.iter().collect::<std::collections::BTreeMap<_, _>>().serialize(s)
-}
-
 fn first_feature_set() -> u32 {
     1
 }
 
 const MODEL_FILE: &str = "perceptron.json";
-
-/// Tags of a document's tokens: `B-`/`I-` of the span that covers the token, else `O`; with
-/// `bilou`, an entity's last token `L-` and a one-token entity `U-`.
-fn gold_tags(doc: &Document, tokens: &[Token], bilou: bool) -> Vec<String> {
-    let mut tags = corpus::conll::bio_tags(doc, tokens).0;
-    if bilou {
-        for i in 0..tags.len() {
-            // The next tag is still BIO here: it is rewritten after this one.
-            let continues = tags.get(i + 1).is_some_and(|n| n.starts_with("I-") && n.get(2..) == tags[i].get(2..));
-            if continues {
-                continue;
-            }
-            if let Some(l) = tags[i].strip_prefix("B-") {
-                tags[i] = format!("U-{l}");
-            } else if let Some(l) = tags[i].strip_prefix("I-") {
-                tags[i] = format!("L-{l}");
-            }
-        }
-    }
-    tags
-}
-
-/// Whether a tag set is BILOU (it has `L-` or `U-` tags) rather than BIO.
-fn is_bilou(tags: &[String]) -> bool {
-    tags.iter().any(|t| t.starts_with("L-") || t.starts_with("U-"))
-}
-
-/// Whether `prev → next` is a valid transition (`prev` `None` at the start): `I-X` (and `L-X`)
-/// only after `B-X` or `I-X`; in BILOU, `B-X` and `I-X` only before `I-X` or `L-X`.
-fn allowed(tags: &[String], bilou: bool, prev: Option<usize>, next: usize) -> bool {
-    let next = tags[next].as_str();
-    let inside = |t: &str| t.starts_with("B-") || t.starts_with("I-");
-    let continues = next.starts_with("I-") || next.starts_with("L-");
-    match prev.map(|p| tags[p].as_str()) {
-        Some(p) if inside(p) => (continues && p.get(2..) == next.get(2..)) || (!bilou && !continues),
-        _ => !continues,
-    }
-}
-
-/// Whether a path may end on `tag` (a BILOU entity must be closed by `L-` or `U-`).
-fn may_end(tag: &str, bilou: bool) -> bool {
-    !(bilou && (tag.starts_with("B-") || tag.starts_with("I-")))
-}
 
 struct Sequence {
     feats: Vec<Vec<u32>>,
@@ -262,24 +196,17 @@ impl Perceptron {
 
     /// Its tag scheme, read from its tags.
     pub fn tag_scheme(&self) -> TagScheme {
-        if is_bilou(&self.tags) {
-            TagScheme::Bilou
-        } else {
-            TagScheme::Bio
-        }
+        self.tags.scheme()
     }
 
     /// Tags per label (after `O`, each label's tags are consecutive: B, I[, L, U]).
     fn tags_per_label(&self) -> usize {
-        match self.tag_scheme() {
-            TagScheme::Bio => 2,
-            TagScheme::Bilou => 4,
-        }
+        self.tags.tags_per_label()
     }
 
     /// Viterbi over emission + transition scores, with invalid BIO (or BILOU) transitions forbidden.
     fn decode(&self, feats: &[Vec<u32>], weights: &[f32], transitions: &[f32], o_penalty: f32) -> Vec<usize> {
-        viterbi(&self.tags, feats.len(), |i, out| emission(&feats[i], weights, o_penalty, out), transitions)
+        self.tags.viterbi(feats.len(), |i, out| emission(&feats[i], weights, o_penalty, out), Some(transitions))
     }
 
     /// The predicted tags of `tokens` (indices into [`Perceptron::tags`]).
@@ -288,7 +215,7 @@ impl Perceptron {
             return self.decode(&self.featurize(doc, tokens), &self.weights, &self.transitions, self.o_penalty);
         }
         let emissions = self.scores(doc, tokens);
-        viterbi(&self.tags, tokens.len(), |i, out| out.copy_from_slice(&emissions[i]), &self.transition_scores())
+        self.tags.viterbi_rows(&emissions, Some(&self.transition_scores()))
     }
 
     /// A second stage's tags of `tokens` from the given first-stage tags (not its own first
@@ -303,7 +230,7 @@ impl Perceptron {
 
     /// The predicted tags of `tokens` as strings.
     fn tag_strings(&self, doc: &Document, tokens: &[Token]) -> Vec<String> {
-        self.tag_path(doc, tokens).iter().map(|&y| self.tags[y].clone()).collect()
+        self.tag_path(doc, tokens).iter().map(|&y| self.tags.tags[y].clone()).collect()
     }
 
     /// Hashed features of `tokens`, with a stacked tagger's first-stage features.
@@ -315,7 +242,7 @@ impl Perceptron {
             debug_assert!(s1.stage1.is_none(), "a first stage is not stacked");
             debug_assert_eq!(s1.feature_set, self.feature_set, "both stages are trained on one feature set");
             let path = s1.decode(&s1.index(&fs), &s1.weights, &s1.transitions, s1.o_penalty);
-            let tags: Vec<&str> = path.iter().map(|&y| s1.tags[y].as_str()).collect();
+            let tags: Vec<&str> = path.iter().map(|&y| s1.tags.tags[y].as_str()).collect();
             stack_features(&doc.text, tokens, &tags, &mut fs);
         }
         fs
@@ -407,7 +334,7 @@ impl Perceptron {
             .map(|d| {
                 let tokens = tokenize(&d.text);
                 let path = self.tag_path(d, &tokens);
-                Document { id: d.id.clone(), text: d.text.clone(), spans: spans_of(&self.tags, &tokens, &path) }
+                Document { id: d.id.clone(), text: d.text.clone(), spans: self.tags.decode(&tokens, &path) }
             })
             .collect();
         match &self.boundaries {
@@ -423,8 +350,8 @@ impl Perceptron {
 
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
-        corpus::format::atomic_write(&dir.join(MODEL_FILE), serde_json::to_string(self)?.as_bytes()).map_err(anyhow::Error::msg)?;
-        corpus::format::atomic_write(&dir.join("config.json"), br#"{"model_type": "perceptron"}"#).map_err(anyhow::Error::msg)?;
+        fsutil::atomic_write(&dir.join(MODEL_FILE), serde_json::to_string(self)?.as_bytes()).map_err(anyhow::Error::msg)?;
+        fsutil::atomic_write(&dir.join("config.json"), br#"{"model_type": "perceptron"}"#).map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
@@ -462,56 +389,6 @@ impl Perceptron {
     }
 }
 
-/// The best BIO-valid path over `n` tokens: `emit(i, out)` writes token `i`'s tag scores,
-/// `transitions` is `[(previous) * tags + tag]` with the start state as the last row.
-fn viterbi(tags: &[String], n: usize, mut emit: impl FnMut(usize, &mut [f32]), transitions: &[f32]) -> Vec<usize> {
-    let t = tags.len();
-    if n == 0 {
-        return vec![];
-    }
-    // The allowed previous tags of each tag, in order (the first best is kept, as when all are
-    // tried): an `I-X` has two, so this skips most of the t² pairs.
-    let bilou = is_bilou(tags);
-    let prevs: Vec<Vec<usize>> = (0..t).map(|y| (0..t).filter(|&p| allowed(tags, bilou, Some(p), y)).collect()).collect();
-    let mut score = vec![f32::NEG_INFINITY; n * t];
-    let mut back = vec![0u16; n * t];
-    let mut e = vec![0f32; t];
-    emit(0, &mut e);
-    for y in 0..t {
-        if allowed(tags, bilou, None, y) {
-            score[y] = e[y] + transitions[t * t + y];
-        }
-    }
-    for i in 1..n {
-        emit(i, &mut e);
-        for y in 0..t {
-            let mut best = f32::NEG_INFINITY;
-            let mut arg = 0;
-            for &p in &prevs[y] {
-                let s = score[(i - 1) * t + p];
-                if s == f32::NEG_INFINITY {
-                    continue;
-                }
-                let s = s + transitions[p * t + y];
-                if s > best {
-                    best = s;
-                    arg = p;
-                }
-            }
-            score[i * t + y] = best + e[y];
-            back[i * t + y] = arg as u16;
-        }
-    }
-    let last = |y: usize| if may_end(&tags[y], bilou) { score[(n - 1) * t + y] } else { f32::NEG_INFINITY };
-    let mut y = (0..t).max_by(|&a, &b| last(a).total_cmp(&last(b))).unwrap_or(0);
-    let mut path = vec![0; n];
-    for i in (0..n).rev() {
-        path[i] = y;
-        y = back[i * t + y] as usize;
-    }
-    path
-}
-
 /// A token's tag scores: the sum of its features' weight rows (`weights` is `[feature][tag]`),
 /// less `o_penalty` on `O` (tag 0), into `out` (one slot per tag).
 fn emission(feats: &[u32], weights: &[f32], o_penalty: f32, out: &mut [f32]) {
@@ -523,38 +400,6 @@ fn emission(feats: &[u32], weights: &[f32], o_penalty: f32, out: &mut [f32]) {
         }
     }
     out[0] -= o_penalty;
-}
-
-/// Spans from a BIO or BILOU path: a span runs from a `B-X` or `U-X` (or a stray `I-X` or
-/// `L-X`) over the `I-X` and `L-X` that follow; `L-X` and `U-X` close it.
-fn spans_of(tags: &[String], tokens: &[Token], path: &[usize]) -> Vec<Span> {
-    let mut spans = Vec::new();
-    let mut open: Option<(String, usize, usize)> = None;
-    for (i, &y) in path.iter().enumerate() {
-        let tag = &tags[y];
-        let closes = tag.starts_with("L-") || tag.starts_with("U-");
-        let inner = tag.strip_prefix("I-").or_else(|| tag.strip_prefix("L-"));
-        let cont = inner.filter(|l| open.as_ref().is_some_and(|(ol, _, _)| ol == l)).is_some();
-        if cont {
-            open.as_mut().expect("open span").2 = tokens[i].end;
-        } else {
-            if let Some((l, s, e)) = open.take() {
-                spans.push(Span::new(s, e, l));
-            }
-            if let Some(label) = tag.get(2..).filter(|_| tag != "O") {
-                open = Some((label.to_string(), tokens[i].start, tokens[i].end));
-            }
-        }
-        if closes {
-            if let Some((l, s, e)) = open.take() {
-                spans.push(Span::new(s, e, l));
-            }
-        }
-    }
-    if let Some((l, s, e)) = open {
-        spans.push(Span::new(s, e, l));
-    }
-    spans
 }
 
 /// One member's training: the averaged weights and transitions of its best epoch on dev (its
@@ -625,30 +470,6 @@ fn fit(model: &Perceptron, seqs: &[Sequence], dev_seqs: &[Sequence], epochs: usi
     Fit { best_epoch: best_epoch + 1, weights, transitions, dev_scores }
 }
 
-/// Token-level micro F1 of predictions (the paper's measure), for model selection: `gold[i]`
-/// against `pred[i]`, tag paths of one sequence each.
-fn token_f1<G: AsRef<[usize]>>(gold: &[G], pred: &[Vec<usize>], tags_per_label: usize) -> f64 {
-    let (mut tp, mut fp, mut fnn) = (0usize, 0usize, 0usize);
-    for (g, p) in gold.iter().zip(pred) {
-        for (&a, &b) in g.as_ref().iter().zip(p) {
-            // Compare entity types: B-X and I-X (L-X, U-X) are one type for the token metric.
-            let ty = |t: usize| t.div_ceil(tags_per_label);
-            match (ty(a), ty(b)) {
-                (0, 0) => {}
-                (x, y) if x == y => tp += 1,
-                (x, y) => {
-                    fp += (y != 0) as usize;
-                    fnn += (x != 0) as usize;
-                }
-            }
-        }
-    }
-    if tp == 0 {
-        return 0.0;
-    }
-    2.0 * tp as f64 / (2 * tp + fp + fnn) as f64
-}
-
 /// Trains on `train`, keeps the epoch with the best dev token F1 (the last one without dev),
 /// and saves to `out` (if given). With `cfg.seed_candidates` > 1, the best of that many seeds on dev.
 pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: Option<&Path>) -> Result<(Perceptron, PerceptronSummary)> {
@@ -697,7 +518,7 @@ pub fn train_reporting(cfg: &PerceptronConfig, train: &[Document], dev: &[Docume
     summary.seconds = t0.elapsed().as_secs_f64();
     if let Some(dir) = out {
         model.save(dir)?;
-        corpus::format::atomic_write(&dir.join("training.json"), serde_json::to_string_pretty(&(cfg, &summary))?.as_bytes()).map_err(anyhow::Error::msg)?;
+        fsutil::atomic_write(&dir.join("training.json"), serde_json::to_string_pretty(&(cfg, &summary))?.as_bytes()).map_err(anyhow::Error::msg)?;
     }
     Ok((model, summary))
 }
@@ -825,30 +646,14 @@ fn require_spans(train: &[Document]) -> Result<()> {
     Ok(())
 }
 
-fn mean_o_margin<R: AsRef<[f32]>>(rows: impl IntoIterator<Item = R>) -> f32 {
-    let (mut sum, mut n) = (0f64, 0usize);
-    for row in rows {
-        let e = row.as_ref();
-        if e.len() < 2 {
-            continue; // only `O`: no margin
-        }
-        let best_other = e[1..].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        sum += (e[0] - best_other).abs() as f64;
-        n += 1;
-    }
-    (sum / n.max(1) as f64) as f32
-}
-
 /// Token-level micro F1 of `model`'s tags of `docs` against their spans (B- and I- of one label
 /// count as one type).
 fn document_token_f1(model: &Perceptron, docs: &[Document]) -> f64 {
-    let tag_id: HashMap<&str, usize> = model.tags.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
     let (gold, pred): (Vec<Vec<usize>>, Vec<Vec<usize>>) = docs
         .par_iter()
         .map(|d| {
             let tokens = tokenize(&d.text);
-            let gold = gold_tags(d, &tokens, is_bilou(&model.tags)).iter().map(|t| tag_id.get(t.as_str()).copied().unwrap_or(0)).collect();
-            (gold, model.tag_path(d, &tokens))
+            (model.tags.encode(&tokens, &d.spans), model.tag_path(d, &tokens))
         })
         .unzip();
     token_f1(&gold, &pred, model.tags_per_label())
@@ -998,7 +803,7 @@ fn stacked_with_out_of_fold(
                 |p, d| {
                     let tokens = tokenize(&d.text);
                     let path = p.tag_path_after(d, &tokens, tags_of[d.id.as_str()]);
-                    Document { id: d.id.clone(), text: d.text.clone(), spans: spans_of(&p.tags, &tokens, &path) }
+                    Document { id: d.id.clone(), text: d.text.clone(), spans: p.tags.decode(&tokens, &path) }
                 },
             )
         },
@@ -1020,28 +825,14 @@ fn train_stage(
 ) -> Result<(Perceptron, PerceptronSummary)> {
     let t0 = std::time::Instant::now();
     let feature_set = single_feature_set(cfg)?;
-    // Tags: O, then B-X, I-X (BIO) or B-X, I-X, L-X, U-X (BILOU) for every label, sorted (so
-    // that each label's tags are consecutive; the token metric relies on it).
-    let bilou = cfg.tag_scheme == TagScheme::Bilou;
-    let mut labels: Vec<String> = train.iter().flat_map(|d| d.spans.iter().map(|s| s.label.clone())).collect();
-    labels.sort();
-    labels.dedup();
-    let mut tags = vec!["O".to_string()];
-    for l in &labels {
-        tags.push(format!("B-{l}"));
-        tags.push(format!("I-{l}"));
-        if bilou {
-            tags.push(format!("L-{l}"));
-            tags.push(format!("U-{l}"));
-        }
-    }
-    let tag_id: HashMap<String, usize> = tags.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect();
+    // Each label's tags are consecutive (the token metric relies on it).
+    let tags = TagSet::from_documents(train, cfg.tag_scheme);
     let raw: Vec<(Vec<Vec<u64>>, Vec<usize>)> = train
         .iter()
         .enumerate()
         .map(|(i, d)| {
             let tokens = tokenize(&d.text);
-            let gold = gold_tags(d, &tokens, bilou).iter().map(|t| tag_id[t]).collect();
+            let gold = tags.encode(&tokens, &d.spans);
             let mut fs = token_features(&d.text, &tokens, feature_set);
             if let Some((_, tagged)) = &stage1 {
                 let tags: Vec<&str> = tagged[i].iter().map(String::as_str).collect();
@@ -1070,8 +861,7 @@ fn train_stage(
         .iter()
         .map(|d| {
             let tokens = tokenize(&d.text);
-            let gold = gold_tags(d, &tokens, bilou).iter().map(|t| tag_id.get(t).copied().unwrap_or(0)).collect();
-            Sequence { feats: model.featurize(d, &tokens), gold }
+            Sequence { feats: model.featurize(d, &tokens), gold: model.tags.encode(&tokens, &d.spans) }
         })
         .collect();
 
@@ -1101,19 +891,16 @@ fn train_stage(
             emission(fs, &model.weights, 0.0, &mut e);
             e
         }));
-        let mut best = (f64::NEG_INFINITY, 0f32);
-        for frac in [0.0f32, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2] {
-            // Penalty 0 is the average as it is, already scored.
-            let f1 = match ensemble_dev_f1 {
+        // Penalty 0 is the average as it is, already scored.
+        let (penalty, tried) = search_o_penalty::<std::convert::Infallible>(&O_PENALTY_FRACTIONS, scale, None, |frac, penalty| {
+            Ok(match ensemble_dev_f1 {
                 Some(f1) if frac == 0.0 => f1,
-                _ => dev_f1_at(&model, frac * scale),
-            };
-            o_penalty_dev_f1.push((frac, f1));
-            if f1 > best.0 {
-                best = (f1, frac * scale);
-            }
-        }
-        model.o_penalty = best.1;
+                _ => dev_f1_at(&model, penalty),
+            })
+        })
+        .unwrap_or_else(|e| match e {});
+        o_penalty_dev_f1 = tried;
+        model.o_penalty = penalty;
     }
     let summary = PerceptronSummary {
         epochs: cfg.epochs,
@@ -1136,75 +923,21 @@ fn train_stage(
     Ok((model, summary))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::Rng;
 
-    fn strings(tags: &[&str]) -> Vec<String> {
-        tags.iter().map(|t| t.to_string()).collect()
+impl tagging::Tagger for Perceptron {
+    fn predict(&self, docs: &[Document]) -> Result<Vec<Document>> {
+        Ok(Perceptron::predict(self, docs))
     }
 
-    /// The best-scoring path among all valid ones, by trying every path (tiny cases only).
-    fn brute_force(tags: &[String], emissions: &[Vec<f32>], transitions: &[f32]) -> f32 {
-        let (t, n) = (tags.len(), emissions.len());
-        let bilou = is_bilou(tags);
-        let mut best = f32::NEG_INFINITY;
-        for code in 0..t.pow(n as u32) {
-            let path: Vec<usize> = (0..n).map(|i| code / t.pow(i as u32) % t).collect();
-            let valid = (0..n).all(|i| allowed(tags, bilou, (i > 0).then(|| path[i - 1]), path[i])) && may_end(&tags[path[n - 1]], bilou);
-            if valid {
-                let s: f32 = (0..n).map(|i| emissions[i][path[i]] + transitions[if i == 0 { t } else { path[i - 1] } * t + path[i]]).sum();
-                best = best.max(s);
-            }
-        }
-        best
+    fn save(&self, dir: &Path) -> Result<()> {
+        Perceptron::save(self, dir)
     }
 
-    /// Viterbi over only the allowed previous tags finds the best valid path, BIO and BILOU.
-    #[test]
-    fn viterbi_finds_the_best_valid_path() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        for tags in [strings(&["O", "B-A", "I-A", "B-B", "I-B"]), strings(&["O", "B-A", "I-A", "L-A", "U-A", "B-B", "I-B", "L-B", "U-B"])] {
-            let t = tags.len();
-            let bilou = is_bilou(&tags);
-            for n in 1..=4 {
-                for _ in 0..25 {
-                    let emissions: Vec<Vec<f32>> = (0..n).map(|_| (0..t).map(|_| rng.gen_range(-2.0..2.0)).collect()).collect();
-                    let transitions: Vec<f32> = (0..(t + 1) * t).map(|_| rng.gen_range(-1.0..1.0)).collect();
-                    let path = viterbi(&tags, n, |i, out| out.copy_from_slice(&emissions[i]), &transitions);
-                    assert!((0..n).all(|i| allowed(&tags, bilou, (i > 0).then(|| path[i - 1]), path[i])), "invalid path {path:?}");
-                    assert!(may_end(&tags[path[n - 1]], bilou), "{path:?} ends inside an entity");
-                    let s: f32 = (0..n).map(|i| emissions[i][path[i]] + transitions[if i == 0 { t } else { path[i - 1] } * t + path[i]]).sum();
-                    assert!((s - brute_force(&tags, &emissions, &transitions)).abs() < 1e-4, "{tags:?}: {path:?} scores {s}");
-                }
-            }
-        }
+    fn kind(&self) -> &'static str {
+        "perceptron"
     }
 
-    /// BILOU gold tags mark one-token entities `U-` and last tokens `L-`, and spans read back from
-    /// them are the gold spans; BIO tags are unchanged.
-    #[test]
-    fn bilou_tags_round_trip_to_spans() {
-        let text = "Ana Gil vive en Soria , calle Mayor 3 .";
-        let tokens = tokenize(text);
-        let at = |w: &str| text.find(w).unwrap();
-        let spans = vec![Span::new(0, 7, "NOMBRE"), Span::new(at("Soria"), at("Soria") + 5, "TERRITORIO"), Span::new(at("calle"), at("3") + 1, "CALLE")];
-        let doc = Document { id: "d".into(), text: text.into(), spans: spans.clone() };
-        let bilou = gold_tags(&doc, &tokens, true);
-        assert_eq!(bilou, ["B-NOMBRE", "L-NOMBRE", "O", "O", "U-TERRITORIO", "O", "B-CALLE", "I-CALLE", "L-CALLE", "O"]);
-        assert_eq!(gold_tags(&doc, &tokens, false), ["B-NOMBRE", "I-NOMBRE", "O", "O", "B-TERRITORIO", "O", "B-CALLE", "I-CALLE", "I-CALLE", "O"]);
-        for tags in [bilou, gold_tags(&doc, &tokens, false)] {
-            let path: Vec<usize> = (0..tags.len()).collect();
-            assert_eq!(spans_of(&tags, &tokens, &path), spans);
-        }
-        // Two one-token entities of one label side by side stay two in BILOU.
-        let tags = strings(&["U-A", "U-A", "B-A", "L-A", "L-A"]);
-        let tokens = tokenize("a b c d e");
-        let got: Vec<(usize, usize)> = spans_of(&tags, &tokens, &[0, 1, 2, 3, 4]).iter().map(|s| (s.start, s.end)).collect();
-        assert_eq!(got, [(0, 1), (2, 3), (4, 7), (8, 9)], "a stray L- starts an entity of its own");
-        // In BIO, I- after B- of one label continues; B- after B- starts a new one.
-        assert!(allowed(&strings(&["O", "B-A", "I-A"]), false, Some(1), 2) && !allowed(&strings(&["O", "B-A", "I-A"]), false, Some(0), 2));
-        assert!(!allowed(&strings(&["O", "B-A", "I-A", "L-A", "U-A"]), true, Some(1), 0), "BILOU: B- must be continued");
+    fn labels(&self) -> Vec<String> {
+        self.tags.types().into_iter().map(str::to_string).collect()
     }
 }

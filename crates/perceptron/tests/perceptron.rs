@@ -340,7 +340,7 @@ fn bilou_tagger_learns_and_round_trips() {
     let cfg = PerceptronConfig { epochs: 10, tag_scheme: perceptron::TagScheme::Bilou, ..Default::default() };
     let (model, summary) = train(&cfg, &d, &d, Some(tmp.path())).unwrap();
     assert_eq!(model.tag_scheme(), perceptron::TagScheme::Bilou);
-    assert!(model.tags.iter().any(|t| t == "U-TERRITORIO") && model.tags.iter().any(|t| t == "L-NOMBRE"));
+    assert!(model.tags.tags.iter().any(|t| t == "U-TERRITORIO") && model.tags.tags.iter().any(|t| t == "L-NOMBRE"));
     assert_eq!(summary.dev_token_f1.iter().cloned().fold(0.0, f64::max), 1.0);
     let pred = model.predict(&d);
     for (p, g) in pred.iter().zip(&d) {

@@ -227,7 +227,7 @@ impl RunConfig {
         }
         // `init`: a path (relative to the config) or a registry model name, fetched when run.
         let variants = self.ablation.generators.values_mut().map(|g| &mut g.init);
-        for init in [&mut self.generator.init, &mut self.annotator.init, &mut self.synthetic_ner.init].into_iter().chain(variants).flatten() {
+        for init in [&mut self.generator.init, &mut self.annotator.encoder.init, &mut self.synthetic_ner.encoder.init].into_iter().chain(variants).flatten() {
             let is_name = init.to_str().is_some_and(models::is_registry_name);
             if init.is_relative() && !(is_name && !base.join(&*init).exists()) {
                 *init = base.join(&*init);
@@ -251,7 +251,7 @@ impl RunConfig {
         if let Some(p) = &self.data.test {
             exists("data.test", p)?;
         }
-        let mut inits = vec![("generator.init".to_string(), &self.generator.init), ("annotator.init".into(), &self.annotator.init), ("synthetic_ner.init".into(), &self.synthetic_ner.init)];
+        let mut inits = vec![("generator.init".to_string(), &self.generator.init), ("annotator.encoder.init".into(), &self.annotator.encoder.init), ("synthetic_ner.encoder.init".into(), &self.synthetic_ner.encoder.init)];
         inits.extend(self.ablation.generators.iter().map(|(n, g)| (format!("ablation.generators.{n}.init"), &g.init)));
         for (key, init) in inits {
             if let Some(p) = init.as_deref().filter(|p| !p.to_str().is_some_and(models::is_registry_name)) {

@@ -7,6 +7,7 @@ use crate::report;
 use anyhow::{anyhow, bail, Context, Result};
 use corpus::split::{k_fold, prompt_split, take_fraction, Purpose};
 use corpus::{read_corpus, write_corpus, Document, Format, ReadOptions};
+use ner::TaggerSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -249,9 +250,9 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let (dev_h, test_h, prompts_h) = (docs_hash(dev), docs_hash(&test), docs_hash(&prompts));
 
     // 1. Annotator: NER on gold.
-    let ann_spec = NerSpec::new(cfg.models.annotator, &cfg.annotator, &cfg.perceptron, cell.seed);
+    let ann_spec = tagger_spec(cfg.models.annotator, &cfg.annotator, &cfg.perceptron, cell.seed);
     let ann_key = StageKey::of_settings("annotator", &ann_spec, &ann_spec.defaults(), &[&docs_hash(&ann_train), &dev_h]);
-    let (ann_dir, t) = run_stage(stages, &ann_key, force("annotator"), |dir| ann_spec.train(&ann_train, dev, &dir.join("model"), opts))?;
+    let (ann_dir, t) = run_stage(stages, &ann_key, force("annotator"), |dir| train_tagger(&ann_spec, &ann_train, dev, &dir.join("model"), opts))?;
     say("annotator", &t);
     timings.push(t);
 
@@ -349,7 +350,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let annotate_key = StageKey::new("annotate", &window, &[&ann_key.hash, &generate_key.hash]);
     let (annotate_dir, t) = run_stage(stages, &annotate_key, force("annotate"), |dir| {
         let texts = read(&generate_dir.join("synthetic.jsonl"))?;
-        let annotated = NerModel::load(&ann_dir.join("model"), Some(window))?.predict(&texts)?;
+        let annotated = ner::load_tagger(&ann_dir.join("model"), Some(window))?.predict(&texts)?;
         write(&dir.join("synthetic.jsonl"), Some(Format::Jsonl), &annotated)?;
         Ok(())
     })?;
@@ -376,9 +377,9 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let synthetic = read(&synthetic_dir.join("synthetic.jsonl"))?;
 
     // 6. Synthetic NER: trained on the synthetic corpus only.
-    let syn_spec = NerSpec::new(cfg.models.synthetic_ner, &cfg.synthetic_ner, &cfg.perceptron, cell.seed);
+    let syn_spec = tagger_spec(cfg.models.synthetic_ner, &cfg.synthetic_ner, &cfg.perceptron, cell.seed);
     let syn_key = StageKey::of_settings("synthetic_ner", &syn_spec, &syn_spec.defaults(), &[&synthetic_key.hash, &dev_h]);
-    let (syn_dir, t) = run_stage(stages, &syn_key, force("synthetic_ner"), |dir| syn_spec.train(&synthetic, dev, &dir.join("model"), opts))?;
+    let (syn_dir, t) = run_stage(stages, &syn_key, force("synthetic_ner"), |dir| train_tagger(&syn_spec, &synthetic, dev, &dir.join("model"), opts))?;
     say("synthetic_ner", &t);
     timings.push(t);
 
@@ -386,7 +387,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let eval_key = StageKey::new("evaluate", &"v1", &[&ann_key.hash, &syn_key.hash, &test_h]);
     let (eval_dir, t) = run_stage(stages, &eval_key, force("evaluate"), |dir| {
         for (name, model_dir) in [("gold_ner", &ann_dir), ("synthetic_ner", &syn_dir)] {
-            let predicted = NerModel::load(&model_dir.join("model"), None)?.predict(&test)?;
+            let predicted = ner::load_tagger(&model_dir.join("model"), None)?.predict(&test)?;
             write(&dir.join(format!("{name}.predictions.jsonl")), Some(Format::Jsonl), &predicted)?;
             let report = eval::evaluate(&test, &predicted).map_err(|e| anyhow!(e))?;
             write_json(&dir.join(format!("{name}.json")), &report)?;
@@ -442,72 +443,21 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     Ok((result, synthetic))
 }
 
-/// A NER stage's model kind and the settings of that kind (what its cache key hashes).
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-enum NerSpec {
-    Transformer(ner::TrainConfig),
-    Perceptron(perceptron::PerceptronConfig),
-}
-
-impl NerSpec {
-    fn new(kind: crate::config::NerKind, transformer: &ner::TrainConfig, perceptron: &perceptron::PerceptronConfig, seed: u64) -> Self {
-        match kind {
-            crate::config::NerKind::Transformer => NerSpec::Transformer(ner::TrainConfig { seed, ..transformer.clone() }),
-            crate::config::NerKind::Perceptron => NerSpec::Perceptron(perceptron::PerceptronConfig { seed, ..perceptron.clone() }),
-        }
-    }
-
-    /// The default settings of this spec's kind (stage keys hash what differs from them).
-    fn defaults(&self) -> Self {
-        match self {
-            NerSpec::Transformer(_) => NerSpec::Transformer(Default::default()),
-            NerSpec::Perceptron(_) => NerSpec::Perceptron(Default::default()),
-        }
-    }
-
-    fn train(&self, train: &[Document], dev: &[Document], out: &Path, opts: &RunOptions) -> Result<()> {
-        match self {
-            NerSpec::Transformer(c) => {
-                ner::train(c, train, dev, out, progress(opts).as_mut())?;
-            }
-            NerSpec::Perceptron(c) => {
-                let (_, summary) = perceptron::train(c, train, dev, Some(out))?;
-                if opts.verbose {
-                    eprintln!("   perceptron: {} features, best epoch {}, {:.1} s", summary.features, summary.best_epoch, summary.seconds);
-                }
-            }
-        }
-        Ok(())
+/// A NER stage's tagger: the config's kind with that kind's settings, on the cell's seed.
+fn tagger_spec(kind: crate::config::NerKind, transformer: &ner::TrainConfig, perceptron: &perceptron::PerceptronConfig, seed: u64) -> TaggerSpec {
+    match kind {
+        crate::config::NerKind::Transformer => TaggerSpec::Transformer(ner::TrainConfig { seed, ..transformer.clone() }),
+        crate::config::NerKind::Perceptron => TaggerSpec::Perceptron(perceptron::PerceptronConfig { seed, ..perceptron.clone() }),
     }
 }
 
-/// A trained NER model of either kind.
-pub enum NerModel {
-    Transformer(Box<ner::Model>),
-    Perceptron(perceptron::Perceptron),
-}
-
-impl NerModel {
-    /// Loads a model directory; `window` overrides a transformer's words per window.
-    pub fn load(dir: &Path, window: Option<usize>) -> Result<Self> {
-        if perceptron::Perceptron::is_model_dir(dir) {
-            return Ok(NerModel::Perceptron(perceptron::Perceptron::load(dir)?));
-        }
-        let mut model = ner::Model::load(dir)?;
-        if let Some(w) = window {
-            model.settings.stride = (model.settings.stride * w / model.settings.window.max(1)).clamp(1, w);
-            model.settings.window = w;
-        }
-        Ok(NerModel::Transformer(Box::new(model)))
+/// Trains a NER stage's tagger into `out`.
+fn train_tagger(spec: &TaggerSpec, train: &[Document], dev: &[Document], out: &Path, opts: &RunOptions) -> Result<()> {
+    let summary = spec.train(train, dev, out, progress(opts).as_mut())?;
+    if opts.verbose {
+        eprintln!("   {summary}");
     }
-
-    pub fn predict(&self, docs: &[Document]) -> Result<Vec<Document>> {
-        match self {
-            NerModel::Transformer(m) => m.predict(docs),
-            NerModel::Perceptron(m) => Ok(m.predict(docs)),
-        }
-    }
+    Ok(())
 }
 
 /// What hardening did and what it could not do.

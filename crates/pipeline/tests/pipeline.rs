@@ -16,10 +16,8 @@ test = "data/test.jsonl"
 prompt_ratio = 0.2
 
 [annotator]
-preset = "tiny"
-epochs = 4
-batch_size = 4
-lr = 0.003
+encoder.preset = "tiny"
+optimizer = { epochs = 4, batch_size = 4, lr = 0.003 }
 
 [generator]
 generator = "ngram"
@@ -29,9 +27,8 @@ samples_per_prompt = 2
 max_new_tokens = 80
 
 [synthetic_ner]
-preset = "tiny"
-epochs = 1
-batch_size = 8
+encoder.preset = "tiny"
+optimizer = { epochs = 1, batch_size = 8 }
 "#;
 
 /// Writes the built-in corpus (30 documents) and a config into `dir`.
@@ -133,7 +130,7 @@ fn cache_resume_and_reruns() {
 
     // A changed synthetic-NER setting reruns only that stage and what follows it.
     let mut changed = cfg.clone();
-    changed.synthetic_ner.epochs = 2;
+    changed.synthetic_ner.optimizer.epochs = 2;
     let third = run(&changed, &opts(&a)).unwrap();
     let cached: Vec<(String, bool)> = third.cells[0].timings.iter().map(|t| (t.stage.clone(), t.cached)).collect();
     assert_eq!(

@@ -1,19 +1,118 @@
 //! `ner`: the NER model commands (`lm` is in `cmd_lm`).
 
 use crate::corpus_args::read_with;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use corpus::{write_corpus, ReadOptions};
-use pipeline::run::NerModel;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
 #[allow(clippy::large_enum_variant)]
 pub enum NerCmd {
-    #[command(flatten)]
-    Transformer(ner::cli::NerCommand),
+    /// Train a tagger on gold documents; writes a model directory (HF layout).
+    Train(TrainArgs),
+    /// Annotate documents (annotated or not) with a trained model: the machine annotator.
+    Predict(PredictArgs),
+    /// Predict and score against gold documents in one go.
+    Eval(EvalArgs),
     /// Train the feature-based perceptron tagger (the fast CPU floor) on gold documents.
     TrainPerceptron(PerceptronArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Gold training documents (BRAT directory, JSONL, CoNLL, i2b2 XML, UIMA JSON).
+    #[arg(long, help_heading = "Data")]
+    pub train: PathBuf,
+    /// Gold dev documents: they pick the epoch and the decoding settings.
+    #[arg(long, help_heading = "Data")]
+    pub dev: Option<PathBuf>,
+    /// Model directory to write (also holds the resumable checkpoint).
+    #[arg(long, help_heading = "Data")]
+    pub out: PathBuf,
+    /// Settings file (TOML or JSON) in the shape of configs/ner-meddocan.toml, the MEDDOCAN
+    /// recipe of record; flags and --set override it.
+    #[arg(long, help_heading = "Recipe")]
+    pub config: Option<PathBuf>,
+    /// Override one setting: SECTION.KEY=VALUE, e.g. guide.folds=5, optimizer.lr=0.0008,
+    /// decoding.boundaries=true, checkpoint.resume=false (repeatable; sections: encoder, guide,
+    /// guide.perceptron, optimizer, windows, decoding, checkpoint).
+    #[arg(long = "set", value_name = "KEY=VALUE", help_heading = "Recipe")]
+    pub set: Vec<String>,
+    /// Fine-tune this encoder: an HF directory or a registry name (multilingual-e5-small).
+    #[arg(long, help_heading = "Recipe")]
+    pub init: Option<PathBuf>,
+    /// Encoder size when training from scratch: tiny, small, base.
+    #[arg(long, help_heading = "Recipe")]
+    pub preset: Option<ner::Preset>,
+    /// Passes over the training windows (dev picks the best).
+    #[arg(long, help_heading = "Budget")]
+    pub epochs: Option<usize>,
+    /// Training time budget in minutes (across resumes); the best model so far is kept.
+    #[arg(long, help_heading = "Budget")]
+    pub max_minutes: Option<f64>,
+    /// Seeds every random choice (same seed, same model).
+    #[arg(long, help_heading = "Budget")]
+    pub seed: Option<u64>,
+}
+
+impl TrainArgs {
+    /// The settings: the `--config` file (or defaults), then the flags, then `--set`.
+    pub fn to_config(&self) -> Result<ner::TrainConfig> {
+        let mut c: ner::TrainConfig = match &self.config {
+            Some(p) => {
+                let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                if p.extension().is_some_and(|e| e == "json") {
+                    serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))?
+                } else {
+                    toml::from_str(&s).with_context(|| format!("parsing {}", p.display()))?
+                }
+            }
+            None => ner::TrainConfig::default(),
+        };
+        if let Some(p) = self.preset {
+            c.encoder.preset = p;
+        }
+        if let Some(i) = &self.init {
+            c.encoder.init = Some(i.clone());
+        }
+        if let Some(e) = self.epochs {
+            c.optimizer.epochs = e;
+        }
+        if let Some(m) = self.max_minutes {
+            c.optimizer.max_minutes = Some(m);
+        }
+        if let Some(s) = self.seed {
+            c.seed = s;
+        }
+        c.with_overrides(&self.set).map_err(|e| anyhow!(e))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Model directory written by `ner train` (or by `ner train-perceptron`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Documents to annotate (BRAT directory, JSONL or text).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write the annotated documents (BRAT directory or .jsonl).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model directory written by `ner train` (or by `ner train-perceptron`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Gold documents to predict and score.
+    #[arg(long)]
+    pub gold: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -72,7 +171,7 @@ fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
 
 pub fn ner(cmd: NerCmd) -> Result<()> {
     match cmd {
-        NerCmd::Transformer(ner::cli::NerCommand::Train(a)) => {
+        NerCmd::Train(a) => {
             let cfg = a.to_config()?;
             let train = read(&a.train)?;
             let dev = a.dev.as_deref().map(read).transpose()?.unwrap_or_default();
@@ -83,16 +182,16 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             );
             Ok(())
         }
-        NerCmd::Transformer(ner::cli::NerCommand::Predict(a)) => {
+        NerCmd::Predict(a) => {
             let docs = read(&a.input)?;
-            let pred = NerModel::load(&a.model, None)?.predict(&docs)?;
+            let pred = ner::load_tagger(&a.model, None)?.predict(&docs)?;
             write_corpus(&a.out, None, &pred).map_err(|e| anyhow!(e))?;
             eprintln!("annotated {} documents, {} spans → {}", pred.len(), pred.iter().map(|d| d.spans.len()).sum::<usize>(), a.out.display());
             Ok(())
         }
-        NerCmd::Transformer(ner::cli::NerCommand::Eval(a)) => {
+        NerCmd::Eval(a) => {
             let gold = read(&a.gold)?;
-            let pred = NerModel::load(&a.model, None)?.predict(&gold)?;
+            let pred = ner::load_tagger(&a.model, None)?.predict(&gold)?;
             let report = eval::evaluate(&gold, &pred).map_err(|e| anyhow!(e))?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -140,5 +239,45 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             eprintln!("trained in {:.1} s ({} features), best epoch {}; model: {}", s.seconds, s.features, s.best_epoch, a.out.display());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: NerCmd,
+    }
+
+    #[test]
+    fn flags_and_set_override_defaults() {
+        let cli = Cli::parse_from([
+            "x", "train", "--train", "t", "--out", "o", "--preset", "tiny", "--epochs", "3", "--max-minutes", "1.5", "--seed", "9",
+            "--set", "encoder.hidden_size=48", "--set", "encoder.num_layers=3", "--set", "select_metric=\"token\"", "--set", "guide.folds=4",
+        ]);
+        let NerCmd::Train(a) = cli.cmd else { panic!() };
+        let c = a.to_config().unwrap();
+        assert_eq!((c.encoder.preset, c.optimizer.epochs, c.optimizer.max_minutes, c.seed), (ner::Preset::Tiny, 3, Some(1.5), 9));
+        assert_eq!((c.dims().hidden_size, c.dims().num_layers, c.dims().num_heads), (48, 3, 2));
+        assert_eq!(c.select_metric, ner::Metric::Token);
+        assert_eq!(c.guide.folds, 4);
+        // The config round-trips through TOML (it is embedded in pipeline files).
+        let back: ner::TrainConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn the_recipe_file_and_overrides_compose() {
+        let cli = Cli::parse_from(["x", "train", "--train", "t", "--out", "o", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/ner-meddocan.toml"), "--set", "guide.perceptron.seed_candidates=3"]);
+        let NerCmd::Train(a) = cli.cmd else { panic!() };
+        let c = a.to_config().unwrap();
+        assert_eq!((c.guide.folds, c.guide.perceptron.stack_folds, c.guide.perceptron.seed_candidates, c.seed), (5, 5, 3, 7));
+        let bad = Cli::parse_from(["x", "train", "--train", "t", "--out", "o", "--set", "guide.fold=5"]);
+        let NerCmd::Train(a) = bad.cmd else { panic!() };
+        assert!(format!("{:#}", a.to_config().unwrap_err()).contains("fold"));
     }
 }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use crate::features::{fnv, run_shape};
+use crate::shape::{fnv, run_shape};
 
 /// The file a model directory holds a boundary model in.
 pub const BOUNDARY_FILE: &str = "boundaries.json";
@@ -334,7 +334,7 @@ impl BoundaryModel {
     /// Writes `dir/boundaries.json` (atomically).
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
-        corpus::format::atomic_write(&dir.join(BOUNDARY_FILE), serde_json::to_string(self)?.as_bytes()).map_err(anyhow::Error::msg)
+        fsutil::atomic_write(&dir.join(BOUNDARY_FILE), serde_json::to_string(self)?.as_bytes()).map_err(anyhow::Error::msg)
     }
 
     /// Reads `dir/boundaries.json`, if `dir` has one.
@@ -350,11 +350,11 @@ impl BoundaryModel {
     }
 
     /// Refuses a model learned on other features than this build computes (read from `path`).
-    pub(crate) fn check_features(&self, path: &Path) -> Result<()> {
+    pub fn check_features(&self, path: &Path) -> Result<()> {
         ensure!(
             self.features == BOUNDARY_FEATURES,
             "{}: its boundary model was learned on boundary features version {}, but this build computes version \
-             {BOUNDARY_FEATURES}; predict with the synthdeid version that trained it, or learn it again (--boundaries)",
+             {BOUNDARY_FEATURES}; predict with the synthdeid version that trained it, or learn it again (train-perceptron --boundaries, or ner train --set decoding.boundaries=true)",
             path.display(),
             self.features
         );

@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release -p bench --bin ner_meddocan -- \
 //!     --train /work/shared/data/meddocan/train --dev /work/shared/data/meddocan/dev \
-//!     --test /work/shared/data/meddocan/test --out target/meddocan-small --max-minutes 60
+//!     --test /work/shared/data/meddocan/test --out target/meddocan-small --set optimizer.max_minutes=60
 //! ```
 //! Prints token / entity-strict micro F1 (project scorer, `eval`), per-label F1, training
 //! minutes and tokens/s, and writes them to `OUT/benchmark.json`. Prints no document text.
@@ -20,11 +20,22 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "Train the NER model on MEDDOCAN (dev picks the epoch) and score it on test")]
 struct Cli {
-    #[command(flatten)]
-    train: ner::cli::TrainArgs,
+    #[arg(long)]
+    train: PathBuf,
+    #[arg(long)]
+    dev: Option<PathBuf>,
+    /// Model directory to write.
+    #[arg(long)]
+    out: PathBuf,
     /// Gold test documents (scored once, with the dev-selected model).
     #[arg(long)]
     test: PathBuf,
+    /// Settings (TOML, the shape of configs/ner-meddocan.toml); defaults without it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// SECTION.KEY=VALUE overrides, as `synthdeid ner train --set`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
@@ -33,17 +44,21 @@ fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let cfg = cli.train.to_config()?;
-    let train = read(&cli.train.train)?;
-    let dev = match &cli.train.dev {
+    let base: ner::TrainConfig = match &cli.config {
+        Some(p) => toml::from_str(&std::fs::read_to_string(p)?)?,
+        None => Default::default(),
+    };
+    let cfg = base.with_overrides(&cli.set).map_err(anyhow::Error::msg)?;
+    let train = read(&cli.train)?;
+    let dev = match &cli.dev {
         Some(p) => read(p)?,
         None => Vec::new(),
     };
     let test = read(&cli.test)?;
     eprintln!("train {} docs, dev {} docs, test {} docs; settings: {}", train.len(), dev.len(), test.len(), serde_json::to_string(&cfg)?);
-    let summary = ner::train(&cfg, &train, &dev, &cli.train.out, &mut ner::Bar::new())?;
+    let summary = ner::train(&cfg, &train, &dev, &cli.out, &mut ner::Bar::new())?;
 
-    let model = ner::Model::load(&cli.train.out)?;
+    let model = ner::Model::load(&cli.out)?;
     let t0 = Instant::now();
     let pred = model.predict(&test)?;
     let predict_secs = t0.elapsed().as_secs_f64();
@@ -86,6 +101,6 @@ fn main() -> Result<()> {
         "predict_seconds": predict_secs,
         "predict_tokens_per_sec": subwords as f64 / predict_secs,
     });
-    std::fs::write(cli.train.out.join("benchmark.json"), serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(cli.out.join("benchmark.json"), serde_json::to_string_pretty(&json)?)?;
     Ok(())
 }

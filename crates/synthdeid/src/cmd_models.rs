@@ -100,6 +100,10 @@ pub struct PredictArgs {
     /// Where to write the annotated documents (BRAT directory or .jsonl).
     #[arg(long)]
     pub out: PathBuf,
+    /// Only shard I of N (I from 0) of the input documents; `synthdeid merge` joins the N outputs
+    /// into the unsharded one (each document is annotated on its own, so the merge is exact).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<corpus::shard::Shard>,
 }
 
 #[derive(Debug, Args)]
@@ -184,7 +188,8 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
         }
         NerCmd::Predict(a) => {
             let docs = read(&a.input)?;
-            let pred = ner::load_tagger(&a.model, None)?.predict(&docs)?;
+            let docs = a.shard.unwrap_or_default().select(&docs);
+            let pred = ner::load_tagger(&a.model, None)?.predict(docs)?;
             write_corpus(&a.out, None, &pred).map_err(|e| anyhow!(e))?;
             eprintln!("annotated {} documents, {} spans → {}", pred.len(), pred.iter().map(|d| d.spans.len()).sum::<usize>(), a.out.display());
             Ok(())

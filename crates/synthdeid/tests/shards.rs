@@ -135,3 +135,32 @@ fn sharded_deid_merges_to_the_unsharded_corpus() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("--spans-from-input --shard 0/2"), "{e}");
 }
+
+#[test]
+fn sharded_annotation_merges_to_the_unsharded_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let names = ["Juan Pérez", "María López", "Ana García", "Luis Martín", "Eva Ruiz"];
+    let docs: Vec<serde_json::Value> = (0..10)
+        .map(|i| {
+            let a = names[i % 5];
+            let text = format!("Paciente: {a}. Edad: {} años.", 30 + i);
+            serde_json::json!({"id": format!("n{i}"), "text": text, "spans": [
+                {"start": 10, "end": 10 + a.chars().count(), "label": "NOMBRE_SUJETO_ASISTENCIA"},
+            ]})
+        })
+        .collect();
+    let input = d.join("notes.jsonl");
+    std::fs::write(&input, jsonl(&docs)).unwrap();
+    let model = d.join("model");
+    ok(&["ner", "train-perceptron", "--train", p(&input), "--out", p(&model), "--epochs", "3"]);
+    for ext in ["", ".jsonl"] {
+        let name = format!("annotate{}", if ext.is_empty() { "-brat" } else { "" });
+        let args = ["ner", "predict", "--model", p(&model), "--input", p(&input)];
+        let whole = d.join(format!("{name}-whole{ext}"));
+        let mut a = args.to_vec();
+        a.extend(["--out", p(&whole)]);
+        ok(&a);
+        check_shards_merge_to(d, &name, ext, &args, &whole);
+    }
+}

@@ -119,16 +119,63 @@ pub fn perplexity_report(dir: &Path, docs: &[Document]) -> Result<PerplexityRepo
             Ok(PerplexityReport { per_token: p, per_word: p, tokens: words, words })
         }
         Generator::Decoder(g) => {
-            let block = std::fs::read_to_string(dir.join(train::TRAIN_RECORD))
-                .ok()
-                .and_then(|s| serde_json::from_str::<TrainRecord>(&s).ok())
-                .map(|r| r.config.block_size)
-                .unwrap_or(256)
-                .min(g.model.config.max_positions() - 1);
+            let block = eval_block_size(dir, &g);
             let stream = data::encode_stream(&g.tokenizer, docs, g.boundaries)?;
             let blocks = data::blocks(&stream, block, true, g.boundaries.lead());
             let (nll, tokens) = train::eval_nll(&g.model, &blocks, 8, g.model.params.device())?;
             Ok(PerplexityReport { per_token: (nll / tokens.max(1) as f64).exp(), per_word: (nll / words.max(1) as f64).exp(), tokens, words })
         }
     }
+}
+
+/// Negative log-likelihood (nats) of each document on its own under the model in `dir`: a
+/// decoder reads it framed as in training (one stream per document, in blocks as perplexity
+/// cuts them); the n-gram baseline scores its words and its end. Documents that differ only in
+/// their last words rank by how likely the model finds those words after the shared start
+/// (what a canary's likelihood exposure needs).
+pub fn document_nlls(dir: &Path, docs: &[Document]) -> Result<Vec<f64>> {
+    match Generator::load(dir)? {
+        Generator::Ngram(m) => Ok(docs
+            .iter()
+            .map(|d| {
+                let n = ngram::word_tokens(&d.text).len() + 1;
+                m.perplexity(std::slice::from_ref(d)).ln() * n as f64
+            })
+            .collect()),
+        Generator::Decoder(g) => {
+            let block = eval_block_size(dir, &g);
+            let dev = g.model.params.device();
+            // Every document's blocks, tagged with the document; blocks of one length batch together.
+            let mut rows: Vec<(usize, Vec<u32>)> = Vec::new();
+            for (i, d) in docs.iter().enumerate() {
+                let stream = data::encode_stream(&g.tokenizer, std::slice::from_ref(d), g.boundaries)?;
+                rows.extend(data::blocks(&stream, block, true, g.boundaries.lead()).into_iter().filter(|b| b.len() >= 2).map(|b| (i, b)));
+            }
+            let mut by_len: std::collections::BTreeMap<usize, Vec<&(usize, Vec<u32>)>> = Default::default();
+            for r in &rows {
+                by_len.entry(r.1.len()).or_default().push(r);
+            }
+            let mut out = vec![0f64; docs.len()];
+            for group in by_len.values() {
+                for chunk in group.chunks(8) {
+                    let blocks: Vec<&Vec<u32>> = chunk.iter().map(|r| &r.1).collect();
+                    for (r, nll) in chunk.iter().zip(train::row_nlls(&g.model, &blocks, dev)?) {
+                        out[r.0] += nll;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The block length perplexity is measured in: the training block size (else 256), within the
+/// model's positions.
+fn eval_block_size(dir: &Path, g: &DecoderGenerator) -> usize {
+    std::fs::read_to_string(dir.join(train::TRAIN_RECORD))
+        .ok()
+        .and_then(|s| serde_json::from_str::<TrainRecord>(&s).ok())
+        .map(|r| r.config.block_size)
+        .unwrap_or(256)
+        .min(g.model.config.max_positions() - 1)
 }

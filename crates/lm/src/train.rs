@@ -406,6 +406,17 @@ fn split_rows(rows: &[&Vec<u32>], dev: &Device) -> Result<(Tensor, Tensor)> {
     Ok((Tensor::from_vec(inp, (rows.len(), t), dev)?, Tensor::from_vec(tgt, rows.len() * t, dev)?))
 }
 
+/// Summed next-token negative log-likelihood (nats) of each of equal-length blocks.
+pub fn row_nlls(model: &Decoder, rows: &[&Vec<u32>], dev: &Device) -> Result<Vec<f64>> {
+    let (inputs, targets) = split_rows(rows, dev)?;
+    let logits = model.forward_logits(&inputs, &mut Mode::Eval)?;
+    let (b, t, v) = logits.dims3()?;
+    let logp = candle_nn::ops::log_softmax(&logits.reshape((b * t, v))?, D::Minus1)?;
+    let picked = logp.gather(&targets.unsqueeze(1)?, 1)?.reshape((b, t))?;
+    let sums: Vec<f32> = picked.sum(1)?.to_vec1()?;
+    Ok(sums.into_iter().map(|s| -(s as f64)).collect())
+}
+
 /// Total negative log-likelihood (nats) and number of predicted tokens over blocks.
 pub fn eval_nll(model: &Decoder, blocks: &[Vec<u32>], batch: usize, dev: &Device) -> Result<(f64, usize)> {
     let (mut nll, mut n) = (0.0, 0);

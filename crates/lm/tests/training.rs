@@ -264,3 +264,31 @@ fn gemma3_cached_generation_equals_full_forward_past_the_window() {
     let got = gen.generate_ids(&seqs, 10, &lm::SamplingConfig { temperature: 0.0, top_k: 0, top_p: 1.0 }).unwrap();
     assert_eq!(got, want);
 }
+
+/// `document_nlls`: per document, the NLL that perplexity sums (one document: the same total);
+/// a text the model was trained on is likelier than the same text with another last word.
+#[test]
+fn document_nlls_match_perplexity_and_rank_seen_endings_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, dev) = (docs(12), docs(3));
+    let mut cfg = tiny_train_config("llama");
+    cfg.epochs = 6;
+    lm::train(&cfg, &train, &dev, dir.path()).unwrap();
+    for d in &dev {
+        let one = std::slice::from_ref(d);
+        let nll = lm::document_nlls(dir.path(), one).unwrap()[0];
+        let r = lm::perplexity_report(dir.path(), one).unwrap();
+        assert!((nll - r.per_token.ln() * r.tokens as f64).abs() < 1e-3 * nll, "{nll} vs {r:?}");
+    }
+    let seen = train[0].clone();
+    let mut other = seen.clone();
+    // The same text but for its last word, which becomes one only ever seen at a document's start.
+    let (start, _) = seen.text.rsplit_once(' ').unwrap();
+    other.text = format!("{start} Nombre:");
+    let nlls = lm::document_nlls(dir.path(), &[seen, other]).unwrap();
+    assert!(nlls[0] < nlls[1], "{nlls:?}");
+    let ngram_dir = tempfile::tempdir().unwrap();
+    lm::train(&TrainConfig { generator: "ngram".into(), ..Default::default() }, &train, &dev, ngram_dir.path()).unwrap();
+    let ng = lm::document_nlls(ngram_dir.path(), &dev).unwrap();
+    assert!(ng.iter().all(|x| x.is_finite() && *x > 0.0), "{ng:?}");
+}

@@ -105,6 +105,16 @@ pub struct CanaryExposure {
     /// The longest passage (characters) it shares with one synthetic document, and its share of the canary.
     pub longest_shared: usize,
     pub longest_shared_share: f64,
+    /// Under the generator (white box): the secret's rank among [`LIKELIHOOD_CANDIDATES`] other
+    /// codes of its form, by the likelihood of the canary's last words followed by each
+    /// (1: the likeliest), and its exposure in bits, log2(candidates + 1) − log2(rank) ("The
+    /// Secret Sharer", USENIX Security 2019); ties count half, so a model that cannot tell the
+    /// codes apart ranks every one in the middle: about 1 bit for a code the model never saw,
+    /// log2(candidates + 1) for one it gives away. None: no local generator to score with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub likelihood_rank: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure_bits: Option<f64>,
 }
 
 /// Exposure, per canary and per number of repetitions (reference canaries as 0), and membership
@@ -124,9 +134,62 @@ pub struct RepetitionExposure {
     pub phi_found_share: f64,
     pub secrets_found: usize,
     pub longest_shared_share: f64,
+    /// Mean likelihood exposure (bits) of their secrets under the generator, when scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_exposure_bits: Option<f64>,
 }
 
-pub fn expose(canaries: &[Canary], synthetic: &[Document], n: usize, bootstrap: usize, seed: u64) -> CanaryReport {
+/// The other codes each canary's secret is ranked among by [`likelihood_ranks`].
+pub const LIKELIHOOD_CANDIDATES: usize = 99;
+
+/// Characters of a canary's text before its secret that the likelihood is conditioned on.
+const LIKELIHOOD_CONTEXT_CHARS: usize = 300;
+
+fn random_code(rng: &mut impl Rng) -> String {
+    (0..10).map(|_| b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"[rng.random_range(0..32)] as char).collect()
+}
+
+/// Each canary's secret's rank (1: likeliest) among [`LIKELIHOOD_CANDIDATES`] random codes of
+/// its form (seeded), by the generator's likelihood of the canary's last words before the code
+/// followed by the code (`generator`: a model directory `lm` loads).
+pub fn likelihood_ranks(canaries: &[Canary], generator: &std::path::Path, seed: u64) -> Result<Vec<f64>> {
+    let mut docs = Vec::with_capacity(canaries.len() * (LIKELIHOOD_CANDIDATES + 1));
+    for (i, c) in canaries.iter().enumerate() {
+        let at = c.doc.text.rfind("\nRef. ").ok_or_else(|| anyhow!("canary {}: no reference line", c.doc.id))?;
+        let before: Vec<char> = c.doc.text[..at].chars().collect();
+        let mut from = before.len().saturating_sub(LIKELIHOOD_CONTEXT_CHARS);
+        // Start at a word.
+        while from > 0 && from < before.len() && !before[from - 1].is_whitespace() {
+            from += 1;
+        }
+        let context: String = before[from..].iter().collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5ec7e7 ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut codes = vec![c.secret.clone()];
+        while codes.len() <= LIKELIHOOD_CANDIDATES {
+            let code = random_code(&mut rng);
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+        docs.extend(codes.into_iter().enumerate().map(|(k, code)| Document::new(format!("{}-{k}", c.doc.id), format!("{context}\nRef. {code}"))));
+    }
+    let nll = lm::document_nlls(generator, &docs)?;
+    Ok(nll
+        .chunks(LIKELIHOOD_CANDIDATES + 1)
+        .map(|scores| {
+            let below = scores[1..].iter().filter(|&&x| x < scores[0]).count();
+            let tied = scores[1..].iter().filter(|&&x| x == scores[0]).count();
+            1.0 + below as f64 + tied as f64 / 2.0
+        })
+        .collect())
+}
+
+/// Exposure in bits of a secret ranked `rank` among `LIKELIHOOD_CANDIDATES + 1` codes.
+pub fn exposure_bits(rank: f64) -> f64 {
+    ((LIKELIHOOD_CANDIDATES + 1) as f64).log2() - rank.log2()
+}
+
+pub fn expose(canaries: &[Canary], synthetic: &[Document], n: usize, bootstrap: usize, seed: u64, ranks: Option<&[f64]>) -> CanaryReport {
     let automaton = audit::SuffixAutomaton::new(synthetic);
     // Each canary's distinct PHI strings, then its secret, all searched in one pass.
     let phi: Vec<Vec<String>> = canaries
@@ -164,6 +227,8 @@ pub fn expose(canaries: &[Canary], synthetic: &[Document], n: usize, bootstrap: 
             secret_found: secret_found[i],
             longest_shared: longest,
             longest_shared_share: if chars == 0 { 0.0 } else { longest as f64 / chars as f64 },
+            likelihood_rank: ranks.map(|r| r[i]),
+            exposure_bits: ranks.map(|r| exposure_bits(r[i])),
         });
     }
     let mut levels: Vec<usize> = rows.iter().map(|r| r.repetitions).collect();
@@ -180,6 +245,7 @@ pub fn expose(canaries: &[Canary], synthetic: &[Document], n: usize, bootstrap: 
                 phi_found_share: mean(&|r| if r.phi_strings == 0 { 0.0 } else { r.phi_found as f64 / r.phi_strings as f64 }),
                 secrets_found: rs.iter().filter(|r| r.secret_found).count(),
                 longest_shared_share: mean(&|r| r.longest_shared_share),
+                mean_exposure_bits: ranks.map(|_| mean(&|r| r.exposure_bits.unwrap_or(0.0))),
             }
         })
         .collect();

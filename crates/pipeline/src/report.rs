@@ -349,9 +349,20 @@ unseen documents while reproducing the training set's PHI strings verbatim. Per 
 in the generator's training documents, each 1 or more times; as many reference canaries were made the same way and never planted \
 (repetitions 0). What the synthetic corpus gives away of them:\n"
         );
-        let _ = writeln!(md, "| times planted | canaries | their PHI strings found verbatim (mean share) | secret codes found | longest passage shared with one synthetic document (mean share of the canary) |\n|---:|---:|---:|---:|---:|");
+        let _ = writeln!(md, "| times planted | canaries | their PHI strings found verbatim (mean share) | secret codes found | longest passage shared with one synthetic document (mean share of the canary) | secret's exposure under the generator (mean bits) |\n|---:|---:|---:|---:|---:|---:|");
         for r in &c.by_repetitions {
-            let _ = writeln!(md, "| {} | {} | {:.3} | {} | {:.3} |", r.repetitions, r.canaries, r.phi_found_share, r.secrets_found, r.longest_shared_share);
+            let bits = r.mean_exposure_bits.map_or("–".to_string(), |b| format!("{b:.2}"));
+            let _ = writeln!(md, "| {} | {} | {:.3} | {} | {:.3} | {bits} |", r.repetitions, r.canaries, r.phi_found_share, r.secrets_found, r.longest_shared_share);
+        }
+        if c.by_repetitions.iter().any(|r| r.mean_exposure_bits.is_some()) {
+            let _ = writeln!(
+                md,
+                "\nExposure: the rank of a canary's secret code among {} random codes of its form by the generator's likelihood after the canary's \
+last words, log2({}) − log2(rank) bits: about 1 for a code the generator never saw (the reference canaries), {:.1} for one it gives away.",
+                crate::canary::LIKELIHOOD_CANDIDATES,
+                crate::canary::LIKELIHOOD_CANDIDATES + 1,
+                crate::canary::exposure_bits(1.0)
+            );
         }
         for a in &c.membership.attacks {
             let _ = writeln!(

@@ -403,14 +403,19 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let gen_train_h = docs_hash(&gen_train);
     let mut audit_inputs = vec![synthetic_key.hash.as_str(), gen_train_h.as_str(), test_h.as_str()];
     if !canaries.is_empty() {
+        // The canaries' likelihood exposure is measured under the generator.
         audit_inputs.push(&canary_h);
+        audit_inputs.push(&gen_key.hash);
     }
     let audit_key = StageKey::of_settings("audit", &cfg.audit, &Default::default(), &audit_inputs);
     let (audit_dir, t) = run_stage(stages, &audit_key, force("audit"), |dir| {
         let report = audit::try_audit(&synthetic, &gen_train, Some(&test), &cfg.audit).map_err(|e| anyhow!("audit.{e}"))?;
         write_json(&dir.join("audit.json"), &report)?;
         if !canaries.is_empty() {
-            let exposure = crate::canary::expose(&canaries, &synthetic, cfg.audit.ngram, cfg.audit.bootstrap, cfg.audit.seed);
+            // A local generator (not a server) can score the canaries' secrets.
+            let model = gen_dir.join("model");
+            let ranks = if model.is_dir() { Some(crate::canary::likelihood_ranks(&canaries, &model, cfg.audit.seed)?) } else { None };
+            let exposure = crate::canary::expose(&canaries, &synthetic, cfg.audit.ngram, cfg.audit.bootstrap, cfg.audit.seed, ranks.as_deref());
             write_json(&dir.join("canaries.json"), &exposure)?;
         }
         Ok(())

@@ -247,6 +247,17 @@ fn canaries_are_planted_recorded_and_audited() {
     let levels: Vec<(usize, usize)> = c.by_repetitions.iter().map(|r| (r.repetitions, r.canaries)).collect();
     assert_eq!(levels, [(0, 2), (1, 1), (8, 1)]);
     assert_eq!(c.membership.members, 2);
+    // Under the generator (an n-gram model, which stores what it saw), a planted code is the
+    // likeliest of its candidates, and a reference code ranks among unseen ones, near the middle.
+    let bits: Vec<(usize, f64)> = c.canaries.iter().map(|k| (k.repetitions, k.exposure_bits.expect("scored under the generator"))).collect();
+    let max = pipeline::canary::exposure_bits(1.0);
+    for (rep, b) in &bits {
+        if *rep > 0 {
+            assert!((b - max).abs() < 1e-9, "{bits:?}");
+        } else {
+            assert!(*b < 2.0, "{bits:?}");
+        }
+    }
     let record = std::fs::read_dir(out.join("stages")).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("generator-")).unwrap().join("canaries.jsonl");
     let canaries: Vec<pipeline::canary::Canary> = std::fs::read_to_string(&record).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(canaries.len(), 4);

@@ -1,4 +1,5 @@
-//! Surrogate vocabularies (built in from `data/<lang>/*.txt`) and the small closed word lists used to
+//! Surrogate vocabularies (the `lang` crate's lists: built in from `crates/lang/resources/<lang>/*.txt`,
+//! plus a user's `SYNTHDEID_LANG_DIR`) and the small closed word lists used to
 //! recognise parts of originals (name particles, titles, street types, kinship and sex words).
 
 use std::collections::{HashMap, HashSet};
@@ -74,37 +75,42 @@ pub struct Vocab {
     pub institution_templates: Vec<&'static str>,
 }
 
-/// Non-empty, non-comment lines, trimmed, first occurrence of duplicates kept.
-fn lines(s: &'static str) -> Vec<&'static str> {
-    let mut seen = HashSet::new();
-    s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).filter(|l| seen.insert(*l)).collect()
+impl From<Language> for lang::Language {
+    fn from(l: Language) -> lang::Language {
+        match l {
+            Language::Es => lang::Language::Es,
+            Language::En => lang::Language::En,
+            Language::Sv => lang::Language::Sv,
+        }
+    }
 }
 
-macro_rules! vocab_for {
-    ($lang:literal) => {
-        Vocab {
-            given_female: lines(include_str!(concat!("../data/", $lang, "/given_female.txt"))),
-            given_male: lines(include_str!(concat!("../data/", $lang, "/given_male.txt"))),
-            surnames: lines(include_str!(concat!("../data/", $lang, "/surnames.txt"))),
-            street_names: lines(include_str!(concat!("../data/", $lang, "/street_names.txt"))),
-            cities: lines(include_str!(concat!("../data/", $lang, "/cities.txt"))),
-            provinces: lines(include_str!(concat!("../data/", $lang, "/provinces.txt"))),
-            regions: lines(include_str!(concat!("../data/", $lang, "/regions.txt"))),
-            countries: lines(include_str!(concat!("../data/", $lang, "/countries.txt"))),
-            professions: lines(include_str!(concat!("../data/", $lang, "/professions.txt"))),
-            email_domains: lines(include_str!(concat!("../data/", $lang, "/email_domains.txt"))),
-            hospital_names: lines(include_str!(concat!("../data/", $lang, "/hospital_names.txt"))),
-            health_center_names: lines(include_str!(concat!("../data/", $lang, "/health_center_names.txt"))),
-            companies: lines(include_str!(concat!("../data/", $lang, "/companies.txt"))),
-            institution_templates: lines(include_str!(concat!("../data/", $lang, "/institution_names.txt"))),
-        }
-    };
+/// The lists of `lang` from the `lang` crate (built in, plus a user's `SYNTHDEID_LANG_DIR`).
+fn vocab_for(lang: Language) -> Vocab {
+    let l = lang::Language::from(lang);
+    let list = |name: &str| lang::list(l, name).to_vec();
+    Vocab {
+        given_female: list("given_female"),
+        given_male: list("given_male"),
+        surnames: list("surnames"),
+        street_names: list("street_names"),
+        cities: list("cities"),
+        provinces: list("provinces"),
+        regions: list("regions"),
+        countries: list("countries"),
+        professions: list("professions"),
+        email_domains: list("email_domains"),
+        hospital_names: list("hospital_names"),
+        health_center_names: list("health_center_names"),
+        companies: list("companies"),
+        institution_templates: list("institution_names"),
+    }
 }
 
 /// The built-in vocabulary of a language.
 pub fn vocab(lang: Language) -> &'static Vocab {
     static V: OnceLock<[Vocab; 3]> = OnceLock::new();
-    &V.get_or_init(|| [vocab_for!("es"), vocab_for!("en"), vocab_for!("sv")])[lang.index()]
+    &V.get_or_init(|| [vocab_for(Language::Es), vocab_for(Language::En), vocab_for(Language::Sv)])[lang.index()]
 }
 
 /// Given-name gender, for keeping the gender of replaced given names.

@@ -1,6 +1,10 @@
 //! CRFsuite-style token features, hashed to u64 (FNV-1a: stable across runs and platforms).
 
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
 use corpus::Token;
+use lang::Language;
 use tagging::shape::{fnv, run_shape, shape_char};
 
 /// `Xxxx` → `Xx`, `12/03/2017` → `d/d/d`: the shape with runs collapsed.
@@ -16,16 +20,99 @@ fn shape(w: &str) -> String {
         .collect()
 }
 
-const MONTHS: [&str; 12] = ["enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "octubre", "noviembre", "diciembre"];
-const MONTHS_EN: [&str; 12] = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"];
+/// The word lists (from the `lang` crate) that one language's features read.
+struct Lists {
+    /// Month names of the language, then English ones (as Spanish features have always had).
+    months: Vec<&'static str>,
+    /// Empty where the language's features do not use them (Spanish: see [`Lists::of`]).
+    weekdays: HashSet<&'static str>,
+    /// Field name → the kind of value after it; `*`-entries (suffixes) apart.
+    fields: HashMap<&'static str, &'static str>,
+    field_suffixes: Vec<(&'static str, &'static str)>,
+    kin: HashSet<&'static str>,
+    /// Keyword class, its words and its `*`-suffixes, in the order classes are tried.
+    keywords: Vec<(&'static str, HashSet<&'static str>, Vec<&'static str>)>,
+    street_slash: HashSet<&'static str>,
+    joiners: HashSet<&'static str>,
+}
 
-/// A month name or its usual short form (Spanish or English): `junio`, `sep`, `Sept`, `dic`.
-fn is_month(lower: &str) -> bool {
+impl Lists {
+    /// The lists of `lang`'s features. Spanish features are those MEDDOCAN's taggers were trained
+    /// and their feature sets chosen with (a model saved without a language is Spanish): they
+    /// read no field-name or weekday list. Other languages' features read all of their lists.
+    fn of(lang: Language) -> Lists {
+        let set = |name: &str| -> HashSet<&'static str> { lang::list(lang, name).iter().copied().collect() };
+        let plain_and_suffixes = |name: &str| -> (HashSet<&'static str>, Vec<&'static str>) {
+            let l = lang::list(lang, name);
+            (l.iter().copied().filter(|e| !e.starts_with('*')).collect(), l.iter().filter_map(|e| e.strip_prefix('*')).collect())
+        };
+        let frozen = lang == Language::Es;
+        let mut months: Vec<&'static str> = lang::list(lang, "months").to_vec();
+        if lang != Language::En {
+            months.extend(lang::list(Language::En, "months"));
+        }
+        let mut fields = HashMap::new();
+        let mut field_suffixes = Vec::new();
+        if !frozen {
+            for e in lang::list(lang, "fields") {
+                let Some((kind, word)) = e.split_once(char::is_whitespace) else { continue };
+                let word = word.trim();
+                match word.strip_prefix('*') {
+                    Some(suffix) => field_suffixes.push((suffix, kind)),
+                    None => {
+                        fields.entry(word).or_insert(kind);
+                    }
+                }
+            }
+        }
+        let keywords = [
+            ("street", "kw_street"),
+            ("hospital", "kw_hospital"),
+            ("institution", "kw_institution"),
+            ("unit", "kw_unit"),
+            ("title", "kw_title"),
+            ("postcode", "kw_postcode"),
+        ]
+        .into_iter()
+        .map(|(class, name)| {
+            let (words, suffixes) = plain_and_suffixes(name);
+            (class, words, suffixes)
+        })
+        .collect();
+        Lists {
+            months,
+            weekdays: if frozen { HashSet::new() } else { set("weekdays") },
+            fields,
+            field_suffixes,
+            // A word is kin when it is on the list without its trailing s's.
+            kin: lang::list(lang, "kinship").iter().map(|e| e.trim_end_matches('s')).collect(),
+            keywords,
+            street_slash: set("kw_street_slash"),
+            joiners: set("name_joiners"),
+        }
+    }
+
+    fn get(lang: Language) -> &'static Lists {
+        static L: OnceLock<Vec<Lists>> = OnceLock::new();
+        let all = L.get_or_init(|| Language::ALL.iter().map(|&l| Lists::of(l)).collect());
+        &all[Language::ALL.iter().position(|&l| l == lang).expect("every language has lists")]
+    }
+
+    /// The kind of a field name (`nombre`, `geburtsdatum`), if it is one.
+    fn field_kind(&self, lower: &str) -> Option<&'static str> {
+        self.fields.get(lower).copied().or_else(|| {
+            self.field_suffixes.iter().find(|(s, _)| lower.len() > s.len() && lower.ends_with(s)).map(|(_, k)| *k)
+        })
+    }
+}
+
+/// A month name or its usual short form (of the language, or English): `junio`, `sep`, `Sept`, `dic`.
+fn is_month(lower: &str, lists: &Lists) -> bool {
     let l = lower.trim_end_matches('.');
     if l.chars().count() < 3 {
         return false;
     }
-    MONTHS.iter().chain(MONTHS_EN.iter()).any(|m| *m == l || (l.chars().count() <= 4 && m.starts_with(l)))
+    lists.months.iter().any(|m| *m == l || (l.chars().count() <= 4 && m.starts_with(l)))
 }
 
 /// The value class of a number-like token, independent of its separator: dates written
@@ -59,10 +146,13 @@ fn number_shape(w: &str) -> Option<String> {
     Some(w.chars().take(12).map(|c| if c.is_ascii_digit() { 'd' } else if matches!(c, '-' | '/' | '.') { '/' } else { c }).collect())
 }
 
-/// A word-class for a token: a month name, a number's value class, or nothing.
-fn word_class(w: &str, lower: &str) -> Option<&'static str> {
-    if is_month(lower) {
+/// A word-class for a token: a month name, a weekday (not for Spanish), a number's value class,
+/// or nothing.
+fn word_class(w: &str, lower: &str, lists: &Lists) -> Option<&'static str> {
+    if is_month(lower, lists) {
         Some("month")
+    } else if lists.weekdays.contains(lower) {
+        Some("weekday")
     } else if w.contains('@') {
         Some("email")
     } else if lower.starts_with("http") || lower.starts_with("www.") {
@@ -76,52 +166,42 @@ fn word_class(w: &str, lower: &str) -> Option<&'static str> {
 /// predates the field), so it keeps computing the features its weights were learned on.
 pub const FEATURE_SET: u32 = 3;
 
-/// Words that open a street, an institution's name, a unit within one, or a person's name.
-/// In a signature line ("Dr. Ana Gil Sáenz Hospital de Getafe Carretera Toledo 28905 Getafe")
-/// entities follow each other without punctuation; these words are where a new one starts.
-/// Five hundred documents hold few `Carretera`s, but many `Calle`s: the class carries what was
-/// learned on the common ones to the rare ones. `next` is the token after (`C` `/` is a street).
-fn keyword_class(lower: &str, next: &str) -> Option<&'static str> {
-    Some(match lower {
-        "calle" | "avda" | "avenida" | "av" | "avd" | "ctra" | "carretera" | "paseo" | "pº" | "plaza" | "pza" | "plza" | "pz"
-        | "boulevard" | "bulevar" | "camino" | "ronda" | "travesía" | "travesia" | "glorieta" | "pasaje" | "rúa" | "rua"
-        | "urbanización" | "urbanizacion" | "urb" | "carrer" | "passeig" | "avinguda" | "rambla" | "calzada" | "autovía"
-        | "autovia" | "pasealekua" | "kalea" | "callejón" => "street",
-        "c" | "cl" if next == "/" => "street",
-        "hospital" | "hospitalario" | "hospitalaria" | "complejo" | "clínica" | "clinica" | "sanatorio" | "policlínica"
-        | "policlinica" | "policlínico" | "hospitalet" => "hospital",
-        "universidad" | "universitat" | "university" | "instituto" | "institut" | "institute" | "fundación" | "fundacion"
-        | "asociación" | "asociacion" | "sociedad" | "consejería" | "consejeria" | "ministerio" | "laboratorio"
-        | "laboratorios" | "agencia" | "colegio" | "facultad" | "escuela" | "centro" | "ciudad" => "institution",
-        "servicio" | "sección" | "seccion" | "unidad" | "departamento" | "dpto" | "área" | "area" | "planta" | "consulta"
-        | "consultorio" | "cátedra" | "catedra" => "unit",
-        "dr" | "dra" | "doctor" | "doctora" | "sr" | "sra" | "srta" | "don" | "doña" | "dña" | "prof" => "title",
-        "cp" | "código" | "codigo" => "postcode",
-        _ => return None,
-    })
+/// Words that open a street, an institution's name, a unit within one, or a person's name (the
+/// language's `kw_*` lists). In a signature line ("Dr. Ana Gil Sáenz Hospital de Getafe Carretera
+/// Toledo 28905 Getafe") entities follow each other without punctuation; these words are where a
+/// new one starts. Five hundred documents hold few `Carretera`s, but many `Calle`s: the class
+/// carries what was learned on the common ones to the rare ones. `next` is the token after (`C`
+/// `/` is a street). A list's `*`-entries match as suffixes of longer words (`Hauptstraße`).
+fn keyword_class(lower: &str, next: &str, lists: &Lists) -> Option<&'static str> {
+    if let Some((class, ..)) = lists.keywords.iter().find(|(_, words, _)| words.contains(lower)) {
+        return Some(class);
+    }
+    if next == "/" && lists.street_slash.contains(lower) {
+        return Some("street");
+    }
+    lists
+        .keywords
+        .iter()
+        .find(|(_, _, suffixes)| suffixes.iter().any(|s| lower.len() > s.len() && lower.ends_with(s)))
+        .map(|(class, ..)| *class)
 }
 
-/// Kinship words: family members of the patient are PHI (`FAMILIARES_SUJETO_ASISTENCIA`).
-fn is_kin(lower: &str) -> bool {
-    let stem = lower.trim_end_matches('s');
-    matches!(
-        stem,
-        "madre" | "padre" | "hermano" | "hermana" | "hijo" | "hija" | "esposo" | "esposa" | "marido" | "mujer" | "pareja"
-            | "abuelo" | "abuela" | "tío" | "tía" | "tio" | "tia" | "primo" | "prima" | "sobrino" | "sobrina" | "nieto"
-            | "nieta" | "suegro" | "suegra" | "cuñado" | "cuñada" | "familiar" | "familiare" | "progenitor" | "progenitore"
-            | "gemelo" | "gemela" | "mellizo" | "melliza" | "novio" | "novia" | "bisabuelo" | "bisabuela" | "yerno" | "nuera"
-            | "materno" | "materna" | "paterno" | "paterna"
-    )
+/// Kinship words (the language's `kinship` list): family members of the patient are PHI
+/// (`FAMILIARES_SUJETO_ASISTENCIA`).
+fn is_kin(lower: &str, lists: &Lists) -> bool {
+    lists.kin.contains(lower.trim_end_matches('s'))
 }
 
-/// Features of every token of `text`, in feature set `set` (see [`FEATURE_SET`]).
-pub fn token_features(text: &str, tokens: &[Token], set: u32) -> Vec<Vec<u64>> {
+/// Features of every token of `text`, in feature set `set` (see [`FEATURE_SET`]), with the word
+/// lists of `lang`.
+pub fn token_features(text: &str, tokens: &[Token], set: u32, lang: Language) -> Vec<Vec<u64>> {
+    let lists = Lists::get(lang);
     let chars: Vec<char> = text.chars().collect();
     let words: Vec<String> = tokens.iter().map(|t| chars[t.start..t.end].iter().collect()).collect();
     let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
     let shapes: Vec<String> = words.iter().map(|w| short_shape(w)).collect();
-    let gaz = crate::gazetteer::matches(&lower);
-    let classes: Vec<String> = words.iter().zip(&lower).map(|(w, l)| word_class(w, l).filter(|c| set >= 2 || *c != "5digits").unwrap_or("-").to_string()).collect();
+    let gaz = crate::gazetteer::matches(&lower, lang);
+    let classes: Vec<String> = words.iter().zip(&lower).map(|(w, l)| word_class(w, l, lists).filter(|c| set >= 2 || *c != "5digits").unwrap_or("-").to_string()).collect();
     // Whether a line break precedes the token (header fields start lines).
     let line_start: Vec<bool> = tokens
         .iter()
@@ -144,7 +224,7 @@ pub fn token_features(text: &str, tokens: &[Token], set: u32) -> Vec<Vec<u64>> {
         }
     }
     let keywords: Vec<String> = (0..tokens.len())
-        .map(|i| keyword_class(&lower[i], words.get(i + 1).map_or("", |w| w.as_str())).unwrap_or("-").to_string())
+        .map(|i| keyword_class(&lower[i], words.get(i + 1).map_or("", |w| w.as_str()), lists).unwrap_or("-").to_string())
         .collect();
     fn get(v: &[String], i: isize) -> &str {
         if i < 0 {
@@ -214,7 +294,8 @@ pub fn token_features(text: &str, tokens: &[Token], set: u32) -> Vec<Vec<u64>> {
             }
             // The nearest field name before it on its line (the word before a ':'): several
             // fields share a line ("Nombre: … Apellidos: … NHC: …").
-            if let Some(k) = (j..i).rev().find(|&k| k + 1 < i && words[k + 1] == ":") {
+            let key = (j..i).rev().find(|&k| k + 1 < i && words[k + 1] == ":");
+            if let Some(k) = key {
                 f.push(fnv(&["key", &lower[k]]));
             }
             if let Some(p) = paren_part[i] {
@@ -230,7 +311,7 @@ pub fn token_features(text: &str, tokens: &[Token], set: u32) -> Vec<Vec<u64>> {
             // From feature set 2 a run also ends at a line break and before a keyword, which
             // starts the next entity of a signature line.
             let cap = |k: usize| words[k].chars().next().is_some_and(|c| c.is_uppercase());
-            let joins = |k: usize| cap(k) || lower[k] == "de" || lower[k] == "del" || lower[k] == "la";
+            let joins = |k: usize| cap(k) || lists.joiners.contains(lower[k].as_str());
             let starts_run = |k: usize| set >= 2 && (line_start[k] || keywords[k] != "-");
             if cap(i) {
                 let before = (0..i).rev().take_while(|&k| joins(k) && !starts_run(k + 1)).count();
@@ -242,7 +323,7 @@ pub fn token_features(text: &str, tokens: &[Token], set: u32) -> Vec<Vec<u64>> {
             }
             if set >= 3 {
                 for d in [-1isize, 0, 1] {
-                    if usize::try_from(ii + d).ok().and_then(|k| lower.get(k)).is_some_and(|l| is_kin(l)) {
+                    if usize::try_from(ii + d).ok().and_then(|k| lower.get(k)).is_some_and(|l| is_kin(l, lists)) {
                         f.push(fnv(&["kin", &d.to_string()]));
                     }
                 }
@@ -265,6 +346,17 @@ pub fn token_features(text: &str, tokens: &[Token], set: u32) -> Vec<Vec<u64>> {
                     if matches!(words[k].as_str(), "," | ";") || (words[k] == "." && !(k > 0 && keywords[k - 1] != "-")) {
                         punct = true;
                     }
+                }
+            }
+            // Field names of the language (none for Spanish): the kind of the field this token's
+            // value belongs to ("Geburtsdatum: 3.4.1950" → date), and the field name itself.
+            if let Some(kind) = key.and_then(|k| lists.field_kind(&lower[k])) {
+                f.push(fnv(&["field", kind]));
+                f.push(fnv(&["field|sshape", kind, &shapes[i]]));
+            }
+            if words.get(i + 1).is_some_and(|w| w == ":") {
+                if let Some(kind) = lists.field_kind(l) {
+                    f.push(fnv(&["fieldname", kind]));
                 }
             }
             f
@@ -372,12 +464,18 @@ mod tests {
 
     #[test]
     fn month_names_and_short_forms() {
+        let es = Lists::get(Language::Es);
         for m in ["junio", "diciembre", "sep", "sept.", "dic", "october", "mayo"] {
-            assert!(is_month(m), "{m}");
+            assert!(is_month(m, es), "{m}");
         }
-        for w in ["ju", "dice", "septiembres", "el", "marido"] {
-            assert!(!is_month(w), "{w}");
+        for w in ["ju", "dice", "septiembres", "el", "marido", "märz"] {
+            assert!(!is_month(w, es), "{w}");
         }
+        let de = Lists::get(Language::De);
+        for m in ["märz", "dez", "mai", "oktober", "october"] {
+            assert!(is_month(m, de), "{m}");
+        }
+        assert!(!is_month("junio", de) && is_month("maj", Lists::get(Language::Sv)));
     }
 
     #[test]
@@ -388,8 +486,8 @@ mod tests {
         let words: Vec<String> = tokens.iter().map(|t| chars[t.start..t.end].iter().collect()).collect();
         let at = |w: &str| words.iter().position(|x| x == w).unwrap();
         let (hospital, carretera, toledo, postcode) = (at("Hospital"), at("Carretera"), at("Toledo"), at("28905"));
-        let new = token_features(text, &tokens, FEATURE_SET);
-        let old = token_features(text, &tokens, 1);
+        let new = token_features(text, &tokens, FEATURE_SET, Language::Es);
+        let old = token_features(text, &tokens, 1, Language::Es);
         let has = |fs: &[Vec<u64>], i: usize, parts: &[&str]| fs[i].contains(&fnv(parts));
         // A capitalised run ends before a keyword: "Hospital" starts a run of its own (set 2 on),
         // where set 1 ran it on from the doctor's name.
@@ -407,10 +505,61 @@ mod tests {
         assert!(!has(&old, at("madre"), &["kin", "0"]) && !has(&old, toledo, &["kw", "0", "-"]));
     }
 
+    fn features_of(text: &str, lang: Language) -> (Vec<String>, Vec<Vec<u64>>) {
+        let tokens = corpus::tokenize(text);
+        let chars: Vec<char> = text.chars().collect();
+        let words = tokens.iter().map(|t| chars[t.start..t.end].iter().collect()).collect();
+        (words, token_features(text, &tokens, FEATURE_SET, lang))
+    }
+
+    #[test]
+    fn german_field_names_fire_under_german_only() {
+        let text = "Name: Müller, Hans\nGeburtsdatum: 03.04.1950\nAufnahmedatum: 12.05.2021";
+        let (words, de) = features_of(text, Language::De);
+        let (_, es) = features_of(text, Language::Es);
+        let at = |w: &str| words.iter().position(|x| x == w).unwrap();
+        let has = |fs: &[Vec<u64>], i: usize, parts: &[&str]| fs[i].contains(&fnv(parts));
+        assert!(has(&de, at("Name"), &["fieldname", "name"]) && has(&de, at("Müller"), &["field", "name"]));
+        assert!(has(&de, at("Geburtsdatum"), &["fieldname", "date"]) && has(&de, at("03.04.1950"), &["field", "date"]));
+        // A suffix entry: *datum.
+        assert!(has(&de, at("12.05.2021"), &["field", "date"]));
+        for (i, _) in words.iter().enumerate() {
+            for kind in ["name", "date", "id", "contact", "address", "age", "institution", "profession"] {
+                assert!(!has(&es, i, &["field", kind]) && !has(&es, i, &["fieldname", kind]), "{} under es", words[i]);
+            }
+        }
+        // Spanish field names do not fire under Spanish either: its features are MEDDOCAN's.
+        let (words, es) = features_of("Nombre: Ana\nFecha de nacimiento: 3/4/1950", Language::Es);
+        assert!(!es.iter().flatten().any(|h| *h == fnv(&["fieldname", "name"]) || *h == fnv(&["field", "date"])), "{words:?}");
+    }
+
+    #[test]
+    fn word_lists_follow_the_language() {
+        let text = "Die Mutter und der Bruder wohnen in der Hauptstraße 5, Berlin. Dr. Anna Schmidt, Klinik für Innere Medizin, am Montag.";
+        let (words, de) = features_of(text, Language::De);
+        let (_, es) = features_of(text, Language::Es);
+        let at = |w: &str| words.iter().position(|x| x == w).unwrap();
+        let has = |fs: &[Vec<u64>], i: usize, parts: &[&str]| fs[i].contains(&fnv(parts));
+        assert!(has(&de, at("Mutter"), &["kin", "0"]) && has(&de, at("Bruder"), &["kin", "0"]));
+        assert!(!has(&es, at("Mutter"), &["kin", "0"]));
+        assert!(has(&de, at("Hauptstraße"), &["kw", "0", "street"]) && !has(&es, at("Hauptstraße"), &["kw", "0", "street"]));
+        assert!(has(&de, at("Klinik"), &["kw", "0", "hospital"]));
+        assert!(has(&de, at("Montag"), &["class", "weekday"]) && !has(&es, at("Montag"), &["class", "weekday"]));
+        // "für" continues a run of capitalised words in German, not in Spanish.
+        let klinik = at("Klinik");
+        assert!(has(&de, klinik, &["caprun", "0", "3"]), "Klinik für Innere Medizin");
+        assert!(has(&es, klinik, &["caprun", "0", "0"]));
+        // Spanish keywords do not fire on a German text.
+        let (words, de) = features_of("Calle Mayor 3, Hospital de la Paz, su madre", Language::De);
+        let calle = words.iter().position(|x| x == "Calle").unwrap();
+        assert!(!de[calle].contains(&fnv(&["kw", "0", "street"])));
+        assert!(!de.iter().flatten().any(|h| *h == fnv(&["kin", "0"])));
+    }
+
     /// One number for every feature of every token of `text` in feature set `set`, in order.
     fn digest_of_features(text: &str, set: u32) -> u64 {
         let tokens = corpus::tokenize(text);
-        token_features(text, &tokens, set)
+        token_features(text, &tokens, set, Language::Es)
             .iter()
             .flatten()
             .fold(0xcbf2_9ce4_8422_2325u64, |h, f| (h ^ f).wrapping_mul(0x0000_0100_0000_01b3))

@@ -68,6 +68,11 @@ pub struct PerceptronConfig {
     /// (always, without dev). It moves predicted entities' edges by up to two words. Costs
     /// those taggers' training (in parallel) and a dev prediction.
     pub boundaries: bool,
+    /// The language whose word lists (`lang` crate: names, places, months, keywords, field names)
+    /// the features read: `es`, `en`, `de`, `sv` or `other`. None: detected from the training
+    /// documents ([`lang::detect`]). The model keeps it, so prediction computes the same features.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<lang::Language>,
 }
 
 /// The `O` penalties tried on dev, as fractions of the mean margin between `O` and the best
@@ -80,7 +85,7 @@ pub const BOUNDARY_FOLDS: usize = 5;
 
 impl Default for PerceptronConfig {
     fn default() -> Self {
-        PerceptronConfig { epochs: 20, min_feature_count: 1, tune_o_penalty: true, members: 1, stack_folds: 0, feature_sets: vec![FEATURE_SET], seed: 42, seed_candidates: 1, tag_scheme: TagScheme::Bio, boundaries: false }
+        PerceptronConfig { epochs: 20, min_feature_count: 1, tune_o_penalty: true, members: 1, stack_folds: 0, feature_sets: vec![FEATURE_SET], seed: 42, seed_candidates: 1, tag_scheme: TagScheme::Bio, boundaries: false, language: None }
     }
 }
 
@@ -169,6 +174,10 @@ pub struct Perceptron {
     /// Moves predicted entities' edges after decoding ([`PerceptronConfig::boundaries`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     boundaries: Option<BoundaryModel>,
+    /// The language of its features' word lists ([`PerceptronConfig::language`]). Spanish is
+    /// left out when saved: taggers saved before the field existed are Spanish.
+    #[serde(default, skip_serializing_if = "lang::Language::is_default")]
+    language: lang::Language,
 }
 
 /// A tagger of a committee, and the weight that brings its scores to the first tagger's scale.
@@ -222,7 +231,7 @@ impl Perceptron {
     /// stage's): for out-of-fold tagging, where those come from a jackknifed first stage.
     fn tag_path_after(&self, doc: &Document, tokens: &[Token], stage1_tags: &[String]) -> Vec<usize> {
         debug_assert!(self.stage1.is_some(), "only a second stage takes first-stage tags");
-        let mut fs = token_features(&doc.text, tokens, self.feature_set);
+        let mut fs = token_features(&doc.text, tokens, self.feature_set, self.language);
         let tags: Vec<&str> = stage1_tags.iter().map(String::as_str).collect();
         stack_features(&doc.text, tokens, &tags, &mut fs);
         self.decode(&self.index(&fs), &self.weights, &self.transitions, self.o_penalty)
@@ -235,7 +244,7 @@ impl Perceptron {
 
     /// Hashed features of `tokens`, with a stacked tagger's first-stage features.
     fn raw_features(&self, doc: &Document, tokens: &[Token]) -> Vec<Vec<u64>> {
-        let mut fs = token_features(&doc.text, tokens, self.feature_set);
+        let mut fs = token_features(&doc.text, tokens, self.feature_set, self.language);
         if let Some(s1) = &self.stage1 {
             // A first stage is never stacked itself (`train` trains it with `stack_folds` 0), so
             // its features are these token features: computed once for both stages.
@@ -378,6 +387,11 @@ impl Perceptron {
         self.feature_set
     }
 
+    /// The language of its features' word lists.
+    pub fn language(&self) -> lang::Language {
+        self.language
+    }
+
     /// Whether this is a stacked tagger (a first stage's tags are among its features).
     pub fn is_stacked(&self) -> bool {
         self.stage1.is_some()
@@ -503,6 +517,7 @@ fn per_tagger_stage(cfg: &PerceptronConfig) -> usize {
 /// [`train`], calling `tick` after every epoch of every perceptron it trains ([`planned_epochs`]
 /// in all).
 pub fn train_reporting(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: Option<&Path>, tick: Tick) -> Result<(Perceptron, PerceptronSummary)> {
+    let cfg = &with_language(cfg, train);
     if cfg.epochs == 0 {
         bail!("epochs must be at least 1");
     }
@@ -594,6 +609,15 @@ fn best_of_seeds<T>(
     let (_, (model, mut summary, extra)) = best.expect("at least two candidates were trained");
     summary.seed_candidates = scores;
     Ok((model, summary, extra))
+}
+
+/// `cfg` with its language set: as given, or detected from the training documents' text.
+fn with_language(cfg: &PerceptronConfig, train: &[Document]) -> PerceptronConfig {
+    PerceptronConfig { language: Some(language_of(cfg, train)), ..cfg.clone() }
+}
+
+fn language_of(cfg: &PerceptronConfig, train: &[Document]) -> lang::Language {
+    cfg.language.unwrap_or_else(|| lang::detect(train.iter().map(|d| d.text.as_str())))
 }
 
 /// The feature set of a single tagger's config (checked).
@@ -698,6 +722,8 @@ pub fn jackknife_reporting<T: Send>(
     tag: impl Fn(&Perceptron, &Document) -> T + Sync,
     tick: Tick,
 ) -> Result<Vec<T>> {
+    // One language for every fold: detected on all of `train`.
+    let cfg = &with_language(cfg, train);
     out_of_fold(k, cfg.seed, train, |fold_train| Ok(train_reporting(cfg, fold_train, dev, None, tick)?.0), tag)
 }
 
@@ -765,6 +791,7 @@ pub fn train_stacked_with_out_of_fold_reporting(
     dev: &[Document],
     tick: Tick,
 ) -> Result<(Perceptron, PerceptronSummary, Vec<Document>)> {
+    let cfg = &with_language(cfg, train);
     if cfg.epochs == 0 {
         bail!("epochs must be at least 1");
     }
@@ -825,6 +852,7 @@ fn train_stage(
 ) -> Result<(Perceptron, PerceptronSummary)> {
     let t0 = std::time::Instant::now();
     let feature_set = single_feature_set(cfg)?;
+    let language = language_of(cfg, train);
     // Each label's tags are consecutive (the token metric relies on it).
     let tags = TagSet::from_documents(train, cfg.tag_scheme);
     let raw: Vec<(Vec<Vec<u64>>, Vec<usize>)> = train
@@ -833,7 +861,7 @@ fn train_stage(
         .map(|(i, d)| {
             let tokens = tokenize(&d.text);
             let gold = tags.encode(&tokens, &d.spans);
-            let mut fs = token_features(&d.text, &tokens, feature_set);
+            let mut fs = token_features(&d.text, &tokens, feature_set, language);
             if let Some((_, tagged)) = &stage1 {
                 let tags: Vec<&str> = tagged[i].iter().map(String::as_str).collect();
                 stack_features(&d.text, &tokens, &tags, &mut fs);
@@ -852,7 +880,7 @@ fn train_stage(
     let index: HashMap<u64, u32> = kept.iter().enumerate().map(|(i, h)| (*h, i as u32)).collect();
     let t = tags.len();
     let stage1 = stage1.map(|(p, _)| Box::new(p));
-    let mut model = Perceptron { tags, index, weights: vec![0.0; kept.len() * t], transitions: vec![0.0; (t + 1) * t], o_penalty: 0.0, stage1, feature_set, committee: Vec::new(), boundaries: None };
+    let mut model = Perceptron { tags, index, weights: vec![0.0; kept.len() * t], transitions: vec![0.0; (t + 1) * t], o_penalty: 0.0, stage1, feature_set, committee: Vec::new(), boundaries: None, language };
     let seqs: Vec<Sequence> = raw
         .into_iter()
         .map(|(fs, gold)| Sequence { feats: fs.into_iter().map(|f| f.into_iter().filter_map(|h| model.index.get(&h).copied()).collect()).collect(), gold })

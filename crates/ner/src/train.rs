@@ -505,12 +505,22 @@ fn save_checkpoint(dir: &Path, model: &Model, opt: &AdamW, state: &State, cfg: &
     })
 }
 
-/// A plain (single, unstacked) guide perceptron's settings, on the first of the guide's feature sets.
+/// A plain (single, unstacked) guide perceptron's settings, on the first of the guide's feature
+/// sets; the rest (language, tag scheme, O penalty, feature cut-off) as `guide.perceptron` says.
 fn guide_config(cfg: &TrainConfig, epochs: usize) -> Result<perceptron::PerceptronConfig> {
     let Some(&first) = cfg.guide.perceptron.feature_sets.first() else {
         bail!("guide.perceptron.feature_sets is empty: give at least one feature set (e.g. [{}])", perceptron::FEATURE_SET);
     };
-    Ok(perceptron::PerceptronConfig { epochs, seed: cfg.seed, feature_sets: vec![first], ..Default::default() })
+    Ok(perceptron::PerceptronConfig {
+        epochs,
+        seed: cfg.seed,
+        feature_sets: vec![first],
+        members: 1,
+        stack_folds: 0,
+        seed_candidates: 1,
+        boundaries: false,
+        ..cfg.guide.perceptron.clone()
+    })
 }
 
 /// What training the kept guide gave besides the guide.
@@ -528,16 +538,11 @@ fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: pe
     Ok((p, GuideTraining { inputs: None, seed_candidates: summary.seed_candidates }))
 }
 
-/// The settings of the guide kept in the model (members and stacking on top of the folds').
+/// The settings of the guide kept in the model: `guide.perceptron` as given, on this run's seed.
 fn kept_guide_config(cfg: &TrainConfig) -> Result<perceptron::PerceptronConfig> {
     ensure!(cfg.guide.perceptron.epochs > 0, "guide.perceptron.epochs must be positive");
-    Ok(perceptron::PerceptronConfig {
-        members: cfg.guide.perceptron.members.max(1),
-        stack_folds: cfg.guide.perceptron.stack_folds,
-        feature_sets: cfg.guide.perceptron.feature_sets.clone(),
-        seed_candidates: cfg.guide.perceptron.seed_candidates,
-        ..guide_config(cfg, cfg.guide.perceptron.epochs)?
-    })
+    guide_config(cfg, cfg.guide.perceptron.epochs)?; // the feature sets are checked there
+    Ok(perceptron::PerceptronConfig { seed: cfg.seed, members: cfg.guide.perceptron.members.max(1), ..cfg.guide.perceptron.clone() })
 }
 
 /// Whether the encoder trains on the stacked guide's out-of-fold tags (see

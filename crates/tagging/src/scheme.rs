@@ -144,7 +144,12 @@ impl TagSet {
     /// Whether tag `cur` may follow tag `prev` (`None`: sequence start): `I-X` and `L-X` only
     /// after `B-X` or `I-X`; in BILOU, `B-X` and `I-X` only before `I-X` or `L-X`.
     pub fn allowed(&self, prev: Option<usize>, cur: usize) -> bool {
-        let bilou = self.scheme() == TagScheme::Bilou;
+        self.allowed_in(self.scheme(), prev, cur)
+    }
+
+    /// [`TagSet::allowed`] with the scheme given (decoding reads it once, not once per pair).
+    fn allowed_in(&self, scheme: TagScheme, prev: Option<usize>, cur: usize) -> bool {
+        let bilou = scheme == TagScheme::Bilou;
         let cur = self.parse(cur);
         let continues = cur.is_some_and(|(p, _)| p.continues());
         match prev.and_then(|p| self.parse(p)) {
@@ -155,7 +160,11 @@ impl TagSet {
 
     /// Whether a path may end on tag `id` (a BILOU entity must be closed by `L-` or `U-`).
     pub fn may_end(&self, id: usize) -> bool {
-        !(self.scheme() == TagScheme::Bilou && matches!(self.parse(id), Some((Part::Begin | Part::Inside, _))))
+        self.may_end_in(self.scheme(), id)
+    }
+
+    fn may_end_in(&self, scheme: TagScheme, id: usize) -> bool {
+        !(scheme == TagScheme::Bilou && matches!(self.parse(id), Some((Part::Begin | Part::Inside, _))))
     }
 
     /// Tag strings of word tokens from gold spans: a token is in a span when they overlap; spans
@@ -238,17 +247,18 @@ impl TagSet {
             }
         }
         let mut out = vec![-1e4f32; (k + 1) * k];
+        let scheme = self.scheme();
         // The corpus prior against entering an entity (O→O dominates) would cost recall, and the
         // classifier already decides that well; what it cannot decide is how an entity continues.
         for p in 0..=k {
             let prev = (p < k).then_some(p);
             if p == k || self.parse(p).is_none() {
                 for c in 0..k {
-                    out[p * k + c] = if self.allowed(prev, c) { 0.0 } else { -1e4 };
+                    out[p * k + c] = if self.allowed_in(scheme, prev, c) { 0.0 } else { -1e4 };
                 }
                 continue;
             }
-            let ok: Vec<usize> = (0..k).filter(|&c| self.allowed(prev, c)).collect();
+            let ok: Vec<usize> = (0..k).filter(|&c| self.allowed_in(scheme, prev, c)).collect();
             let total: f64 = ok.iter().map(|&c| counts[p * k + c] + 1.0).sum();
             for c in ok {
                 out[p * k + c] = ((counts[p * k + c] + 1.0) / total).ln() as f32;
@@ -271,13 +281,14 @@ impl TagSet {
         let trans = |p: usize, y: usize| transitions.map_or(0.0, |tr| tr[p * t + y]);
         // The allowed previous tags of each tag, in order (the first best is kept, as when all
         // are tried): an `I-X` has two, so this skips most of the t² pairs.
-        let prevs: Vec<Vec<usize>> = (0..t).map(|y| (0..t).filter(|&p| self.allowed(Some(p), y)).collect()).collect();
+        let scheme = self.scheme();
+        let prevs: Vec<Vec<usize>> = (0..t).map(|y| (0..t).filter(|&p| self.allowed_in(scheme, Some(p), y)).collect()).collect();
         let mut score = vec![f32::NEG_INFINITY; n * t];
         let mut back = vec![0u16; n * t];
         let mut e = vec![0f32; t];
         emit(0, &mut e);
         for y in 0..t {
-            if self.allowed(None, y) {
+            if self.allowed_in(scheme, None, y) {
                 score[y] = e[y] + trans(t, y);
             }
         }
@@ -301,7 +312,7 @@ impl TagSet {
                 back[i * t + y] = arg as u16;
             }
         }
-        let last = |y: usize| if self.may_end(y) { score[(n - 1) * t + y] } else { f32::NEG_INFINITY };
+        let last = |y: usize| if self.may_end_in(scheme, y) { score[(n - 1) * t + y] } else { f32::NEG_INFINITY };
         let mut y = (0..t).max_by(|&a, &b| last(a).total_cmp(&last(b))).unwrap_or(0);
         let mut path = vec![0; n];
         for i in (0..n).rev() {

@@ -1,11 +1,10 @@
 //! BRAT standoff directories: `NAME.txt` holds the text, `NAME.ann` its `T` lines:
 //! `T<n> TAB <LABEL> <start> <end> TAB <surface text>`, offsets in characters (a BOM is char 0).
 
-use crate::format::{check_id, decode_utf8, Loaded, ReadOptions};
+use crate::format::{decode_utf8, write_per_document, Loaded, ReadOptions, Render};
 use crate::text::{list, stem};
 use crate::validate::{check_span_offsets, resolve_overlaps};
 use crate::{CharIndex, CorpusError, Document, OverlapPolicy, Result, Span};
-use fsutil::atomic_write;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -189,15 +188,10 @@ fn same_surface(actual: &str, surface: &str) -> bool {
 
 /// Writes `NAME.txt` (exact bytes) and, if `with_ann`, `NAME.ann` for every document.
 pub fn write_dir(dir: &Path, docs: &[Document], with_ann: bool) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| CorpusError::io(dir, e))?;
-    for doc in docs {
-        check_id(dir, None, &doc.id)?;
-        atomic_write(&dir.join(format!("{}.txt", doc.id)), doc.text.as_bytes())?;
-        if with_ann {
-            atomic_write(&dir.join(format!("{}.ann", doc.id)), ann_string(doc).as_bytes())?;
-        }
-    }
-    Ok(())
+    let txt: Render = &|d| d.text.as_str().into();
+    let ann: Render = &|d| ann_string(d).into();
+    let files = [("txt", txt), ("ann", ann)];
+    write_per_document(dir, docs, &files[..if with_ann { 2 } else { 1 }])
 }
 
 /// The `.ann` content of a document: `T1..Tn` in span order.

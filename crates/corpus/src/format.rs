@@ -181,6 +181,22 @@ impl From<fsutil::Error> for CorpusError {
     }
 }
 
+/// What one file of a document holds, written as `ID.EXT` by [`write_per_document`].
+pub(crate) type Render<'r> = &'r dyn for<'a> Fn(&'a Document) -> std::borrow::Cow<'a, str>;
+
+/// Writes, for every document in order, one file `DIR/ID.EXT` per `(EXT, render)` (atomically),
+/// after checking that its id can be a file name.
+pub(crate) fn write_per_document(dir: &Path, docs: &[Document], files: &[(&str, Render)]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| CorpusError::io(dir, e))?;
+    for doc in docs {
+        check_id(dir, None, &doc.id)?;
+        for (ext, render) in files {
+            fsutil::atomic_write(&dir.join(format!("{}.{ext}", doc.id)), render(doc).as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
 /// A document id must be usable as a file name.
 pub(crate) fn check_id(path: &Path, line: Option<usize>, id: &str) -> Result<()> {
     if id.is_empty() || id == "." || id == ".." || id.contains(['/', '\\', '\0', '\n', '\t']) {

@@ -22,11 +22,10 @@
 //! predefined entity references, CDATA, comments, processing instructions and a DOCTYPE line.
 //! Errors name the file, the line and the element, never the text.
 
-use crate::format::{check_id, decode_utf8, Loaded, ReadOptions};
+use crate::format::{check_id, decode_utf8, write_per_document, Loaded, ReadOptions};
 use crate::text::{list, stem};
 use crate::validate::{check_span_offsets, resolve_overlaps};
 use crate::{CorpusError, Document, OverlapPolicy, Result, Span};
-use fsutil::atomic_write;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -455,12 +454,7 @@ pub fn to_xml(doc: &Document) -> String {
 
 /// Writes `DIR/ID.xml` for every document.
 pub fn write_dir(dir: &Path, docs: &[Document]) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| CorpusError::io(dir, e))?;
-    for d in docs {
-        check_id(dir, None, &d.id)?;
-        atomic_write(&dir.join(format!("{}.xml", d.id)), to_xml(d).as_bytes())?;
-    }
-    Ok(())
+    write_per_document(dir, docs, &[("xml", &|d| to_xml(d).into())])
 }
 
 #[cfg(test)]

@@ -26,11 +26,10 @@
 //! The document id is the file stem. Errors name the file and the feature structure (`%ID`), never
 //! the text.
 
-use crate::format::{check_id, decode_utf8, Loaded, ReadOptions};
+use crate::format::{check_id, decode_utf8, write_per_document, Loaded, ReadOptions};
 use crate::text::{list, stem};
 use crate::validate::{check_span_offsets, resolve_overlaps};
 use crate::{CorpusError, Document, OverlapPolicy, Result, Span};
-use fsutil::atomic_write;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -276,12 +275,7 @@ pub fn to_json(doc: &Document) -> String {
 
 /// Writes `DIR/ID.json` for every document.
 pub fn write_dir(dir: &Path, docs: &[Document]) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| CorpusError::io(dir, e))?;
-    for d in docs {
-        check_id(dir, None, &d.id)?;
-        atomic_write(&dir.join(format!("{}.json", d.id)), to_json(d).as_bytes())?;
-    }
-    Ok(())
+    write_per_document(dir, docs, &[("json", &|d| to_json(d).into())])
 }
 
 #[cfg(test)]

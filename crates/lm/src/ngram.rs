@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::prompts::{sample_id, sample_seed, Prompt};
-use crate::sampling::{sample_logits, SamplingConfig};
+use crate::sampling::{sample, SamplingConfig, Walk};
 
 const BOS: u32 = 0;
 const EOS: u32 = 1;
@@ -212,7 +212,7 @@ impl NgramModel {
                 break;
             }
             let logits: Vec<f32> = dist.iter().map(|&(_, p)| p.ln() as f32).collect();
-            let next = dist[sample_logits(&logits, sampling, rng)].0;
+            let next = dist[sample(&logits, sampling, Walk::MostLikelyFirst, rng)].0;
             if next == EOS {
                 break;
             }

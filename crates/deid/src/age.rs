@@ -24,16 +24,20 @@ pub(crate) fn is_number_word(folded: &str) -> bool {
 
 fn unit_of(folded: &str) -> Option<Unit> {
     Some(match folded {
-        "ano" | "anos" | "a" | "aa" | "years" | "year" | "yrs" | "yr" | "y" | "yo" | "ar" | "ars" => Unit::Years,
-        "mes" | "meses" | "m" | "month" | "months" | "mo" | "manad" | "manader" | "man" => Unit::Months,
-        "semana" | "semanas" | "sem" | "week" | "weeks" | "wk" | "wks" | "vecka" | "veckor" => Unit::Weeks,
-        "dia" | "dias" | "d" | "day" | "days" | "dag" | "dagar" | "dygn" => Unit::Days,
+        "ano" | "anos" | "a" | "aa" | "years" | "year" | "yrs" | "yr" | "y" | "yo" | "ar" | "ars" | "jahr" | "jahre"
+        | "jahren" | "j" | "lj" => Unit::Years,
+        "mes" | "meses" | "m" | "month" | "months" | "mo" | "manad" | "manader" | "man" | "monat" | "monate"
+        | "monaten" | "mon" => Unit::Months,
+        "semana" | "semanas" | "sem" | "week" | "weeks" | "wk" | "wks" | "vecka" | "veckor" | "woche" | "wochen" => {
+            Unit::Weeks
+        }
+        "dia" | "dias" | "d" | "day" | "days" | "dag" | "dagar" | "dygn" | "tag" | "tage" | "tagen" => Unit::Days,
         _ => return None,
     })
 }
 
 /// Singular/plural forms of unit words, for `1 año` → `3 años` and back.
-const UNIT_FORMS: [(&str, &str); 11] = [
+const UNIT_FORMS: [(&str, &str); 15] = [
     ("año", "años"),
     ("mes", "meses"),
     ("día", "días"),
@@ -45,6 +49,10 @@ const UNIT_FORMS: [(&str, &str); 11] = [
     ("day", "days"),
     ("månad", "månader"),
     ("vecka", "veckor"),
+    ("jahr", "jahre"),
+    ("monat", "monate"),
+    ("woche", "wochen"),
+    ("tag", "tage"),
 ];
 
 fn fix_number(unit_word: &str, value: i64) -> String {
@@ -233,5 +241,9 @@ mod tests {
         assert_eq!(shift_age("3 años y 4 meses", 1).unwrap(), "4 años y 4 meses");
         assert_eq!(shift_age("45 AÑOS", 1).unwrap(), "46 AÑOS");
         assert!(shift_age("Recién nacido", 1).is_none());
+        assert_eq!(shift_age("45 Jahre", 1).unwrap(), "46 Jahre");
+        assert_eq!(shift_age("2 Jahre", -1).unwrap(), "1 Jahr");
+        assert_eq!(shift_age("3 Monate", 2).unwrap(), "5 Monate");
+        assert_eq!(shift_age("45-jährig", 2).unwrap(), "47-jährig");
     }
 }

@@ -1,5 +1,5 @@
 //! Dates: parse the usual written forms (`3 de marzo de 2015`, `03/03/2015`, `3/3/15`, `marzo de 2015`,
-//! `2015`, `2015-03-03`, `March 3, 2015`, `3 mars 2015`), shift them by a number of days, and write them
+//! `2015`, `2015-03-03`, `March 3, 2015`, `3 mars 2015`, `3.4.2019`, `3. April 2019`, `3. Apr. 2019`), shift them by a number of days, and write them
 //! back in exactly the original format (zero padding, two- or four-digit year, month name language,
 //! abbreviation and capitalisation, separators and filler words).
 //!
@@ -49,6 +49,8 @@ pub fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
+// Spanish, English and Swedish month names, in the order of `Language::index`; German comes from the `lang`
+// crate (see `month_tables`).
 const MONTHS_FULL: [[&str; 12]; 3] = [
     [
         "enero",
@@ -98,6 +100,30 @@ const MONTHS_ABBR: [[&str; 12]; 3] = [
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
     ["jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec"],
 ];
+/// German names if the `lang` crate's list is unusable (it is built in, so only a broken build gets here).
+const DE_MONTHS: [&str; 12] =
+    ["januar", "februar", "märz", "april", "mai", "juni", "juli", "august", "september", "oktober", "november", "dezember"];
+
+/// Full and abbreviated month names of every language, indexed by `Language::index`. German reads the `lang`
+/// crate's built-in `months.txt` (the built-in list, not a user's extension, which may add variants and
+/// break the one-name-per-month order); its abbreviations are the first three letters (`Jan`, `Mär`, `Dez`).
+fn month_tables() -> &'static ([[&'static str; 12]; 4], [[&'static str; 12]; 4]) {
+    static T: std::sync::OnceLock<([[&'static str; 12]; 4], [[&'static str; 12]; 4])> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let l = lang::builtin_list(lang::Language::De, "months");
+        let de: [&'static str; 12] = match <[&'static str; 12]>::try_from(l) {
+            Ok(a) if a.iter().all(|m| m.chars().all(char::is_lowercase)) => a,
+            _ => DE_MONTHS,
+        };
+        let abbr: [&'static str; 12] = de.map(|m| {
+            let end = m.char_indices().nth(3).map_or(m.len(), |(i, _)| i);
+            &m[..end]
+        });
+        let [es, en, sv] = MONTHS_FULL;
+        let [aes, aen, asv] = MONTHS_ABBR;
+        ([es, en, sv, de], [aes, aen, asv, abbr])
+    })
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct MonthWord {
@@ -114,13 +140,19 @@ fn month_word(word: &str, lang: Language) -> Option<MonthWord> {
     let w = match w.as_str() {
         "setiembre" => "septiembre".to_string(),
         "sept" => "sep".to_string(),
+        // German: "Mrz" and the ASCII spellings of März.
+        "mrz" => "mär".to_string(),
+        "maerz" | "marz" => "märz".to_string(),
         _ => w,
     };
     let first = lang.index();
-    let order = [first, (first + 1) % 3, (first + 2) % 3];
+    // The document language first, then Spanish / English / Swedish in their old order, German last (so
+    // the other languages read every name as before).
+    let order = if first == 3 { [3, 0, 1, 2] } else { [first, (first + 1) % 3, (first + 2) % 3, 3] };
+    let (full, short) = month_tables();
     for abbr in [false, true] {
         for &l in &order {
-            let table = if abbr { &MONTHS_ABBR[l] } else { &MONTHS_FULL[l] };
+            let table = if abbr { &short[l] } else { &full[l] };
             if let Some(i) = table.iter().position(|m| *m == w) {
                 return Some(MonthWord { lang: l, abbr, month: i as u32 + 1, case: case_style(word) });
             }
@@ -130,7 +162,8 @@ fn month_word(word: &str, lang: Language) -> Option<MonthWord> {
 }
 
 fn month_name(m: MonthWord, month: u32) -> String {
-    let table = if m.abbr { &MONTHS_ABBR[m.lang] } else { &MONTHS_FULL[m.lang] };
+    let (full, short) = month_tables();
+    let table = if m.abbr { &short[m.lang] } else { &full[m.lang] };
     apply_case(table[(month - 1) as usize], m.case)
 }
 
@@ -152,6 +185,10 @@ fn is_filler(w: &str) -> bool {
             | "den"
             | "år"
             | "y"
+            | "im"
+            | "am"
+            | "vom"
+            | "des"
     )
 }
 
@@ -372,8 +409,10 @@ fn parse(toks: &[(TokKind, &str)], lang: Language) -> Option<Parsed> {
     Some(p)
 }
 
-fn write_num(orig: &str, v: i64) -> String {
-    if orig.len() >= 2 {
+/// A day or month number in the original's width. Beside a month name (`28. Februar`, `12 de agosto`) a
+/// two-digit day is only padded when the original was (`02. März`), since `28` says nothing about padding.
+fn write_num(orig: &str, v: i64, textual: bool) -> String {
+    if orig.len() >= 2 && (!textual || orig.starts_with('0')) {
         format!("{v:0width$}", width = orig.len())
     } else {
         v.to_string()
@@ -397,8 +436,8 @@ pub fn shift_date(s: &str, offset_days: i64, lang: Language) -> Option<String> {
     for &(i, role) in &p.roles {
         let orig = toks[i].1;
         out[i] = match role {
-            Role::Day => write_num(orig, nd as i64),
-            Role::Month => write_num(orig, nm as i64),
+            Role::Day => write_num(orig, nd as i64, p.month_word.is_some()),
+            Role::Month => write_num(orig, nm as i64, p.month_word.is_some()),
             Role::Year => {
                 if orig.len() == 2 {
                     format!("{:02}", ny.rem_euclid(100))

@@ -1,4 +1,7 @@
 //! Label → surrogate-kind mapping, read from a TOML file the user can edit. The MEDDOCAN map is built in.
+//! Labels the map does not list get a kind guessed from their name ([`guess_kind`]: English, Spanish,
+//! German and Swedish words, i2b2 / MEDDOCAN / German / Swedish clinical tag sets), unless the map turns
+//! guessing off.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -122,6 +125,8 @@ impl std::str::FromStr for Kind {
 pub struct LabelMap {
     kinds: BTreeMap<String, Kind>,
     keep: BTreeSet<Kind>,
+    /// Whether labels missing from `kinds` get a kind guessed from their name (on by default).
+    guess: bool,
 }
 
 #[derive(Deserialize)]
@@ -132,11 +137,23 @@ struct LabelFile {
     surrogate: SurrogateSection,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SurrogateSection {
     #[serde(default)]
     keep: Vec<Kind>,
+    #[serde(default = "yes")]
+    guess_unknown: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for SurrogateSection {
+    fn default() -> Self {
+        SurrogateSection { keep: Vec::new(), guess_unknown: true }
+    }
 }
 
 /// The built-in MEDDOCAN label map (the text of `data/labels_meddocan.toml`).
@@ -148,16 +165,18 @@ impl LabelMap {
         Self::from_toml_str(MEDDOCAN_LABELS_TOML).expect("built-in MEDDOCAN label map parses")
     }
 
-    /// An empty map: every label is unknown and gets the generic replacement.
+    /// An empty map: every label's kind is guessed from its name (see [`guess_kind`]); with
+    /// `set_guess(false)`, every label is unknown and gets the generic replacement.
     pub fn empty() -> Self {
-        LabelMap { kinds: BTreeMap::new(), keep: BTreeSet::new() }
+        LabelMap { kinds: BTreeMap::new(), keep: BTreeSet::new(), guess: true }
     }
 
     /// Parses the TOML format of `data/labels_meddocan.toml`: a `[labels]` table of `LABEL = "kind"` and
-    /// an optional `[surrogate] keep = ["kind", ...]`.
+    /// an optional `[surrogate]` with `keep = ["kind", ...]` and `guess_unknown = false` (labels not
+    /// listed then get the generic replacement instead of a guessed kind).
     pub fn from_toml_str(s: &str) -> Result<Self, DeidError> {
         let f: LabelFile = toml::from_str(s).map_err(|e| DeidError::LabelMap(e.to_string()))?;
-        Ok(LabelMap { kinds: f.labels, keep: f.surrogate.keep.into_iter().collect() })
+        Ok(LabelMap { kinds: f.labels, keep: f.surrogate.keep.into_iter().collect(), guess: f.surrogate.guess_unknown })
     }
 
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, DeidError> {
@@ -167,8 +186,29 @@ impl LabelMap {
         Self::from_toml_str(&s)
     }
 
+    /// The kind the map lists for `label` (no guessing).
     pub fn kind_of(&self, label: &str) -> Option<Kind> {
         self.kinds.get(label).copied()
+    }
+
+    /// The kind a span of `label` is replaced as: the map's, else (when guessing is on) one guessed from the
+    /// label's name; `None` when neither knows it (it gets the generic replacement).
+    pub fn effective_kind(&self, label: &str) -> Option<Kind> {
+        self.kind_of(label).or_else(|| if self.guess { guess_kind(label) } else { None })
+    }
+
+    /// The map's kind, else the guessed one, else [`Kind::Other`] (what an unknown label is replaced as).
+    pub fn kind_or_guess(&self, label: &str) -> Kind {
+        self.effective_kind(label).unwrap_or(Kind::Other)
+    }
+
+    /// Whether labels missing from the map get a guessed kind.
+    pub fn guesses(&self) -> bool {
+        self.guess
+    }
+
+    pub fn set_guess(&mut self, guess: bool) {
+        self.guess = guess;
     }
 
     pub fn insert(&mut self, label: impl Into<String>, kind: Kind) {
@@ -192,6 +232,150 @@ impl LabelMap {
     pub fn labels(&self) -> impl Iterator<Item = (&str, Kind)> {
         self.kinds.iter().map(|(l, k)| (l.as_str(), *k))
     }
+}
+
+/// One rule of [`guess_kind`]: `words` are compared with each word of the label (split on `_`, `-`, `.`,
+/// `/` and spaces, lower case, accents folded); `parts` are looked for inside the whole label with the
+/// separators removed (so `MEDICALRECORD`, `Telefonnummer`, `CENTRO_SALUD` → `centrosalud` are found).
+struct Rule {
+    kind: Kind,
+    words: &'static [&'static str],
+    parts: &'static [&'static str],
+}
+
+/// The rules in priority order: the first that matches decides. The order settles labels naming two
+/// things: the value before the person (`PATIENT_ID` → id, `EDAD_SUJETO` → age, `NAME_USERNAME` → id), the
+/// specific place before the general one (`LOCATION_HOSPITAL` → hospital, `LOCATION-OTHER` → other), and a
+/// person's role before an organisation (`NAME_DOCTOR` → name) but an organisation before the bare word
+/// "name" (`HOSPITAL_NAME` → hospital).
+const RULES: &[Rule] = &[
+    // Values with no surrogate of their own: format-preserving letters and digits.
+    Rule {
+        kind: Kind::Other,
+        words: &[
+            "other", "others", "otros", "otro", "otra", "otras", "sonstige", "sonstiges", "andere", "anderes", "ovrigt",
+            "ovriga", "misc", "url", "uri", "web", "website", "ip", "ipaddr", "room", "zimmer", "title", "titel",
+        ],
+        parts: &["ipaddr", "ipaddress", "webseite", "homepage"],
+    },
+    Rule { kind: Kind::Email, words: &["mail", "email", "correo", "epost"], parts: &["email", "mail", "correo", "epost"] },
+    Rule { kind: Kind::Fax, words: &["fax", "telefax"], parts: &["fax"] },
+    Rule {
+        kind: Kind::Phone,
+        words: &["tel", "tfno", "tlf", "tlfno", "movil", "mobile", "mobil", "handy", "pager", "beeper", "cell"],
+        parts: &["phone", "telefon", "telefono", "telf", "mobilnummer", "handynummer"],
+    },
+    // Before identifiers: ZIP_CODE and CODIGO_POSTAL are postal codes, not codes.
+    Rule {
+        kind: Kind::PostalCode,
+        words: &["zip", "plz", "cp", "postal", "postcode", "zipcode", "postnummer", "postnr"],
+        parts: &["zip", "postal", "postleitzahl", "postcode", "postnummer", "codigopostal"],
+    },
+    Rule {
+        kind: Kind::Id,
+        words: &[
+            "id", "ids", "nr", "no", "num", "numero", "number", "nummer", "ssn", "mrn", "nhc", "dni", "nie", "nif", "cip",
+            "account", "license", "licence", "vehicle", "device", "bioid", "username", "user", "login", "code", "codigo",
+            "kennung", "aktenzeichen", "az",
+        ],
+        parts: &[
+            "idnum", "identif", "medicalrecord", "record", "healthplan", "insurance", "aseguramiento", "personnummer",
+            "samordningsnummer", "patientennummer", "fallnummer", "versichert", "username", "journalnummer",
+            "historiaclinica", "kontonummer", "accountnumber",
+        ],
+    },
+    Rule {
+        kind: Kind::Date,
+        words: &["date", "dates", "fecha", "fechas", "datum", "dato", "day", "tag", "year", "jahr", "ano", "month", "monat", "dob", "birthday"],
+        parts: &["date", "fecha", "datum", "geburtstag"],
+    },
+    Rule { kind: Kind::Age, words: &["age", "ages", "edad", "alter", "alder", "aged"], parts: &["edad", "lebensalter"] },
+    Rule {
+        kind: Kind::Sex,
+        words: &["sex", "sexo", "gender", "genero", "geschlecht", "kon"],
+        parts: &["geschlecht", "gender"],
+    },
+    Rule {
+        kind: Kind::Relative,
+        words: &["relative", "relatives", "family", "kin", "familiar", "familiares", "familia", "familj", "anhorig", "anhoriga", "angehorige", "angehoriger", "verwandte"],
+        parts: &["familiar", "relative", "angehorig", "anhorig", "verwandt"],
+    },
+    Rule {
+        kind: Kind::Street,
+        words: &["street", "calle", "strasse", "straße", "str", "address", "adresse", "adress", "direccion", "domicilio", "gata", "gatuadress", "via"],
+        parts: &["street", "calle", "strasse", "straße", "address", "adresse", "direccion", "domicilio", "gatuadress"],
+    },
+    Rule {
+        kind: Kind::Profession,
+        words: &["profession", "profesion", "occupation", "job", "beruf", "yrke", "ocupacion", "trabajo", "work"],
+        parts: &["profes", "occupation", "beruf", "yrke", "ocupacion"],
+    },
+    // A person's role: before the organisations, so that NAME_DOCTOR is a name, not a practice.
+    Rule {
+        kind: Kind::Name,
+        words: &[
+            "patient", "patients", "paciente", "patientin", "pat", "doctor", "doctors", "dr", "doktor", "arzt", "arztin",
+            "physician", "clinician", "nurse", "staff", "sujeto", "medico", "medica", "lakare", "personal", "persona",
+            "person", "personen", "pflege", "sanitario", "therapist", "provider",
+        ],
+        parts: &["patient", "doctor", "doktor", "physician", "clinician", "arzt", "lakare"],
+    },
+    Rule {
+        kind: Kind::HealthCenter,
+        words: &["praxis", "mvz", "vardcentral", "vardenhet", "practice", "surgery", "ambulatorio", "consultorio", "primaria"],
+        parts: &["centrosalud", "centrodesalud", "healthcent", "healthcare", "careunit", "vardcentral", "vardenhet", "praxis", "ambulanz", "versorgungszentrum"],
+    },
+    Rule {
+        kind: Kind::Hospital,
+        words: &["hospital", "hospitals", "klinik", "klinikum", "kliniken", "krankenhaus", "clinic", "clinica", "sjukhus", "lasarett", "spital", "ward", "station"],
+        parts: &["hospital", "krankenhaus", "klinik", "clinic", "sjukhus", "lasarett", "spital"],
+    },
+    Rule {
+        kind: Kind::Institution,
+        words: &["org", "organization", "organisation", "organizacion", "institution", "institucion", "company", "empresa", "firma", "foretag", "department", "abteilung", "departamento", "employer", "arbeitgeber", "school", "schule", "skola", "university", "universidad", "universitat", "agency", "behorde"],
+        parts: &["organi", "institu", "company", "empresa", "department", "departamento", "abteilung", "universi", "arbeitgeber"],
+    },
+    Rule {
+        kind: Kind::Country,
+        words: &["country", "countries", "pais", "paises", "land", "staat", "nation", "nationality", "nacionalidad", "nationalitat"],
+        parts: &["country", "pais", "nationali", "nacionali"],
+    },
+    Rule {
+        kind: Kind::City,
+        words: &["city", "ciudad", "stadt", "stad", "town", "ort", "municipio", "municipality", "localidad", "poblacion", "gemeinde", "kommun", "village", "dorf", "wohnort"],
+        parts: &["ciudad", "stadt", "wohnort", "municip"],
+    },
+    Rule {
+        kind: Kind::Territory,
+        words: &["state", "province", "provincia", "region", "county", "bundesland", "lan", "territorio", "territory", "location", "loc", "place", "plats", "lugar", "ubicacion", "geo", "area", "district", "kreis", "landkreis"],
+        parts: &["territor", "location", "provinc", "region", "bundesland", "ubicacion"],
+    },
+    // The bare word "name" last: HOSPITAL_NAME is a hospital, NAME_PATIENT a name either way.
+    Rule {
+        kind: Kind::Name,
+        words: &["name", "names", "nombre", "nombres", "nom", "namn", "apellido", "apellidos", "surname", "vorname", "nachname", "fornamn", "efternamn", "initials", "initialen", "firstname", "lastname"],
+        parts: &["name", "nombre", "namn", "apellido"],
+    },
+];
+
+/// The kind a label's name suggests, or `None` when no rule matches. Case-insensitive; the label is split
+/// on `_`, `-`, `.`, `/` and spaces and its words compared with each rule's words, then its letters (the
+/// separators removed) searched for each rule's parts; the first rule that matches either way wins (see
+/// the order of `RULES`). `NAME_DOCTOR` → name, `ID_CONTACTO_ASISTENCIAL` → id, `HOSPITAL` → hospital,
+/// `LOCATION-OTHER` → other, `Telefonnummer` → phone, `Personnummer` → id.
+pub fn guess_kind(label: &str) -> Option<Kind> {
+    let folded: String = label.chars().flat_map(char::to_lowercase).map(crate::text::fold_char).collect();
+    let words: Vec<&str> =
+        folded.split(|c: char| matches!(c, '_' | '-' | '.' | '/' | ':') || c.is_whitespace()).filter(|w| !w.is_empty()).collect();
+    if words.is_empty() {
+        return None;
+    }
+    let joined: String = words.concat();
+    // A rule's words first (exact words are the stronger evidence), then its parts, rule by rule.
+    RULES
+        .iter()
+        .find(|r| r.words.iter().any(|w| words.contains(w)) || r.parts.iter().any(|p| joined.contains(p)))
+        .map(|r| r.kind)
 }
 
 impl Default for LabelMap {

@@ -34,6 +34,10 @@
 //! | `relative` (FAMILIARES) | kinship words kept (keep kind; else mapped to another kinship word of the same gender); numbers in them move like ages; a proper name written there is replaced as a name |
 //! | `other` (OTROS), unknown labels | generic format-preserving letters → letters (vowel/consonant), digits → digits |
 //!
+//! A label the label map does not list gets the kind its name suggests ([`labels::guess_kind`]: `NAME_DOCTOR`
+//! → name, `DATUM` → date, `Telefonnummer` → phone), counted per label in [`Stats::guessed_kinds`]; only a
+//! label no rule recognises is unknown (generic replacement, [`Stats::unknown_labels`]).
+//!
 //! Anything a generator cannot handle falls back to the generic replacement ([`Outcome::Generic`]), which
 //! is never equal to the original (a last resort masks it).
 //!
@@ -58,7 +62,7 @@ use corpus::{CharIndex, Document, Span};
 use serde::{Deserialize, Serialize};
 
 pub use error::DeidError;
-pub use labels::{Kind, LabelMap};
+pub use labels::{guess_kind, Kind, LabelMap};
 pub use leak::{leak_report, leaked_strings, LeakRow};
 pub use surrogate::{Outcome, Surrogator};
 pub use vocab::Language;
@@ -209,7 +213,7 @@ impl Options {
 pub struct MappingEntry {
     pub doc_id: String,
     pub label: String,
-    /// `None` for labels missing from the label map.
+    /// The label map's kind, else the kind guessed from the label's name; `None` for labels neither knows.
     pub kind: Option<Kind>,
     /// Character offsets in the original text.
     pub start: usize,
@@ -233,14 +237,26 @@ pub struct LabelStats {
     pub masked: usize,
 }
 
+/// A label's guessed kind and how many spans were replaced as it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuessedKind {
+    pub kind: Kind,
+    pub spans: usize,
+}
+
 /// Counts of a run (no text in here).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub documents: usize,
     pub spans: usize,
     pub by_label: BTreeMap<String, LabelStats>,
-    /// Spans whose label is not in the label map (they got the generic replacement), per label.
+    /// Spans whose label is not in the label map and whose kind could not be guessed from its name (they got
+    /// the generic replacement), per label.
     pub unknown_labels: BTreeMap<String, usize>,
+    /// Spans whose label is not in the label map but whose kind was guessed from its name, per label: the
+    /// kind and the number of spans. (Left out of the JSON when empty, as it is for fully mapped labels.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub guessed_kinds: BTreeMap<String, GuessedKind>,
     /// Date spans the date parser did not understand (they got a format-preserving replacement: years
     /// moved, month names rotated, other digits random; never left unchanged).
     pub dates_unparsed: usize,
@@ -266,6 +282,9 @@ impl Stats {
         }
         for (l, n) in &o.unknown_labels {
             *self.unknown_labels.entry(l.clone()).or_default() += n;
+        }
+        for (l, g) in &o.guessed_kinds {
+            self.guessed_kinds.entry(l.clone()).or_insert(GuessedKind { kind: g.kind, spans: 0 }).spans += g.spans;
         }
         self.dates_unparsed += o.dates_unparsed;
         self.consistency_breaks += o.consistency_breaks;
@@ -364,7 +383,8 @@ pub fn deidentify(doc: &Document, mode: Mode, ctx: &mut Surrogator) -> Result<De
         out.push_str(idx.slice(text, cursor, s.start));
         out_chars += s.start - cursor;
         let original = idx.slice(text, s.start, s.end);
-        let kind = ctx.options().labels.kind_of(&s.label);
+        let known = ctx.options().labels.kind_of(&s.label);
+        let kind = known.or_else(|| ctx.options().labels.effective_kind(&s.label));
         let (replacement, outcome) = match mode {
             Mode::Redact => (format!("[{}]", s.label), Outcome::Redacted),
             Mode::Mask => (mask(original, ctx.options().mask_char), Outcome::Masked),
@@ -397,8 +417,12 @@ pub fn deidentify(doc: &Document, mode: Mode, ctx: &mut Surrogator) -> Result<De
             Outcome::Kept => ls.kept += 1,
             Outcome::Generic => ls.generic += 1,
         }
-        if kind.is_none() {
-            *stats.unknown_labels.entry(s.label.clone()).or_default() += 1;
+        match (known, kind) {
+            (Some(_), _) => {}
+            (None, Some(k)) => {
+                stats.guessed_kinds.entry(s.label.clone()).or_insert(GuessedKind { kind: k, spans: 0 }).spans += 1
+            }
+            (None, None) => *stats.unknown_labels.entry(s.label.clone()).or_default() += 1,
         }
     }
     out.push_str(idx.slice(text, cursor, idx.len()));

@@ -67,6 +67,8 @@ enum Class {
     Region,
     Country,
     StreetName,
+    /// The first part of a German compound street name ("Goethe" of "Goethestraße").
+    StreetStem,
     StreetWord,
     OrgPlace,
     OrgName,
@@ -91,6 +93,7 @@ impl Class {
             Class::Region => b"region",
             Class::Country => b"country",
             Class::StreetName => b"street-name",
+            Class::StreetStem => b"street-stem",
             Class::StreetWord => b"street-word",
             Class::OrgPlace => b"org-place",
             Class::OrgName => b"org-name",
@@ -261,7 +264,7 @@ impl Surrogator {
             if s.start >= s.end || s.end > idx.len() {
                 continue;
             }
-            let kind = self.opts.labels.kind_of(&s.label);
+            let kind = self.opts.labels.effective_kind(&s.label);
             let text = idx.slice(&doc.text, s.start, s.end);
             if kind.is_some_and(|k| self.opts.labels.keeps(k) && self.keepable(k, text)) {
                 continue;
@@ -313,7 +316,7 @@ impl Surrogator {
         self.set_scope(&scope);
         let mut f: Vec<String> = Vec::new();
         for (label, text) in originals {
-            let kind = self.opts.labels.kind_of(label);
+            let kind = self.opts.labels.effective_kind(label);
             if kind.is_some_and(|k| self.opts.labels.keeps(k) && self.keepable(k, text)) {
                 continue;
             }
@@ -458,7 +461,7 @@ impl Surrogator {
 
     /// The replacement of one span in surrogate mode.
     pub(crate) fn replace(&mut self, label: &str, original: &str) -> (String, Outcome) {
-        let kind = self.opts.labels.kind_of(label);
+        let kind = self.opts.labels.effective_kind(label);
         let Some(kind) = kind else {
             return (self.generic(None, label, original), Outcome::Generic);
         };
@@ -800,7 +803,8 @@ impl Surrogator {
         }
         // Articles right before the name ("c/ del Abedul") are replaced along with it.
         let mut art = first;
-        while art >= 2 && kinds[art - 1] == T::Sep && kinds[art - 2] == T::Particle {
+        // German keeps its articles ("Platz der Einheit"): the name that replaces is chosen to fit them.
+        while lang != Language::De && art >= 2 && kinds[art - 1] == T::Sep && kinds[art - 2] == T::Particle {
             art -= 2;
         }
         let had_article = art < first;
@@ -814,17 +818,35 @@ impl Surrogator {
             loose_norm(pieces[first..=last].iter().map(|(_, p)| *p).collect::<String>().trim_end_matches([',', ';']));
         let v = self.vocab;
         let list: &'static [&'static str] = &v.street_names;
-        let Some(name) = self.choose(Class::StreetName, &norm, salt, &mut |rng, attempt| {
-            Some(if attempt < 32 {
-                list[rng.random_range(0..list.len())].to_string()
+        let street = if lang == Language::De {
+            let next = kinds[last + 1..].iter().zip(&pieces[last + 1..]).find(|(k, _)| **k != T::Sep);
+            let type_after = next.is_some_and(|(k, (_, p))| *k == T::Keep && is_street_type_word(p));
+            let type_before = kinds[..first].contains(&T::Keep);
+            let after_der = first >= 2 && kinds[first - 2] == T::Particle && fold_word(pieces[first - 2].1) == "der";
+            let ctx = if type_after {
+                DeStreet::BeforeType
+            } else if type_before {
+                DeStreet::AfterType { after_der }
             } else {
-                person_street(rng, v, lang)
-            })
-        }) else {
-            return Gen::Unparsed;
+                DeStreet::Whole
+            };
+            match self.de_street_name(run_core, &norm, ctx, salt) {
+                Some(s) => s,
+                None => return Gen::Unparsed,
+            }
+        } else {
+            let Some(name) = self.choose(Class::StreetName, &norm, salt, &mut |rng, attempt| {
+                Some(if attempt < 32 {
+                    list[rng.random_range(0..list.len())].to_string()
+                } else {
+                    person_street(rng, v, lang)
+                })
+            }) else {
+                return Gen::Unparsed;
+            };
+            let name = if had_article { name } else { strip_article(&name).to_string() };
+            apply_case(&name, case_style(run_core))
         };
-        let name = if had_article { name } else { strip_article(&name).to_string() };
-        let street = apply_case(&name, case_style(run_core));
         // Rebuild: prefix, new name, then the rest with numbers re-drawn and further name words replaced.
         let mut out = String::new();
         for (_, p) in &pieces[..art] {
@@ -834,7 +856,10 @@ impl Surrogator {
         out.push_str(&trailing_punct);
         let whole_norm = loose_norm(core);
         let mut rng = self.keyed.rng(&[b"street-numbers", whole_norm.as_bytes(), &salt.to_le_bytes()]);
-        let words: &'static [&'static str] = &self.vocab.street_names;
+        // German street names are whole compounds ("Lindenstraße"): a later name run there (the town after
+        // the postcode) becomes a town.
+        let words: &'static [&'static str] =
+            if lang == Language::De { &self.vocab.cities } else { &self.vocab.street_names };
         // Later runs of name words (a neighbourhood, "esquina San Eloy") are replaced run by run.
         let mut j = last + 1;
         while j < pieces.len() {
@@ -877,6 +902,53 @@ impl Surrogator {
         Gen::Candidate(out)
     }
 
+    /// The new name of a German street's name run, fitted to where its type word is: a compound keeps its
+    /// type ending ("Goethestraße" → "Lindenstraße", "Hauptstr." → "Birkenstr.", "Kaiser-Wilhelm-Straße" →
+    /// "Anna-Schmidt-Straße"); before a separate type word an invariant adjective ("Berliner | Straße"); after
+    /// one a noun or surname ("Platz der | Einheit"); otherwise a whole street name of the list ("Am Markt").
+    fn de_street_name(&mut self, run: &str, norm: &str, ctx: DeStreet, salt: u32) -> Option<String> {
+        let v = self.vocab;
+        let lang = self.opts.language;
+        if let Some(pos) = de_street_suffix(run) {
+            let (stem, suffix) = run.split_at(pos);
+            let (stem, hyphen) = match stem.strip_suffix('-') {
+                Some(s) => (s, "-"),
+                None => (stem, ""),
+            };
+            let person = stem.contains('-');
+            let stems = de_street_stems();
+            let surnames: &'static [&'static str] = &v.surnames;
+            let (given_f, given_m): (&'static [&'static str], &'static [&'static str]) = (&v.given_female, &v.given_male);
+            let key = loose_norm(stem);
+            let c = self.choose(Class::StreetStem, &key, salt, &mut |rng, attempt| {
+                let sur = surnames[rng.random_range(0..surnames.len())];
+                Some(if person {
+                    let g = if rng.random_bool(0.5) { given_f } else { given_m };
+                    format!("{}-{sur}", g[rng.random_range(0..g.len())])
+                } else if attempt < 24 && !stems.is_empty() {
+                    stems[rng.random_range(0..stems.len())].to_string()
+                } else {
+                    sur.to_string()
+                })
+            })?;
+            return Some(format!("{}{hyphen}{suffix}", apply_case(&c, case_style(stem))));
+        }
+        let list: &'static [&'static str] = match ctx {
+            DeStreet::BeforeType => &DE_STREET_ADJECTIVES,
+            DeStreet::AfterType { after_der: true } => &DE_STREET_NOUNS_F,
+            DeStreet::AfterType { after_der: false } => &v.surnames,
+            DeStreet::Whole => &v.street_names,
+        };
+        let c = self.choose(Class::StreetName, norm, salt, &mut |rng, attempt| {
+            Some(if attempt < 32 || ctx != DeStreet::Whole {
+                list[rng.random_range(0..list.len())].to_string()
+            } else {
+                person_street(rng, v, lang)
+            })
+        })?;
+        Some(apply_case(&c, case_style(run)))
+    }
+
     /// A street with no name word ("Apartado 23"): only the numbers change.
     fn street_numbers_only(&mut self, core: &str, pieces: &[(bool, &str)], is_num: &[bool], salt: u32) -> Gen {
         let mut rng = self.keyed.rng(&[b"street-numbers", loose_norm(core).as_bytes(), &salt.to_le_bytes()]);
@@ -890,10 +962,21 @@ impl Surrogator {
     }
 
     fn gen_org(&mut self, kind: Kind, core: &str, salt: u32) -> Gen {
-        let is_type = |w: &str| match kind {
-            Kind::Hospital => vocab::is_hospital_type(w),
-            Kind::HealthCenter => vocab::is_health_center_type(w),
-            _ => vocab::is_institution_type(w),
+        let german = self.opts.language == Language::De;
+        if german {
+            if let Some(g) = self.de_hyphen_org(kind, core, salt) {
+                return g;
+            }
+        }
+        // German names also open with compounds ("Kreiskrankenhaus", "Hausarztpraxis") and with the titles
+        // of a practice's doctor ("Praxis Dr. med. | Weber").
+        let is_type = |w: &str| {
+            (match kind {
+                Kind::Hospital => vocab::is_hospital_type(w),
+                Kind::HealthCenter => vocab::is_health_center_type(w),
+                _ => vocab::is_institution_type(w),
+            }) || (german
+                && (de_org_type_suffix(kind, w).is_some() || vocab::is_name_title(w.trim_end_matches('.'))))
         };
         let pieces = split_keep(core, char::is_whitespace);
         let mut rest_at = pieces.len();
@@ -930,6 +1013,12 @@ impl Surrogator {
                     ],
                     Language::En => vec!["{h} Hospital".into(), "{city} General Hospital".into()],
                     Language::Sv => vec!["{h} sjukhus".into(), "{city} lasarett".into()],
+                    Language::De => vec![
+                        "Klinikum {city}".into(),
+                        "{saint}-Krankenhaus".into(),
+                        "Krankenhaus {h}".into(),
+                        "Kreiskrankenhaus {city}".into(),
+                    ],
                 },
                 Kind::HealthCenter => match lang {
                     Language::Es => vec![
@@ -939,6 +1028,11 @@ impl Surrogator {
                     ],
                     Language::En => vec!["{hc} Health Centre".into(), "{city} Medical Practice".into()],
                     Language::Sv => vec!["Vårdcentralen {hc}".into(), "{city} vårdcentral".into()],
+                    Language::De => vec![
+                        "Praxis Dr. {surname}".into(),
+                        "MVZ {city}".into(),
+                        "Gemeinschaftspraxis {hc}".into(),
+                    ],
                 },
                 _ => v
                     .institution_templates
@@ -962,8 +1056,14 @@ impl Surrogator {
             pieces[..rest_at].iter().rev().find(|(s, _)| !s).map(|(_, p)| fold_word(p)).unwrap_or_default();
         let connector = matches!(last_prefix_word.as_str(), "de" | "del" | "of" | "i" | "en");
         let rest_norm = loose_norm(&rest);
+        // German puts the town straight after the type word ("Klinikum Stuttgart", "MVZ Bonn"), and a
+        // doctor's surname after the titles ("Praxis Dr. | Weber").
+        let after_title = german && vocab::is_name_title(last_prefix_word.trim_end_matches('.'));
+        let town = german
+            && rest_at > 0
+            && Language::ALL.iter().any(|l| vocab::vocab(*l).cities.iter().any(|c| loose_norm(c) == rest_norm));
         let cities: &'static [&'static str] = &v.cities;
-        let c = if connector || (kind == Kind::Institution && rest_at == 0) {
+        let c = if connector || town || (kind == Kind::Institution && rest_at == 0) {
             if rest_at == 0 {
                 // A bare brand name: an invented company.
                 let companies: &'static [&'static str] = &v.companies;
@@ -981,6 +1081,7 @@ impl Surrogator {
             }
         } else {
             let list: &'static [&'static str] = match kind {
+                _ if after_title => &v.surnames,
                 Kind::Hospital => &v.hospital_names,
                 Kind::HealthCenter => &v.health_center_names,
                 _ => &v.surnames,
@@ -992,7 +1093,11 @@ impl Surrogator {
                 } else {
                     format!(
                         "{} {}",
-                        if lang == Language::Es { "Doctor" } else { "Dr" },
+                        match lang {
+                            Language::Es => "Doctor",
+                            Language::De => "Dr.",
+                            _ => "Dr",
+                        },
                         surnames[rng.random_range(0..surnames.len())]
                     )
                 })
@@ -1002,6 +1107,36 @@ impl Surrogator {
             Some(c) => Gen::Candidate(format!("{prefix}{}", apply_case(&c, case_style(&rest)))),
             None => Gen::Unparsed,
         }
+    }
+
+    /// German names whose type word closes the last word after a hyphen ("St. Marien-Krankenhaus",
+    /// "Elisabeth-Klinik", "Müller-Praxis"): the part before the hyphen is replaced, the type word kept.
+    fn de_hyphen_org(&mut self, kind: Kind, core: &str, salt: u32) -> Option<Gen> {
+        if !matches!(kind, Kind::Hospital | Kind::HealthCenter) {
+            return None;
+        }
+        let word_start = core.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let h = word_start + core[word_start..].rfind('-')?;
+        let (head, tail) = (&core[..h], &core[h..]);
+        let tail_word = fold_word(tail.trim_matches(|c: char| !c.is_alphanumeric()));
+        if de_org_type_suffix(kind, &tail_word) != Some(0) || head.chars().filter(|c| c.is_alphabetic()).count() < 2 {
+            return None;
+        }
+        let v = self.vocab;
+        let (gf, gm, sur): (&'static [&'static str], &'static [&'static str], &'static [&'static str]) =
+            (&v.given_female, &v.given_male, &v.surnames);
+        let c = self.choose(Class::OrgName, &loose_norm(head), salt, &mut |rng, _| {
+            Some(if kind == Kind::Hospital {
+                let g = if rng.random_bool(0.5) { gf } else { gm };
+                format!("St. {}", g[rng.random_range(0..g.len())])
+            } else {
+                sur[rng.random_range(0..sur.len())].to_string()
+            })
+        });
+        Some(match c {
+            Some(c) => Gen::Candidate(format!("{}{tail}", apply_case(&c, case_style(head)))),
+            None => Gen::Unparsed,
+        })
     }
 
     fn gen_email(&mut self, core: &str, salt: u32) -> Gen {
@@ -1015,27 +1150,24 @@ impl Surrogator {
         let sep = ['.', '_', '-'].into_iter().find(|c| local.contains(*c));
         let ndigits = local.chars().filter(|c| c.is_ascii_digit()).count().min(4);
         let dom_l = domain.to_lowercase();
-        let public = [Language::Es, Language::En, Language::Sv]
-            .iter()
-            .any(|l| vocab::vocab(*l).email_domains.contains(&dom_l.as_str()));
+        let public = Language::ALL.iter().any(|l| vocab::vocab(*l).email_domains.contains(&dom_l.as_str()));
         let tld = match dom_l.rsplit_once('.') {
             Some((_, t)) if !t.is_empty() && t.len() <= 4 && t.chars().all(|c| c.is_ascii_alphabetic()) => {
                 t.to_string()
             }
-            _ => if lang == Language::Sv {
-                "se"
-            } else if lang == Language::En {
-                "com"
-            } else {
-                "es"
+            _ => match lang {
+                Language::Sv => "se",
+                Language::En => "com",
+                Language::De => "de",
+                Language::Es => "es",
             }
             .to_string(),
         };
         let norm = loose_norm(core);
         let c = self.choose(Class::Email, &norm, salt, &mut |rng, _| {
             let g = if rng.random_bool(0.5) { &v.given_female } else { &v.given_male };
-            let given = ascii_slug_or(g[rng.random_range(0..g.len())], "ana");
-            let sur = ascii_slug_or(v.surnames[rng.random_range(0..v.surnames.len())], "ruiz");
+            let given = slug_for(lang, g[rng.random_range(0..g.len())], "ana");
+            let sur = slug_for(lang, v.surnames[rng.random_range(0..v.surnames.len())], "ruiz");
             let mut l = match sep {
                 Some(s) => format!("{given}{s}{sur}"),
                 None => format!("{}{sur}", &given[..1]),
@@ -1050,8 +1182,9 @@ impl Surrogator {
                     Language::Es => ["hospital", "salud", "clinica", "hsp", "sanidad"],
                     Language::En => ["health", "hospital", "clinic", "med", "nhs"],
                     Language::Sv => ["vard", "sjukhus", "halsa", "region", "lasarett"],
+                    Language::De => ["klinikum", "krankenhaus", "praxis", "klinik", "mvz"],
                 };
-                let city = ascii_slug_or(v.cities[rng.random_range(0..v.cities.len())], "centro");
+                let city = slug_for(lang, v.cities[rng.random_range(0..v.cities.len())], "centro");
                 format!("{}{city}.{tld}", pre[rng.random_range(0..pre.len())])
             };
             Some(format!("{l}@{d}"))
@@ -1065,7 +1198,11 @@ impl Surrogator {
     fn gen_sex(&mut self, core: &str) -> Gen {
         let n = loose_norm(core);
         let Some(p) = vocab::sex_partner(&n) else { return Gen::Unparsed };
+        // German writes m / w (männlich / weiblich): "m" pairs with "w", not the Spanish "h".
+        let p = if self.opts.language == Language::De && n == "m" { "w" } else { p };
         let p = match p {
+            "mannlich" => "männlich",
+            "madchen" => "mädchen",
             "varon" => "varón",
             "nino" => "niño",
             "nina" => "niña",
@@ -1171,6 +1308,127 @@ fn random_like_digits(rng: &mut ChaCha20Rng, p: &str) -> String {
         .collect()
 }
 
+/// The e-mail form of a name or town: German spells umlauts and ß out (ae, oe, ue, ss) as addresses do.
+fn slug_for(lang: Language, s: &str, fallback: &str) -> String {
+    if lang == Language::De {
+        let t: String = s
+            .chars()
+            .flat_map(|c| match c {
+                'ä' | 'Ä' => "ae".chars().collect::<Vec<_>>(),
+                'ö' | 'Ö' => "oe".chars().collect(),
+                'ü' | 'Ü' => "ue".chars().collect(),
+                'ß' => "ss".chars().collect(),
+                c => vec![c],
+            })
+            .collect();
+        ascii_slug_or(&t, fallback)
+    } else {
+        ascii_slug_or(s, fallback)
+    }
+}
+
+/// Where a German street name sits relative to its type word, which decides what replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeStreet {
+    /// "Berliner | Straße": an invariant adjective.
+    BeforeType,
+    /// "Platz der | Einheit", "Allee | Müller": a noun after "der", else a surname.
+    AfterType { after_der: bool },
+    /// "Am Markt", "Zeil": a whole street name.
+    Whole,
+}
+
+// German street adjectives that agree with every type word (Straße, Weg, Platz, Ufer).
+const DE_STREET_ADJECTIVES: [&str; 20] = [
+    "Berliner",
+    "Hamburger",
+    "Frankfurter",
+    "Kölner",
+    "Münchner",
+    "Dresdner",
+    "Leipziger",
+    "Bremer",
+    "Mainzer",
+    "Bonner",
+    "Stuttgarter",
+    "Nürnberger",
+    "Augsburger",
+    "Lübecker",
+    "Potsdamer",
+    "Erfurter",
+    "Kieler",
+    "Rostocker",
+    "Heidelberger",
+    "Freiburger",
+];
+
+// Feminine nouns of "Platz der …" / "Straße der …" names.
+const DE_STREET_NOUNS_F: [&str; 7] =
+    ["Einheit", "Freiheit", "Republik", "Jugend", "Verfassung", "Freundschaft", "Partnerschaft"];
+
+// Type words that close a German compound street name, longest spelling first where one ends another.
+const DE_STREET_SUFFIXES: [&str; 19] = [
+    "straße", "strasse", "str.", "str", "weg", "gasse", "allee", "platz", "ring", "damm", "ufer", "chaussee", "pfad",
+    "steig", "stieg", "markt", "graben", "wall", "promenade",
+];
+
+/// Where the type word of a German compound street name starts in `name` ("Goethestraße", "Hauptstr.",
+/// "Kaiser-Wilhelm-Straße", "Alte Bahnhofstr."): `None` when the name does not end in one or has less than
+/// two letters before it (a bare "Markt" is a name, not a type word).
+fn de_street_suffix(name: &str) -> Option<usize> {
+    DE_STREET_SUFFIXES.iter().find_map(|suf| {
+        let pos = ends_with_ci(name, suf)?;
+        (name[..pos].chars().filter(|c| c.is_alphabetic()).count() >= 2
+            && !name[..pos].ends_with(char::is_whitespace))
+        .then_some(pos)
+    })
+}
+
+/// Where `suffix` (lower case) starts at the end of `word`, compared case-insensitively.
+fn ends_with_ci(word: &str, suffix: &str) -> Option<usize> {
+    let mut chars = word.char_indices().rev();
+    let mut pos = word.len();
+    for sc in suffix.chars().rev() {
+        let (i, c) = chars.next()?;
+        if !c.to_lowercase().eq(std::iter::once(sc)) {
+            return None;
+        }
+        pos = i;
+    }
+    Some(pos)
+}
+
+/// Whether a piece is a (separate) street-type word, punctuation and a final dot ignored.
+fn is_street_type_word(p: &str) -> bool {
+    let f = fold_word(p.trim_matches(|c: char| !c.is_alphanumeric()));
+    vocab::is_street_type(&f)
+}
+
+/// Stems of the German compound street names ("Linden" of "Lindenstraße"), to build new compounds with.
+fn de_street_stems() -> &'static [&'static str] {
+    static S: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        vocab::vocab(Language::De)
+            .street_names
+            .iter()
+            .filter(|n| !n.contains(char::is_whitespace))
+            .filter_map(|n| de_street_suffix(n).map(|p| &n[..p]))
+            .filter(|s| !s.ends_with('-'))
+            .collect()
+    })
+}
+
+/// Where a German hospital / practice type word ends a (folded) word: 0 for the type word itself
+/// ("klinikum"), more for a compound ("kreiskrankenhaus"); `None` otherwise.
+fn de_org_type_suffix(kind: Kind, folded: &str) -> Option<usize> {
+    let suffixes: &[&str] = match kind {
+        Kind::Hospital => &["krankenhaus", "klinikum", "kliniken", "klinik", "spital", "hospital"],
+        Kind::HealthCenter => &["praxis", "versorgungszentrum", "gesundheitszentrum"],
+        _ => return None,
+    };
+    suffixes.iter().find_map(|s| folded.strip_suffix(s).filter(|h| !h.contains('-')).map(str::len))
+}
+
 fn ascii_slug_or(s: &str, fallback: &str) -> String {
     let a = crate::text::ascii_slug(s);
     if a.is_empty() {
@@ -1208,6 +1466,9 @@ fn person_street(rng: &mut ChaCha20Rng, v: &Vocab, lang: Language) -> String {
         (Language::En, _) => format!("{given} {sur}"),
         (Language::Sv, 0) => format!("{sur}s väg"),
         (Language::Sv, _) => format!("{given} {sur}s gata"),
+        (Language::De, 0) => format!("{sur}straße"),
+        (Language::De, 1) => format!("{given}-{sur}-Straße"),
+        (Language::De, _) => format!("{sur}weg"),
     }
 }
 
@@ -1261,6 +1522,10 @@ fn made_up_town(rng: &mut ChaCha20Rng, lang: Language) -> String {
             const S: &[&str] = &["by", "köping", "torp", "sund", "vik", "berga", "ås"];
             format!("{}{}", syllable_word(rng), S[rng.random_range(0..S.len())])
         }
+        Language::De => {
+            const S: &[&str] = &["dorf", "hausen", "heim", "berg", "feld", "stadt", "ingen", "bach"];
+            format!("{}{}", syllable_word(rng), S[rng.random_range(0..S.len())])
+        }
     }
 }
 
@@ -1285,6 +1550,10 @@ fn fill_template(t: &str, v: &Vocab, rng: &mut ChaCha20Rng) -> String {
     }
     if s.contains("{hc}") {
         s = s.replace("{hc}", pick(rng, &v.health_center_names, "Centro"));
+    }
+    if s.contains("{saint}") {
+        let g = if rng.random_bool(0.5) { &v.given_female } else { &v.given_male };
+        s = s.replace("{saint}", &format!("St. {}", pick(rng, g, "Anna")));
     }
     if s.contains("{h}") {
         s = s.replace("{h}", pick(rng, &v.hospital_names, "Central"));

@@ -11,7 +11,7 @@ use crate::error::DeidError;
 use crate::text::fold_word;
 
 /// Language of the surrogate vocabularies (and the default day/month order of numeric dates: day first for
-/// Spanish and Swedish, month first for English).
+/// Spanish, German and Swedish, month first for English).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
@@ -19,14 +19,20 @@ pub enum Language {
     Es,
     En,
     Sv,
+    De,
 }
 
 impl Language {
+    /// Every language, in the order of [`Language::index`] (German last: the older three keep their
+    /// indices, so tables indexed by language keep their order).
+    pub const ALL: [Language; 4] = [Language::Es, Language::En, Language::Sv, Language::De];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Language::Es => "es",
             Language::En => "en",
             Language::Sv => "sv",
+            Language::De => "de",
         }
     }
     pub(crate) fn index(self) -> usize {
@@ -34,6 +40,7 @@ impl Language {
             Language::Es => 0,
             Language::En => 1,
             Language::Sv => 2,
+            Language::De => 3,
         }
     }
 }
@@ -51,7 +58,8 @@ impl std::str::FromStr for Language {
             "es" | "spa" | "spanish" | "español" => Ok(Language::Es),
             "en" | "eng" | "english" => Ok(Language::En),
             "sv" | "swe" | "swedish" | "svenska" => Ok(Language::Sv),
-            _ => Err(DeidError::Invalid(format!("unknown language {s:?} (es, en, sv)"))),
+            "de" | "deu" | "ger" | "german" | "deutsch" => Ok(Language::De),
+            _ => Err(DeidError::Invalid(format!("unknown language {s:?} (es, en, sv, de)"))),
         }
     }
 }
@@ -81,6 +89,7 @@ impl From<Language> for lang::Language {
             Language::Es => lang::Language::Es,
             Language::En => lang::Language::En,
             Language::Sv => lang::Language::Sv,
+            Language::De => lang::Language::De,
         }
     }
 }
@@ -109,8 +118,8 @@ fn vocab_for(lang: Language) -> Vocab {
 
 /// The built-in vocabulary of a language.
 pub fn vocab(lang: Language) -> &'static Vocab {
-    static V: OnceLock<[Vocab; 3]> = OnceLock::new();
-    &V.get_or_init(|| [vocab_for(Language::Es), vocab_for(Language::En), vocab_for(Language::Sv)])[lang.index()]
+    static V: OnceLock<[Vocab; 4]> = OnceLock::new();
+    &V.get_or_init(|| Language::ALL.map(vocab_for))[lang.index()]
 }
 
 /// Given-name gender, for keeping the gender of replaced given names.
@@ -125,13 +134,13 @@ pub(crate) fn given_gender(folded: &str) -> Option<Gender> {
     static M: OnceLock<HashMap<String, Gender>> = OnceLock::new();
     M.get_or_init(|| {
         let mut m = HashMap::new();
-        for lang in [Language::Es, Language::En, Language::Sv] {
+        for lang in Language::ALL {
             let v = vocab(lang);
             for n in &v.given_male {
                 m.insert(fold_word(n), Gender::Male);
             }
         }
-        for lang in [Language::Es, Language::En, Language::Sv] {
+        for lang in Language::ALL {
             for n in &vocab(lang).given_female {
                 m.insert(fold_word(n), Gender::Female);
             }
@@ -170,7 +179,7 @@ static_set!(
     is_name_particle,
     [
         "de", "del", "la", "las", "los", "y", "i", "e", "da", "das", "do", "dos", "di", "van", "von", "der", "den",
-        "le", "du", "el", "al"
+        "le", "du", "el", "al", "zu", "vom", "zum"
     ]
 );
 
@@ -201,7 +210,16 @@ static_set!(
         "miss",
         "sir",
         "herr",
+        "frau",
         "fru",
+        // German academic titles written between "Dr." and the name ("Dr. med. Weber", "Dipl.-Ing.").
+        "med",
+        "dent",
+        "vet",
+        "dipl",
+        "ing",
+        "pd",
+        "dres",
         "dott",
         "lic",
         "ldo",
@@ -393,7 +411,28 @@ static_set!(
         "oncológico",
         "oncologico",
         "rehabilitación",
-        "sanitària"
+        "sanitària",
+        "krankenhaus",
+        "krankenhäuser",
+        "klinikum",
+        "klinik",
+        "kliniken",
+        "uniklinik",
+        "universitätsklinikum",
+        "universitatsklinikum",
+        "kreiskrankenhaus",
+        "kreisklinik",
+        "spital",
+        "städtisches",
+        "stadtisches",
+        "evangelisches",
+        "katholisches",
+        "allgemeines",
+        "akademisches",
+        "lehrkrankenhaus",
+        "fachklinik",
+        "für",
+        "fur"
     ]
 );
 
@@ -579,7 +618,18 @@ static_set!(
         "periférico",
         "periferico",
         "integrado",
-        "y"
+        "y",
+        "praxis",
+        "arztpraxis",
+        "hausarztpraxis",
+        "gemeinschaftspraxis",
+        "praxisgemeinschaft",
+        "mvz",
+        "medizinisches",
+        "versorgungszentrum",
+        "ärztehaus",
+        "arztehaus",
+        "gesundheitszentrum"
     ]
 );
 
@@ -815,7 +865,55 @@ static_set!(
         "äldre",
         "yngre",
         "hans",
-        "hennes"
+        "hennes",
+        "vater",
+        "mutter",
+        "eltern",
+        "sohn",
+        "tochter",
+        "bruder",
+        "schwester",
+        "geschwister",
+        "onkel",
+        "tante",
+        "großvater",
+        "großmutter",
+        "grossvater",
+        "grossmutter",
+        "opa",
+        "oma",
+        "cousine",
+        "neffe",
+        "nichte",
+        "enkel",
+        "enkelin",
+        "ehemann",
+        "ehefrau",
+        "mann",
+        "frau",
+        "partnerin",
+        "lebensgefährte",
+        "lebensgefährtin",
+        "ehepartner",
+        "ehepartnerin",
+        "schwiegersohn",
+        "schwiegertochter",
+        "schwiegervater",
+        "schwiegermutter",
+        "familie",
+        "angehörige",
+        "angehöriger",
+        "ältere",
+        "älterer",
+        "jüngere",
+        "jüngerer",
+        "sein",
+        "seine",
+        "ihr",
+        "ihre",
+        "die",
+        "der",
+        "und"
     ]
 );
 
@@ -823,7 +921,7 @@ static_set!(
 pub(crate) fn sex_partner(folded: &str) -> Option<&'static str> {
     static M: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
     M.get_or_init(|| {
-        let pairs: [(&str, &str); 23] = [
+        let pairs: [(&str, &str); 27] = [
             ("h", "m"),
             ("v", "m"),
             ("f", "m"),
@@ -847,6 +945,10 @@ pub(crate) fn sex_partner(folded: &str) -> Option<&'static str> {
             ("pojke", "flicka"),
             ("manlig", "kvinnlig"),
             ("k", "m"),
+            ("w", "m"),
+            ("mannlich", "weiblich"),
+            ("junge", "madchen"),
+            ("mann", "frau"),
         ];
         let mut m = HashMap::new();
         for (a, b) in pairs {
@@ -891,7 +993,7 @@ mod tests {
 
     #[test]
     fn vocabularies_load_and_are_single_words_where_needed() {
-        for lang in [Language::Es, Language::En, Language::Sv] {
+        for lang in Language::ALL {
             let v = vocab(lang);
             assert!(v.given_female.len() >= 40 && v.given_male.len() >= 40, "{lang}");
             assert!(v.surnames.len() >= 60 && v.cities.len() >= 40 && v.countries.len() >= 40, "{lang}");

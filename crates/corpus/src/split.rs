@@ -75,17 +75,38 @@ pub fn prompt_split(docs: &[Document], prompt_ratio: f64, seed: u64) -> Result<(
     Ok((train, prompts))
 }
 
+/// What ends the id of a rewritten copy of a document (`{id}~copy{n}`, e.g. surrogate augmentation):
+/// folds keep a copy with its source, so no fold trains on a copy of a document it tags.
+pub const COPY_MARK: &str = "~copy";
+
+/// The document a copy was made from (the id itself for an original).
+pub fn source_id(id: &str) -> &str {
+    id.rfind(COPY_MARK).map_or(id, |i| &id[..i])
+}
+
 /// k folds: returns `k` pairs `(train, test)`; every document is in exactly one test fold, and
-/// fold sizes differ by at most one.
+/// fold sizes differ by at most one. Copies (`{id}~copy{n}`) go to their source's fold, and
+/// folds are dealt over the sources (so sizes differ by at most one source and its copies).
 pub fn k_fold(docs: &[Document], k: usize, seed: u64) -> Result<Vec<(Vec<Document>, Vec<Document>)>, String> {
-    if k < 2 || k > docs.len() {
-        return Err(format!("k = {k} folds is impossible for {} documents: need 2 ≤ k ≤ documents", docs.len()));
+    let mut sources: Vec<&str> = Vec::new();
+    let mut source_of = Vec::with_capacity(docs.len());
+    let mut index = std::collections::HashMap::new();
+    for d in docs {
+        let s = source_id(&d.id);
+        let i = *index.entry(s).or_insert_with(|| {
+            sources.push(s);
+            sources.len() - 1
+        });
+        source_of.push(i);
     }
-    let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
-    let mut fold_of = vec![0; docs.len()];
-    for (rank, &i) in seeded_order(&ids, seed, Purpose::Folds).iter().enumerate() {
-        fold_of[i] = rank % k;
+    if k < 2 || k > sources.len() {
+        return Err(format!("k = {k} folds is impossible for {} documents: need 2 ≤ k ≤ documents", sources.len()));
     }
+    let mut fold_of_source = vec![0; sources.len()];
+    for (rank, &i) in seeded_order(&sources, seed, Purpose::Folds).iter().enumerate() {
+        fold_of_source[i] = rank % k;
+    }
+    let fold_of: Vec<usize> = source_of.iter().map(|&i| fold_of_source[i]).collect();
     Ok((0..k)
         .map(|f| {
             let (test, train): (Vec<_>, Vec<_>) = docs.iter().zip(&fold_of).partition(|(_, &g)| g == f);
@@ -145,4 +166,26 @@ mod tests {
         }
         assert!(k_fold(&all, 1, 1).is_err());
     }
+
+    #[test]
+    fn copies_share_their_sources_fold_and_originals_fold_as_before() {
+        let all = docs(20);
+        let plain = k_fold(&all, 5, 3).unwrap();
+        let mut with_copies = all.clone();
+        for d in &all[..7] {
+            with_copies.push(Document::new(format!("{}{}1", d.id, COPY_MARK), "x"));
+            with_copies.push(Document::new(format!("{}{}2", d.id, COPY_MARK), "x"));
+        }
+        let grouped = k_fold(&with_copies, 5, 3).unwrap();
+        for ((_, test), (_, gtest)) in plain.iter().zip(&grouped) {
+            let originals: Vec<String> = gtest.iter().filter(|d| !d.id.contains(COPY_MARK)).map(|d| d.id.clone()).collect();
+            assert_eq!(ids(test), originals);
+            for d in gtest {
+                assert!(ids(test).contains(&source_id(&d.id).to_string()));
+            }
+        }
+        assert_eq!(source_id("a~copy3"), "a");
+        assert_eq!(source_id("a"), "a");
+    }
 }
+

@@ -46,6 +46,7 @@
 //! span covering them all, labelled like its longest member.
 
 pub mod age;
+pub mod augment;
 pub mod date;
 mod error;
 pub mod fpe;

@@ -85,6 +85,7 @@ pub struct TrainConfig {
     pub optimizer: OptimizerSection,
     pub windows: WindowsSection,
     pub decoding: DecodingSection,
+    pub augment: AugmentSection,
     pub checkpoint: CheckpointSection,
 }
 
@@ -187,6 +188,22 @@ pub struct DecodingSection {
     pub boundaries: bool,
 }
 
+/// Training documents added by rewriting the gold ones (`deid::augment`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentSection {
+    /// Surrogate copies of each training document (other names, dates, places, numbers; spans
+    /// kept), trained on beside the originals by the guide and the encoder; jackknife folds keep
+    /// a copy with its source. `None`: `deid::augment::auto_copies` of the corpus size.
+    pub copies: Option<usize>,
+}
+
+impl AugmentSection {
+    pub fn copies_for(&self, documents: usize) -> usize {
+        self.copies.unwrap_or_else(|| deid::augment::auto_copies(documents))
+    }
+}
+
 /// Resumable training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -207,6 +224,7 @@ impl Default for TrainConfig {
             optimizer: OptimizerSection::default(),
             windows: WindowsSection::default(),
             decoding: DecodingSection::default(),
+            augment: AugmentSection::default(),
             checkpoint: CheckpointSection::default(),
         }
     }
@@ -253,6 +271,12 @@ impl Default for WindowsSection {
 impl Default for DecodingSection {
     fn default() -> Self {
         DecodingSection { tune_o_penalty: true, boundaries: false }
+    }
+}
+
+impl Default for AugmentSection {
+    fn default() -> Self {
+        AugmentSection { copies: None }
     }
 }
 

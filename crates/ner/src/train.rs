@@ -164,6 +164,7 @@ pub fn train(
     out_dir: &Path,
     progress: &mut dyn Progress,
 ) -> Result<TrainSummary> {
+    let train = &*training_documents(cfg, train)?;
     ensure!(cfg.optimizer.batch_size > 0 && cfg.windows.size > 0 && cfg.optimizer.epochs > 0, "optimizer.batch_size, windows.size and optimizer.epochs must be positive");
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let ckpt = out_dir.join("checkpoint");
@@ -423,10 +424,24 @@ pub fn train(
     Ok(summary)
 }
 
+/// The documents a run with `cfg` trains on: `train` and, with `augment`, its surrogate copies
+/// (seeded by the run's seed, in the language of the guide's word lists or of the text).
+pub fn training_documents<'a>(cfg: &TrainConfig, train: &'a [Document]) -> Result<std::borrow::Cow<'a, [Document]>> {
+    let copies = cfg.augment.copies_for(train.len());
+    if copies == 0 {
+        return Ok(std::borrow::Cow::Borrowed(train));
+    }
+    let language = cfg.guide.perceptron.language.unwrap_or_else(|| lang::detect(train.iter().map(|d| d.text.as_str())));
+    let added = deid::augment::surrogate_copies(train, copies, cfg.seed, deid::augment::surrogate_language(language), &deid::LabelMap::meddocan())
+        .context("augment: rewriting the training documents with surrogates")?;
+    Ok(std::borrow::Cow::Owned(train.iter().cloned().chain(added).collect()))
+}
+
 /// Adds a span-boundary model to a stacked model (`model_dir`, trained with `cfg` on `train`),
 /// replacing any it has: the guide's jackknifed tags are recomputed as training made them
 /// (seeded), and the model is kept in `model_dir` when dev `select_metric` does not fall with it.
 pub fn add_boundaries(cfg: &TrainConfig, train: &[Document], dev: &[Document], model_dir: &Path) -> Result<BoundaryOutcome> {
+    let train = &*training_documents(cfg, train)?;
     let jackknifed = if stacked_inputs(cfg)? {
         train_guide_with_inputs(cfg, train, dev, &|| {})?.1.inputs.expect("a stacked guide's out-of-fold tags")
     } else {

@@ -171,6 +171,10 @@ pub struct PerceptronArgs {
     /// +0.0013 for a stacked one. Costs 5 plain taggers' training (in parallel).
     #[arg(long)]
     pub boundaries: bool,
+    /// Also train on N surrogate copies of each training document (other names, dates, places;
+    /// spans kept). Default: chosen by the number of training documents.
+    #[arg(long, value_name = "N")]
+    pub augment: Option<usize>,
 }
 
 fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
@@ -210,11 +214,18 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             Ok(())
         }
         NerCmd::TrainPerceptron(a) => {
-            let train = read(&a.train)?;
+            let mut train = read(&a.train)?;
             let dev = a.dev.as_deref().map(read).transpose()?.unwrap_or_default();
             let mut cfg = perceptron::PerceptronConfig { epochs: a.epochs, members: a.members, stack_folds: a.stack_folds, seed: a.seed, seed_candidates: a.seed_candidates, tag_scheme: a.tag_scheme.parse()?, boundaries: a.boundaries, language: a.language.as_deref().map(str::parse).transpose().map_err(|e: String| anyhow!(e))?, ..Default::default() };
             if let Some(sets) = &a.feature_sets {
                 cfg.feature_sets = sets.clone();
+            }
+            let copies = a.augment.unwrap_or_else(|| deid::augment::auto_copies(train.len()));
+            if copies > 0 {
+                let language = cfg.language.unwrap_or_else(|| lang::detect(train.iter().map(|d| d.text.as_str())));
+                let added = deid::augment::surrogate_copies(&train, copies, cfg.seed, deid::augment::surrogate_language(language), &deid::LabelMap::meddocan())?;
+                eprintln!("{} surrogate copies of each of the {} training documents", copies, train.len());
+                train.extend(added);
             }
             // Training prints nothing until it ends (a stacked tagger takes minutes, a committee
             // one such time per tagger): say what is being trained.

@@ -228,3 +228,27 @@ fn german_surrogates_are_consistent() {
     let s2 = one(&mut c, "y", "STREET", "Goetheweg 1");
     assert_eq!(s1.trim_end_matches(|c: char| !c.is_alphabetic()).strip_suffix("straße"), s2.trim_end_matches(|c: char| !c.is_alphabetic()).strip_suffix("weg"));
 }
+
+#[test]
+fn german_street_and_hospital_edge_cases_do_not_panic() {
+    let mut c = ctx("edges");
+    for (label, t) in [
+        ("STREET", "Straße"),
+        ("STREET", "str."),
+        ("STREET", "-Straße 3"),
+        ("STREET", "Ä-Straße"),
+        ("STREET", "ẞTRASSE 1"),
+        ("STREET", "Weg-weg-Weg 2"),
+        ("STREET", "Goethestraße"),
+        ("STREET", "Platz der Republik 1"),
+        ("HOSPITAL", "-Krankenhaus"),
+        ("HOSPITAL", "St.-Krankenhaus"),
+        ("HOSPITAL", "Ä-Klinik"),
+        ("PRAXIS", "Praxis Dr."),
+        ("PRAXIS", "Müller-Praxis"),
+    ] {
+        let d = doc("e", &[("x ", None), (t, Some(label)), (" y", None)]);
+        let r = deidentify(&d, Mode::Surrogate, &mut c).unwrap();
+        assert_ne!(r.mapping[0].replacement, t, "{t}");
+    }
+}

@@ -33,6 +33,6 @@ pub mod train;
 pub use config::{Metric, Preset, TrainConfig};
 pub use tagger::{load_tagger, TaggerSpec};
 pub use tagging::{TagScheme, TagSet, Tagger};
-pub use model::{DecodingTrial, Model, TaggerSettings, GUIDE_DIR, O_PENALTY_FRACTIONS};
+pub use model::{DecodingTrial, ForwardPath, Model, TaggerSettings, GUIDE_DIR, O_PENALTY_FRACTIONS};
 pub use progress::{perceptron_epochs_bar, Bar, Event, Progress, Silent};
 pub use train::{add_boundaries, evaluate, train, BoundaryOutcome, DevScores, EpochRecord, TrainSummary};

@@ -139,6 +139,9 @@ pub struct Model {
     lexical: Option<Embedding>,
     guide_embeddings: Option<Embedding>,
     classifier: Linear,
+    /// The weights packed once by [`Model::pack_for_inference`] (a loaded model that only
+    /// predicts); otherwise each prediction call packs its own copy.
+    packed: std::sync::Mutex<Option<std::sync::Arc<Inference>>>,
 }
 
 impl Model {
@@ -192,6 +195,7 @@ impl Model {
             lexical,
             guide_embeddings,
             classifier,
+            packed: Default::default(),
         })
     }
 
@@ -265,6 +269,7 @@ impl Model {
 
     /// Loads our own weights file: every parameter must be present.
     pub fn load_weights(&self, path: &Path) -> Result<()> {
+        *self.packed.lock().unwrap() = None;
         let report = self.params.load(path, |n| Some(n.to_string()))?;
         if !report.missing.is_empty() {
             bail!("{}: missing {:?}", path.display(), report.missing);
@@ -440,14 +445,7 @@ impl Model {
 
     /// Predicts spans for each document: same ids and texts, `spans` replaced by predictions.
     pub fn predict(&self, docs: &[Document]) -> Result<Vec<Document>> {
-        let scored = self.emissions(docs)?;
-        let guide = self.guide.as_ref().filter(|_| self.settings.guide && self.settings.guide_weight != 0.0);
-        let guides = guide.map(|g| self.guide_scores(g, docs, &scored));
-        let decoded = self.decode_all(docs, &scored, guides.as_deref(), self.settings.guide_weight, self.settings.o_penalty);
-        Ok(match &self.boundaries {
-            Some(b) => b.apply_all(&decoded),
-            None => decoded,
-        })
+        self.predict_via(docs, ForwardPath::Inference)
     }
 
     /// For each of this model's tags, its index among the guide's tags (`None`: the guide lacks it).
@@ -562,18 +560,145 @@ impl Model {
     /// The encoder's per-token log-probabilities for each document (the most central window's
     /// for each token), with the document's tokens.
     pub fn emissions(&self, docs: &[Document]) -> Result<Vec<(Vec<Token>, Vec<Vec<f32>>)>> {
+        self.emissions_via(docs, ForwardPath::Inference)
+    }
+
+    /// [`Model::predict`] with the encoder run through `path` (the tests compare the two).
+    pub fn predict_via(&self, docs: &[Document], path: ForwardPath) -> Result<Vec<Document>> {
+        let scored = self.emissions_via(docs, path)?;
+        let guide = self.guide.as_ref().filter(|_| self.settings.guide && self.settings.guide_weight != 0.0);
+        let guides = guide.map(|g| self.guide_scores(g, docs, &scored));
+        let decoded = self.decode_all(docs, &scored, guides.as_deref(), self.settings.guide_weight, self.settings.o_penalty);
+        Ok(match &self.boundaries {
+            Some(b) => b.apply_all(&decoded),
+            None => decoded,
+        })
+    }
+
+    /// Packs the weights for prediction once, so that every later prediction call reuses them
+    /// (a single note then pays only for its own forward pass). For a model that only predicts
+    /// from here on ([`crate::load_tagger`] does it): weights trained afterwards would not be seen
+    /// (loading weights with [`Model::load_weights`] drops the packed copy).
+    pub fn pack_for_inference(&self) -> Result<()> {
+        let packed = self.inference()?.map(std::sync::Arc::new);
+        *self.packed.lock().unwrap() = packed;
+        Ok(())
+    }
+
+    /// The inference copies of the encoder, the input tables and the head, from the current
+    /// weights (packed per call unless [`Model::pack_for_inference`] kept a copy, so a model in
+    /// training is never read stale); `None` where the inference path does not run (not f32 on
+    /// the CPU).
+    fn inference_packed(&self) -> Result<Option<std::sync::Arc<Inference>>> {
+        if let Some(p) = self.packed.lock().unwrap().as_ref() {
+            return Ok(Some(p.clone()));
+        }
+        Ok(self.inference()?.map(std::sync::Arc::new))
+    }
+
+    fn inference(&self) -> Result<Option<Inference>> {
+        if !nn::InferenceEncoder::supports(&self.encoder) {
+            return Ok(None);
+        }
+        let table = |e: &Option<Embedding>| -> Result<Option<Vec<f32>>> { e.as_ref().map(|e| Ok(e.weight.flatten_all()?.to_vec1::<f32>()?)).transpose() };
+        Ok(Some(Inference {
+            encoder: nn::InferenceEncoder::new(&self.encoder)?,
+            classifier: nn::infer::PackedLinear::new(&self.classifier)?,
+            shapes: table(&self.shapes)?,
+            guide: table(&self.guide_embeddings)?,
+            lexical: table(&self.lexical)?,
+        }))
+    }
+
+    /// [`Model::word_log_probs`] of `examples` (unpadded, in eval mode) through the inference
+    /// path: one row per labelled sub-word, in example order.
+    fn word_log_probs_inference(&self, inf: &Inference, examples: &[&Example]) -> Result<Vec<Vec<f32>>> {
+        let h = self.config.hidden_size;
+        let n: usize = examples.iter().map(|e| e.ids.len()).sum();
+        // The task's input rows, summed in the order `Model::logits` sums them.
+        let extra = if inf.shapes.is_some() || inf.guide.is_some() || inf.lexical.is_some() {
+            const F: usize = LEXICAL_FEATURES;
+            let mut extra = vec![0f32; n * h];
+            let mut rows = extra.chunks_mut(h);
+            for e in examples {
+                for t in 0..e.ids.len() {
+                    let row = rows.next().expect("one row per sub-word");
+                    let mut first = true;
+                    let mut add = |table: &[f32], id: u32| {
+                        let src = &table[id as usize * h..(id as usize + 1) * h];
+                        if first {
+                            row.copy_from_slice(src);
+                        } else {
+                            row.iter_mut().zip(src).for_each(|(r, &v)| *r += v);
+                        }
+                        first = false;
+                    };
+                    if let Some(tab) = &inf.shapes {
+                        add(tab, e.shapes[t]);
+                    }
+                    if let Some(tab) = &inf.guide {
+                        add(tab, e.guide[t]);
+                    }
+                    if let Some(tab) = &inf.lexical {
+                        let mut sum = tab[e.lexical[t * F] as usize * h..][..h].to_vec();
+                        for f in 1..F {
+                            sum.iter_mut().zip(&tab[e.lexical[t * F + f] as usize * h..][..h]).for_each(|(s, &v)| *s += v);
+                        }
+                        add(&sum, 0);
+                    }
+                }
+            }
+            Some(extra)
+        } else {
+            None
+        };
+        let seqs: Vec<&[u32]> = examples.iter().map(|e| e.ids.as_slice()).collect();
+        let hidden = inf.encoder.forward(&seqs, extra.as_deref())?;
+        // Only the labelled sub-words go through the head.
+        let mut picked = Vec::new();
+        let mut offset = 0;
+        for e in examples {
+            for &f in &e.first {
+                let r = offset + f as usize;
+                picked.extend_from_slice(&hidden[r * h..(r + 1) * h]);
+            }
+            offset += e.ids.len();
+        }
+        let words = picked.len() / h;
+        let k = inf.classifier.out;
+        let logits = inf.classifier.forward(&picked, words);
+        // log_softmax as candle computes it: x − max − ln Σ exp(x − max).
+        Ok(logits
+            .chunks(k)
+            .map(|row| {
+                let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+                let ln = sum.ln();
+                row.iter().map(|&v| (v - max) - ln).collect()
+            })
+            .collect())
+    }
+
+    /// [`Model::emissions`] with the encoder run through `path`.
+    pub fn emissions_via(&self, docs: &[Document], path: ForwardPath) -> Result<Vec<(Vec<Token>, Vec<Vec<f32>>)>> {
         let stride = self.settings.stride.clamp(1, self.settings.window);
         let examples = self.encode(docs, stride, false);
         // Per document, per token: (centrality, log-probs) of the best window seen so far.
         let token_lists: Vec<Vec<Token>> = docs.iter().map(|d| corpus::tokenize(&d.text)).collect();
         let mut best: Vec<Vec<(i64, Vec<f32>)>> = token_lists.iter().map(|t| vec![(-1, Vec::new()); t.len()]).collect();
-        // Similar lengths together, to pad little.
+        let inference = match path {
+            ForwardPath::Inference => self.inference_packed()?,
+            ForwardPath::Training => None,
+        };
+        // Similar lengths together, to pad little (the inference path pads nothing).
         let mut order: Vec<usize> = (0..examples.len()).collect();
         order.sort_by_key(|&i| examples[i].ids.len());
         for chunk in order.chunks(self.settings.predict_batch.max(1)) {
             let exs: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
-            let batch = self.batch(&exs)?;
-            let lp: Vec<Vec<f32>> = self.word_log_probs(&batch, &mut Mode::Eval)?.to_vec2()?;
+            let lp: Vec<Vec<f32>> = match &inference {
+                Some(inf) => self.word_log_probs_inference(inf, &exs)?,
+                None => self.word_log_probs(&self.batch(&exs)?, &mut Mode::Eval)?.to_vec2()?,
+            };
             let mut row = 0;
             for e in exs {
                 let len = e.token_end - e.token_start;
@@ -600,6 +725,25 @@ impl Model {
             })
             .collect())
     }
+}
+
+/// How prediction runs the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardPath {
+    /// [`nn::InferenceEncoder`]: no graph, no padding, packed weights (f32 on the CPU; elsewhere
+    /// the training forward).
+    Inference,
+    /// The training forward in eval mode (padded batches through candle's graph).
+    Training,
+}
+
+/// What [`Model::inference`] packs.
+struct Inference {
+    encoder: nn::InferenceEncoder,
+    classifier: nn::infer::PackedLinear,
+    shapes: Option<Vec<f32>>,
+    guide: Option<Vec<f32>>,
+    lexical: Option<Vec<f32>>,
 }
 
 /// The `O` penalties [`Model::tune_decoding`] tries, as fractions of the mean margin between a

@@ -58,6 +58,8 @@ pub fn load_tagger(dir: &Path, window: Option<usize>) -> Result<Box<dyn Tagger>>
         model.settings.stride = (model.settings.stride * w / model.settings.window.max(1)).clamp(1, w);
         model.settings.window = w;
     }
+    // A loaded tagger only predicts: its weights are packed once for all its calls.
+    model.pack_for_inference()?;
     Ok(Box::new(model))
 }
 

@@ -110,13 +110,13 @@ impl EncoderConfig {
 
 /// Word + position + token-type embeddings, then LayerNorm and dropout.
 pub struct Embeddings {
-    word: Embedding,
-    position: Embedding,
-    token_type: Embedding,
-    norm: LayerNorm,
-    dropout: f64,
-    position_offset: Option<u32>,
-    pad: u32,
+    pub(crate) word: Embedding,
+    pub(crate) position: Embedding,
+    pub(crate) token_type: Embedding,
+    pub(crate) norm: LayerNorm,
+    pub(crate) dropout: f64,
+    pub(crate) position_offset: Option<u32>,
+    pub(crate) pad: u32,
 }
 
 impl Embeddings {
@@ -172,15 +172,15 @@ impl Embeddings {
 /// Multi-head self-attention with HF names (`attention.self.{query,key,value}`,
 /// `attention.output.{dense,LayerNorm}`), post-norm as in BERT.
 pub struct SelfAttention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    out: Linear,
-    norm: LayerNorm,
-    heads: usize,
-    head_dim: usize,
-    attn_dropout: f64,
-    dropout: f64,
+    pub(crate) query: Linear,
+    pub(crate) key: Linear,
+    pub(crate) value: Linear,
+    pub(crate) out: Linear,
+    pub(crate) norm: LayerNorm,
+    pub(crate) heads: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) attn_dropout: f64,
+    pub(crate) dropout: f64,
 }
 
 impl SelfAttention {
@@ -219,12 +219,12 @@ impl SelfAttention {
 /// One transformer block: attention, then the feed-forward (`intermediate.dense`,
 /// `output.dense`, `output.LayerNorm`).
 pub struct EncoderLayer {
-    attention: SelfAttention,
-    intermediate: Linear,
-    output: Linear,
-    norm: LayerNorm,
-    act: Activation,
-    dropout: f64,
+    pub(crate) attention: SelfAttention,
+    pub(crate) intermediate: Linear,
+    pub(crate) output: Linear,
+    pub(crate) norm: LayerNorm,
+    pub(crate) act: Activation,
+    pub(crate) dropout: f64,
 }
 
 impl EncoderLayer {
@@ -251,8 +251,8 @@ impl EncoderLayer {
 /// The encoder without pooler: `embeddings.*` and `encoder.layer.N.*`.
 pub struct Encoder {
     pub config: EncoderConfig,
-    embeddings: Embeddings,
-    layers: Vec<EncoderLayer>,
+    pub(crate) embeddings: Embeddings,
+    pub(crate) layers: Vec<EncoderLayer>,
 }
 
 impl Encoder {

@@ -441,7 +441,7 @@ const SQRT_HALF: f64 = std::f64::consts::FRAC_1_SQRT_2;
 
 /// `x Φ(x)`, exact (erf) GELU of one value.
 #[inline(always)]
-fn gelu_erf_one<T: Float>(v: T) -> T {
+pub(crate) fn gelu_erf_one<T: Float>(v: T) -> T {
     T::from_f64(0.5) * v * (T::one() + (v * T::from_f64(SQRT_HALF)).erf())
 }
 
@@ -475,7 +475,7 @@ const GELU_CUBIC: f64 = 0.044_715;
 
 /// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, tanh-approximated GELU of one value.
 #[inline(always)]
-fn gelu_tanh_one<T: Float>(v: T) -> T {
+pub(crate) fn gelu_tanh_one<T: Float>(v: T) -> T {
     let (h, c, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_CUBIC));
     h * v * (T::one() + (c * (v + a * v * v * v)).tanh())
 }
@@ -614,7 +614,7 @@ fn m_strides(l: &Layout, conv1d: bool) -> (usize, usize) {
     }
 }
 
-fn par_for(flops: usize) -> gemm::Parallelism {
+pub(crate) fn par_for(flops: usize) -> gemm::Parallelism {
     // Below ~1 MFLOP, splitting a GEMM over threads costs more than it gains.
     if flops < (1 << 20) || rayon::current_num_threads() < 2 {
         gemm::Parallelism::None

@@ -10,11 +10,13 @@ pub mod attention;
 pub mod bert;
 pub mod checkpoint;
 pub mod fused;
+pub mod infer;
 pub mod layers;
 pub mod optim;
 pub mod params;
 
 pub use bert::{hf_rename, Encoder, EncoderConfig};
+pub use infer::InferenceEncoder;
 pub use layers::{Activation, Embedding, LayerNorm, Linear, Mode, Rng, RmsNorm};
 pub use optim::{clip_scale, AdamW, AdamWConfig, LinearSchedule};
 pub use params::{Init, LoadReport, ParamBuilder, Params};

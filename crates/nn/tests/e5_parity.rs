@@ -57,4 +57,21 @@ fn multilingual_e5_small_matches_transformers() {
     eprintln!("multilingual-e5-small vs transformers: hidden states max |diff| {worst:.2e}, mean-pooled {worst_pooled:.2e}");
     assert!(worst < 1e-3, "hidden states differ from transformers by up to {worst:e}");
     assert!(worst_pooled < 1e-3, "mean-pooled embeddings differ from transformers by up to {worst_pooled:e}");
+
+    // The inference path (what prediction runs), on the same sentences unpadded.
+    let fast = nn::InferenceEncoder::new(&encoder).unwrap();
+    let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    let got = fast.forward(&seqs, None).unwrap();
+    let h = config.hidden_size;
+    let (mut row, mut worst_fast) = (0, 0f64);
+    for s in sentences {
+        for want in s["last_hidden_state"].as_array().unwrap() {
+            for (k, w) in want.as_array().unwrap().iter().enumerate() {
+                worst_fast = worst_fast.max((got[row * h + k] as f64 - w.as_f64().unwrap()).abs());
+            }
+            row += 1;
+        }
+    }
+    eprintln!("multilingual-e5-small, inference path vs transformers: hidden states max |diff| {worst_fast:.2e}");
+    assert!(worst_fast < 1e-3, "the inference path's hidden states differ from transformers by up to {worst_fast:e}");
 }

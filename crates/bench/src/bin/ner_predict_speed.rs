@@ -1,0 +1,88 @@
+//! Prediction throughput and per-document latency of a saved transformer / stacked tagger (the
+//! whole recipe: guide perceptron, encoder, decoding, boundary model), as `ner predict` and
+//! `deid --model` run it. BENCHMARKS.md › "Encoder inference path (issue 29)":
+//!
+//! ```text
+//! cargo run --release -p bench --bin ner_predict_speed -- --model M --input ../shared/data/meddocan/test
+//! ```
+//! First all documents in one call (documents/s), then each document in a call of its own, as a
+//! single note arrives (p50 / p95 latency). `--path training` runs the encoder through the
+//! training forward (eval mode) instead of the inference path, for comparison.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Parser;
+use corpus::{read_corpus, ReadOptions};
+use ner::{ForwardPath, Model};
+
+#[derive(Parser)]
+#[command(about = "Documents/s and per-document latency of a saved tagger's prediction")]
+struct Cli {
+    /// A model directory written by `ner train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Documents (BRAT directory, JSONL or text).
+    #[arg(long)]
+    input: PathBuf,
+    /// `inference` (what prediction runs) or `training` (the training forward in eval mode).
+    #[arg(long, default_value = "inference", value_parser = ["inference", "training"])]
+    path: String,
+    /// Time at most this many documents one at a time (0: skip).
+    #[arg(long, default_value_t = usize::MAX)]
+    singles: usize,
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() -> Result<()> {
+    let a = Cli::parse();
+    let path = if a.path == "training" { ForwardPath::Training } else { ForwardPath::Inference };
+    let docs = read_corpus(&a.input, None, &ReadOptions::default())?;
+    let t = Instant::now();
+    let model = Model::load(&a.model)?;
+    let load = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    if path == ForwardPath::Inference {
+        model.pack_for_inference()?;
+    }
+    let pack = t.elapsed().as_secs_f64();
+    let words: usize = docs.iter().map(|d| corpus::tokenize(&d.text).len()).sum();
+    let t = Instant::now();
+    let pred = model.predict_via(&docs, path)?;
+    let all = t.elapsed().as_secs_f64();
+    let spans: usize = pred.iter().map(|d| d.spans.len()).sum();
+    println!(
+        "{} ({:?} path, {} threads): load {load:.2} s, packing {pack:.3} s; {} documents ({words} words, {spans} spans) in one call: {all:.2} s = {:.1} documents/s, {:.0} words/s",
+        a.model.display(),
+        path,
+        rayon::current_num_threads(),
+        docs.len(),
+        docs.len() as f64 / all,
+        words as f64 / all
+    );
+    let n = a.singles.min(docs.len());
+    if n > 0 {
+        let mut lat = Vec::with_capacity(n);
+        let t = Instant::now();
+        for d in &docs[..n] {
+            let t = Instant::now();
+            let p = model.predict_via(std::slice::from_ref(d), path)?;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            std::hint::black_box(p);
+        }
+        let s = t.elapsed().as_secs_f64();
+        lat.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "{n} documents one call each in {s:.2} s: {:.1} documents/s, p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+            n as f64 / s,
+            pct(&lat, 0.5),
+            pct(&lat, 0.95),
+            lat[n - 1]
+        );
+    }
+    Ok(())
+}

@@ -3,13 +3,15 @@ machine as the Rust benchmarks so that the ratio does not depend on which host t
 
     python scripts/pytorch_speed/speed.py [gpt2-train|gpt2-generate|gpt2-small|llama-train|encoder|bert-base|all]
     python scripts/pytorch_speed/speed.py gemma-lora [MODEL.gguf]
+    python scripts/pytorch_speed/speed.py [encoder-predict|bert-base-predict|e5 [MODEL_DIR]]
 
 Shapes match `cargo run --release -p bench --bin lm_speed` (GPT-2 6 x 384, 6 heads, vocab 32000,
 training batch 8 x 256 with AdamW and dropout 0.1; generation prompt 16, 256 new tokens, top-p 0.95,
 batch 1 and 16; `gpt2-small`: 12 x 768, 12 heads, vocab 50257, training and batch-1 generation, as
 `cargo run --release -p bench --bin lm_speed -- small --layers 12 --hidden 768 --heads 12 --vocab 50257`) and `cargo run --release -p bench --bin encoder_speed` (MiniLM-L6 shape: BERT 6 x
 384, 12 heads, FFN 1536, vocab 30522, token classification, batch 16 x 128) and BERT-base (12 x 768,
-FFN 3072) with `--layers 12 --hidden 768 --ffn 3072 --steps 3`. Threads: torch's
+FFN 3072) with `--layers 12 --hidden 768 --ffn 3072 --steps 3`; `encoder-predict` and `bert-base-predict`
+time prediction only, and `e5` the multilingual-E5-small checkpoint's encoder (`encoder_speed --model DIR`). Threads: torch's
 default (one per core). Weights are random: speed does not depend on them.
 
 `gemma-lora` (not in `all`): LoRA training of the real Gemma-3-270M, as
@@ -82,7 +84,7 @@ def llama_train(steps=4):
     print(f"pytorch llama train: batch 8 x 256: {mean:.2f} s/step, {8 * 256 / mean:.0f} tokens/s")
 
 
-def encoder(steps=4, base=False):
+def encoder(steps=4, base=False, predict_only=False):
     torch.manual_seed(0)
     if base:
         cfg = BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, num_labels=45)
@@ -91,9 +93,10 @@ def encoder(steps=4, base=False):
     m = BertForTokenClassification(cfg)
     ids = torch.randint(0, 30522, (16, 128))
     labels = torch.randint(0, 45, (16, 128))
-    mean = train_step_seconds(m, steps, input_ids=ids, labels=labels)
     name = "bert-base" if base else "encoder"
-    print(f"pytorch {name} train: batch 16 x 128: {16 * 128 / mean:.0f} tokens/s")
+    if not predict_only:
+        mean = train_step_seconds(m, steps, input_ids=ids, labels=labels)
+        print(f"pytorch {name} train: batch 16 x 128: {16 * 128 / mean:.0f} tokens/s")
     m.eval()
     with torch.no_grad():
         m(input_ids=ids)
@@ -102,6 +105,26 @@ def encoder(steps=4, base=False):
             m(input_ids=ids)
         s = (time.time() - t0) / steps
     print(f"pytorch {name} predict: batch 16 x 128: {16 * 128 / s:.0f} tokens/s")
+
+
+@torch.no_grad()
+def e5(path, steps=4):
+    """Prediction with the multilingual-E5-small checkpoint as `models fetch` lays it out (an HF BERT
+    directory), as `encoder_speed --model DIR --predict-only`: batch 16 x 128 random ids, the
+    encoder's hidden states (no head)."""
+    import os
+
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    m = AutoModel.from_pretrained(os.path.expanduser(path), dtype=torch.float32).eval()
+    ids = torch.randint(5, m.config.vocab_size, (16, 128))
+    m(input_ids=ids)
+    t0 = time.time()
+    for _ in range(steps):
+        m(input_ids=ids)
+    s = (time.time() - t0) / steps
+    print(f"pytorch e5 predict: batch 16 x 128: {16 * 128 / s:.0f} tokens/s")
 
 
 def gemma_lora(path, steps=3):
@@ -173,3 +196,9 @@ if __name__ == "__main__":
         encoder()
     if what in ("bert-base", "all"):
         encoder(steps=3, base=True)
+    if what == "encoder-predict":
+        encoder(predict_only=True)
+    if what == "bert-base-predict":
+        encoder(steps=3, base=True, predict_only=True)
+    if what == "e5":
+        e5(sys.argv[2] if len(sys.argv) > 2 else "~/.cache/synthdeid/models/multilingual-e5-small")

@@ -384,8 +384,10 @@ mod avx512 {
     pub const NR: usize = 64;
     const MR: usize = 6;
     const KC: usize = 128;
-    /// Rows per rayon task.
+    /// Rows per rayon task, at least: each task streams the whole weight from L3 once per task,
+    /// so tasks are as tall as four per thread allow (up to [`MC_MAX`]).
     const MC: usize = 96;
+    const MC_MAX: usize = 384;
 
     pub fn usable() -> bool {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -396,10 +398,13 @@ mod avx512 {
         let panels = out.div_ceil(NR);
         let mut p = vec![0f32; panels * inp * NR];
         p.par_chunks_mut(inp * NR).enumerate().for_each(|(j, panel)| {
-            for c in 0..NR.min(out - j * NR) {
-                let o = j * NR + c;
-                for k in 0..inp {
-                    panel[k * NR + c] = w[o * inp + k];
+            // 16 inner-dimension values at a time, so that reads and writes both stay in cache lines.
+            for k0 in (0..inp).step_by(16) {
+                for c in 0..NR.min(out - j * NR) {
+                    let o = j * NR + c;
+                    for k in k0..(k0 + 16).min(inp) {
+                        panel[k * NR + c] = w[o * inp + k];
+                    }
                 }
             }
         });
@@ -409,16 +414,17 @@ mod avx512 {
     /// `y[rows × out] += x[rows × inp] · M` with `M` packed by [`pack`].
     pub fn gemm(x: &[f32], rows: usize, inp: usize, packed: &[f32], out: usize, y: &mut [f32]) {
         let panels = out.div_ceil(NR);
-        let chunks = rows.div_ceil(MC);
-        // Enough tasks for every thread even when there are few rows: split the panels too.
         let want = 4 * rayon::current_num_threads();
+        let mc = (rows.div_ceil(want).div_ceil(MR) * MR).clamp(MC, MC_MAX);
+        let chunks = rows.div_ceil(mc);
+        // Enough tasks for every thread even when there are few rows: split the panels too.
         let groups = if chunks >= want { 1 } else { want.div_ceil(chunks).min(panels) };
         let per_group = panels.div_ceil(groups);
         let groups = panels.div_ceil(per_group);
         let yp = SendPtr(y.as_mut_ptr());
         (0..chunks * groups).into_par_iter().for_each(|t| {
             let (c, g) = (t / groups, t % groups);
-            let (r0, r1) = (c * MC, ((c + 1) * MC).min(rows));
+            let (r0, r1) = (c * mc, ((c + 1) * mc).min(rows));
             let (j0, j1) = (g * per_group, ((g + 1) * per_group).min(panels));
             let mut kb = 0;
             while kb < inp {

@@ -8,6 +8,9 @@
 //! cargo run --release -p bench --bin encoder_speed -- --layers 6 --hidden 384 --heads 12 --ffn 1536 \
 //!     --vocab 30522 --batch 16 --len 128 --steps 10
 //! ```
+//! Prediction only, on a pretrained checkpoint (multilingual-E5-small), beside `speed.py e5`:
+//! `encoder_speed --predict-only --skip-eval-path --model ~/.cache/synthdeid/models/multilingual-e5-small`;
+//! all three side by side: `scripts/pytorch_speed/compare.sh encoder`.
 //! Training step = forward, token-classification loss, backward, clipping, AdamW; tokens/s counts
 //! `batch × len` per step, as the PyTorch reference does.
 
@@ -44,6 +47,10 @@ struct Cli {
     /// Time prediction only (e.g. to profile it).
     #[arg(long)]
     predict_only: bool,
+    /// A pretrained HF encoder directory (`config.json`, `model.safetensors`) instead of random
+    /// weights of the shape above, e.g. `models fetch multilingual-e5-small`'s.
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
     /// Skip timing prediction through the training forward (eval mode).
     #[arg(long)]
     skip_eval_path: bool,
@@ -51,9 +58,22 @@ struct Cli {
 
 fn main() -> Result<()> {
     let a = Cli::parse();
-    let c = EncoderConfig::bert(a.vocab, a.hidden, a.layers, a.heads, a.ffn);
+    let mut a = a;
+    let c = match &a.model {
+        Some(dir) => {
+            let c = EncoderConfig::from_file(&dir.join("config.json"))?;
+            (a.layers, a.hidden, a.heads, a.ffn, a.vocab) = (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, c.vocab_size);
+            c
+        }
+        None => EncoderConfig::bert(a.vocab, a.hidden, a.layers, a.heads, a.ffn),
+    };
     let params = Params::new(Device::Cpu, DType::F32, 0);
-    let enc = Encoder::new(&params.pp("bert"), &c)?;
+    let enc = Encoder::new(&params.pp(c.hf_prefix()), &c)?;
+    if let Some(dir) = &a.model {
+        let prefix = c.hf_prefix();
+        let report = params.load(&dir.join("model.safetensors"), |n| nn::hf_rename(n, prefix))?;
+        anyhow::ensure!(report.missing.is_empty(), "{}: missing {:?}", dir.display(), report.missing);
+    }
     let head = Linear::new(&params.pp("classifier"), a.hidden, 45, true, 0.02)?;
     let mut rng = nn::Rng::seed_from_u64(0);
     let ids: Vec<u32> = (0..a.batch * a.len).map(|_| rng.random_range(5..a.vocab as u32)).collect();

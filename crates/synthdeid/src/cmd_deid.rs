@@ -65,10 +65,12 @@ pub struct DeidArgs {
     pub seed: u64,
     #[arg(long, value_enum, default_value_t = DateShiftArg::PerDocument)]
     pub date_shift: DateShiftArg,
-    /// Surrogate language: es, en, sv.
+    /// Surrogate language: es, en, sv, de.
     #[arg(long, default_value = "es")]
     pub language: String,
-    /// Label → surrogate-kind map (TOML); default: MEDDOCAN's 22 labels (crates/deid/data/labels_meddocan.toml).
+    /// Label → surrogate-kind map (TOML); default: MEDDOCAN's 22 labels (crates/deid/data/labels_meddocan.toml). Labels
+    /// the map does not list get a kind guessed from their name (NAME_DOCTOR → name, DATUM → date; the summary names
+    /// each guess); `[surrogate] guess_unknown = false` in the map turns that off.
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// Write the mapping (original span → replacement) as JSONL. Contains PHI: created mode 0600, and never
@@ -207,8 +209,15 @@ pub fn deid(a: DeidArgs) -> Result<()> {
     if !shard.is_whole() {
         eprintln!("shard {shard}: wrote {} document(s){}", out_docs.len(), if surrogates { format!(" of the {} read for consistent surrogates", docs.len()) } else { String::new() });
     }
+    // Label names and kinds only: no document text.
+    let guessed = if stats.guessed_kinds.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = stats.guessed_kinds.iter().map(|(l, g)| format!("{l}→{} ({})", g.kind, g.spans)).collect();
+        format!("; guessed kinds: {}", list.join(", "))
+    };
     eprintln!(
-        "de-identified {} document(s), {} span(s) in {:.2} s ({:.0} documents/s); dates not parsed (digits replaced): {}; unknown labels: {}",
+        "de-identified {} document(s), {} span(s) in {:.2} s ({:.0} documents/s); dates not parsed (digits replaced): {}; unknown labels: {}{guessed}",
         stats.documents,
         stats.spans,
         secs,

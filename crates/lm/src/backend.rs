@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use corpus::Document;
+use progress::Progress;
 use serde::{Deserialize, Serialize};
 
 use crate::config::GenerateConfig;
@@ -59,18 +60,19 @@ impl Backend {
     /// Synthetic documents: `samples_per_prompt` per prompt (ids `{prompt_id}__s{NNN}`, prompt
     /// order), each its prompt text followed by the continuation. As [`Generator::generate`].
     pub fn generate(&self, prompts: &[Prompt], cfg: &GenerateConfig) -> Result<Vec<Document>> {
-        Ok(self.generate_resuming(prompts, cfg, HashMap::new(), |_| Ok(()))?.0)
+        Ok(self.generate_resuming(prompts, cfg, HashMap::new(), |_| Ok(()), &progress::Silent)?.0)
     }
 
     /// Like [`Backend::generate`], but samples already in `done` (by id) are taken from there
     /// instead of being generated, and `on_sample` gets every new sample as soon as it is
-    /// finished (a local decoder finishes a batch at a time).
+    /// finished (a local decoder finishes a batch at a time); `progress` counts the new samples.
     pub fn generate_resuming(
         &self,
         prompts: &[Prompt],
         cfg: &GenerateConfig,
         mut done: HashMap<String, Document>,
         mut on_sample: impl FnMut(&Document) -> Result<()>,
+        progress: &dyn Progress,
     ) -> Result<(Vec<Document>, GenerationStats)> {
         let n = cfg.samples_per_prompt;
         let ids: Vec<String> = (0..prompts.len() * n).map(|i| sample_id(&prompts[i / n].id, i % n)).collect();
@@ -82,8 +84,10 @@ impl Backend {
         let mut stats = GenerationStats { resumed: ids.len() - todo.len(), ..Default::default() };
         let mut tokens = Some(0usize);
         if !todo.is_empty() {
+            progress.start("samples", todo.len() as u64);
             let mut keep = |doc: Document, t: Option<usize>| -> Result<()> {
                 on_sample(&doc)?;
+                progress.inc(1);
                 stats.samples += 1;
                 tokens = tokens.zip(t).map(|(a, b)| a + b);
                 done.insert(doc.id.clone(), doc);
@@ -120,16 +124,14 @@ impl Backend {
                         .enumerate()
                         .map(|(k, &(p, s))| Job { key: k, prompt: prompts[p].text.clone(), seed: sample_seed(cfg.seed, &prompts[p].id, s) })
                         .collect();
-                    let bar = crate::train::progress_bar(jobs.len() as u64, cfg.progress);
                     client.run_jobs(&jobs, cfg.max_new_tokens, &cfg.sampling, |k, c| {
                         let (p, s) = todo[k];
                         let doc = Document { id: sample_id(&prompts[p].id, s), text: format!("{}{}", prompts[p].text, c.text), spans: Vec::new() };
-                        bar.inc(1);
                         keep(doc, c.tokens)
                     })?;
-                    bar.finish_and_clear();
                 }
             }
+            progress.finish();
         }
         stats.new_tokens = tokens;
         let docs = ids.iter().map(|id| done.remove(id).ok_or_else(|| anyhow!("sample {id:?} missing after generation"))).collect::<Result<_>>()?;

@@ -89,8 +89,6 @@ pub struct TrainConfig {
     pub dev_max_tokens: usize,
     /// Minutes between resume checkpoints.
     pub checkpoint_minutes: f64,
-    /// Show an indicatif progress bar.
-    pub progress: bool,
     /// Samples come from this OpenAI-compatible server (`[generator.openai]`) instead of a model
     /// trained here: the generator stage then trains nothing. Absent (the default) leaves the
     /// stage keys of existing configs as they were.
@@ -119,7 +117,6 @@ impl Default for TrainConfig {
             max_minutes: None,
             dev_max_tokens: 32_768,
             checkpoint_minutes: 5.0,
-            progress: true,
             openai: None,
         }
     }
@@ -184,7 +181,6 @@ pub struct GenerateConfig {
     pub seed: u64,
     /// Sequences decoded together.
     pub batch_size: usize,
-    pub progress: bool,
 }
 
 impl Default for GenerateConfig {
@@ -196,7 +192,6 @@ impl Default for GenerateConfig {
             sampling: SamplingConfig::default(),
             seed: 0,
             batch_size: 16,
-            progress: false,
         }
     }
 }

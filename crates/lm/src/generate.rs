@@ -92,7 +92,6 @@ impl DecoderGenerator {
         // Items sorted by prompt length, so that batches need little padding.
         let mut items = items.to_vec();
         items.sort_by_key(|&(p, _)| encoded[p].len());
-        let bar = crate::train::progress_bar(items.len() as u64, cfg.progress);
         for chunk in items.chunks(cfg.batch_size.max(1)) {
             let seqs: Vec<(&[u32], u64)> =
                 chunk.iter().map(|&(p, s)| (encoded[p].as_slice(), sample_seed(cfg.seed, &prompts[p].id, s))).collect();
@@ -103,9 +102,7 @@ impl DecoderGenerator {
                 done.push((p, s, Document { id: sample_id(&prompts[p].id, s), text, spans: Vec::new() }, new.len()));
             }
             on_batch(done)?;
-            bar.inc(chunk.len() as u64);
         }
-        bar.finish_and_clear();
         Ok(())
     }
 

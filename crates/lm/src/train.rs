@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var, D};
 use corpus::Document;
-use indicatif::{ProgressBar, ProgressStyle};
 use nn::{AdamW, AdamWConfig, LinearSchedule, Mode, Params};
+use progress::Progress;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -63,7 +63,7 @@ pub struct TrainRecord {
 /// The resumable state (in `checkpoint/state.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
-    /// The config with `max_minutes` and `progress` cleared: a resumed run must match it.
+    /// The config with `max_minutes` cleared: a resumed run must match it.
     fingerprint: String,
     epoch: usize,
     micro: usize,
@@ -76,18 +76,7 @@ struct State {
 fn fingerprint(cfg: &TrainConfig) -> String {
     let mut c = cfg.clone();
     c.max_minutes = None;
-    c.progress = false;
     serde_json::to_string(&c).unwrap_or_default()
-}
-
-/// A progress bar, or a hidden one.
-pub fn progress_bar(len: u64, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]").unwrap());
-    bar
 }
 
 /// Trains a generator on `train_docs`, selecting by perplexity on `dev_docs`, into `out`.
@@ -95,8 +84,9 @@ pub fn progress_bar(len: u64, show: bool) -> ProgressBar {
 /// `out` then holds an HF-layout model (`config.json`, `model.safetensors`, `tokenizer.json`) or
 /// LoRA adapters in PEFT layout (`adapter_config.json`, `adapter_model.safetensors`), or an n-gram
 /// model, plus [`TRAIN_RECORD`]. A run stopped by `max_minutes` or a kill resumes from
-/// `out/checkpoint` when called again with the same config.
-pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], out: &Path) -> Result<TrainReport> {
+/// `out/checkpoint` when called again with the same config. Optimizer steps and each epoch's dev
+/// perplexity are reported to `progress`.
+pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], out: &Path, progress: &dyn Progress) -> Result<TrainReport> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     if cfg.generator == "ngram" {
         return train_ngram(cfg, train_docs, dev_docs, out);
@@ -224,13 +214,8 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
     // Training time only (dev evaluation excluded), for the tokens/s report.
     let mut train_secs = 0.0;
     let mut t_loop = Instant::now();
-    let bar = progress_bar(total_steps, cfg.progress);
-    // Without a terminal (a log file, the pipeline under nohup) the bar does not draw: a line a
-    // minute says where training is and how long it has left.
-    let log_lines = cfg.progress && !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut last_line = Instant::now();
-    let steps_at_start = opt.step;
-    bar.set_position(opt.step);
+    progress.start("training steps", total_steps);
+    progress.inc(opt.step);
     let mut acc: Option<GradStore> = None;
     let mut acc_loss = 0.0;
     let mut stopped = false;
@@ -256,25 +241,8 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
                 loss_sum += acc_loss;
                 loss_n += 1;
                 let tps = tokens_seen as f64 / (train_secs + t_loop.elapsed().as_secs_f64());
-                bar.set_position(opt.step);
-                bar.set_message(format!("epoch {} loss {:.3} lr {:.2e} {:.0} tok/s", epoch + 1, acc_loss, lr, tps));
-                if log_lines && last_line.elapsed().as_secs() >= 60 {
-                    let done = (opt.step - steps_at_start).max(1) as f64;
-                    let per_step = t_start.elapsed().as_secs_f64() / done;
-                    let mut left = per_step * total_steps.saturating_sub(opt.step) as f64;
-                    if let Some(d) = deadline {
-                        left = left.min(d.saturating_duration_since(Instant::now()).as_secs_f64());
-                    }
-                    eprintln!(
-                        "   step {}/{total_steps} epoch {} loss {:.3} {:.0} tok/s, about {:.0} min left",
-                        opt.step,
-                        epoch + 1,
-                        acc_loss,
-                        tps,
-                        left / 60.0
-                    );
-                    last_line = Instant::now();
-                }
+                progress.inc(1);
+                progress.message(&format!("epoch {} loss {:.3} lr {:.2e} {:.0} tok/s", epoch + 1, acc_loss, lr, tps));
                 acc_loss = 0.0;
                 let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
                 if out_of_time {
@@ -296,11 +264,7 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
         report.steps = opt.step;
         report.tokens_per_sec = tokens_seen as f64 / train_secs.max(1e-9);
         let line = format!("epoch {}{}: train loss {:.4}, dev perplexity {:.3}", epoch + 1, if complete { "" } else { " (partial)" }, loss_sum / loss_n.max(1) as f64, ppl);
-        if log_lines {
-            eprintln!("   {line}");
-        } else {
-            bar.println(line);
-        }
+        progress.println(&line);
         if ppl < report.best_dev_perplexity || !out.join("config.json").exists() && !out.join(crate::lora::ADAPTER_CONFIG).exists() {
             report.best_dev_perplexity = report.best_dev_perplexity.min(ppl);
             save_best(&model, &report)?;
@@ -316,7 +280,7 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
         save_ckpt(&opt, epoch, micro, &report, loss_sum, loss_n)?;
         last_ckpt = Instant::now();
     }
-    bar.finish_and_clear();
+    progress.finish();
     report.finished = !stopped;
     // Keep the record current (the best model's files are untouched).
     fsutil::atomic_write(&out.join(TRAIN_RECORD), serde_json::to_string_pretty(&record(&report))?.as_bytes())?;

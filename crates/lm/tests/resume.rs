@@ -19,15 +19,15 @@ fn docs(n: usize, from: usize) -> Vec<Document> {
 #[test]
 fn a_resumed_run_generates_only_the_missing_samples_and_equals_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = TrainConfig { generator: "gpt2".into(), preset: lm::Preset::Tiny, epochs: 1, block_size: 32, batch_size: 4, progress: false, ..Default::default() };
+    let mut c = TrainConfig { generator: "gpt2".into(), preset: lm::Preset::Tiny, epochs: 1, block_size: 32, batch_size: 4, ..Default::default() };
     c.dims.vocab_size = Some(300);
     c.dims.hidden = Some(32);
     c.dims.max_positions = Some(128);
-    lm::train(&c, &docs(12, 0), &docs(3, 12), dir.path()).unwrap();
+    lm::train(&c, &docs(12, 0), &docs(3, 12), dir.path(), &progress::Silent).unwrap();
     let backend = Backend::Local(Box::new(Generator::load(dir.path()).unwrap()));
     let prompts = lm::prompts_from_docs(&docs(4, 20), 3);
     let cfg = GenerateConfig { samples_per_prompt: 3, max_new_tokens: 20, batch_size: 5, seed: 9, ..Default::default() };
-    let (whole, stats) = backend.generate_resuming(&prompts, &cfg, HashMap::new(), |_| Ok(())).unwrap();
+    let (whole, stats) = backend.generate_resuming(&prompts, &cfg, HashMap::new(), |_| Ok(()), &progress::Silent).unwrap();
     assert_eq!((whole.len(), stats.samples, stats.resumed), (12, 12, 0));
     assert!(stats.new_tokens.is_some_and(|t| t > 0));
 
@@ -46,7 +46,7 @@ fn a_resumed_run_generates_only_the_missing_samples_and_equals_an_uninterrupted_
         .generate_resuming(&prompts, &cfg, done, |d| {
             asked.push(d.id.clone());
             j.append(d)
-        })
+        }, &progress::Silent)
         .unwrap();
     assert_eq!((stats.samples, stats.resumed), (7, 5));
     assert!(!asked.contains(&whole[4].id) && asked.len() == 7, "{asked:?}");

@@ -145,7 +145,7 @@ fn docs(n: usize) -> Vec<Document> {
 }
 
 fn tiny_train_config(generator: &str) -> TrainConfig {
-    let mut c = TrainConfig { generator: generator.into(), preset: lm::Preset::Tiny, epochs: 2, block_size: 32, batch_size: 4, progress: false, ..Default::default() };
+    let mut c = TrainConfig { generator: generator.into(), preset: lm::Preset::Tiny, epochs: 2, block_size: 32, batch_size: 4, ..Default::default() };
     c.dims.vocab_size = Some(300);
     c.dims.hidden = Some(32);
     c.dims.max_positions = Some(128);
@@ -157,7 +157,7 @@ fn tiny_train_config(generator: &str) -> TrainConfig {
 fn train_from_scratch_saves_hf_layout_and_generates() {
     let dir = tempfile::tempdir().unwrap();
     let (train, dev) = (docs(12), docs(3));
-    let report = lm::train(&tiny_train_config("llama"), &train, &dev, dir.path()).unwrap();
+    let report = lm::train(&tiny_train_config("llama"), &train, &dev, dir.path(), &progress::Silent).unwrap();
     assert!(report.finished && report.epochs.len() == 2);
     assert!(report.epochs[1].dev_perplexity < report.epochs[0].dev_perplexity * 1.5);
     for f in ["config.json", "model.safetensors", "tokenizer.json", "lm_train.json"] {
@@ -180,14 +180,14 @@ fn a_run_stopped_by_the_time_budget_resumes_to_the_same_model() {
     let (train, dev) = (docs(12), docs(3));
     let full = tempfile::tempdir().unwrap();
     let cfg = tiny_train_config("gpt2");
-    lm::train(&cfg, &train, &dev, full.path()).unwrap();
+    lm::train(&cfg, &train, &dev, full.path(), &progress::Silent).unwrap();
     // Stop after the first optimizer step (budget 0), then resume with no budget.
     let split = tempfile::tempdir().unwrap();
     let mut stop = cfg.clone();
     stop.max_minutes = Some(0.0);
-    let r = lm::train(&stop, &train, &dev, split.path()).unwrap();
+    let r = lm::train(&stop, &train, &dev, split.path(), &progress::Silent).unwrap();
     assert!(!r.finished && split.path().join("checkpoint/state.json").exists());
-    let r2 = lm::train(&cfg, &train, &dev, split.path()).unwrap();
+    let r2 = lm::train(&cfg, &train, &dev, split.path(), &progress::Silent).unwrap();
     assert!(r2.finished);
     let a = std::fs::read(full.path().join("model.safetensors")).unwrap();
     let b = std::fs::read(split.path().join("model.safetensors")).unwrap();
@@ -198,13 +198,13 @@ fn a_run_stopped_by_the_time_budget_resumes_to_the_same_model() {
 fn lora_fine_tuning_writes_peft_adapters() {
     let (train, dev) = (docs(12), docs(3));
     let base = tempfile::tempdir().unwrap();
-    lm::train(&tiny_train_config("gpt2"), &train, &dev, base.path()).unwrap();
+    lm::train(&tiny_train_config("gpt2"), &train, &dev, base.path(), &progress::Silent).unwrap();
     let out = tempfile::tempdir().unwrap();
     let mut cfg = tiny_train_config("gpt2");
     cfg.init = Some(base.path().to_path_buf());
     cfg.lora.rank = 4;
     cfg.epochs = 1;
-    lm::train(&cfg, &train, &dev, out.path()).unwrap();
+    lm::train(&cfg, &train, &dev, out.path(), &progress::Silent).unwrap();
     assert!(out.path().join("adapter_model.safetensors").exists() && out.path().join("adapter_config.json").exists());
     assert!(!out.path().join("model.safetensors").exists());
     let ppl = lm::perplexity(out.path(), &dev).unwrap();
@@ -212,7 +212,7 @@ fn lora_fine_tuning_writes_peft_adapters() {
     // `epochs = 0`: not adapted; the adapters at zero give the base model's perplexity and text.
     let none = tempfile::tempdir().unwrap();
     cfg.epochs = 0;
-    let r = lm::train(&cfg, &train, &dev, none.path()).unwrap();
+    let r = lm::train(&cfg, &train, &dev, none.path(), &progress::Silent).unwrap();
     assert!(r.finished && r.steps == 0 && none.path().join("adapter_config.json").exists());
     let (p0, pb) = (lm::perplexity(none.path(), &dev).unwrap(), lm::perplexity(base.path(), &dev).unwrap());
     assert!((p0 - pb).abs() < 1e-4 * pb, "{p0} vs {pb}");
@@ -225,7 +225,7 @@ fn lora_fine_tuning_writes_peft_adapters() {
 fn ngram_generator_trains_through_the_same_api() {
     let dir = tempfile::tempdir().unwrap();
     let (train, dev) = (docs(12), docs(3));
-    lm::train(&TrainConfig { generator: "ngram".into(), ..Default::default() }, &train, &dev, dir.path()).unwrap();
+    lm::train(&TrainConfig { generator: "ngram".into(), ..Default::default() }, &train, &dev, dir.path(), &progress::Silent).unwrap();
     let g = Generator::load(dir.path()).unwrap();
     assert!(matches!(g, Generator::Ngram(_)));
     let prompts = lm::prompts_from_docs(&dev, 3);
@@ -273,7 +273,7 @@ fn document_nlls_match_perplexity_and_rank_seen_endings_first() {
     let (train, dev) = (docs(12), docs(3));
     let mut cfg = tiny_train_config("llama");
     cfg.epochs = 6;
-    lm::train(&cfg, &train, &dev, dir.path()).unwrap();
+    lm::train(&cfg, &train, &dev, dir.path(), &progress::Silent).unwrap();
     for d in &dev {
         let one = std::slice::from_ref(d);
         let nll = lm::document_nlls(dir.path(), one).unwrap()[0];
@@ -288,7 +288,7 @@ fn document_nlls_match_perplexity_and_rank_seen_endings_first() {
     let nlls = lm::document_nlls(dir.path(), &[seen, other]).unwrap();
     assert!(nlls[0] < nlls[1], "{nlls:?}");
     let ngram_dir = tempfile::tempdir().unwrap();
-    lm::train(&TrainConfig { generator: "ngram".into(), ..Default::default() }, &train, &dev, ngram_dir.path()).unwrap();
+    lm::train(&TrainConfig { generator: "ngram".into(), ..Default::default() }, &train, &dev, ngram_dir.path(), &progress::Silent).unwrap();
     let ng = lm::document_nlls(ngram_dir.path(), &dev).unwrap();
     assert!(ng.iter().all(|x| x.is_finite() && *x > 0.0), "{ng:?}");
 }

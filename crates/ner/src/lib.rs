@@ -16,7 +16,7 @@
 //! # fn main() -> anyhow::Result<()> {
 //! # let (train, dev): (Vec<corpus::Document>, Vec<corpus::Document>) = (vec![], vec![]);
 //! let cfg = ner::TrainConfig::default().with_overrides(&["optimizer.epochs=3".into()]).map_err(anyhow::Error::msg)?;
-//! ner::train(&cfg, &train, &dev, std::path::Path::new("annotator"), &mut ner::Bar::new())?;
+//! ner::train(&cfg, &train, &dev, std::path::Path::new("annotator"), &progress::Silent)?;
 //! let model = ner::Model::load(std::path::Path::new("annotator"))?;
 //! let predicted = model.predict(&dev)?;
 //! # Ok(()) }
@@ -25,7 +25,6 @@
 pub mod config;
 pub mod features;
 pub mod model;
-pub mod progress;
 pub mod subword;
 pub mod tagger;
 pub mod train;
@@ -34,5 +33,4 @@ pub use config::{Metric, Preset, TrainConfig};
 pub use tagger::{load_tagger, TaggerSpec};
 pub use tagging::{TagScheme, TagSet, Tagger};
 pub use model::{DecodingTrial, ForwardPath, Model, TaggerSettings, GUIDE_DIR, O_PENALTY_FRACTIONS};
-pub use progress::{perceptron_epochs_bar, Bar, Event, Progress, Silent};
 pub use train::{add_boundaries, evaluate, train, BoundaryOutcome, DevScores, EpochRecord, TrainSummary};

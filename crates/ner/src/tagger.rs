@@ -8,7 +8,9 @@ use corpus::Document;
 use serde::Serialize;
 use tagging::Tagger;
 
-use crate::{Model, Progress, TrainConfig};
+use progress::Progress;
+
+use crate::{Model, TrainConfig};
 
 /// A tagger family and its training settings. Serialized as `kind` plus the settings, which is
 /// what a pipeline stage's cache key hashes.
@@ -33,14 +35,17 @@ impl TaggerSpec {
 
     /// Trains on `train` (choosing what dev decides on `dev`) and saves the model to `out`;
     /// returns a one-line summary of what was trained (no document text).
-    pub fn train(&self, train: &[Document], dev: &[Document], out: &Path, progress: &mut dyn Progress) -> Result<String> {
+    pub fn train(&self, train: &[Document], dev: &[Document], out: &Path, progress: &dyn Progress) -> Result<String> {
         Ok(match self {
             TaggerSpec::Transformer(c) => {
                 let s = crate::train(c, train, dev, out, progress)?;
                 format!("transformer: best epoch {:?} of {}, {:.1} min", s.best_epoch, s.epochs_completed, s.minutes)
             }
             TaggerSpec::Perceptron(c) => {
-                let (_, s) = perceptron::train(c, train, dev, Some(out))?;
+                progress.start("perceptron epochs", perceptron::planned_epochs(c));
+                let trained = perceptron::train(c, train, dev, Some(out), progress);
+                progress.finish();
+                let (_, s) = trained?;
                 format!("perceptron: {} features, best epoch {}, {:.1} s", s.features, s.best_epoch, s.seconds)
             }
         })

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Metric, TrainConfig};
 use tagging::{TagScheme, TagSet};
 use crate::model::{Model, TaggerSettings};
-use crate::progress::{Event, Progress};
+use progress::Progress;
 use crate::subword::Subwords;
 
 /// Dev scores of one evaluation.
@@ -68,7 +68,7 @@ pub struct TrainSummary {
     pub train_windows: usize,
     /// Stopped by `max_minutes` before all epochs.
     pub budget_exhausted: bool,
-    /// Stopped because the progress callback asked to (a simulated kill); resumable.
+    /// Stopped because the progress reporter asked to ([`Progress::stop_requested`]: a simulated kill); resumable.
     pub interrupted: bool,
     /// With `guide_seed_candidates` > 1: each candidate guide's seed and dev token F1 (the best
     /// is the kept guide).
@@ -162,7 +162,7 @@ pub fn train(
     train: &[Document],
     dev: &[Document],
     out_dir: &Path,
-    progress: &mut dyn Progress,
+    progress: &dyn Progress,
 ) -> Result<TrainSummary> {
     let train = &*training_documents(cfg, train)?;
     ensure!(cfg.optimizer.batch_size > 0 && cfg.windows.size > 0 && cfg.optimizer.epochs > 0, "optimizer.batch_size, windows.size and optimizer.epochs must be positive");
@@ -201,13 +201,10 @@ pub fn train(
             schedule_warmup: None,
             guide_seed_candidates: Vec::new(),
         };
-        let ticker = if cfg.guide.folds > 0 {
-            progress.event(&Event::Guide { folds: cfg.guide.folds, seed_candidates: cfg.guide.perceptron.seed_candidates, planned_epochs: guide_planned_epochs(cfg, false)? });
-            progress.guide_ticker()
-        } else {
-            None
-        };
-        let (model, guide) = build_model(cfg, train, dev, tick_of(&ticker))?;
+        if cfg.guide.folds > 0 {
+            start_guide(cfg, false, progress)?;
+        }
+        let (model, guide) = build_model(cfg, train, dev, progress)?;
         guide_inputs = guide.inputs;
         (model, State { guide_seed_candidates: guide.seed_candidates, ..state })
     };
@@ -218,20 +215,23 @@ pub fn train(
             Some(j) => j,
             None => {
                 // Resuming (the kept guide is in the checkpoint; its inputs are recomputed, seeded),
-                // or plain jackknifed inputs after a fresh guide, whose training ticked this bar
-                // already: the jackknife goes on ticking it.
+                // or plain jackknifed inputs after a fresh guide, whose training counted in this
+                // stage already: the jackknife goes on counting in it.
                 if resuming {
-                    progress.event(&Event::Guide { folds: cfg.guide.folds, seed_candidates: cfg.guide.perceptron.seed_candidates, planned_epochs: guide_planned_epochs(cfg, true)? });
+                    start_guide(cfg, true, progress)?;
                 }
-                let ticker = progress.guide_ticker();
                 if stacked_inputs(cfg)? {
-                    train_guide_with_inputs(cfg, train, dev, tick_of(&ticker))?.1.inputs.expect("a stacked guide's out-of-fold tags")
+                    train_guide_with_inputs(cfg, train, dev, progress)?.1.inputs.expect("a stacked guide's out-of-fold tags")
                 } else {
-                    jackknife_guide(cfg, train, tick_of(&ticker))?
+                    jackknife_guide(cfg, train, progress)?
                 }
             }
         };
-        progress.event(&Event::GuideDone { seconds: guide_started.elapsed().as_secs_f64(), seed_candidates: &state.guide_seed_candidates });
+        progress.finish();
+        for (seed, f1) in &state.guide_seed_candidates {
+            progress.println(&format!("guide on seed {seed}: dev token F1 {f1:.4}"));
+        }
+        progress.println(&format!("guide tags ready ({:.0} s)", guide_started.elapsed().as_secs_f64()));
         Some(j)
     } else {
         None
@@ -278,13 +278,12 @@ pub fn train(
         guide_seed_candidates: state.guide_seed_candidates.clone(),
         boundaries: None,
     };
-    progress.event(&Event::Start {
-        epochs: cfg.optimizer.epochs,
-        steps_per_epoch,
-        num_params: summary.num_params,
-        train_windows: examples.len(),
-        resumed_at: resuming.then_some((state.epoch, state.step_in_epoch)),
-    });
+    progress.start("training", (cfg.optimizer.epochs * steps_per_epoch) as u64);
+    if resuming {
+        progress.inc((state.epoch * steps_per_epoch + state.step_in_epoch) as u64);
+        progress.println(&format!("resuming at epoch {} step {}", state.epoch + 1, state.step_in_epoch));
+    }
+    progress.println(&format!("{} parameters, {} training windows, {steps_per_epoch} steps/epoch", summary.num_params, examples.len()));
 
     let session = Instant::now();
     let base_elapsed = state.elapsed_secs;
@@ -328,16 +327,10 @@ pub fn train(
                 }
             }
             let tps = state.tokens as f64 / state.step_secs.max(1e-9);
-            let keep_going = progress.event(&Event::Step {
-                epoch,
-                step: state.step_in_epoch,
-                steps_per_epoch,
-                loss: loss_v,
-                lr,
-                tokens_per_sec: tps,
-            });
+            progress.inc(1);
+            progress.message(&format!("epoch {} loss {loss_v:.4} lr {lr:.2e} {tps:.0} tok/s", epoch + 1));
             let over_budget = budget_secs.is_some_and(|b| state.elapsed_secs >= b);
-            if !keep_going {
+            if progress.stop_requested() {
                 state.dropout_word_pos = dropout_rng.get_word_pos();
                 save_checkpoint(&ckpt, &model, &opt, &state, cfg)?;
                 summary.interrupted = true;
@@ -351,7 +344,6 @@ pub fn train(
             if last_ckpt.elapsed().as_secs_f64() >= cfg.checkpoint.minutes * 60.0 && state.step_in_epoch < steps_per_epoch {
                 state.dropout_word_pos = dropout_rng.get_word_pos();
                 save_checkpoint(&ckpt, &model, &opt, &state, cfg)?;
-                progress.event(&Event::Checkpoint { epoch, step: state.step_in_epoch });
                 last_ckpt = Instant::now();
             }
         }
@@ -376,7 +368,7 @@ pub fn train(
             dev: dev_scores,
             minutes: (base_elapsed + session.elapsed().as_secs_f64()) / 60.0,
         };
-        progress.event(&Event::EpochEnd { record: &record, improved });
+        progress.println(&epoch_line(&record, improved));
         let epoch_secs = record.minutes * 60.0 - state.history.last().map_or(base_elapsed.min(record.minutes * 60.0), |r| r.minutes * 60.0);
         state.history.push(record);
         if let Some(b) = budget_secs {
@@ -413,13 +405,13 @@ pub fn train(
     if !summary.interrupted && cfg.decoding.boundaries {
         let jackknifed = jackknifed.as_deref().expect("checked before training");
         let outcome = train_boundaries(cfg, train, jackknifed, dev, out_dir)?;
-        progress.event(&Event::Boundaries { outcome: &outcome, metric: cfg.select_metric });
+        progress.println(&boundary_line(&outcome, cfg.select_metric));
         summary.boundaries = Some(outcome);
     }
     if !summary.interrupted {
         let json = serde_json::to_string_pretty(&TrainingJson { config: cfg, summary: &summary })?;
         fsutil::atomic_write(&out_dir.join("training.json"), json.as_bytes())?;
-        progress.event(&Event::Done { summary: &summary });
+        progress.finish();
     }
     Ok(summary)
 }
@@ -443,9 +435,9 @@ pub fn training_documents<'a>(cfg: &TrainConfig, train: &'a [Document]) -> Resul
 pub fn add_boundaries(cfg: &TrainConfig, train: &[Document], dev: &[Document], model_dir: &Path) -> Result<BoundaryOutcome> {
     let train = &*training_documents(cfg, train)?;
     let jackknifed = if stacked_inputs(cfg)? {
-        train_guide_with_inputs(cfg, train, dev, &|| {})?.1.inputs.expect("a stacked guide's out-of-fold tags")
+        train_guide_with_inputs(cfg, train, dev, &progress::Silent)?.1.inputs.expect("a stacked guide's out-of-fold tags")
     } else {
-        jackknife_guide(cfg, train, &|| {})?
+        jackknife_guide(cfg, train, &progress::Silent)?
     };
     train_boundaries(cfg, train, &jackknifed, dev, model_dir)
 }
@@ -548,8 +540,8 @@ struct GuideTraining {
 
 /// The guide perceptron kept in the model: trained on all of `train`, its epoch (and seed, with
 /// candidates) picked on `dev`.
-fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: perceptron::Tick) -> Result<(perceptron::Perceptron, GuideTraining)> {
-    let (p, summary) = perceptron::train_reporting(&kept_guide_config(cfg)?, train, dev, None, tick)?;
+fn train_guide(cfg: &TrainConfig, train: &[Document], dev: &[Document], progress: &dyn Progress) -> Result<(perceptron::Perceptron, GuideTraining)> {
+    let (p, summary) = perceptron::train(&kept_guide_config(cfg)?, train, dev, None, progress)?;
     Ok((p, GuideTraining { inputs: None, seed_candidates: summary.seed_candidates }))
 }
 
@@ -575,32 +567,71 @@ fn stacked_inputs(cfg: &TrainConfig) -> Result<bool> {
 }
 
 /// The kept stacked guide and its own out-of-fold tags of `train` over `cfg.guide.folds` folds.
-fn train_guide_with_inputs(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: perceptron::Tick) -> Result<(perceptron::Perceptron, GuideTraining)> {
+fn train_guide_with_inputs(cfg: &TrainConfig, train: &[Document], dev: &[Document], progress: &dyn Progress) -> Result<(perceptron::Perceptron, GuideTraining)> {
     ensure!(cfg.guide.folds >= 2, "guide.folds must be 0 (off) or at least 2");
-    let (p, summary, oof) = perceptron::train_stacked_with_out_of_fold_reporting(&kept_guide_config(cfg)?, cfg.guide.folds, train, dev, tick)?;
+    let (p, summary, oof) = perceptron::train_stacked_with_out_of_fold(&kept_guide_config(cfg)?, cfg.guide.folds, train, dev, progress)?;
     Ok((p, GuideTraining { inputs: Some(oof), seed_candidates: summary.seed_candidates }))
 }
 
 /// Predictions of `train` by `cfg.guide.folds` perceptrons, each trained on the other folds for
 /// `cfg.guide.perceptron.epochs` epochs; in the order of `train`.
-fn jackknife_guide(cfg: &TrainConfig, train: &[Document], tick: perceptron::Tick) -> Result<Vec<Document>> {
+fn jackknife_guide(cfg: &TrainConfig, train: &[Document], progress: &dyn Progress) -> Result<Vec<Document>> {
     ensure!(cfg.guide.folds >= 2, "guide.folds must be 0 (off) or at least 2");
-    perceptron::jackknife_reporting(
+    perceptron::jackknife(
         &guide_config(cfg, cfg.guide.perceptron.epochs)?,
         cfg.guide.folds,
         train,
         &[],
         |p, d| p.predict(std::slice::from_ref(d)).pop().expect("one prediction per document"),
-        tick,
+        progress,
     )
 }
 
-/// The tick function of a progress reporter's guide ticker (nothing without one).
-fn tick_of(ticker: &Option<Box<dyn Fn() + Send + Sync>>) -> perceptron::Tick<'_> {
-    match ticker {
-        Some(t) => t.as_ref(),
-        None => &|| {},
-    }
+/// Says that the guide perceptron and its jackknife folds are being trained and starts their
+/// progress stage, counted in perceptron epochs ([`guide_planned_epochs`]).
+fn start_guide(cfg: &TrainConfig, resuming: bool, progress: &dyn Progress) -> Result<()> {
+    let candidates = cfg.guide.perceptron.seed_candidates;
+    let seeds = if candidates > 1 { format!(" (on {candidates} seeds, the best on dev kept)") } else { String::new() };
+    progress.println(&format!("training the guide perceptron{seeds} and its {} jackknife folds", cfg.guide.folds));
+    progress.start("guide perceptron epochs", guide_planned_epochs(cfg, resuming)?);
+    Ok(())
+}
+
+/// An epoch's line: its loss, and its dev scores with the decoding settings picked with them.
+fn epoch_line(record: &EpochRecord, improved: bool) -> String {
+    let dev = match record.dev {
+        Some(d) => {
+            let mut picked = Vec::new();
+            if let Some(w) = d.guide_weight {
+                picked.push(format!("guide weight {w:.3}"));
+            }
+            if let Some(p) = d.o_penalty {
+                picked.push(format!("O penalty {p:.2}"));
+            }
+            let picked = if picked.is_empty() { String::new() } else { format!(" ({})", picked.join(", ")) };
+            format!("dev token F1 {:.4} strict F1 {:.4}{picked}", d.token_f1, d.strict_f1)
+        }
+        None => "no dev set".into(),
+    };
+    format!("epoch {} loss {:.4} {dev}{} ({:.1} min)", record.epoch + 1, record.mean_loss, if improved { " *best*" } else { "" }, record.minutes)
+}
+
+/// What the span-boundary model learned from and whether dev kept it.
+fn boundary_line(outcome: &BoundaryOutcome, metric: Metric) -> String {
+    let t = &outcome.training;
+    let dev = match (outcome.dev_without, outcome.dev_with) {
+        (Some(a), Some(b)) => format!(
+            "; dev token F1 {:.4} → {:.4}, strict F1 {:.4} → {:.4}: {} (by {})",
+            a.token_f1,
+            b.token_f1,
+            a.strict_f1,
+            b.strict_f1,
+            if outcome.kept { "kept" } else { "not kept" },
+            metric.name()
+        ),
+        _ => "; no dev set: kept".into(),
+    };
+    format!("boundary model: learned from {} entities, {} of them misplaced{dev} ({:.0} s)", t.examples, t.misplaced, outcome.seconds)
 }
 
 /// Perceptron epochs of the guide's training (the kept guide, unless `resuming` with it in the
@@ -615,13 +646,13 @@ fn guide_planned_epochs(cfg: &TrainConfig, resuming: bool) -> Result<u64> {
 
 /// A fresh model: from scratch (vocabulary trained on `train`) or from an HF checkpoint, and what
 /// training its guide gave besides it.
-fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document], tick: perceptron::Tick) -> Result<(Model, GuideTraining)> {
+fn build_model(cfg: &TrainConfig, train: &[Document], dev: &[Document], progress: &dyn Progress) -> Result<(Model, GuideTraining)> {
     let labels = TagSet::from_documents(train, TagScheme::Bio);
     ensure!(labels.len() > 1, "the training documents have no annotated spans");
     let (guide, trained) = if cfg.guide.folds == 0 {
         (None, GuideTraining { inputs: None, seed_candidates: Vec::new() })
     } else {
-        let (g, t) = if stacked_inputs(cfg)? { train_guide_with_inputs(cfg, train, dev, tick)? } else { train_guide(cfg, train, dev, tick)? };
+        let (g, t) = if stacked_inputs(cfg)? { train_guide_with_inputs(cfg, train, dev, progress)? } else { train_guide(cfg, train, dev, progress)? };
         (Some(g), t)
     };
     let settings = TaggerSettings {

@@ -3,7 +3,10 @@
 use std::path::Path;
 
 use corpus::{Document, Span};
-use ner::{Event, Model, Preset, TrainConfig};
+use ner::{Model, Preset, TrainConfig};
+use progress::{Progress, Silent};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Builds a document from pieces: plain text, or `(text, label)` for a PHI span. Offsets are in
 /// chars, so accents and a leading BOM exercise char/byte differences.
@@ -110,7 +113,7 @@ fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
 fn overfits_three_documents_and_round_trips() {
     let docs = docs();
     let dir = tempfile::tempdir().unwrap();
-    let summary = ner::train(&tiny_cfg(60), &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    let summary = ner::train(&tiny_cfg(60), &docs, &docs, dir.path(), &Silent).unwrap();
     assert_eq!(summary.best_dev.unwrap().strict_f1, 1.0, "{summary:?}");
 
     for f in ["config.json", "model.safetensors", "tokenizer.json", "labels.json", "training.json"] {
@@ -141,7 +144,7 @@ fn overfits_three_documents_and_round_trips() {
 fn o_penalty_is_picked_on_dev_saved_and_moves_decoding() {
     let docs = docs();
     let dir = tempfile::tempdir().unwrap();
-    let summary = ner::train(&tiny_cfg(30), &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    let summary = ner::train(&tiny_cfg(30), &docs, &docs, dir.path(), &Silent).unwrap();
     let picked = summary.best_dev.unwrap().o_penalty.expect("tuned by default");
     let mut model = Model::load(dir.path()).unwrap();
     assert_eq!(model.settings.o_penalty, picked);
@@ -177,21 +180,22 @@ fn resume_after_a_kill_matches_an_uninterrupted_run() {
     let docs = docs();
     let cfg = tiny_cfg(4);
     let full = tempfile::tempdir().unwrap();
-    ner::train(&cfg, &docs, &docs, full.path(), &mut ner::Silent).unwrap();
+    ner::train(&cfg, &docs, &docs, full.path(), &Silent).unwrap();
 
     let cut = tempfile::tempdir().unwrap();
     // "Kill" in the middle of the second epoch.
-    let mut steps = 0;
-    let mut killer = |e: &Event| {
-        if let Event::Step { .. } = e {
-            steps += 1;
-            return steps != 5;
+    struct Killer(AtomicU64);
+    impl Progress for Killer {
+        fn inc(&self, n: u64) {
+            self.0.fetch_add(n, Ordering::Relaxed);
         }
-        true
-    };
-    let s = ner::train(&cfg, &docs, &docs, cut.path(), &mut killer).unwrap();
+        fn stop_requested(&self) -> bool {
+            self.0.load(Ordering::Relaxed) == 5
+        }
+    }
+    let s = ner::train(&cfg, &docs, &docs, cut.path(), &Killer(AtomicU64::new(0))).unwrap();
     assert!(s.interrupted);
-    let resumed = ner::train(&cfg, &docs, &docs, cut.path(), &mut ner::Silent).unwrap();
+    let resumed = ner::train(&cfg, &docs, &docs, cut.path(), &Silent).unwrap();
     assert!(!resumed.interrupted);
     assert_eq!(resumed.epochs_completed, 4);
     let (a, b) = (weights(&full.path().join("checkpoint")), weights(&cut.path().join("checkpoint")));
@@ -202,17 +206,17 @@ fn resume_after_a_kill_matches_an_uninterrupted_run() {
     }
     // A different configuration refuses to resume from the checkpoint.
     let other = TrainConfig { seed: 8, ..cfg };
-    assert!(ner::train(&other, &docs, &docs, cut.path(), &mut ner::Silent).is_err());
+    assert!(ner::train(&other, &docs, &docs, cut.path(), &Silent).is_err());
 }
 
 #[test]
 fn fine_tunes_from_an_hf_directory() {
     let docs = docs();
     let base = tempfile::tempdir().unwrap();
-    ner::train(&tiny_cfg(2), &docs, &[], base.path(), &mut ner::Silent).unwrap();
+    ner::train(&tiny_cfg(2), &docs, &[], base.path(), &Silent).unwrap();
     let cfg = { let mut c = tiny_cfg(2); c.encoder.init = Some(base.path().to_path_buf()); c.optimizer.lr = Some(1e-3); c };
     let out = tempfile::tempdir().unwrap();
-    let s = ner::train(&cfg, &docs, &docs, out.path(), &mut ner::Silent).unwrap();
+    let s = ner::train(&cfg, &docs, &docs, out.path(), &Silent).unwrap();
     assert_eq!(s.epochs_completed, 2);
     // The tokenizer is the checkpoint's.
     let a = std::fs::read_to_string(base.path().join("tokenizer.json")).unwrap();
@@ -225,8 +229,8 @@ fn same_seed_gives_identical_models() {
     let docs = docs();
     let cfg = set(&tiny_cfg(2), &["encoder.dropout=0.1", "encoder.attention_dropout=0.1"]);
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    ner::train(&cfg, &docs, &docs, a.path(), &mut ner::Silent).unwrap();
-    ner::train(&cfg, &docs, &docs, b.path(), &mut ner::Silent).unwrap();
+    ner::train(&cfg, &docs, &docs, a.path(), &Silent).unwrap();
+    ner::train(&cfg, &docs, &docs, b.path(), &Silent).unwrap();
     let ta = std::fs::read_to_string(a.path().join("tokenizer.json")).unwrap();
     let tb = std::fs::read_to_string(b.path().join("tokenizer.json")).unwrap();
     assert_eq!(ta, tb, "vocabulary learning must be deterministic");
@@ -239,7 +243,7 @@ fn same_seed_gives_identical_models() {
 fn every_tagger_parameter_gets_a_gradient() {
     let docs = docs();
     let dir = tempfile::tempdir().unwrap();
-    ner::train(&tiny_cfg(1), &docs, &[], dir.path(), &mut ner::Silent).unwrap();
+    ner::train(&tiny_cfg(1), &docs, &[], dir.path(), &Silent).unwrap();
     let model = Model::load(dir.path()).unwrap();
     assert!(model.settings.word_buckets > 0 && model.settings.affix_buckets > 0);
     let examples = model.encode(&docs, 6, true);
@@ -265,7 +269,7 @@ fn stacked_model_keeps_its_guide() {
     let docs = docs();
     let cfg = set(&tiny_cfg(40), &["guide.folds=3", "guide.perceptron.epochs=3"]);
     let dir = tempfile::tempdir().unwrap();
-    let summary = ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    let summary = ner::train(&cfg, &docs, &docs, dir.path(), &Silent).unwrap();
     assert_eq!(summary.best_dev.unwrap().strict_f1, 1.0, "{summary:?}");
     assert!(dir.path().join("guide").join("perceptron.json").exists());
     let model = Model::load(dir.path()).unwrap();
@@ -308,7 +312,7 @@ fn stacked_guide_is_kept_and_loaded() {
     let docs = docs();
     let cfg = set(&tiny_cfg(20), &["guide.folds=3", "guide.perceptron.epochs=3", "guide.perceptron.stack_folds=3"]);
     let dir = tempfile::tempdir().unwrap();
-    ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    ner::train(&cfg, &docs, &docs, dir.path(), &Silent).unwrap();
     let model = Model::load(dir.path()).unwrap();
     assert!(model.guide.as_ref().expect("a guide").is_stacked());
     assert_eq!(model.predict(&docs).unwrap().len(), docs.len());
@@ -322,15 +326,15 @@ fn stacked_guide_inputs_train_resume_and_need_a_stacked_guide() {
     let docs = docs();
     let cfg = set(&tiny_cfg(20), &["guide.folds=3", "guide.perceptron.epochs=3", "guide.perceptron.stack_folds=3", "guide.stacked_inputs=true"]);
     let dir = tempfile::tempdir().unwrap();
-    let first = ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    let first = ner::train(&cfg, &docs, &docs, dir.path(), &Silent).unwrap();
     let model = Model::load(dir.path()).unwrap();
     assert!(model.guide.as_ref().expect("a guide").is_stacked());
     let pred = model.predict(&docs).unwrap();
-    let again = ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    let again = ner::train(&cfg, &docs, &docs, dir.path(), &Silent).unwrap();
     assert_eq!(again.best_dev.map(|d| d.strict_f1), first.best_dev.map(|d| d.strict_f1));
     assert_eq!(Model::load(dir.path()).unwrap().predict(&docs).unwrap(), pred);
     let bad = set(&cfg, &["guide.perceptron.stack_folds=0"]);
-    let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
+    let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &Silent).unwrap_err();
     assert!(format!("{err:#}").contains("guide.perceptron.stack_folds"), "{err:#}");
 }
 
@@ -342,15 +346,15 @@ fn committee_guide_is_kept_and_loaded() {
     let docs = docs();
     let cfg = set(&tiny_cfg(4), &["guide.folds=3", "guide.perceptron.epochs=3", &format!("guide.perceptron.feature_sets=[{}, 1]", perceptron::FEATURE_SET)]);
     let dir = tempfile::tempdir().unwrap();
-    ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    ner::train(&cfg, &docs, &docs, dir.path(), &Silent).unwrap();
     let model = Model::load(dir.path()).unwrap();
     assert_eq!(model.guide.as_ref().expect("a guide").committee_size(), 2);
     assert_eq!(model.predict(&docs).unwrap().len(), docs.len());
     let bad = set(&cfg, &["guide.perceptron.stack_folds=3", "guide.stacked_inputs=true"]);
-    let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
+    let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &Silent).unwrap_err();
     assert!(format!("{err:#}").contains("not a committee"), "{err:#}");
     let none = set(&cfg, &["guide.perceptron.feature_sets=[]"]);
-    let err = ner::train(&none, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
+    let err = ner::train(&none, &docs, &docs, tempfile::tempdir().unwrap().path(), &Silent).unwrap_err();
     assert!(format!("{err:#}").contains("guide.perceptron.feature_sets is empty"), "{err:#}");
 }
 
@@ -362,54 +366,62 @@ fn guide_is_picked_among_seed_candidates_on_dev() {
     let docs = docs();
     let cfg = set(&tiny_cfg(1), &["guide.folds=3", "guide.perceptron.epochs=1", "guide.perceptron.seed_candidates=3", "seed=5"]);
     let dir = tempfile::tempdir().unwrap();
-    let mut reported = Vec::new();
-    let mut progress = |e: &Event| {
-        if let Event::GuideDone { seed_candidates, .. } = e {
-            reported = seed_candidates.to_vec();
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<String>>);
+    impl Progress for Lines {
+        fn println(&self, line: &str) {
+            self.0.lock().unwrap().push(line.to_string());
         }
-        true
-    };
-    let summary = ner::train(&cfg, &docs, &docs[..2], dir.path(), &mut progress).unwrap();
+    }
+    let lines = Lines::default();
+    let summary = ner::train(&cfg, &docs, &docs[..2], dir.path(), &lines).unwrap();
     let seeds: Vec<u64> = summary.guide_seed_candidates.iter().map(|c| c.0).collect();
     assert_eq!(seeds, [5, 1005, 2005]);
-    assert_eq!(reported, summary.guide_seed_candidates);
+    let reported: Vec<String> = summary.guide_seed_candidates.iter().map(|(seed, f1)| format!("guide on seed {seed}: dev token F1 {f1:.4}")).collect();
+    let printed: Vec<String> = lines.0.into_inner().unwrap().into_iter().filter(|l| l.starts_with("guide on seed")).collect();
+    assert_eq!(printed, reported);
     let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("training.json")).unwrap()).unwrap();
     assert_eq!(saved["summary"]["guide_seed_candidates"].as_array().map(|a| a.len()), Some(3), "{saved}");
     let best = summary.guide_seed_candidates.iter().map(|c| c.1).fold(f64::MIN, f64::max);
     let seed = summary.guide_seed_candidates.iter().find(|c| c.1 == best).unwrap().0;
     let alone = perceptron::PerceptronConfig { epochs: 1, seed, ..Default::default() };
-    let (alone, _) = perceptron::train(&alone, &docs, &docs[..2], None).unwrap();
+    let (alone, _) = perceptron::train(&alone, &docs, &docs[..2], None, &Silent).unwrap();
     let model = Model::load(dir.path()).unwrap();
     let unseen = [doc("n", &[("Paciente ", None), ("Ana Ruiz", Some("NOMBRE_SUJETO_ASISTENCIA")), (" de Lugo, 30 años.", None)])];
     assert_eq!(model.guide.as_ref().expect("a guide").predict(&docs), alone.predict(&docs));
     assert_eq!(model.guide.as_ref().unwrap().predict(&unseen), alone.predict(&unseen));
-    let err = ner::train(&cfg, &docs, &[], tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
+    let err = ner::train(&cfg, &docs, &[], tempfile::tempdir().unwrap().path(), &Silent).unwrap_err();
     assert!(format!("{err:#}").contains("picks a seed on dev documents"), "{err:#}");
 
-    // The guide's progress: one tick per perceptron epoch, as many as announced (3 candidates of
+    // The guide's progress: one unit per perceptron epoch, as many as announced (3 candidates of
     // 1 epoch, then 3 jackknife folds of 1 epoch).
+    #[derive(Default)]
     struct Counting {
-        planned: Option<u64>,
-        ticks: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        planned: Mutex<Option<u64>>,
+        in_guide: std::sync::atomic::AtomicBool,
+        done: AtomicU64,
     }
-    impl ner::Progress for Counting {
-        fn event(&mut self, e: &Event) -> bool {
-            if let Event::Guide { planned_epochs, .. } = e {
-                self.planned = Some(*planned_epochs);
+    impl Progress for Counting {
+        fn start(&self, stage: &str, total: u64) {
+            let guide = stage.starts_with("guide");
+            if guide {
+                *self.planned.lock().unwrap() = Some(total);
             }
-            true
+            self.in_guide.store(guide, Ordering::Relaxed);
         }
-        fn guide_ticker(&mut self) -> Option<Box<dyn Fn() + Send + Sync>> {
-            let t = self.ticks.clone();
-            Some(Box::new(move || {
-                t.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }))
+        fn inc(&self, n: u64) {
+            if self.in_guide.load(Ordering::Relaxed) {
+                self.done.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        fn finish(&self) {
+            self.in_guide.store(false, Ordering::Relaxed);
         }
     }
-    let mut counting = Counting { planned: None, ticks: Default::default() };
-    ner::train(&cfg, &docs, &docs[..2], tempfile::tempdir().unwrap().path(), &mut counting).unwrap();
-    assert_eq!(counting.planned, Some(6));
-    assert_eq!(counting.ticks.load(std::sync::atomic::Ordering::Relaxed), 6);
+    let counting = Counting::default();
+    ner::train(&cfg, &docs, &docs[..2], tempfile::tempdir().unwrap().path(), &counting).unwrap();
+    assert_eq!(*counting.planned.lock().unwrap(), Some(6));
+    assert_eq!(counting.done.load(Ordering::Relaxed), 6);
 }
 
 /// `boundaries`: after the encoder, a span-boundary model is learned from the guide's jackknifed
@@ -421,7 +433,7 @@ fn boundary_model_is_learned_kept_by_dev_and_applied() {
     let docs = docs();
     let cfg = set(&tiny_cfg(4), &["guide.folds=3", "guide.perceptron.epochs=3", "decoding.boundaries=true"]);
     let dir = tempfile::tempdir().unwrap();
-    let summary = ner::train(&cfg, &docs, &docs, dir.path(), &mut ner::Silent).unwrap();
+    let summary = ner::train(&cfg, &docs, &docs, dir.path(), &Silent).unwrap();
     let outcome = summary.boundaries.clone().expect("a boundary outcome");
     let (without, with) = (outcome.dev_without.expect("dev scores"), outcome.dev_with.expect("dev scores"));
     assert_eq!(outcome.kept, with.strict_f1 >= without.strict_f1, "{outcome:?}");
@@ -470,15 +482,15 @@ fn boundary_model_is_learned_kept_by_dev_and_applied() {
 
     // A finished run without it gains it by resuming with the setting, without training again.
     let plain_dir = tempfile::tempdir().unwrap();
-    let plain = ner::train(&set(&cfg, &["decoding.boundaries=false"]), &docs, &docs, plain_dir.path(), &mut ner::Silent).unwrap();
+    let plain = ner::train(&set(&cfg, &["decoding.boundaries=false"]), &docs, &docs, plain_dir.path(), &Silent).unwrap();
     assert!(plain.boundaries.is_none() && !plain_dir.path().join(perceptron::BOUNDARY_FILE).exists());
     let trained = weights(plain_dir.path());
-    let resumed = ner::train(&cfg, &docs, &docs, plain_dir.path(), &mut ner::Silent).unwrap();
+    let resumed = ner::train(&cfg, &docs, &docs, plain_dir.path(), &Silent).unwrap();
     assert_eq!(weights(plain_dir.path()), trained, "resuming a finished run trains nothing");
     let r = resumed.boundaries.expect("a boundary outcome");
     assert_eq!((r.dev_without, r.dev_with, r.kept), (outcome.dev_without, outcome.dev_with, outcome.kept));
 
     let bad = set(&cfg, &["guide.folds=0"]);
-    let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &mut ner::Silent).unwrap_err();
+    let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &Silent).unwrap_err();
     assert!(format!("{err:#}").contains("guide.folds"), "{err:#}");
 }

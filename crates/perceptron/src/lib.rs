@@ -5,13 +5,14 @@
 //! are stacked (`stack_folds`): the second also sees the first one's tags. Several (each on its
 //! own seed and feature set) can be decoded together as one committee (`feature_sets`), and the
 //! best of several seeds on dev can be kept (`seed_candidates`). Training reports its progress
-//! per perceptron epoch (`train_reporting`, `planned_epochs`).
+//! per perceptron epoch (`progress.inc(1)`; [`planned_epochs`] is the total).
 
 mod features;
 mod gazetteer;
 
 use anyhow::{bail, ensure, Context, Result};
 use corpus::{tokenize, Document, Token};
+use progress::Progress;
 pub use tagging::{train_boundaries, BoundaryConfig, BoundaryModel, BoundarySummary, TagScheme, BOUNDARY_FEATURES, BOUNDARY_FILE};
 use tagging::decoding::{mean_o_margin, search_o_penalty};
 use tagging::{token_f1, TagSet};
@@ -425,7 +426,7 @@ struct Fit {
     dev_scores: Vec<f64>,
 }
 
-fn fit(model: &Perceptron, seqs: &[Sequence], dev_seqs: &[Sequence], epochs: usize, seed: u64, tick: Tick) -> Fit {
+fn fit(model: &Perceptron, seqs: &[Sequence], dev_seqs: &[Sequence], epochs: usize, seed: u64, progress: &dyn Progress) -> Fit {
     let t = model.n_tags();
     let mut weights = model.weights.clone();
     let mut transitions = model.transitions.clone();
@@ -478,21 +479,11 @@ fn fit(model: &Perceptron, seqs: &[Sequence], dev_seqs: &[Sequence], epochs: usi
         if best.as_ref().is_none_or(|b| score > b.0) {
             best = Some((score, epoch, avg_w, avg_t));
         }
-        tick();
+        progress.inc(1);
     }
     let (_, best_epoch, weights, transitions) = best.expect("at least one epoch");
     Fit { best_epoch: best_epoch + 1, weights, transitions, dev_scores }
 }
-
-/// Trains on `train`, keeps the epoch with the best dev token F1 (the last one without dev),
-/// and saves to `out` (if given). With `cfg.seed_candidates` > 1, the best of that many seeds on dev.
-pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: Option<&Path>) -> Result<(Perceptron, PerceptronSummary)> {
-    train_reporting(cfg, train, dev, out, &|| {})
-}
-
-/// Called once per finished epoch of any single perceptron being trained, from the threads that
-/// train folds and members in parallel: a progress bar's tick. [`planned_epochs`] is the total.
-pub type Tick<'a> = &'a (dyn Fn() + Sync);
 
 /// Single-perceptron epochs that [`train`] runs with `cfg` (a progress bar's length): members ×
 /// epochs per tagger; a stacked tagger is `stack_folds` jackknifed first stages, the kept first
@@ -514,9 +505,12 @@ fn per_tagger_stage(cfg: &PerceptronConfig) -> usize {
     cfg.members.max(1) * cfg.epochs * cfg.seed_candidates.max(1)
 }
 
-/// [`train`], calling `tick` after every epoch of every perceptron it trains ([`planned_epochs`]
-/// in all).
-pub fn train_reporting(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: Option<&Path>, tick: Tick) -> Result<(Perceptron, PerceptronSummary)> {
+/// Trains on `train`, keeps the epoch with the best dev token F1 (the last one without dev),
+/// and saves to `out` (if given). With `cfg.seed_candidates` > 1, the best of that many seeds on dev.
+/// Calls `progress.inc(1)` after every epoch of every perceptron it trains ([`planned_epochs`] in
+/// all), from the threads that train folds and members in parallel; the caller starts and
+/// finishes the stage.
+pub fn train(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], out: Option<&Path>, progress: &dyn Progress) -> Result<(Perceptron, PerceptronSummary)> {
     let cfg = &with_language(cfg, train);
     if cfg.epochs == 0 {
         bail!("epochs must be at least 1");
@@ -524,11 +518,11 @@ pub fn train_reporting(cfg: &PerceptronConfig, train: &[Document], dev: &[Docume
     require_spans(train)?;
     let t0 = std::time::Instant::now();
     let (mut model, mut summary, ()) = best_of_seeds(cfg, dev, |c| {
-        let (m, s) = if c.feature_sets.len() > 1 { train_committee(c, train, dev, tick)? } else { train_single(c, train, dev, tick)? };
+        let (m, s) = if c.feature_sets.len() > 1 { train_committee(c, train, dev, progress)? } else { train_single(c, train, dev, progress)? };
         Ok((m, s, ()))
     })?;
     if cfg.boundaries {
-        summary.boundaries = Some(learn_boundaries(cfg, train, dev, &mut model, tick)?);
+        summary.boundaries = Some(learn_boundaries(cfg, train, dev, &mut model, progress)?);
     }
     summary.seconds = t0.elapsed().as_secs_f64();
     if let Some(dir) = out {
@@ -540,7 +534,7 @@ pub fn train_reporting(cfg: &PerceptronConfig, train: &[Document], dev: &[Docume
 
 /// Learns `model`'s span-boundary model (see [`PerceptronConfig::boundaries`]) and sets it when
 /// dev entity-strict F1 does not fall with it.
-fn learn_boundaries(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], model: &mut Perceptron, tick: Tick) -> Result<BoundaryCheck> {
+fn learn_boundaries(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], model: &mut Perceptron, progress: &dyn Progress) -> Result<BoundaryCheck> {
     ensure!(
         train.len() >= BOUNDARY_FOLDS,
         "a boundary model learns from {BOUNDARY_FOLDS} jackknifed taggers: give at least {BOUNDARY_FOLDS} training documents (got {}), or drop boundaries",
@@ -556,7 +550,7 @@ fn learn_boundaries(cfg: &PerceptronConfig, train: &[Document], dev: &[Document]
         boundaries: false,
         ..cfg.clone()
     };
-    let jackknifed = jackknife_reporting(&plain, BOUNDARY_FOLDS, train, &[], |p, d| p.predict(std::slice::from_ref(d)).remove(0), tick)?;
+    let jackknifed = jackknife(&plain, BOUNDARY_FOLDS, train, &[], |p, d| p.predict(std::slice::from_ref(d)).remove(0), progress)?;
     let (boundaries, training) = train_boundaries(&BoundaryConfig { seed: cfg.seed, ..Default::default() }, train, &jackknifed)?;
     let strict = |pred: &[Document]| -> Result<f64> { Ok(eval::evaluate(dev, pred).map_err(anyhow::Error::msg)?.entity_strict.micro.f1) };
     let (without, with) = if dev.is_empty() {
@@ -632,12 +626,12 @@ fn single_feature_set(cfg: &PerceptronConfig) -> Result<u32> {
 
 /// One tagger per entry of `cfg.feature_sets` (one after another: each already trains its folds
 /// and members in parallel), made one committee, weighed on dev (on `train` without dev).
-fn train_committee(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], tick: Tick) -> Result<(Perceptron, PerceptronSummary)> {
+fn train_committee(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], progress: &dyn Progress) -> Result<(Perceptron, PerceptronSummary)> {
     let mut taggers = Vec::new();
     let mut summaries = Vec::new();
     for (i, &set) in cfg.feature_sets.iter().enumerate() {
         let one = PerceptronConfig { feature_sets: vec![set], seed: cfg.seed.wrapping_add(1000 * i as u64), ..cfg.clone() };
-        let (tagger, summary) = train_single(&one, train, dev, tick)?;
+        let (tagger, summary) = train_single(&one, train, dev, progress)?;
         taggers.push(tagger);
         summaries.push(summary);
     }
@@ -684,13 +678,13 @@ fn document_token_f1(model: &Perceptron, docs: &[Document]) -> f64 {
 }
 
 /// A single tagger (stacked or not) on `cfg`'s one feature set.
-fn train_single(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], tick: Tick) -> Result<(Perceptron, PerceptronSummary)> {
+fn train_single(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], progress: &dyn Progress) -> Result<(Perceptron, PerceptronSummary)> {
     single_feature_set(cfg)?;
     let (model, summary) = if cfg.stack_folds == 0 {
-        train_stage(cfg, train, dev, None, tick)?
+        train_stage(cfg, train, dev, None, progress)?
     } else {
-        let (stage1, stage1_summary, tagged) = first_stage(cfg, train, dev, tick)?;
-        let (model, mut summary) = train_stage(cfg, train, dev, Some((stage1, tagged)), tick)?;
+        let (stage1, stage1_summary, tagged) = first_stage(cfg, train, dev, progress)?;
+        let (model, mut summary) = train_stage(cfg, train, dev, Some((stage1, tagged)), progress)?;
         summary.stack_folds = cfg.stack_folds;
         summary.stage1 = Some(Box::new(stage1_summary));
         (model, summary)
@@ -702,29 +696,20 @@ fn train_single(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], ti
 /// of `train` but one fold, and `tag` applied by each to the documents of the fold it did not
 /// see. The results are in the order of `train`. Folds train in parallel; each is seeded, so
 /// the result does not depend on the schedule.
+///
+/// Calls `progress.inc(1)` after every epoch of every perceptron it trains (`k` ×
+/// [`planned_epochs`] in all).
 pub fn jackknife<T: Send>(
     cfg: &PerceptronConfig,
     k: usize,
     train: &[Document],
     dev: &[Document],
     tag: impl Fn(&Perceptron, &Document) -> T + Sync,
-) -> Result<Vec<T>> {
-    jackknife_reporting(cfg, k, train, dev, tag, &|| {})
-}
-
-/// [`jackknife`], calling `tick` after every epoch of every perceptron it trains (`k` ×
-/// [`planned_epochs`] in all).
-pub fn jackknife_reporting<T: Send>(
-    cfg: &PerceptronConfig,
-    k: usize,
-    train: &[Document],
-    dev: &[Document],
-    tag: impl Fn(&Perceptron, &Document) -> T + Sync,
-    tick: Tick,
+    progress: &dyn Progress,
 ) -> Result<Vec<T>> {
     // One language for every fold: detected on all of `train`.
     let cfg = &with_language(cfg, train);
-    out_of_fold(k, cfg.seed, train, |fold_train| Ok(train_reporting(cfg, fold_train, dev, None, tick)?.0), tag)
+    out_of_fold(k, cfg.seed, train, |fold_train| Ok(self::train(cfg, fold_train, dev, None, progress)?.0), tag)
 }
 
 /// `k` models, each fitted by `fit` on all of `train` but one fold (seeded), and `tag` applied by
@@ -757,13 +742,13 @@ fn out_of_fold<M, T: Send>(
 /// The first stage of a stacked tagger (`cfg.stack_folds` > 0), trained on all of `train`, and
 /// each training document's first-stage tags from a tagger that did not train on it (jackknifed
 /// over `cfg.stack_folds` folds), so the second stage learns how far to trust tags on unseen text.
-fn first_stage(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], tick: Tick) -> Result<(Perceptron, PerceptronSummary, Vec<Vec<String>>)> {
+fn first_stage(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], progress: &dyn Progress) -> Result<(Perceptron, PerceptronSummary, Vec<Vec<String>>)> {
     if cfg.stack_folds < 2 || cfg.stack_folds > train.len() {
         bail!("stack_folds must be 0 (off) or between 2 and the number of training documents ({}), not {}", train.len(), cfg.stack_folds);
     }
     let stage1_cfg = PerceptronConfig { stack_folds: 0, boundaries: false, ..cfg.clone() };
-    let tagged = jackknife_reporting(&stage1_cfg, cfg.stack_folds, train, dev, |p, d| p.tag_strings(d, &tokenize(&d.text)), tick)?;
-    let (stage1, summary) = train_stage(&stage1_cfg, train, dev, None, tick)?;
+    let tagged = jackknife(&stage1_cfg, cfg.stack_folds, train, dev, |p, d| p.tag_strings(d, &tokenize(&d.text)), progress)?;
+    let (stage1, summary) = train_stage(&stage1_cfg, train, dev, None, progress)?;
     Ok((stage1, summary, tagged))
 }
 
@@ -772,24 +757,15 @@ fn first_stage(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], tic
 /// other `folds` − 1 folds, from the document's jackknifed first-stage tags. These are what a
 /// stacked tagger's tags look like on text it did not see, for a model stacked on it in turn
 /// (the NER encoder). The first-stage jackknife is shared with the returned tagger's training,
-/// so this costs `folds` more second stages, trained in parallel with the kept one.
+/// so this costs `folds` more second stages, trained in parallel with the kept one. Calls
+/// `progress.inc(1)` after every epoch of every perceptron it trains
+/// ([`planned_epochs_with_out_of_fold`] in all).
 pub fn train_stacked_with_out_of_fold(
     cfg: &PerceptronConfig,
     folds: usize,
     train: &[Document],
     dev: &[Document],
-) -> Result<(Perceptron, PerceptronSummary, Vec<Document>)> {
-    train_stacked_with_out_of_fold_reporting(cfg, folds, train, dev, &|| {})
-}
-
-/// [`train_stacked_with_out_of_fold`], calling `tick` after every epoch of every perceptron it
-/// trains ([`planned_epochs_with_out_of_fold`] in all).
-pub fn train_stacked_with_out_of_fold_reporting(
-    cfg: &PerceptronConfig,
-    folds: usize,
-    train: &[Document],
-    dev: &[Document],
-    tick: Tick,
+    progress: &dyn Progress,
 ) -> Result<(Perceptron, PerceptronSummary, Vec<Document>)> {
     let cfg = &with_language(cfg, train);
     if cfg.epochs == 0 {
@@ -800,7 +776,7 @@ pub fn train_stacked_with_out_of_fold_reporting(
     }
     require_spans(train)?;
     let t0 = std::time::Instant::now();
-    let (model, mut summary, out_of_fold) = best_of_seeds(cfg, dev, |c| stacked_with_out_of_fold(c, folds, train, dev, tick))?;
+    let (model, mut summary, out_of_fold) = best_of_seeds(cfg, dev, |c| stacked_with_out_of_fold(c, folds, train, dev, progress))?;
     summary.seconds = t0.elapsed().as_secs_f64();
     Ok((model, summary, out_of_fold))
 }
@@ -811,12 +787,12 @@ fn stacked_with_out_of_fold(
     folds: usize,
     train: &[Document],
     dev: &[Document],
-    tick: Tick,
+    progress: &dyn Progress,
 ) -> Result<(Perceptron, PerceptronSummary, Vec<Document>)> {
-    let (stage1, stage1_summary, tagged) = first_stage(cfg, train, dev, tick)?;
+    let (stage1, stage1_summary, tagged) = first_stage(cfg, train, dev, progress)?;
     let tags_of: HashMap<&str, &Vec<String>> = train.iter().map(|d| d.id.as_str()).zip(&tagged).collect();
     let (kept, out_of_fold) = rayon::join(
-        || train_stage(cfg, train, dev, Some((stage1.clone(), tagged.clone())), tick),
+        || train_stage(cfg, train, dev, Some((stage1.clone(), tagged.clone())), progress),
         || {
             out_of_fold(
                 folds,
@@ -825,7 +801,7 @@ fn stacked_with_out_of_fold(
                 |fold_train| {
                     let t = fold_train.iter().map(|d| tags_of[d.id.as_str()].clone()).collect();
                     // The kept first stage only tags dev here, for picking the epoch and penalty.
-                    Ok(train_stage(cfg, fold_train, dev, Some((stage1.clone(), t)), tick)?.0)
+                    Ok(train_stage(cfg, fold_train, dev, Some((stage1.clone(), t)), progress)?.0)
                 },
                 |p, d| {
                     let tokens = tokenize(&d.text);
@@ -848,7 +824,7 @@ fn train_stage(
     train: &[Document],
     dev: &[Document],
     stage1: Option<(Perceptron, Vec<Vec<String>>)>,
-    tick: Tick,
+    progress: &dyn Progress,
 ) -> Result<(Perceptron, PerceptronSummary)> {
     let t0 = std::time::Instant::now();
     let feature_set = single_feature_set(cfg)?;
@@ -896,7 +872,7 @@ fn train_stage(
     // Members trained on different orders of the documents, averaged: a linear model's average
     // is one linear model, with less of the variance that the order of updates leaves.
     let members = cfg.members.max(1);
-    let fits: Vec<Fit> = (0..members).into_par_iter().map(|m| fit(&model, &seqs, &dev_seqs, cfg.epochs, cfg.seed.wrapping_add(m as u64), tick)).collect();
+    let fits: Vec<Fit> = (0..members).into_par_iter().map(|m| fit(&model, &seqs, &dev_seqs, cfg.epochs, cfg.seed.wrapping_add(m as u64), progress)).collect();
     let k = 1.0 / members as f32;
     model.weights.fill(0.0);
     model.transitions.fill(0.0);

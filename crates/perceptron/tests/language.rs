@@ -5,6 +5,7 @@
 use corpus::{Document, Span};
 use lang::Language;
 use perceptron::{train, Perceptron, PerceptronConfig};
+use progress::Silent;
 
 fn doc(id: &str, text: &str, spans: &[(&str, &str)]) -> Document {
     let chars: Vec<char> = text.chars().collect();
@@ -62,7 +63,7 @@ fn a_default_config_serializes_without_a_language() {
 fn the_training_language_is_detected_and_saved() {
     let tmp = tempfile::tempdir().unwrap();
     let d = german();
-    let (model, _) = train(&PerceptronConfig { epochs: 5, ..Default::default() }, &d, &d, Some(tmp.path())).unwrap();
+    let (model, _) = train(&PerceptronConfig { epochs: 5, ..Default::default() }, &d, &d, Some(tmp.path()), &Silent).unwrap();
     assert_eq!(model.language(), Language::De);
     assert_eq!(saved_json(tmp.path())["language"], "de");
     let loaded = Perceptron::load(tmp.path()).unwrap();
@@ -72,7 +73,7 @@ fn the_training_language_is_detected_and_saved() {
     // Spanish is left out of the saved model, as before the field existed; a model without it is Spanish.
     let tmp = tempfile::tempdir().unwrap();
     let d = spanish();
-    let (model, _) = train(&PerceptronConfig { epochs: 5, ..Default::default() }, &d, &d, Some(tmp.path())).unwrap();
+    let (model, _) = train(&PerceptronConfig { epochs: 5, ..Default::default() }, &d, &d, Some(tmp.path()), &Silent).unwrap();
     assert_eq!(model.language(), Language::Es);
     assert!(saved_json(tmp.path()).get("language").is_none());
     assert_eq!(Perceptron::load(tmp.path()).unwrap().language(), Language::Es);
@@ -81,9 +82,9 @@ fn the_training_language_is_detected_and_saved() {
 #[test]
 fn a_set_language_is_used_as_given() {
     let d = german();
-    let (model, _) = train(&PerceptronConfig { epochs: 5, language: Some(Language::Sv), ..Default::default() }, &d, &d, None).unwrap();
+    let (model, _) = train(&PerceptronConfig { epochs: 5, language: Some(Language::Sv), ..Default::default() }, &d, &d, None, &Silent).unwrap();
     assert_eq!(model.language(), Language::Sv);
     // Stacked: both stages (and the jackknifed first stages) share the language.
-    let (stacked, _) = train(&PerceptronConfig { epochs: 3, stack_folds: 3, ..Default::default() }, &d, &d, None).unwrap();
+    let (stacked, _) = train(&PerceptronConfig { epochs: 3, stack_folds: 3, ..Default::default() }, &d, &d, None, &Silent).unwrap();
     assert_eq!(stacked.language(), Language::De);
 }

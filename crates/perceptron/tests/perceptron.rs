@@ -1,5 +1,6 @@
 use corpus::{Document, Span};
 use perceptron::{train, train_stacked_with_out_of_fold, Perceptron, PerceptronConfig, FEATURE_SET};
+use progress::Silent;
 
 fn doc(id: &str, text: &str, spans: &[(&str, &str)]) -> Document {
     let chars: Vec<char> = text.chars().collect();
@@ -24,7 +25,7 @@ fn docs() -> Vec<Document> {
 fn learns_training_documents_and_round_trips() {
     let tmp = tempfile::tempdir().unwrap();
     let d = docs();
-    let (model, summary) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, Some(tmp.path())).unwrap();
+    let (model, summary) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, Some(tmp.path()), &Silent).unwrap();
     assert_eq!(summary.dev_token_f1.iter().cloned().fold(0.0, f64::max), 1.0);
     let pred = model.predict(&d);
     for (p, g) in pred.iter().zip(&d) {
@@ -33,7 +34,7 @@ fn learns_training_documents_and_round_trips() {
     let loaded = Perceptron::load(tmp.path()).unwrap();
     assert_eq!(loaded.predict(&d), pred);
     // Same seed, same model.
-    let (again, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, None).unwrap();
+    let (again, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, None, &Silent).unwrap();
     assert_eq!(again.predict(&d), pred);
 }
 
@@ -43,7 +44,7 @@ fn learns_training_documents_and_round_trips() {
 fn saved_taggers_keep_their_feature_set() {
     let tmp = tempfile::tempdir().unwrap();
     let d = docs();
-    let (model, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, Some(tmp.path())).unwrap();
+    let (model, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, Some(tmp.path()), &Silent).unwrap();
     assert_eq!(model.feature_set(), FEATURE_SET);
     assert_eq!(Perceptron::load(tmp.path()).unwrap().feature_set(), FEATURE_SET);
     let file = tmp.path().join("perceptron.json");
@@ -61,7 +62,7 @@ fn saved_taggers_keep_their_feature_set() {
 #[test]
 fn generalises_to_a_new_name_in_a_known_slot() {
     let d = docs();
-    let (model, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &[], None).unwrap();
+    let (model, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &[], None, &Silent).unwrap();
     let new = doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[]);
     let p = &model.predict(&[new])[0];
     let labels: Vec<&str> = p.spans.iter().map(|s| s.label.as_str()).collect();
@@ -74,8 +75,8 @@ fn generalises_to_a_new_name_in_a_known_slot() {
 fn members_average_deterministically_and_the_o_penalty_is_picked_on_dev() {
     let d = docs();
     let cfg = PerceptronConfig { epochs: 6, members: 3, ..Default::default() };
-    let (a, sa) = train(&cfg, &d, &d, None).unwrap();
-    let (b, _) = train(&cfg, &d, &d, None).unwrap();
+    let (a, sa) = train(&cfg, &d, &d, None, &Silent).unwrap();
+    let (b, _) = train(&cfg, &d, &d, None, &Silent).unwrap();
     assert_eq!(sa.members, 3);
     assert_eq!(a.predict(&d), b.predict(&d), "same seed, same members, same model");
     assert_eq!(sa.ensemble_dev_f1, Some(1.0), "{sa:?}");
@@ -92,7 +93,7 @@ fn members_average_deterministically_and_the_o_penalty_is_picked_on_dev() {
     assert_eq!(sa.o_penalty_dev_f1.first().map(|p| p.0), Some(0.0));
     assert!(sa.o_penalty_dev_f1.len() > 3);
     assert_eq!(sa.o_penalty, 0.0);
-    let (_, no_dev) = train(&cfg, &d, &[], None).unwrap();
+    let (_, no_dev) = train(&cfg, &d, &[], None, &Silent).unwrap();
     assert!(no_dev.o_penalty_dev_f1.is_empty() && no_dev.o_penalty == 0.0 && no_dev.ensemble_dev_f1.is_none());
 }
 
@@ -103,7 +104,7 @@ fn stacked_tagger_keeps_its_first_stage_and_learns() {
     let tmp = tempfile::tempdir().unwrap();
     let d = docs();
     let cfg = PerceptronConfig { epochs: 8, stack_folds: 3, ..Default::default() };
-    let (model, summary) = train(&cfg, &d, &d, Some(tmp.path())).unwrap();
+    let (model, summary) = train(&cfg, &d, &d, Some(tmp.path()), &Silent).unwrap();
     let stage1 = summary.stage1.as_ref().expect("a first-stage summary");
     assert_eq!(summary.stack_folds, 3);
     assert!(model.is_stacked());
@@ -118,7 +119,7 @@ fn stacked_tagger_keeps_its_first_stage_and_learns() {
     // The saved model carries its first stage: same predictions after loading.
     let loaded = Perceptron::load(tmp.path()).unwrap();
     assert_eq!(loaded.predict(&[new.clone()]), model.predict(&[new.clone()]));
-    let (again, _) = train(&cfg, &d, &d, None).unwrap();
+    let (again, _) = train(&cfg, &d, &d, None, &Silent).unwrap();
     assert_eq!(again.predict(&[new]), loaded.predict(&[doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[])]));
     // Same seed, same file, byte for byte (feature maps are saved in key order).
     let tmp2 = tempfile::tempdir().unwrap();
@@ -126,7 +127,7 @@ fn stacked_tagger_keeps_its_first_stage_and_learns() {
     let read = |p: &std::path::Path| std::fs::read(p.join("perceptron.json")).unwrap();
     assert!(read(tmp.path()) == read(tmp2.path()), "two trainings with one seed saved different files");
     for bad in [1, 4] {
-        let err = train(&PerceptronConfig { stack_folds: bad, ..cfg.clone() }, &d, &d, None).unwrap_err().to_string();
+        let err = train(&PerceptronConfig { stack_folds: bad, ..cfg.clone() }, &d, &d, None, &Silent).unwrap_err().to_string();
         assert!(err.contains("stack_folds"), "{err}");
     }
 }
@@ -142,7 +143,7 @@ fn stacked_out_of_fold_predictions_come_from_taggers_that_did_not_see_the_docume
     let odd = "Nombre: Pilar Soto.\nNHC: 16180.\nIngresa en Clínica Ebro.";
     d.push(doc("z", odd, &[("Pilar Soto", "NOMBRE"), ("16180", "ID"), ("Clínica Ebro", "HOSPITAL")]));
     let cfg = PerceptronConfig { epochs: 8, stack_folds: 3, ..Default::default() };
-    let (kept, summary, oof) = train_stacked_with_out_of_fold(&cfg, 3, &d, &d).unwrap();
+    let (kept, summary, oof) = train_stacked_with_out_of_fold(&cfg, 3, &d, &d, &Silent).unwrap();
     assert!(kept.is_stacked() && summary.stage1.is_some());
     let ids: Vec<&str> = oof.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids, ["a", "b", "c", "d", "e", "z"]);
@@ -152,14 +153,14 @@ fn stacked_out_of_fold_predictions_come_from_taggers_that_did_not_see_the_docume
     assert!(!has_hospital(&oof[5]), "z's fold never saw a HOSPITAL");
     // The names of the other documents follow a pattern the folds did see.
     assert!(oof[..5].iter().all(|p| p.spans.iter().any(|s| s.label == "NOMBRE")));
-    let (plain, _) = train(&cfg, &d, &d, None).unwrap();
+    let (plain, _) = train(&cfg, &d, &d, None, &Silent).unwrap();
     let new = doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[]);
     assert_eq!(kept.predict(&[new.clone()]), plain.predict(&[new]));
-    assert!(train_stacked_with_out_of_fold(&PerceptronConfig { stack_folds: 0, ..cfg.clone() }, 3, &d, &d).is_err());
+    assert!(train_stacked_with_out_of_fold(&PerceptronConfig { stack_folds: 0, ..cfg.clone() }, 3, &d, &d, &Silent).is_err());
     // Out-of-fold results are matched back by id: a repeated id is refused, naming it.
     let mut twice = d.clone();
     twice[1].id = "a".into();
-    let err = train_stacked_with_out_of_fold(&cfg, 3, &twice, &d).unwrap_err().to_string();
+    let err = train_stacked_with_out_of_fold(&cfg, 3, &twice, &d, &Silent).unwrap_err().to_string();
     assert!(err.contains("\"a\" appears twice"), "{err}");
 }
 
@@ -176,12 +177,12 @@ fn committee_adds_its_taggers_scores_weighed_to_one_scale() {
     let tmp = tempfile::tempdir().unwrap();
     let d = docs();
     let cfg = PerceptronConfig { epochs: 6, feature_sets: vec![FEATURE_SET, 1], ..Default::default() };
-    let (committee, summary) = train(&cfg, &d, &d, Some(tmp.path())).unwrap();
+    let (committee, summary) = train(&cfg, &d, &d, Some(tmp.path()), &Silent).unwrap();
     assert_eq!(committee.committee_size(), 2);
     assert_eq!(summary.committee.len(), 1);
     assert!(summary.committee_dev_token_f1.is_some());
-    let (first, _) = train(&PerceptronConfig { epochs: 6, ..Default::default() }, &d, &d, None).unwrap();
-    let (second, _) = train(&PerceptronConfig { epochs: 6, feature_sets: vec![1], seed: 1042, ..Default::default() }, &d, &d, None).unwrap();
+    let (first, _) = train(&PerceptronConfig { epochs: 6, ..Default::default() }, &d, &d, None, &Silent).unwrap();
+    let (second, _) = train(&PerceptronConfig { epochs: 6, feature_sets: vec![1], seed: 1042, ..Default::default() }, &d, &d, None, &Silent).unwrap();
     assert_eq!((first.feature_set(), second.feature_set()), (FEATURE_SET, 1));
     assert_eq!(first.committee_size(), 1);
     let w = first.margin_scale(&d) / second.margin_scale(&d);
@@ -212,7 +213,7 @@ fn committee_adds_its_taggers_scores_weighed_to_one_scale() {
 #[test]
 fn committee_of_a_tagger_with_itself_tags_as_it_does() {
     let d = docs();
-    let (one, _) = train(&PerceptronConfig { epochs: 6, ..Default::default() }, &d, &d, None).unwrap();
+    let (one, _) = train(&PerceptronConfig { epochs: 6, ..Default::default() }, &d, &d, None, &Silent).unwrap();
     let two = Perceptron::committee_of(one.clone(), vec![one.clone()], &d).unwrap();
     assert_eq!(two.committee_size(), 2);
     assert_eq!(two.predict(&d), one.predict(&d));
@@ -227,21 +228,21 @@ fn committee_of_a_tagger_with_itself_tags_as_it_does() {
 #[test]
 fn bad_committees_are_refused() {
     let d = docs();
-    let err = |cfg: PerceptronConfig| format!("{:#}", train(&cfg, &d, &d, None).unwrap_err());
+    let err = |cfg: PerceptronConfig| format!("{:#}", train(&cfg, &d, &d, None, &Silent).unwrap_err());
     assert!(err(PerceptronConfig { epochs: 2, feature_sets: vec![], ..Default::default() }).contains("feature_sets is empty"));
     let e = err(PerceptronConfig { epochs: 2, feature_sets: vec![FEATURE_SET, FEATURE_SET + 1], ..Default::default() });
     assert!(e.contains(&format!("feature set {} does not exist", FEATURE_SET + 1)), "{e}");
     assert!(err(PerceptronConfig { epochs: 2, feature_sets: vec![0], ..Default::default() }).contains("feature set 0 does not exist"));
-    let (one, _) = train(&PerceptronConfig { epochs: 2, ..Default::default() }, &d, &d, None).unwrap();
+    let (one, _) = train(&PerceptronConfig { epochs: 2, ..Default::default() }, &d, &d, None, &Silent).unwrap();
     let fewer: Vec<Document> = d.iter().map(|x| Document { spans: x.spans.iter().filter(|s| s.label != "ID").cloned().collect(), ..x.clone() }).collect();
-    let (other_labels, _) = train(&PerceptronConfig { epochs: 2, ..Default::default() }, &fewer, &fewer, None).unwrap();
+    let (other_labels, _) = train(&PerceptronConfig { epochs: 2, ..Default::default() }, &fewer, &fewer, None, &Silent).unwrap();
     let e = format!("{:#}", Perceptron::committee_of(one.clone(), vec![other_labels], &d).unwrap_err());
     assert!(e.contains("different label sets"), "{e}");
     let two = Perceptron::committee_of(one.clone(), vec![one.clone()], &d).unwrap();
     let e = format!("{:#}", Perceptron::committee_of(one, vec![two], &d).unwrap_err());
     assert!(e.contains("single taggers"), "{e}");
     let cfg = PerceptronConfig { epochs: 2, stack_folds: 3, feature_sets: vec![FEATURE_SET, 1], ..Default::default() };
-    let e = format!("{:#}", train_stacked_with_out_of_fold(&cfg, 3, &d, &d).unwrap_err());
+    let e = format!("{:#}", train_stacked_with_out_of_fold(&cfg, 3, &d, &d, &Silent).unwrap_err());
     assert!(e.contains("not of a committee"), "{e}");
 }
 
@@ -264,12 +265,12 @@ fn seed_candidates_keep_the_best_tagger_on_dev() {
     };
     for (sets, seeds) in [(vec![FEATURE_SET], [7, 1007, 2007, 3007]), (vec![FEATURE_SET, 1], [7, 2007, 4007, 6007])] {
         let cfg = PerceptronConfig { epochs: 1, tune_o_penalty: false, seed: 7, seed_candidates: 4, feature_sets: sets.clone(), ..Default::default() };
-        let (kept, summary) = train(&cfg, &d, &dev, None).unwrap();
+        let (kept, summary) = train(&cfg, &d, &dev, None, &Silent).unwrap();
         let tried: Vec<u64> = summary.seed_candidates.iter().map(|c| c.0).collect();
         assert_eq!(tried, seeds, "feature sets {sets:?}");
         let best = summary.seed_candidates.iter().map(|c| c.1).fold(f64::MIN, f64::max);
         let first_best = summary.seed_candidates.iter().find(|c| c.1 == best).unwrap().0;
-        let (alone, alone_summary) = train(&PerceptronConfig { seed: first_best, seed_candidates: 1, ..cfg.clone() }, &d, &dev, None).unwrap();
+        let (alone, alone_summary) = train(&PerceptronConfig { seed: first_best, seed_candidates: 1, ..cfg.clone() }, &d, &dev, None, &Silent).unwrap();
         assert!(save(&kept) == save(&alone), "the kept tagger is not the one seed {first_best} trains");
         assert!(alone_summary.seed_candidates.is_empty());
         if sets.len() == 1 {
@@ -279,26 +280,33 @@ fn seed_candidates_keep_the_best_tagger_on_dev() {
     }
     // The same for a stacked tagger and its out-of-fold tags: they are the kept seed's.
     let cfg = PerceptronConfig { epochs: 1, stack_folds: 2, seed_candidates: 2, ..Default::default() };
-    let (kept, summary, oof) = train_stacked_with_out_of_fold(&cfg, 2, &d, &dev).unwrap();
+    let (kept, summary, oof) = train_stacked_with_out_of_fold(&cfg, 2, &d, &dev, &Silent).unwrap();
     assert_eq!(summary.seed_candidates.len(), 2);
-    let (plain, _) = train(&cfg, &d, &dev, None).unwrap();
+    let (plain, _) = train(&cfg, &d, &dev, None, &Silent).unwrap();
     assert!(save(&kept) == save(&plain));
     let seed = summary.seed_candidates.iter().fold((0, f64::MIN), |b, c| if c.1 > b.1 { *c } else { b }).0;
-    let (_, _, alone_oof) = train_stacked_with_out_of_fold(&PerceptronConfig { seed, seed_candidates: 1, ..cfg.clone() }, 2, &d, &dev).unwrap();
+    let (_, _, alone_oof) = train_stacked_with_out_of_fold(&PerceptronConfig { seed, seed_candidates: 1, ..cfg.clone() }, 2, &d, &dev, &Silent).unwrap();
     assert_eq!(oof, alone_oof);
     // Candidates are picked on dev: without dev documents, and with none to pick, they are refused.
-    let e = format!("{:#}", train(&PerceptronConfig { seed_candidates: 2, epochs: 1, ..Default::default() }, &d, &[], None).unwrap_err());
+    let e = format!("{:#}", train(&PerceptronConfig { seed_candidates: 2, epochs: 1, ..Default::default() }, &d, &[], None, &Silent).unwrap_err());
     assert!(e.contains("seed_candidates = 2 picks a seed on dev documents"), "{e}");
-    let e = format!("{:#}", train(&PerceptronConfig { seed_candidates: 0, epochs: 1, ..Default::default() }, &d, &dev, None).unwrap_err());
+    let e = format!("{:#}", train(&PerceptronConfig { seed_candidates: 0, epochs: 1, ..Default::default() }, &d, &dev, None, &Silent).unwrap_err());
     assert!(e.contains("seed_candidates must be at least 1"), "{e}");
 }
 
-/// Progress: `train_reporting` ticks once per epoch of every perceptron it trains, as many times
-/// as `planned_epochs` says (plain, members, stacked, committee, seed candidates, out-of-fold),
-/// and ticking changes nothing in what is trained.
+/// Progress: training counts one unit per epoch of every perceptron it trains, as many as
+/// `planned_epochs` says (plain, members, stacked, committee, seed candidates, out-of-fold), and
+/// reporting changes nothing in what is trained.
 #[test]
-fn progress_ticks_match_the_planned_epochs() {
+fn progress_counts_match_the_planned_epochs() {
     use std::sync::atomic::{AtomicU64, Ordering};
+    #[derive(Default)]
+    struct Counting(AtomicU64);
+    impl progress::Progress for Counting {
+        fn inc(&self, n: u64) {
+            self.0.fetch_add(n, Ordering::Relaxed);
+        }
+    }
     let mut d = docs();
     d.push(doc("d", "Nombre: Rosa Vidal.\nNHC: 31415.\nVive en Lugo.", &[("Rosa Vidal", "NOMBRE"), ("31415", "ID"), ("Lugo", "TERRITORIO")]));
     d.push(doc("e", "Nombre: Juan Sanz.\nNHC: 27182.\nVive en Ávila.", &[("Juan Sanz", "NOMBRE"), ("27182", "ID"), ("Ávila", "TERRITORIO")]));
@@ -312,22 +320,16 @@ fn progress_ticks_match_the_planned_epochs() {
         PerceptronConfig { stack_folds: 2, boundaries: true, ..base.clone() },
     ];
     for cfg in &configs {
-        let ticks = AtomicU64::new(0);
-        let (reported, _) = perceptron::train_reporting(cfg, &d, &d, None, &|| {
-            ticks.fetch_add(1, Ordering::Relaxed);
-        })
-        .unwrap();
-        assert_eq!(ticks.load(Ordering::Relaxed), perceptron::planned_epochs(cfg), "{cfg:?}");
-        let (plain, _) = train(cfg, &d, &d, None).unwrap();
+        let counting = Counting::default();
+        let (reported, _) = train(cfg, &d, &d, None, &counting).unwrap();
+        assert_eq!(counting.0.load(Ordering::Relaxed), perceptron::planned_epochs(cfg), "{cfg:?}");
+        let (plain, _) = train(cfg, &d, &d, None, &Silent).unwrap();
         assert_eq!(reported.predict(&d), plain.predict(&d), "{cfg:?}");
     }
     let cfg = PerceptronConfig { stack_folds: 2, seed_candidates: 2, ..base };
-    let ticks = AtomicU64::new(0);
-    perceptron::train_stacked_with_out_of_fold_reporting(&cfg, 3, &d, &d, &|| {
-        ticks.fetch_add(1, Ordering::Relaxed);
-    })
-    .unwrap();
-    assert_eq!(ticks.load(Ordering::Relaxed), perceptron::planned_epochs_with_out_of_fold(&cfg, 3));
+    let counting = Counting::default();
+    train_stacked_with_out_of_fold(&cfg, 3, &d, &d, &counting).unwrap();
+    assert_eq!(counting.0.load(Ordering::Relaxed), perceptron::planned_epochs_with_out_of_fold(&cfg, 3));
     assert_eq!(perceptron::planned_epochs_with_out_of_fold(&cfg, 3), 2 * (2 + 2 + 3) * 3);
 }
 
@@ -338,7 +340,7 @@ fn bilou_tagger_learns_and_round_trips() {
     let tmp = tempfile::tempdir().unwrap();
     let d = docs();
     let cfg = PerceptronConfig { epochs: 10, tag_scheme: perceptron::TagScheme::Bilou, ..Default::default() };
-    let (model, summary) = train(&cfg, &d, &d, Some(tmp.path())).unwrap();
+    let (model, summary) = train(&cfg, &d, &d, Some(tmp.path()), &Silent).unwrap();
     assert_eq!(model.tag_scheme(), perceptron::TagScheme::Bilou);
     assert!(model.tags.tags.iter().any(|t| t == "U-TERRITORIO") && model.tags.tags.iter().any(|t| t == "L-NOMBRE"));
     assert_eq!(summary.dev_token_f1.iter().cloned().fold(0.0, f64::max), 1.0);
@@ -350,9 +352,9 @@ fn bilou_tagger_learns_and_round_trips() {
     assert_eq!(loaded.tag_scheme(), perceptron::TagScheme::Bilou);
     assert_eq!(loaded.predict(&d), pred);
     // Stacked on its own BILOU tags, too.
-    let (stacked, _) = train(&PerceptronConfig { stack_folds: 3, ..cfg }, &d, &d, None).unwrap();
+    let (stacked, _) = train(&PerceptronConfig { stack_folds: 3, ..cfg }, &d, &d, None, &Silent).unwrap();
     assert_eq!(stacked.predict(&d), pred);
-    let (bio, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, None).unwrap();
+    let (bio, _) = train(&PerceptronConfig { epochs: 10, ..Default::default() }, &d, &d, None, &Silent).unwrap();
     assert_eq!(bio.tag_scheme(), perceptron::TagScheme::Bio);
     assert!("bilou".parse::<perceptron::TagScheme>().is_ok() && "bioes".parse::<perceptron::TagScheme>().is_err());
 }
@@ -369,7 +371,7 @@ fn boundary_model_is_learned_kept_by_dev_and_saved() {
     d.push(doc("f", "Nombre: Dra. Marta Gil Soto.\nNHC: 16180.\nVive en San Sebastián.", &[("Marta Gil Soto", "NOMBRE"), ("16180", "ID"), ("San Sebastián", "TERRITORIO")]));
     let tmp = tempfile::tempdir().unwrap();
     let cfg = PerceptronConfig { epochs: 5, boundaries: true, ..Default::default() };
-    let (model, summary) = train(&cfg, &d, &d[..3], Some(tmp.path())).unwrap();
+    let (model, summary) = train(&cfg, &d, &d[..3], Some(tmp.path()), &Silent).unwrap();
     let check = summary.boundaries.clone().expect("a boundary check");
     let (without, with) = (check.dev_strict_f1_without.unwrap(), check.dev_strict_f1_with.unwrap());
     assert_eq!(check.kept, with >= without, "{check:?}");
@@ -381,12 +383,12 @@ fn boundary_model_is_learned_kept_by_dev_and_saved() {
     assert_eq!(loaded.boundaries().is_some(), check.kept);
     assert_eq!(loaded.predict(&d), model.predict(&d));
     // Without the setting, the same tagger without a boundary model.
-    let (plain, plain_summary) = train(&PerceptronConfig { boundaries: false, ..cfg.clone() }, &d, &d[..3], None).unwrap();
+    let (plain, plain_summary) = train(&PerceptronConfig { boundaries: false, ..cfg.clone() }, &d, &d[..3], None, &Silent).unwrap();
     assert!(plain.boundaries().is_none() && plain_summary.boundaries.is_none());
     if !check.kept {
         assert_eq!(plain.predict(&d), model.predict(&d));
     }
-    let err = train(&cfg, &d[..4], &[], None).unwrap_err().to_string();
+    let err = train(&cfg, &d[..4], &[], None, &Silent).unwrap_err().to_string();
     assert!(err.contains("at least 5 training documents"), "{err}");
 }
 
@@ -400,16 +402,16 @@ fn issue25_case4_training_without_any_span_is_refused_and_writes_nothing() {
     let mut d = docs();
     d.iter_mut().for_each(|x| x.spans.clear());
     let cfg = PerceptronConfig { epochs: 2, ..Default::default() };
-    let e = train(&cfg, &d, &d, Some(&out)).unwrap_err().to_string();
+    let e = train(&cfg, &d, &d, Some(&out), &Silent).unwrap_err().to_string();
     assert!(e.contains("none of the 3 training document(s) has an annotated span"), "{e}");
     assert!(!out.exists());
     let stacked = PerceptronConfig { epochs: 2, stack_folds: 2, ..Default::default() };
-    let e = train_stacked_with_out_of_fold(&stacked, 2, &d, &d).unwrap_err().to_string();
+    let e = train_stacked_with_out_of_fold(&stacked, 2, &d, &d, &Silent).unwrap_err().to_string();
     assert!(e.contains("has an annotated span"), "{e}");
     // One annotated document is enough: the model saves with a finite o_penalty and loads.
     let mut one = d.clone();
     one[0] = docs()[0].clone();
-    let (m, summary) = train(&cfg, &one, &one, Some(&out)).unwrap();
+    let (m, summary) = train(&cfg, &one, &one, Some(&out), &Silent).unwrap();
     assert!(summary.o_penalty.is_finite());
     assert_eq!(Perceptron::load(&out).unwrap().predict(&one), m.predict(&one));
 }

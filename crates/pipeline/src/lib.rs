@@ -9,7 +9,6 @@ pub mod canary;
 pub mod cache;
 pub mod config;
 mod plots;
-mod progress;
 pub mod report;
 pub mod run;
 

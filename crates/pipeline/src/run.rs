@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub stop_after_prompts: Option<usize>,
     /// Print stage progress lines on stderr.
     pub verbose: bool,
+    /// Where training and generation report how far they are (silent by default).
+    pub progress: progress::Handle,
     /// Where finished stages are kept (default `OUT/stages`): runs of different configs that
     /// share it reuse each other's stages with the same settings and inputs.
     pub cache: Option<PathBuf>,
@@ -265,13 +267,10 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     if let Some(p) = &cell.generator_preset {
         gen_cfg.preset = serde_json::from_value(serde_json::Value::String(p.clone()))?;
     }
-    // Showing progress changes nothing in the output: not part of the key.
-    gen_cfg.progress = lm::TrainConfig::default().progress;
     // Canaries (none unless configured) join the generator's training documents.
     let canaries = crate::canary::make(&gen_train, &cfg.canaries, cell.seed)?;
     let gen_input = if canaries.is_empty() { gen_train.clone() } else { crate::canary::plant(&gen_train, &canaries, cell.seed) };
     let gen_key = StageKey::of_settings("generator", &gen_cfg.key_settings(), &lm::TrainConfig::default(), &[&docs_hash(&gen_input), &dev_h]);
-    gen_cfg.progress = opts.verbose;
     let (gen_dir, t) = run_stage(stages, &gen_key, force("generator"), |dir| {
         if !canaries.is_empty() {
             // The record of what was planted: template text of real notes, so owner-only.
@@ -284,7 +283,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         }
         // A run stopped by `generator.max_minutes` is what the config asked for: its best
         // checkpoint is the stage's output (`finished: false` in train_report.json says so).
-        let report = lm::train(&gen_cfg, &gen_input, dev, &dir.join("model"))?;
+        let report = lm::train(&gen_cfg, &gen_input, dev, &dir.join("model"), &*opts.progress)?;
         write_json(&dir.join("train_report.json"), &report)?;
         Ok(())
     })?;
@@ -305,19 +304,15 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         sampling: lm::SamplingConfig { temperature: g.temperature, top_k: g.top_k.unwrap_or(0), top_p: g.top_p },
         seed: cell.seed,
         batch_size: g.batch_size,
-        progress: false,
     };
     let generate_key = StageKey::of_settings("generate", &gen_settings, &lm::GenerateConfig::default(), &[&gen_key.hash, &prompts_h]);
     let (generate_dir, t) = run_stage(stages, &generate_key, force("generate"), |dir| {
         let shards = dir.join("shards");
         std::fs::create_dir_all(&shards)?;
         let generator = lm::Backend::open(&gen_dir.join("model"), gen_cfg.openai.as_ref())?;
-        let bar = crate::progress::bar(prompts.len() as u64, "generate", opts.verbose);
-        // Without a terminal the bar does not draw: a line per prompt document instead.
-        let log_lines = opts.verbose && !std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let started = std::time::Instant::now();
+        opts.progress.start("prompt documents", prompts.len() as u64);
         let mut made = 0;
-        for (i, doc) in prompts.iter().enumerate() {
+        for doc in &prompts {
             let shard = shards.join(format!("{}.jsonl", doc.id));
             if !shard.exists() {
                 if opts.stop_after_prompts.is_some_and(|n| made >= n) {
@@ -327,14 +322,10 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
                 let samples = generator.generate(&p, &gen_settings)?;
                 write(&shard, Some(Format::Jsonl), &samples)?;
                 made += 1;
-                if log_lines {
-                    let left = started.elapsed().as_secs_f64() / made as f64 * (prompts.len() - i - 1) as f64;
-                    eprintln!("   generate: {}/{} prompt documents, about {:.0} min left", i + 1, prompts.len(), left / 60.0);
-                }
             }
-            bar.inc(1);
+            opts.progress.inc(1);
         }
-        bar.finish_and_clear();
+        opts.progress.finish();
         let mut all = Vec::new();
         for doc in &prompts {
             all.extend(read(&shards.join(format!("{}.jsonl", doc.id)))?);
@@ -458,7 +449,7 @@ fn tagger_spec(kind: crate::config::NerKind, transformer: &ner::TrainConfig, per
 
 /// Trains a NER stage's tagger into `out`.
 fn train_tagger(spec: &TaggerSpec, train: &[Document], dev: &[Document], out: &Path, opts: &RunOptions) -> Result<()> {
-    let summary = spec.train(train, dev, out, progress(opts).as_mut())?;
+    let summary = spec.train(train, dev, out, &*opts.progress)?;
     if opts.verbose {
         eprintln!("   {summary}");
     }
@@ -556,14 +547,6 @@ fn harden(docs: &[Document], training: &[Document], key: &[u8], settings: &crate
     };
     write(&dir.join("synthetic.jsonl"), Some(Format::Jsonl), &out)?;
     Ok(report)
-}
-
-fn progress(opts: &RunOptions) -> Box<dyn ner::Progress> {
-    if opts.verbose {
-        Box::new(ner::Bar::new())
-    } else {
-        Box::new(ner::Silent)
-    }
 }
 
 /// Writes a synthetic corpus to `dir/synthetic.jsonl` and `dir/synthetic-brat/`.

@@ -146,7 +146,6 @@ impl TrainArgs {
             warmup_ratio: self.warmup_ratio,
             weight_decay: self.weight_decay,
             max_grad_norm: self.max_grad_norm,
-            progress: !self.no_progress,
             ..Default::default()
         };
         c.lora.rank = self.lora_rank;
@@ -164,7 +163,7 @@ impl TrainArgs {
 pub fn run_train(args: &TrainArgs) -> Result<()> {
     let train = read_docs(&args.train)?;
     let dev = read_docs(&args.dev)?;
-    let report = lm::train(&args.to_config(), &train, &dev, &args.out)?;
+    let report = lm::train(&args.to_config(), &train, &dev, &args.out, crate::bars::Bars::or_silent(!args.no_progress).as_ref())?;
     println!("best dev perplexity: {:.4}", report.best_dev_perplexity);
     if !report.finished {
         println!("stopped by --max-minutes after {} steps; run the same command again to resume", report.steps);
@@ -260,7 +259,6 @@ impl GenerateArgs {
             sampling: SamplingConfig { temperature: self.temperature, top_k: self.top_k, top_p: self.top_p },
             seed: self.seed,
             batch_size: self.batch_size,
-            progress: !self.no_progress,
         }
     }
 }
@@ -300,7 +298,7 @@ pub fn run_generate(args: &GenerateArgs) -> Result<()> {
         eprintln!("resuming: {} finished sample(s) in {}", done.len(), journal_path.display());
     }
     let t = std::time::Instant::now();
-    let (docs, stats) = backend.generate_resuming(prompts, &cfg, done, |d| journal.append(d))?;
+    let (docs, stats) = backend.generate_resuming(prompts, &cfg, done, |d| journal.append(d), crate::bars::Bars::or_silent(!args.no_progress).as_ref())?;
     write_docs(&args.out, &docs)?;
     journal.finish()?;
     let secs = t.elapsed().as_secs_f64();

@@ -187,7 +187,7 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             let cfg = a.to_config()?;
             let train = read(&a.train)?;
             let dev = a.dev.as_deref().map(read).transpose()?.unwrap_or_default();
-            let s = ner::train(&cfg, &train, &dev, &a.out, &mut ner::Bar::new())?;
+            let s = ner::train(&cfg, &train, &dev, &a.out, &crate::bars::Bars::new())?;
             eprintln!(
                 "trained {} epochs in {:.1} min ({:.0} tokens/s); best epoch {:?}, dev {:?}; model: {}",
                 s.epochs_completed, s.minutes, s.tokens_per_sec, s.best_epoch, s.best_dev, a.out.display()
@@ -240,10 +240,10 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
                 train.len(),
                 if cfg.boundaries { format!(", then a boundary model on {} jackknifed taggers", perceptron::BOUNDARY_FOLDS) } else { String::new() }
             );
-            let bar = ner::perceptron_epochs_bar(perceptron::planned_epochs(&cfg));
-            let tick = || bar.inc(1);
-            let trained = perceptron::train_reporting(&cfg, &train, &dev, Some(&a.out), &tick);
-            bar.finish_and_clear();
+            let bars = crate::bars::Bars::new();
+            progress::Progress::start(&bars, "perceptron epochs", perceptron::planned_epochs(&cfg));
+            let trained = perceptron::train(&cfg, &train, &dev, Some(&a.out), &bars);
+            progress::Progress::finish(&bars);
             let (_, s) = trained?;
             let kept = s.kept_seed();
             for (seed, f1) in &s.seed_candidates {

@@ -63,7 +63,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if let Some(c) = &a.cache {
         command.push_str(&format!(" --cache {}", c.display()));
     }
-    let opts = RunOptions { out: a.out.clone(), force: a.force, stop_after_prompts: None, verbose: true, cache: a.cache, command: Some(command) };
+    let opts = RunOptions { out: a.out.clone(), force: a.force, stop_after_prompts: None, verbose: true, progress: progress::Handle::new(crate::bars::Bars::new()), cache: a.cache, command: Some(command), ..Default::default() };
     let summary = pipeline::run(&cfg, &opts)?;
     print_headline(&summary, &a.out);
     Ok(())
@@ -114,7 +114,7 @@ Output: {}\n",
     let config = pipeline::builtin::write_demo(&a.out, a.documents, a.seed).map_err(|e| anyhow!("{e:#}"))?;
     let cfg = RunConfig::load(&config)?;
     let command = format!("synthdeid demo --out {} --documents {} --seed {}", a.out.display(), a.documents, a.seed);
-    let opts = RunOptions { out: a.out.clone(), force: vec![], stop_after_prompts: None, verbose: true, cache: None, command: Some(command) };
+    let opts = RunOptions { out: a.out.clone(), force: vec![], stop_after_prompts: None, verbose: true, progress: progress::Handle::new(crate::bars::Bars::new()), cache: None, command: Some(command), ..Default::default() };
     let summary = pipeline::run(&cfg, &opts)?;
     print_headline(&summary, &a.out);
     Ok(())

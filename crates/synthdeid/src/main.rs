@@ -3,6 +3,7 @@
 //!
 //! The binary is thin: each subcommand parses its flags and calls the workspace crates.
 
+mod bars;
 mod corpus_args;
 mod cmd_audit;
 mod cmd_corpus;

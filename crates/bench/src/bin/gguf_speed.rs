@@ -189,7 +189,7 @@ fn step(model: &Decoder, ids: &[u32], b: usize) -> anyhow::Result<()> {
         // One thread per row, as generate_ids samples rows in parallel.
         let toks: Vec<u32> = {
             use rayon::prelude::*;
-            l.par_iter().zip(rngs.par_iter_mut()).map(|(l, r)| lm::generate::sample(l, &sampling, r)).collect()
+            l.par_iter().zip(rngs.par_iter_mut()).map(|(l, r)| lm::sampling::sample(l, &sampling, lm::sampling::Walk::IdOrder, r) as u32).collect()
         };
         let t_sample = t.elapsed().as_secs_f64();
         let t = Instant::now();

@@ -99,7 +99,7 @@ fn main() -> anyhow::Result<()> {
     (cfg.dims.hidden, cfg.dims.layers, cfg.dims.heads, cfg.dims.vocab_size, cfg.dims.max_positions) = (Some(192), Some(4), Some(4), Some(4000), Some(1024));
     let gpt_dir = out.join("gpt2");
     let t = Instant::now();
-    let report = lm::train(&cfg, &train, &dev, &gpt_dir)?;
+    let report = lm::train(&cfg, &train, &dev, &gpt_dir, &progress::Lines)?;
     let train_secs = t.elapsed().as_secs_f64();
     println!("trained {} steps in {:.1} min ({:.0} tokens/s), finished: {}", report.steps, train_secs / 60.0, report.tokens_per_sec, report.finished);
     for e in &report.epochs {
@@ -107,7 +107,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     let ngram_dir = out.join("ngram");
-    let ngram_report = lm::train(&TrainConfig { generator: "ngram".into(), ..Default::default() }, &train, &dev, &ngram_dir)?;
+    let ngram_report = lm::train(&TrainConfig { generator: "ngram".into(), ..Default::default() }, &train, &dev, &ngram_dir, &progress::Silent)?;
 
     let prompts = lm::prompts_from_docs(&dev[..n_prompts.min(dev.len())], 3);
     let gen_cfg = GenerateConfig {
@@ -116,7 +116,6 @@ fn main() -> anyhow::Result<()> {
         sampling: SamplingConfig { temperature: 1.0, top_k: 0, top_p: 0.95 },
         seed: 7,
         batch_size: 16,
-        progress: true,
         ..Default::default()
     };
     let t = Instant::now();

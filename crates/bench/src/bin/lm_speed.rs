@@ -132,7 +132,7 @@ fn bench_step(cfg: &ModelConfig, vocab: u32) -> anyhow::Result<()> {
         let l: Vec<Vec<f32>> = logits.to_vec2()?;
         let t_copy = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let toks: Vec<u32> = l.iter().zip(rngs.iter_mut()).map(|(l, r)| lm::generate::sample(l, &sampling, r)).collect();
+        let toks: Vec<u32> = l.iter().zip(rngs.iter_mut()).map(|(l, r)| lm::sampling::sample(l, &sampling, lm::sampling::Walk::IdOrder, r) as u32).collect();
         let t_sample = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let past = (t0 + s) as u32;

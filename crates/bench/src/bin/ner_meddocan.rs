@@ -56,7 +56,7 @@ fn main() -> Result<()> {
     };
     let test = read(&cli.test)?;
     eprintln!("train {} docs, dev {} docs, test {} docs; settings: {}", train.len(), dev.len(), test.len(), serde_json::to_string(&cfg)?);
-    let summary = ner::train(&cfg, &train, &dev, &cli.out, &mut ner::Bar::new())?;
+    let summary = ner::train(&cfg, &train, &dev, &cli.out, &progress::Lines)?;
 
     let model = ner::Model::load(&cli.out)?;
     let t0 = Instant::now();

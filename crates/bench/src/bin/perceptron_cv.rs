@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
         // A committee per fold, weighed on the fold's own training documents (there is no dev).
         cfg.feature_sets = cli.feature_sets;
     }
-    let pred = jackknife(&cfg, folds, &docs, &[], |p, d| p.predict(std::slice::from_ref(d)).remove(0))?;
+    let pred = jackknife(&cfg, folds, &docs, &[], |p, d| p.predict(std::slice::from_ref(d)).remove(0), &progress::Silent)?;
     if let Some(path) = cli.predictions {
         corpus::write_corpus(&path, None, &pred).map_err(anyhow::Error::msg)?;
     }

@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
     let (epochs, members, min_feature_count, stack_folds, seed, tag_scheme) = (cli.epochs, cli.members, cli.min_feature_count, cli.stack_folds, cli.seed, cli.tag_scheme);
     let read = |s: &str| read_corpus(&root.join(s), None, &ReadOptions::default()).map_err(anyhow::Error::msg);
     let (tr, dev, test) = (read("train")?, read("dev")?, read("test")?);
-    let (model, summary) = train(&PerceptronConfig { epochs, members, min_feature_count, stack_folds, seed, tag_scheme, ..Default::default() }, &tr, &dev, None)?;
+    let (model, summary) = train(&PerceptronConfig { epochs, members, min_feature_count, stack_folds, seed, tag_scheme, ..Default::default() }, &tr, &dev, None, &progress::Silent)?;
     let t0 = std::time::Instant::now();
     let pred = model.predict(&test);
     let predict_secs = t0.elapsed().as_secs_f64();

@@ -119,7 +119,11 @@ fn main() -> Result<()> {
     let rows: Vec<Vec<u32>> = ids.to_vec2()?;
     let seqs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
     let mut pred_secs = 0.0;
+    let mut cpu0 = 0.0;
     for i in 0..a.warmup + a.steps {
+        if i == a.warmup {
+            cpu0 = cpu_seconds();
+        }
         let t = Instant::now();
         let h = fast.forward(&seqs, None)?;
         let logits = fast_head.forward(&h, a.batch * a.len);
@@ -129,8 +133,9 @@ fn main() -> Result<()> {
             pred_secs += t.elapsed().as_secs_f64();
         }
     }
+    let pred_cpu = cpu_seconds() - cpu0;
     println!(
-        "{} layers, hidden {}, {} heads, ffn {}, vocab {}, batch {}x{}: train {:.0} tokens/s ({:.3} s/step), predict {:.0} tokens/s (training-path eval {:.0}; packing {:.3} s)",
+        "{} layers, hidden {}, {} heads, ffn {}, vocab {}, batch {}x{}: train {:.0} tokens/s ({:.3} s/step), predict {:.0} tokens/s, {:.0} per CPU-second (training-path eval {:.0}; packing {:.3} s)",
         a.layers,
         a.hidden,
         a.heads,
@@ -141,8 +146,21 @@ fn main() -> Result<()> {
         tokens * a.steps as f64 / train_secs,
         train_secs / a.steps as f64,
         tokens * a.steps as f64 / pred_secs,
+        tokens * a.steps as f64 / pred_cpu,
         tokens * a.steps as f64 / eval_secs,
         pack_secs
     );
     Ok(())
+}
+
+/// CPU seconds this process has used (user + system, from `/proc/self/stat`, 100 ticks a second
+/// on Linux; 0 elsewhere): on a loaded machine, work per CPU-second says what a core does when
+/// it runs, which wall time mixes with how often it is given one.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

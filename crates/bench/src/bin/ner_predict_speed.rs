@@ -51,16 +51,24 @@ fn main() -> Result<()> {
     }
     let pack = t.elapsed().as_secs_f64();
     let words: usize = docs.iter().map(|d| corpus::tokenize(&d.text).len()).sum();
+    // What the encoder sees: the prediction windows and their sub-words (guide tags aside).
+    let windows = {
+        let mut m = Model::load(&a.model)?;
+        m.settings.guide = false;
+        m.encode(&docs, m.settings.stride.clamp(1, m.settings.window), false)
+    };
+    let subwords: usize = windows.iter().map(|e| e.ids.len()).sum();
     let t = Instant::now();
     let pred = model.predict_via(&docs, path)?;
     let all = t.elapsed().as_secs_f64();
     let spans: usize = pred.iter().map(|d| d.spans.len()).sum();
     println!(
-        "{} ({:?} path, {} threads): load {load:.2} s, packing {pack:.3} s; {} documents ({words} words, {spans} spans) in one call: {all:.2} s = {:.1} documents/s, {:.0} words/s",
+        "{} ({:?} path, {} threads): load {load:.2} s, packing {pack:.3} s; {} documents ({words} words, {} windows of {subwords} sub-words, {spans} spans) in one call: {all:.2} s = {:.1} documents/s, {:.0} words/s",
         a.model.display(),
         path,
         rayon::current_num_threads(),
         docs.len(),
+        windows.len(),
         docs.len() as f64 / all,
         words as f64 / all
     );

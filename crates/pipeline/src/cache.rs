@@ -2,10 +2,14 @@
 //! the keys of its inputs. A finished stage leaves `done.json`; a rerun with the same key skips it,
 //! a changed setting changes the key of that stage and of everything downstream, and a stage
 //! killed halfway resumes from what its directory holds (checkpoints, finished shards).
+//!
+//! A finished stage also leaves `provenance.json` ([`Provenance`]): which backend and how many
+//! shards produced it, the synthdeid version, and the size and SHA-256 of each of its files.
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -85,34 +89,158 @@ pub struct DoneMarker {
     pub seconds: f64,
 }
 
-/// Whether a stage ran or came from the cache, and how long it took.
+/// Whether a stage ran or came from the cache, how long it took, and what produced it (from its
+/// `provenance.json`; absent for a stage finished by a synthdeid that did not write one).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageTiming {
     pub stage: String,
     pub key: String,
     pub cached: bool,
     pub seconds: f64,
+    /// Processes the stage ran as (1: unsharded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<usize>,
+    /// Where its samples came from: `local`, or `openai MODEL at URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+}
+
+/// What produced a stage's output beyond its key (not part of it: the same output either way).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Produced {
+    /// `{"kind": "local"}`, or `{"kind": "openai", "base_url": …, "model": …}` (never a key).
+    pub backend: serde_json::Value,
+    /// Processes the stage ran as.
+    pub shards: usize,
+    /// With shards: each part, merged in this order into the stage's output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<crate::shards::PartRecord>,
+}
+
+impl Default for Produced {
+    fn default() -> Self {
+        Produced { backend: serde_json::json!({ "kind": "local" }), shards: 1, parts: Vec::new() }
+    }
+}
+
+impl Produced {
+    /// The backend in a few words, for the report.
+    pub fn backend_label(&self) -> String {
+        let s = |k: &str| self.backend.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        match s("kind").as_str() {
+            "openai" => {
+                let model = s("model");
+                format!("openai {}at {}", if model.is_empty() { String::new() } else { format!("{model} ") }, s("base_url"))
+            }
+            "" => "local".into(),
+            k => k.into(),
+        }
+    }
+}
+
+/// A file of a stage's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// `provenance.json` of a finished stage: what produced each of its files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub stage: String,
+    pub key: String,
+    /// The version of synthdeid that ran it.
+    pub synthdeid: String,
+    #[serde(flatten)]
+    pub produced: Produced,
+    /// Every file of the stage directory (paths relative to it, `/`-separated) but `done.json`
+    /// and this record.
+    pub files: BTreeMap<String, FileRecord>,
+}
+
+/// Size and SHA-256 of every file under `dir` (but the stage's markers), by relative path.
+fn file_records(dir: &Path) -> Result<BTreeMap<String, FileRecord>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, FileRecord>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| dir.display().to_string())? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(root, &path, out)?;
+                continue;
+            }
+            let rel: Vec<String> = path.strip_prefix(root).unwrap_or(&path).components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+            let rel = rel.join("/");
+            if rel == "done.json" || rel == "provenance.json" {
+                continue;
+            }
+            let mut f = std::fs::File::open(&path).with_context(|| path.display().to_string())?;
+            let mut h = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut bytes = 0u64;
+            loop {
+                let n = std::io::Read::read(&mut f, &mut buf).with_context(|| path.display().to_string())?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+                bytes += n as u64;
+            }
+            out.insert(rel, FileRecord { bytes, sha256: hex(&h.finalize()) });
+        }
+        Ok(())
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out)?;
+    Ok(out)
+}
+
+/// The stage's `provenance.json`, if it has one.
+pub fn read_provenance(dir: &Path) -> Option<Provenance> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).ok()?).ok()
 }
 
 /// Runs `work(dir)` unless `dir/done.json` exists (and `force` is false). `work` must leave its
 /// outputs in `dir` and may find a partial earlier attempt there to resume from.
 pub fn run_stage(stages_root: &Path, key: &StageKey, force: bool, work: impl FnOnce(&Path) -> Result<()>) -> Result<(PathBuf, StageTiming)> {
+    run_stage_recorded(stages_root, key, force, |dir| work(dir).map(|()| Produced::default()))
+}
+
+/// [`run_stage`] for a stage that says what produced it (its backend, its shards): recorded, with
+/// every file's size and hash, in `provenance.json` before the stage is marked done.
+pub fn run_stage_recorded(stages_root: &Path, key: &StageKey, force: bool, work: impl FnOnce(&Path) -> Result<Produced>) -> Result<(PathBuf, StageTiming)> {
     let dir = key.dir(stages_root);
     let marker = dir.join("done.json");
     if force && dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {} for --force", dir.display()))?;
     }
+    let timing = |cached: bool, seconds: f64, produced: Option<&Produced>| StageTiming {
+        stage: key.stage.into(),
+        key: key.hash.clone(),
+        cached,
+        seconds,
+        shards: produced.map(|p| p.shards),
+        backend: produced.map(Produced::backend_label),
+    };
     if marker.exists() {
         let done: DoneMarker = serde_json::from_str(&std::fs::read_to_string(&marker)?).with_context(|| marker.display().to_string())?;
-        return Ok((dir, StageTiming { stage: key.stage.into(), key: key.hash.clone(), cached: true, seconds: done.seconds }));
+        let provenance = read_provenance(&dir);
+        return Ok((dir.clone(), timing(true, done.seconds, provenance.as_ref().map(|p| &p.produced))));
     }
     std::fs::create_dir_all(&dir)?;
     let t0 = Instant::now();
-    work(&dir).with_context(|| format!("stage {} ({})", key.stage, dir.display()))?;
+    let produced = work(&dir).with_context(|| format!("stage {} ({})", key.stage, dir.display()))?;
     let seconds = t0.elapsed().as_secs_f64();
+    let provenance = Provenance {
+        stage: key.stage.into(),
+        key: key.hash.clone(),
+        synthdeid: env!("CARGO_PKG_VERSION").into(),
+        produced,
+        files: file_records(&dir)?,
+    };
+    fsutil::atomic_write(&dir.join("provenance.json"), serde_json::to_string_pretty(&provenance)?.as_bytes()).map_err(anyhow::Error::msg)?;
     let done = DoneMarker { stage: key.stage.into(), key: key.hash.clone(), seconds };
     fsutil::atomic_write(&marker, serde_json::to_string_pretty(&done)?.as_bytes()).map_err(anyhow::Error::msg)?;
-    Ok((dir, StageTiming { stage: key.stage.into(), key: key.hash.clone(), cached: false, seconds }))
+    Ok((dir, timing(false, seconds, Some(&provenance.produced))))
 }
 
 #[cfg(test)]

@@ -78,10 +78,19 @@ pub struct RunSection {
     /// The seed of every random choice not seeded in its own section (splits, generation).
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// The generate and annotate stages run as this many shard processes in parallel, merged
+    /// into the output one process writes, byte for byte (not part of any stage key;
+    /// `synthdeid run --shards N` overrides it).
+    #[serde(default = "default_shards")]
+    pub shards: usize,
 }
 
 fn default_seed() -> u64 {
     13
+}
+
+fn default_shards() -> usize {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,6 +312,9 @@ impl RunConfig {
         }
         if self.canaries.count > 0 && (self.canaries.repetitions.is_empty() || self.canaries.repetitions.contains(&0)) {
             bail!("canaries.repetitions = {:?}: give one or more counts, each at least 1", self.canaries.repetitions);
+        }
+        if self.run.shards == 0 {
+            bail!("run.shards = 0: must be at least 1 (1: no shards)");
         }
         if self.ablation.folds == 1 {
             bail!("ablation.folds = 1: use 0 (off) or at least 2");

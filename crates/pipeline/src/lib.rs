@@ -11,6 +11,7 @@ pub mod config;
 mod plots;
 pub mod report;
 pub mod run;
+pub mod shards;
 
 pub use config::{NerKind, RunConfig};
 pub use run::{cells, run, Cell, CellResult, RunOptions, RunSummary, STAGES};

@@ -404,9 +404,13 @@ ones that can point at a patient.\n",
         );
     }
 
-    let _ = writeln!(md, "\n## Timings (main setting)\n\n| stage | seconds | cached |\n|---|---:|---|");
+    // Shards and backend: what produced each stage's files (its provenance.json; "-" for a stage
+    // finished by a synthdeid that did not record it).
+    let _ = writeln!(md, "\n## Timings (main setting)\n\n| stage | seconds | cached | shards | backend |\n|---|---:|---|---:|---|");
     for t in &first.timings {
-        let _ = writeln!(md, "| {} | {:.1} | {} |", t.stage, t.seconds, if t.cached { "yes" } else { "no" });
+        let shards = t.shards.map_or("-".to_string(), |n| n.to_string());
+        let backend = t.backend.as_deref().unwrap_or("-");
+        let _ = writeln!(md, "| {} | {:.1} | {} | {shards} | {backend} |", t.stage, t.seconds, if t.cached { "yes" } else { "no" });
     }
     if let Some(p) = first.generator_dev_perplexity {
         let _ = writeln!(md, "\nGenerator dev perplexity: {p:.2}");

@@ -1,7 +1,7 @@
 //! Executes a run config: for every ablation cell, the stages in order, each through the stage
 //! cache; then the report.
 
-use crate::cache::{docs_hash, run_stage, StageKey, StageTiming};
+use crate::cache::{docs_hash, run_stage, run_stage_recorded, Produced, StageKey, StageTiming};
 use crate::config::RunConfig;
 use crate::report;
 use anyhow::{anyhow, bail, Context, Result};
@@ -33,6 +33,12 @@ pub struct RunOptions {
     pub cache: Option<PathBuf>,
     /// The command that reproduces the run, written at the top of its report.
     pub command: Option<String>,
+    /// Shard processes of the generate and annotate stages (None: `run.shards` of the config).
+    pub shards: Option<usize>,
+    /// The synthdeid binary, which runs a shard as `EXE stage-shard TASK --shard I/N`
+    /// ([`crate::shards`]); without it (the library on its own) the shards run one after another
+    /// in this process, with the same output.
+    pub worker: Option<PathBuf>,
 }
 
 /// One cell of an ablation grid (a plain run is one cell).
@@ -228,7 +234,8 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let force = |s: &str| opts.force.iter().any(|f| f == s);
     let say = |s: &str, t: &StageTiming| {
         if opts.verbose {
-            eprintln!("   {s:<14} {}", if t.cached { "cached".to_string() } else { format!("{:.1} s", t.seconds) });
+            let shards = t.shards.filter(|&n| n > 1).map(|n| format!(" ({n} shards)")).unwrap_or_default();
+            eprintln!("   {s:<14} {}{shards}", if t.cached { "cached".to_string() } else { format!("{:.1} s", t.seconds) });
         }
     };
     let mut timings = Vec::new();
@@ -271,7 +278,13 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let canaries = crate::canary::make(&gen_train, &cfg.canaries, cell.seed)?;
     let gen_input = if canaries.is_empty() { gen_train.clone() } else { crate::canary::plant(&gen_train, &canaries, cell.seed) };
     let gen_key = StageKey::of_settings("generator", &gen_cfg.key_settings(), &lm::TrainConfig::default(), &[&docs_hash(&gen_input), &dev_h]);
-    let (gen_dir, t) = run_stage(stages, &gen_key, force("generator"), |dir| {
+    // Which backend produces the samples (recorded in provenance.json; never a key).
+    let backend = match &gen_cfg.openai {
+        Some(o) => serde_json::json!({ "kind": "openai", "base_url": o.base_url, "model": o.model }),
+        None => serde_json::json!({ "kind": "local" }),
+    };
+    let produced = |shards: usize, parts: Vec<crate::shards::PartRecord>| Produced { backend: backend.clone(), shards, parts };
+    let (gen_dir, t) = run_stage_recorded(stages, &gen_key, force("generator"), |dir| {
         if !canaries.is_empty() {
             // The record of what was planted: template text of real notes, so owner-only.
             let lines: Vec<String> = canaries.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
@@ -279,13 +292,14 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         }
         // An OpenAI-compatible server generates: nothing to train here; the stage records where.
         if let Some(o) = &gen_cfg.openai {
-            return write_json(&dir.join("server.json"), &serde_json::json!({ "backend": "openai", "base_url": o.base_url, "model": o.model }));
+            write_json(&dir.join("server.json"), &serde_json::json!({ "backend": "openai", "base_url": o.base_url, "model": o.model }))?;
+            return Ok(produced(1, Vec::new()));
         }
         // A run stopped by `generator.max_minutes` is what the config asked for: its best
         // checkpoint is the stage's output (`finished: false` in train_report.json says so).
         let report = lm::train(&gen_cfg, &gen_input, dev, &dir.join("model"), &*opts.progress)?;
         write_json(&dir.join("train_report.json"), &report)?;
-        Ok(())
+        Ok(produced(1, Vec::new()))
     })?;
     say("generator", &t);
     timings.push(t);
@@ -294,8 +308,9 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         .and_then(|v| v.get("best_dev_perplexity").and_then(|p| p.as_f64()))
         .filter(|p| p.is_finite());
 
-    // 3. Generate: prompts are the first words of the held-out prompt documents; one shard per
-    // prompt document, so a killed run resumes where it stopped with the same samples.
+    // 3. Generate: prompts are the first words of the held-out prompt documents; one file per
+    // prompt document (`shards/ID.jsonl`), so a killed run resumes where it stopped with the same
+    // samples. With `run.shards` N > 1, N processes share the prompt documents ([`crate::shards`]).
     let g = &cfg.generation;
     let gen_settings = lm::GenerateConfig {
         prompt_words: g.prompt_words,
@@ -306,32 +321,37 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         batch_size: g.batch_size,
     };
     let generate_key = StageKey::of_settings("generate", &gen_settings, &lm::GenerateConfig::default(), &[&gen_key.hash, &prompts_h]);
-    let (generate_dir, t) = run_stage(stages, &generate_key, force("generate"), |dir| {
-        let shards = dir.join("shards");
-        std::fs::create_dir_all(&shards)?;
-        let generator = lm::Backend::open(&gen_dir.join("model"), gen_cfg.openai.as_ref())?;
+    let shards = opts.shards.unwrap_or(cfg.run.shards).max(1);
+    let (generate_dir, t) = run_stage_recorded(stages, &generate_key, force("generate"), |dir| {
+        let docs_dir = dir.join("shards");
+        let prompt_list = lm::prompts_from_docs(&prompts, g.prompt_words);
         opts.progress.start("prompt documents", prompts.len() as u64);
-        let mut made = 0;
-        for doc in &prompts {
-            let shard = shards.join(format!("{}.jsonl", doc.id));
-            if !shard.exists() {
-                if opts.stop_after_prompts.is_some_and(|n| made >= n) {
-                    bail!("interrupted after {made} prompt documents (simulated kill)");
-                }
-                let p = lm::prompts_from_docs(std::slice::from_ref(doc), g.prompt_words);
-                let samples = generator.generate(&p, &gen_settings)?;
-                write(&shard, Some(Format::Jsonl), &samples)?;
-                made += 1;
-            }
-            opts.progress.inc(1);
-        }
+        // N shard processes: no more than there are prompt documents.
+        let n = shards.min(prompts.len()).max(1);
+        let (all, parts) = if n > 1 {
+            let task = crate::shards::Task::Generate {
+                model: gen_dir.join("model"),
+                openai: gen_cfg.openai.clone(),
+                prompts: prompt_list.clone(),
+                settings: gen_settings.clone(),
+                docs_dir: docs_dir.clone(),
+                stop_after_prompts: opts.stop_after_prompts,
+            };
+            // Progress: the prompt documents finished by all shards.
+            let mut shown = 0;
+            crate::shards::run_sharded(dir, &task, n, opts.worker.as_deref(), opts.verbose, || {
+                let finished = prompt_list.iter().filter(|p| docs_dir.join(format!("{}.jsonl", p.id)).is_file()).count() as u64;
+                opts.progress.inc(finished.saturating_sub(shown));
+                shown = shown.max(finished);
+            })?
+        } else {
+            let generator = lm::Backend::open(&gen_dir.join("model"), gen_cfg.openai.as_ref())?;
+            let docs = crate::shards::generate_prompts(&generator, &prompt_list, &gen_settings, &docs_dir, opts.stop_after_prompts, |_, _| opts.progress.inc(1))?;
+            (docs, Vec::new())
+        };
         opts.progress.finish();
-        let mut all = Vec::new();
-        for doc in &prompts {
-            all.extend(read(&shards.join(format!("{}.jsonl", doc.id)))?);
-        }
         write(&dir.join("synthetic.jsonl"), Some(Format::Jsonl), &all)?;
-        Ok(())
+        Ok(produced(n, parts))
     })?;
     say("generate", &t);
     timings.push(t);
@@ -339,11 +359,18 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     // 4. Machine-annotate the synthetic text with the annotator (128-word windows).
     let window = g.annotate_window;
     let annotate_key = StageKey::new("annotate", &window, &[&ann_key.hash, &generate_key.hash]);
-    let (annotate_dir, t) = run_stage(stages, &annotate_key, force("annotate"), |dir| {
-        let texts = read(&generate_dir.join("synthetic.jsonl"))?;
-        let annotated = ner::load_tagger(&ann_dir.join("model"), Some(window))?.predict(&texts)?;
+    let (annotate_dir, t) = run_stage_recorded(stages, &annotate_key, force("annotate"), |dir| {
+        let input = generate_dir.join("synthetic.jsonl");
+        let texts = read(&input)?;
+        let n = shards.min(texts.len()).max(1);
+        let (annotated, parts) = if n > 1 {
+            let task = crate::shards::Task::Annotate { model: ann_dir.join("model"), window, input };
+            crate::shards::run_sharded(dir, &task, n, opts.worker.as_deref(), opts.verbose, || {})?
+        } else {
+            (ner::load_tagger(&ann_dir.join("model"), Some(window))?.predict(&texts)?, Vec::new())
+        };
         write(&dir.join("synthetic.jsonl"), Some(Format::Jsonl), &annotated)?;
-        Ok(())
+        Ok(Produced { shards: n, parts, ..Produced::default() })
     })?;
     say("annotate", &t);
     timings.push(t);

@@ -152,6 +152,17 @@ fn cache_resume_and_reruns() {
         assert_eq!(ra[k], rb[k], "{k} differs after resume");
     }
 
+    // Shards without a worker binary (the library on its own) run one after another in this
+    // process: the same stage keys and bytes, and provenance.json says 3 shards.
+    let sharded = run(&cfg, &RunOptions { shards: Some(3), force: vec!["generate".into(), "annotate".into()], ..opts(&a) }).unwrap();
+    let by_stage = |s: &str| sharded.cells[0].timings.iter().find(|t| t.stage == s).unwrap().clone();
+    for s in ["generate", "annotate"] {
+        assert_eq!((by_stage(s).cached, by_stage(s).shards), (false, Some(3)), "{s}");
+        assert_eq!(by_stage(s).key, first.cells[0].timings.iter().find(|t| t.stage == s).unwrap().key, "{s}: the shard count changed the key");
+    }
+    assert!(by_stage("synthetic_ner").cached, "same annotated corpus, same key downstream");
+    assert_eq!(read(&a.join("synthetic.jsonl")), read(&b.join("synthetic.jsonl")));
+
     // Hardening: a new stage after `annotate`; replaced spans never hold a training PHI string
     // (only kinds kept on purpose may).
     let mut hardened = cfg.clone();

@@ -1,6 +1,6 @@
 //! `run` and `demo`: the end-to-end pipeline.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use pipeline::{RunConfig, RunOptions};
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ gold test set) → audit (n-gram recall, leaked PHI strings, nearest documents) 
 Each stage's output lives in OUT/stages/STAGE-HASH (or --cache), keyed by its settings and inputs: a rerun skips \
 finished stages, a changed setting reruns what depends on it, and a killed run resumes (training checkpoints, \
 generation shards).\n\n\
-Config: a top-level `extends = \"BASE.toml\"` starts from another config. Sections: [run] name, seed; [data] train, dev, test, prompt_ratio, generator_ratio, annotator_ratio; \
+Config: a top-level `extends = \"BASE.toml\"` starts from another config. Sections: [run] name, seed, shards (generate and annotate as N parallel processes); [data] train, dev, test, prompt_ratio, generator_ratio, annotator_ratio; \
 [annotator] and [synthetic_ner] (NER training settings, see `synthdeid ner train --help`); [generator] (LM training \
 settings, see `synthdeid lm train --help`); [generation] prompt_words, samples_per_prompt, max_new_tokens, top_p, top_k, \
 temperature, batch_size, annotate_window; [hardening] enabled, key; [audit] ngram, nearest, show_examples, \
@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// Only check the config and print the ablation cells; do no work.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run the generate and annotate stages as N processes in parallel (default: `run.shards` of
+    /// the config, else 1); the same output as one process, byte for byte.
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
 }
 
 /// Files a run creates are owner-only: its stages hold gold text and models trained on it, and a
@@ -58,12 +62,28 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         return Ok(());
     }
+    if a.shards == Some(0) {
+        bail!("--shards 0: give at least 1");
+    }
     private_files();
     let mut command = format!("synthdeid run {} --out {}", a.config.display(), a.out.display());
     if let Some(c) = &a.cache {
         command.push_str(&format!(" --cache {}", c.display()));
     }
-    let opts = RunOptions { out: a.out.clone(), force: a.force, stop_after_prompts: None, verbose: true, progress: progress::Handle::new(crate::bars::Bars::new()), cache: a.cache, command: Some(command), ..Default::default() };
+    if let Some(n) = a.shards {
+        command.push_str(&format!(" --shards {n}"));
+    }
+    let opts = RunOptions {
+        out: a.out.clone(),
+        force: a.force,
+        verbose: true,
+        progress: progress::Handle::new(crate::bars::Bars::new()),
+        cache: a.cache,
+        command: Some(command),
+        shards: a.shards,
+        worker: worker(),
+        ..Default::default()
+    };
     let summary = pipeline::run(&cfg, &opts)?;
     print_headline(&summary, &a.out);
     Ok(())
@@ -114,8 +134,38 @@ Output: {}\n",
     let config = pipeline::builtin::write_demo(&a.out, a.documents, a.seed).map_err(|e| anyhow!("{e:#}"))?;
     let cfg = RunConfig::load(&config)?;
     let command = format!("synthdeid demo --out {} --documents {} --seed {}", a.out.display(), a.documents, a.seed);
-    let opts = RunOptions { out: a.out.clone(), force: vec![], stop_after_prompts: None, verbose: true, progress: progress::Handle::new(crate::bars::Bars::new()), cache: None, command: Some(command), ..Default::default() };
+    let opts = RunOptions { out: a.out.clone(), verbose: true, progress: progress::Handle::new(crate::bars::Bars::new()), command: Some(command), worker: worker(), ..Default::default() };
     let summary = pipeline::run(&cfg, &opts)?;
     print_headline(&summary, &a.out);
     Ok(())
+}
+
+/// This binary, which runs the shards of a stage (`stage-shard`).
+fn worker() -> Option<PathBuf> {
+    std::env::current_exe().ok()
+}
+
+#[derive(Args)]
+pub struct StageShardArgs {
+    /// The stage's `parts/task.json`.
+    pub task: PathBuf,
+    #[arg(long, value_name = "I/N")]
+    pub shard: corpus::shard::Shard,
+}
+
+/// One shard of a stage, in a process of its own: ends with the run that started it (a killed run
+/// leaves no shard running on; it resumes from what the shards finished).
+pub fn stage_shard(a: StageShardArgs) -> Result<()> {
+    private_files();
+    #[cfg(target_os = "linux")]
+    if let Some(parent) = std::env::var(pipeline::shards::PARENT_ENV).ok().and_then(|p| p.parse::<i32>().ok()) {
+        // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid only read or set this process's own state.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                bail!("shard {}: the run that started it (pid {parent}) is gone", a.shard);
+            }
+        }
+    }
+    pipeline::shards::work(&a.task, a.shard)
 }

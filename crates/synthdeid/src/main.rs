@@ -70,6 +70,9 @@ enum Command {
         #[command(subcommand)]
         cmd: cmd_fetch::ModelsCmd,
     },
+    /// One shard of a pipeline stage, started by `synthdeid run` with `run.shards` > 1 (internal).
+    #[command(name = "stage-shard", hide = true)]
+    StageShard(cmd_run::StageShardArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Models { cmd } => cmd_fetch::models(cmd),
         Command::Run(a) => cmd_run::run(a),
         Command::Demo(a) => cmd_run::demo(a),
+        Command::StageShard(a) => cmd_run::stage_shard(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

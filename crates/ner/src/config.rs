@@ -147,7 +147,7 @@ pub struct OptimizerSection {
     pub max_minutes: Option<f64>,
     /// Windows per optimizer step.
     pub batch_size: usize,
-    /// Peak learning rate; default 1e-3 from scratch, 5e-5 with `encoder.init`.
+    /// Peak learning rate; default 8e-4 from scratch, 5e-5 with `encoder.init`.
     pub lr: Option<f64>,
     /// Fraction of all steps spent warming up.
     pub warmup_ratio: f64,
@@ -252,13 +252,14 @@ impl Default for EncoderSection {
 
 impl Default for GuideSection {
     fn default() -> Self {
-        GuideSection { folds: 0, stacked_inputs: false, perceptron: perceptron::PerceptronConfig::default() }
+        // The annotator of record's guide (configs/ner-meddocan.toml): stacked, picked of 6 seeds.
+        GuideSection { folds: 5, stacked_inputs: false, perceptron: perceptron::PerceptronConfig { stack_folds: 5, seed_candidates: 6, ..Default::default() } }
     }
 }
 
 impl Default for OptimizerSection {
     fn default() -> Self {
-        OptimizerSection { epochs: 10, max_minutes: None, batch_size: 16, lr: None, warmup_ratio: 0.06, warmup_min_steps: 0, weight_decay: 0.01, max_grad_norm: 1.0 }
+        OptimizerSection { epochs: 8, max_minutes: None, batch_size: 16, lr: None, warmup_ratio: 0.1, warmup_min_steps: 0, weight_decay: 0.01, max_grad_norm: 1.0 }
     }
 }
 
@@ -270,7 +271,7 @@ impl Default for WindowsSection {
 
 impl Default for DecodingSection {
     fn default() -> Self {
-        DecodingSection { tune_o_penalty: true, boundaries: false }
+        DecodingSection { tune_o_penalty: true, boundaries: true }
     }
 }
 
@@ -300,7 +301,7 @@ impl TrainConfig {
     }
 
     pub fn peak_lr(&self) -> f64 {
-        self.optimizer.lr.unwrap_or(if self.encoder.init.is_some() { 5e-5 } else { 1e-3 })
+        self.optimizer.lr.unwrap_or(if self.encoder.init.is_some() { 5e-5 } else { 8e-4 })
     }
 
     /// Whether a checkpoint written under `other` may be resumed under `self`: the same run but
@@ -363,6 +364,11 @@ mod tests {
         rest.optimizer = OptimizerSection { epochs: 8, batch_size: 16, lr: Some(0.0008), warmup_ratio: 0.1, max_minutes: Some(55.0), ..OptimizerSection::default() };
         rest.decoding.boundaries = true;
         assert_eq!(c, rest, "the recipe sets something the run of record did not");
+        // The defaults are that recipe but for its time budget and seed.
+        let d = TrainConfig::default();
+        assert_eq!((d.guide.clone(), d.decoding.clone(), d.encoder.clone(), d.windows.clone()), (c.guide.clone(), c.decoding.clone(), c.encoder.clone(), c.windows.clone()));
+        assert_eq!(TrainConfig { optimizer: OptimizerSection { lr: None, max_minutes: None, ..c.optimizer.clone() }, seed: d.seed, ..c.clone() }, d);
+        assert_eq!(d.peak_lr(), c.peak_lr());
     }
 
     #[test]

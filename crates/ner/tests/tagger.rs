@@ -92,6 +92,11 @@ fn tiny_cfg(epochs: usize) -> TrainConfig {
     };
     c.optimizer = ner::config::OptimizerSection { epochs, batch_size: 4, lr: Some(3e-3), warmup_ratio: 0.05, ..Default::default() };
     c.windows = ner::config::WindowsSection { size: 12, train_stride: 6, predict_stride: 6, ..Default::default() };
+    // The encoder alone, and a plain guide where a test turns one on: tests say what they stack.
+    c.guide.folds = 0;
+    c.guide.perceptron = perceptron::PerceptronConfig::default();
+    c.decoding.boundaries = false;
+    c.augment.copies = Some(0);
     c
 }
 

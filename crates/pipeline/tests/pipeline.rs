@@ -17,6 +17,9 @@ prompt_ratio = 0.2
 
 [annotator]
 encoder.preset = "tiny"
+guide.folds = 0
+decoding.boundaries = false
+augment.copies = 0
 optimizer = { epochs = 4, batch_size = 4, lr = 0.003 }
 
 [generator]
@@ -28,6 +31,9 @@ max_new_tokens = 80
 
 [synthetic_ner]
 encoder.preset = "tiny"
+guide.folds = 0
+decoding.boundaries = false
+augment.copies = 0
 optimizer = { epochs = 1, batch_size = 8 }
 "#;
 

@@ -30,13 +30,14 @@ pub struct TrainArgs {
     /// Model directory to write (also holds the resumable checkpoint).
     #[arg(long, help_heading = "Data")]
     pub out: PathBuf,
-    /// Settings file (TOML or JSON) in the shape of configs/ner-meddocan.toml, the MEDDOCAN
-    /// recipe of record; flags and --set override it.
+    /// Settings file (TOML or JSON) in the shape of configs/ner-meddocan.toml. Without it: the
+    /// recipe of record (stacked perceptron guide, boundary model), plus surrogate copies of
+    /// small corpora (augment.copies). Flags and --set override it.
     #[arg(long, help_heading = "Recipe")]
     pub config: Option<PathBuf>,
     /// Override one setting: SECTION.KEY=VALUE, e.g. guide.folds=5, optimizer.lr=0.0008,
     /// decoding.boundaries=true, checkpoint.resume=false (repeatable; sections: encoder, guide,
-    /// guide.perceptron, optimizer, windows, decoding, checkpoint).
+    /// guide.perceptron, optimizer, windows, decoding, augment, checkpoint).
     #[arg(long = "set", value_name = "KEY=VALUE", help_heading = "Recipe")]
     pub set: Vec<String>,
     /// Fine-tune this encoder: an HF directory or a registry name (multilingual-e5-small).

@@ -21,6 +21,9 @@ prompt_ratio = 0.2
 
 [annotator]
 encoder.preset = "tiny"
+guide.folds = 0
+decoding.boundaries = false
+augment.copies = 0
 optimizer = { epochs = 3, batch_size = 4, lr = 0.003 }
 checkpoint.minutes = 0.002
 
@@ -38,6 +41,9 @@ max_new_tokens = 60
 
 [synthetic_ner]
 encoder.preset = "tiny"
+guide.folds = 0
+decoding.boundaries = false
+augment.copies = 0
 optimizer = { epochs = 2, batch_size = 8 }
 checkpoint.minutes = 0.002
 

@@ -23,6 +23,9 @@ synthetic_ner = "perceptron"
 
 [annotator]
 encoder.preset = "tiny"
+guide.folds = 0
+decoding.boundaries = false
+augment.copies = 0
 optimizer = { epochs = 8, batch_size = 4, lr = 0.003 }
 
 [generator]

@@ -2,27 +2,36 @@
 //! dates, places and numbers (its spans kept, moved to the new text), so that a tagger trained on
 //! few documents sees each context with many fillers instead of memorising one.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use corpus::split::COPY_MARK;
 use corpus::Document;
+use sha2::{Digest, Sha256};
 
 use crate::{deidentify_corpus, DeidError, LabelMap, Language, Mode, Options};
 
 /// `copies` surrogate rewrites of every document of `docs`, copy by copy (`{id}~copy1` for each
 /// document, then `~copy2`, …), not including the originals. Each copy draws from its own key
-/// derived from `seed` (same seed, same copies) and never reproduces an original PHI string of
-/// `docs`. Labels missing from `labels` get a kind guessed from their name (`LabelMap::effective_kind`).
+/// derived from `seed` (same seed, same copies). Spans whose label has a kind (listed in `labels`
+/// or guessed from its name, `LabelMap::effective_kind`) get surrogates and never an original PHI
+/// string of `docs`; spans of a label with no kind get another mention of the same label from
+/// `docs` (mention replacement), since deid's shape-keeping random letters for them teach a tagger
+/// nothing (MEDDOCAN with opaque label names: BENCHMARKS.md, issue 24).
 pub fn surrogate_copies(docs: &[Document], copies: usize, seed: u64, language: Language, labels: &LabelMap) -> Result<Vec<Document>, DeidError> {
+    let pools = unknown_label_mentions(docs, labels);
     let mut out = Vec::with_capacity(docs.len() * copies);
     for c in 1..=copies {
         // Distinct seeds per copy; the multiplier keeps seed s copy 2 away from seed s + 1 copy 1.
-        let options = Options { labels: labels.clone(), ..Options::default() }
-            .with_seed(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(c as u64))
-            .with_language(language);
+        let copy_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(c as u64);
+        let options = Options { labels: labels.clone(), ..Options::default() }.with_seed(copy_seed).with_language(language);
         let (rewritten, _, _) = deidentify_corpus(docs, Mode::Surrogate, &options)?;
-        out.extend(rewritten.into_iter().map(|mut d| {
+        for (original, mut d) in docs.iter().zip(rewritten) {
+            if !pools.is_empty() {
+                d = replace_mentions(original, &d, &pools, copy_seed);
+            }
             d.id = format!("{}{COPY_MARK}{c}", d.id);
-            d
-        }));
+            out.push(d);
+        }
     }
     Ok(out)
 }
@@ -44,6 +53,54 @@ pub fn surrogate_language(language: lang::Language) -> Language {
     }
 }
 
+/// The distinct mentions (sorted) of each label of `docs` that has no surrogate kind.
+fn unknown_label_mentions(docs: &[Document], labels: &LabelMap) -> BTreeMap<String, Vec<String>> {
+    let mut pools: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for d in docs {
+        for s in d.spans.iter().filter(|s| labels.effective_kind(&s.label).is_none()) {
+            pools.entry(s.label.clone()).or_default().insert(span_text(&d.text, s.start, s.end));
+        }
+    }
+    pools.into_iter().map(|(l, m)| (l, m.into_iter().collect())).collect()
+}
+
+fn span_text(text: &str, start: usize, end: usize) -> String {
+    text.chars().skip(start).take(end - start).collect()
+}
+
+/// `copy` (the surrogate rewrite of `original`, spans in the same order) with every span of a
+/// label in `pools` holding another mention of its label, drawn by `seed`, the document and the
+/// original string (one original, one replacement within a document, as deid keeps names consistent).
+fn replace_mentions(original: &Document, copy: &Document, pools: &BTreeMap<String, Vec<String>>, seed: u64) -> Document {
+    debug_assert!(original.spans.iter().map(|s| &s.label).eq(copy.spans.iter().map(|s| &s.label)));
+    let chars: Vec<char> = copy.text.chars().collect();
+    let (mut text, mut spans, mut at, mut len) = (String::with_capacity(copy.text.len()), Vec::with_capacity(copy.spans.len()), 0, 0);
+    for (o, s) in original.spans.iter().zip(&copy.spans) {
+        text.extend(&chars[at..s.start]);
+        let start = len + s.start - at;
+        let filler: String = match pools.get(&s.label) {
+            Some(pool) => {
+                let was = span_text(&original.text, o.start, o.end);
+                let others: Vec<&String> = pool.iter().filter(|m| **m != was).collect();
+                if others.is_empty() {
+                    was
+                } else {
+                    let h = Sha256::new().chain_update(seed.to_le_bytes()).chain_update(original.id.as_bytes()).chain_update([0]).chain_update(was.as_bytes()).finalize();
+                    let r = u64::from_le_bytes(h[..8].try_into().expect("8 bytes"));
+                    others[(r % others.len() as u64) as usize].clone()
+                }
+            }
+            None => chars[s.start..s.end].iter().collect(),
+        };
+        text.push_str(&filler);
+        len = start + filler.chars().count();
+        spans.push(corpus::Span::new(start, len, s.label.clone()));
+        at = s.end;
+    }
+    text.extend(&chars[at..]);
+    Document { id: copy.id.clone(), text, spans }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +116,28 @@ mod tests {
             id: "d1".into(),
             text: text.into(),
             spans: vec![span("Juan García López", "NOMBRE_SUJETO_ASISTENCIA"), span("12/03/2019", "FECHAS"), span("Madrid", "TERRITORIO")],
+        }
+    }
+
+    #[test]
+    fn labels_without_a_kind_get_other_mentions_of_their_label() {
+        let relabel = |d: Document, id: &str| Document { id: id.into(), spans: d.spans.into_iter().map(|s| Span { label: if s.label == "FECHAS" { s.label } else { format!("Q{}", s.label.len()) }, ..s }).collect(), ..d };
+        let mut other = doc();
+        other.text = other.text.replace("Juan García López", "Ana Ruiz").replace("Madrid", "Soria");
+        other.spans = vec![Span::new(10, 18, "NOMBRE_SUJETO_ASISTENCIA"), Span::new(40, 50, "FECHAS"), Span::new(54, 59, "TERRITORIO")];
+        let docs = [relabel(doc(), "d1"), relabel(other, "d2")];
+        let mut labels = LabelMap::meddocan();
+        labels.set_guess(false);
+        let copies = surrogate_copies(&docs, 2, 3, Language::Es, &labels).unwrap();
+        let text = |d: &Document, s: &Span| span_text(&d.text, s.start, s.end);
+        for (c, d) in copies.iter().zip(docs.iter().cycle()) {
+            assert_eq!(c.spans.iter().map(|s| &s.label).collect::<Vec<_>>(), d.spans.iter().map(|s| &s.label).collect::<Vec<_>>());
+            let mentions: Vec<String> = c.spans.iter().map(|s| text(c, s)).collect();
+            // Opaque labels swap mentions between the two documents; dates still get surrogates.
+            let (this, that) = if d.id == "d1" { (["Juan García López", "Madrid"], ["Ana Ruiz", "Soria"]) } else { (["Ana Ruiz", "Soria"], ["Juan García López", "Madrid"]) };
+            assert_eq!([mentions[0].as_str(), mentions[2].as_str()], that, "{this:?}");
+            assert_ne!(mentions[1], text(d, &d.spans[1]));
+            assert!(c.text.starts_with("Paciente: ") && c.text.contains(" años. Ingreso el "));
         }
     }
 

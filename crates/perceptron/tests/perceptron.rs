@@ -415,3 +415,18 @@ fn issue25_case4_training_without_any_span_is_refused_and_writes_nothing() {
     assert!(summary.o_penalty.is_finite());
     assert_eq!(Perceptron::load(&out).unwrap().predict(&one), m.predict(&one));
 }
+
+/// Self-training labels unlabelled text with a first tagger (ignoring any spans the text holds),
+/// and refuses text that is also a training document.
+#[test]
+fn self_training_labels_the_unlabelled_text_and_refuses_training_documents() {
+    let d = docs();
+    let cfg = PerceptronConfig { epochs: 10, ..Default::default() };
+    let mut new = doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[]);
+    new.spans = vec![Span::new(0, 6, "NOMBRE")];
+    let silver = perceptron::self_training_documents(&cfg, &d, &[], &[new.clone()], &Silent).unwrap();
+    let labels: Vec<&str> = silver[0].spans.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!((silver[0].id.as_str(), labels), ("n", vec!["NOMBRE", "ID", "TERRITORIO"]));
+    let err = perceptron::self_training_documents(&cfg, &d, &[], &d[..1], &Silent).unwrap_err().to_string();
+    assert!(err.contains("document a is also a training document"), "{err}");
+}

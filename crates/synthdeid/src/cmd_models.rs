@@ -176,6 +176,10 @@ pub struct PerceptronArgs {
     /// spans kept). Default: chosen by the number of training documents.
     #[arg(long, value_name = "N")]
     pub augment: Option<usize>,
+    /// Self-training: a first tagger trained on the gold documents labels these (their own spans
+    /// are ignored), and the final tagger trains on gold and these together.
+    #[arg(long, value_name = "PATH")]
+    pub unlabelled: Option<PathBuf>,
 }
 
 fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
@@ -227,6 +231,12 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
                 let added = deid::augment::surrogate_copies(&train, copies, cfg.seed, deid::augment::surrogate_language(language), &deid::LabelMap::meddocan())?;
                 eprintln!("{} surrogate copies of each of the {} training documents", copies, train.len());
                 train.extend(added);
+            }
+            if let Some(path) = &a.unlabelled {
+                let unlabelled = read(path)?;
+                eprintln!("self-training: a first tagger labels {} unlabelled documents…", unlabelled.len());
+                let silver = perceptron::self_training_documents(&cfg, &train, &dev, &unlabelled, &progress::Silent).with_context(|| format!("self-training on {}", path.display()))?;
+                train.extend(silver);
             }
             // Training prints nothing until it ends (a stacked tagger takes minutes, a committee
             // one such time per tagger): say what is being trained.

@@ -95,6 +95,7 @@ pub fn deid(a: DeidArgs) -> Result<()> {
         bail!("--key (or SYNTHDEID_KEY) is empty: an empty key is no secret; give a long random key (e.g. from `openssl rand -hex 32`), or leave the key out for the seed's reproducible, non-secret one");
     }
     check_outputs(&a)?;
+    let started = std::time::Instant::now();
     let from_stdin = a.input.is_none();
     let docs: Vec<Document> = match &a.input {
         None => {
@@ -135,9 +136,13 @@ pub fn deid(a: DeidArgs) -> Result<()> {
     let written = shard.range(docs.len());
     let docs = if surrogates { docs } else { docs[written.clone()].to_vec() };
     let written = if surrogates { written } else { 0..docs.len() };
+    // With a model: each document's prediction and, below, its rewrite, timed (single-note latency).
+    let mut latencies = None;
     let docs = if let Some(model_dir) = &a.model {
         let model = ner::load_tagger(model_dir, None).with_context(|| format!("loading the NER model {}", model_dir.display()))?;
-        model.predict(&docs)?
+        let (pred, l) = crate::cmd_models::predict_each(model.as_ref(), &docs, &crate::bars::Bars::new())?;
+        latencies = Some(l);
+        pred
     } else {
         if from_stdin {
             bail!("--spans-from-input needs an annotated --input (BRAT directory or JSONL)");
@@ -175,7 +180,12 @@ pub fn deid(a: DeidArgs) -> Result<()> {
         ModeArg::Surrogate => deid::Mode::Surrogate,
     };
     let t0 = std::time::Instant::now();
-    let (out_docs, mapping, stats) = deid::deidentify_corpus(&docs, mode, &options).map_err(|e| anyhow!(e))?;
+    let (out_docs, mapping, stats) = deid::deidentify_corpus_each(&docs, mode, &options, |i, took| {
+        if let Some(l) = latencies.as_mut() {
+            l.add(i, took);
+        }
+    })
+    .map_err(|e| anyhow!(e))?;
     let (out_docs, mapping) = if written.len() == out_docs.len() {
         (out_docs, mapping)
     } else {
@@ -225,6 +235,9 @@ pub fn deid(a: DeidArgs) -> Result<()> {
         stats.dates_unparsed,
         stats.unknown_labels.len()
     );
+    if let Some(l) = &latencies {
+        eprintln!("speed: {}", l.line("documents", "prediction + rewrite", started.elapsed()));
+    }
     Ok(())
 }
 

@@ -186,6 +186,22 @@ fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
     read_with(p, None, &ReadOptions::default())
 }
 
+/// Predicts each document in a call of its own, timed as a single note would be, with a bar and
+/// its time left. The spans are those of one call for all: no window spans two documents.
+pub fn predict_each(tagger: &dyn ner::Tagger, docs: &[corpus::Document], bars: &dyn progress::Progress) -> Result<(Vec<corpus::Document>, progress::Latencies)> {
+    bars.start("documents", docs.len() as u64);
+    let mut out = Vec::with_capacity(docs.len());
+    let mut latencies = progress::Latencies::with_capacity(docs.len());
+    for d in docs {
+        let t = std::time::Instant::now();
+        out.extend(tagger.predict(std::slice::from_ref(d))?);
+        latencies.push(t.elapsed());
+        bars.inc(1);
+    }
+    bars.finish();
+    Ok((out, latencies))
+}
+
 pub fn ner(cmd: NerCmd) -> Result<()> {
     match cmd {
         NerCmd::Train(a) => {
@@ -200,11 +216,14 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             Ok(())
         }
         NerCmd::Predict(a) => {
+            let started = std::time::Instant::now();
             let docs = read(&a.input)?;
             let docs = a.shard.unwrap_or_default().select(&docs);
-            let pred = ner::load_tagger(&a.model, None)?.predict(docs)?;
+            let tagger = ner::load_tagger(&a.model, None)?;
+            let (pred, latencies) = predict_each(tagger.as_ref(), docs, &crate::bars::Bars::new())?;
             write_corpus(&a.out, None, &pred).map_err(|e| anyhow!(e))?;
             eprintln!("annotated {} documents, {} spans → {}", pred.len(), pred.iter().map(|d| d.spans.len()).sum::<usize>(), a.out.display());
+            eprintln!("speed: {}", latencies.line("documents", "prediction", started.elapsed()));
             Ok(())
         }
         NerCmd::Eval(a) => {

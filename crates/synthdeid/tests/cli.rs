@@ -452,3 +452,50 @@ fn run_outputs_are_private() {
         assert_eq!(mode(&f.unwrap().path()), 0o600);
     }
 }
+
+/// Issue 29: `ner predict` and `deid --model` end with one line of documents, documents/s and
+/// per-document latency, and no document text in it (nor anywhere on stderr).
+#[test]
+fn predict_and_deid_print_a_speed_line_without_document_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = pipeline::builtin::demo_corpus(40, 9);
+    let (train, test) = (tmp.path().join("train.jsonl"), tmp.path().join("test.jsonl"));
+    corpus::write_corpus(&train, None, &docs[..30]).unwrap();
+    corpus::write_corpus(&test, None, &docs[30..]).unwrap();
+    let model = tmp.path().join("model");
+    let o = synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--epochs", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (m, t) = (model.to_str().unwrap(), test.to_str().unwrap());
+    let predict = tmp.path().join("pred.jsonl");
+    let deid = tmp.path().join("deid.jsonl");
+    let runs = [
+        (synthdeid(&["ner", "predict", "--model", m, "--input", t, "--out", predict.to_str().unwrap()]), "prediction"),
+        (synthdeid(&["deid", "--model", m, "--input", t, "--out", deid.to_str().unwrap()]), "prediction + rewrite"),
+    ];
+    // Words of the documents (their PHI among them) that stderr must not hold; the paths it names are left out.
+    // (Numbers only as part of a span: a rate on stderr could be any number.)
+    let words: std::collections::BTreeSet<String> = docs[30..]
+        .iter()
+        .flat_map(|d| d.text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().any(char::is_alphabetic)).map(str::to_string).collect::<Vec<_>>())
+        .chain(docs[30..].iter().flat_map(|d| d.spans.iter().map(|s| d.text.chars().skip(s.start).take(s.end - s.start).collect::<String>())))
+        .filter(|w| w.chars().count() >= 5)
+        .collect();
+    assert!(words.len() > 20, "the check has words to look for");
+    for (o, what) in &runs {
+        assert!(o.status.success(), "{}", stderr(o));
+        let err = stderr(o).replace(tmp.path().to_str().unwrap(), "");
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("speed: ")).collect();
+        assert_eq!(lines.len(), 1, "one speed line: {err}");
+        let line = lines[0];
+        assert!(line.starts_with("speed: 10 documents in ") && line.contains(" documents/s)"), "{line}");
+        assert!(line.contains(&format!("per document ({what}): p50 ")) && line.contains(" ms, p95 ") && line.contains(" ms, max "), "{line}");
+        for w in &words {
+            assert!(!err.contains(w.as_str()), "stderr holds document text ({} chars)", w.chars().count());
+        }
+    }
+    // Predicting one document at a time gives the spans of one call for all (`ner eval`'s path).
+    let pred = corpus::read_corpus(&predict, None, &corpus::ReadOptions::default()).unwrap();
+    let tagger = ner::load_tagger(&model, None).unwrap();
+    let all = ner::Tagger::predict(tagger.as_ref(), &docs[30..]).unwrap();
+    assert_eq!(pred.iter().map(|d| &d.spans).collect::<Vec<_>>(), all.iter().map(|d| &d.spans).collect::<Vec<_>>());
+}

@@ -34,10 +34,6 @@ struct Cli {
     singles: usize,
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn main() -> Result<()> {
     let a = Cli::parse();
     let path = if a.path == "training" { ForwardPath::Training } else { ForwardPath::Inference };
@@ -74,22 +70,22 @@ fn main() -> Result<()> {
     );
     let n = a.singles.min(docs.len());
     if n > 0 {
-        let mut lat = Vec::with_capacity(n);
+        let mut lat = progress::Latencies::with_capacity(n);
         let t = Instant::now();
         for d in &docs[..n] {
             let t = Instant::now();
             let p = model.predict_via(std::slice::from_ref(d), path)?;
-            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            lat.push(t.elapsed());
             std::hint::black_box(p);
         }
         let s = t.elapsed().as_secs_f64();
-        lat.sort_by(|a, b| a.total_cmp(b));
+        let l = lat.summary().expect("n > 0 documents timed");
         println!(
             "{n} documents one call each in {s:.2} s: {:.1} documents/s, p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
             n as f64 / s,
-            pct(&lat, 0.5),
-            pct(&lat, 0.95),
-            lat[n - 1]
+            l.p50_ms,
+            l.p95_ms,
+            l.max_ms
         );
     }
     Ok(())

@@ -165,16 +165,35 @@ fn deid_spans_from_input_writes_an_aligned_annotated_corpus_without_leaking_to_s
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// 40 built-in demo documents, 30 written to `dir/train.jsonl` and 10 to `dir/test.jsonl`, and a
+/// perceptron trained on the 30 for `epochs` in `dir/model`: (documents, train, test, model).
+fn demo_perceptron(dir: &Path, epochs: usize) -> (Vec<corpus::Document>, PathBuf, PathBuf, PathBuf) {
+    let docs = pipeline::builtin::demo_corpus(40, 9);
+    let (train, test, model) = (dir.join("train.jsonl"), dir.join("test.jsonl"), dir.join("model"));
+    corpus::write_corpus(&train, None, &docs[..30]).unwrap();
+    corpus::write_corpus(&test, None, &docs[30..]).unwrap();
+    let o = synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--epochs", &epochs.to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (docs, train, test, model)
+}
+
+/// `--unlabelled`: self-training on text without spans; the training documents themselves are refused.
+#[test]
+fn train_perceptron_self_trains_on_unlabelled_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, train, test, _) = demo_perceptron(tmp.path(), 2);
+    let model = tmp.path().join("st");
+    let args = |unlabelled: &Path| synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--epochs", "2", "--augment", "0", "--unlabelled", unlabelled.to_str().unwrap()]);
+    let o = args(&test);
+    assert!(o.status.success() && stderr(&o).contains("a first tagger labels 10 unlabelled documents") && stderr(&o).contains("on 40 documents"), "{}", stderr(&o));
+    let o = args(&train);
+    assert!(!o.status.success() && stderr(&o).contains("is also a training document"), "{}", stderr(&o));
+}
+
 #[test]
 fn ner_perceptron_train_eval_and_predict() {
     let tmp = tempfile::tempdir().unwrap();
-    let docs = pipeline::builtin::demo_corpus(40, 9);
-    let (train, test) = (tmp.path().join("train.jsonl"), tmp.path().join("test.jsonl"));
-    corpus::write_corpus(&train, None, &docs[..30]).unwrap();
-    corpus::write_corpus(&test, None, &docs[30..]).unwrap();
-    let model = tmp.path().join("model");
-    let o = synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--epochs", "5"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, train, test, model) = demo_perceptron(tmp.path(), 5);
     let o = synthdeid(&["ner", "eval", "--model", model.to_str().unwrap(), "--gold", test.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -458,13 +477,7 @@ fn run_outputs_are_private() {
 #[test]
 fn predict_and_deid_print_a_speed_line_without_document_text() {
     let tmp = tempfile::tempdir().unwrap();
-    let docs = pipeline::builtin::demo_corpus(40, 9);
-    let (train, test) = (tmp.path().join("train.jsonl"), tmp.path().join("test.jsonl"));
-    corpus::write_corpus(&train, None, &docs[..30]).unwrap();
-    corpus::write_corpus(&test, None, &docs[30..]).unwrap();
-    let model = tmp.path().join("model");
-    let o = synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--epochs", "3"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (docs, _, test, model) = demo_perceptron(tmp.path(), 3);
     let (m, t) = (model.to_str().unwrap(), test.to_str().unwrap());
     let predict = tmp.path().join("pred.jsonl");
     let deid = tmp.path().join("deid.jsonl");

@@ -162,7 +162,7 @@ mod tests {
             }
         }
         assert_ne!(a[0].text, a[1].text);
-        assert_eq!(a, surrogate_copies(&[d.clone()], 3, 7, Language::Es, &LabelMap::meddocan()).unwrap());
+        assert_eq!(a, surrogate_copies(std::slice::from_ref(&d), 3, 7, Language::Es, &LabelMap::meddocan()).unwrap());
         assert_ne!(a, surrogate_copies(&[d], 3, 8, Language::Es, &LabelMap::meddocan()).unwrap());
     }
 }

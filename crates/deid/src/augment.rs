@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use corpus::split::COPY_MARK;
-use corpus::Document;
+use corpus::{CharIndex, Document};
 use sha2::{Digest, Sha256};
 
 use crate::{deidentify_corpus, DeidError, LabelMap, Language, Mode, Options};
@@ -57,15 +57,12 @@ pub fn surrogate_language(language: lang::Language) -> Language {
 fn unknown_label_mentions(docs: &[Document], labels: &LabelMap) -> BTreeMap<String, Vec<String>> {
     let mut pools: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for d in docs {
+        let index = CharIndex::new(&d.text);
         for s in d.spans.iter().filter(|s| labels.effective_kind(&s.label).is_none()) {
-            pools.entry(s.label.clone()).or_default().insert(span_text(&d.text, s.start, s.end));
+            pools.entry(s.label.clone()).or_default().insert(index.slice(&d.text, s.start, s.end).to_string());
         }
     }
     pools.into_iter().map(|(l, m)| (l, m.into_iter().collect())).collect()
-}
-
-fn span_text(text: &str, start: usize, end: usize) -> String {
-    text.chars().skip(start).take(end - start).collect()
 }
 
 /// `copy` (the surrogate rewrite of `original`, spans in the same order) with every span of a
@@ -73,31 +70,31 @@ fn span_text(text: &str, start: usize, end: usize) -> String {
 /// original string (one original, one replacement within a document, as deid keeps names consistent).
 fn replace_mentions(original: &Document, copy: &Document, pools: &BTreeMap<String, Vec<String>>, seed: u64) -> Document {
     debug_assert!(original.spans.iter().map(|s| &s.label).eq(copy.spans.iter().map(|s| &s.label)));
-    let chars: Vec<char> = copy.text.chars().collect();
+    let (originals, copied) = (CharIndex::new(&original.text), CharIndex::new(&copy.text));
     let (mut text, mut spans, mut at, mut len) = (String::with_capacity(copy.text.len()), Vec::with_capacity(copy.spans.len()), 0, 0);
     for (o, s) in original.spans.iter().zip(&copy.spans) {
-        text.extend(&chars[at..s.start]);
+        text.push_str(copied.slice(&copy.text, at, s.start));
         let start = len + s.start - at;
-        let filler: String = match pools.get(&s.label) {
+        let filler = match pools.get(&s.label) {
             Some(pool) => {
-                let was = span_text(&original.text, o.start, o.end);
-                let others: Vec<&String> = pool.iter().filter(|m| **m != was).collect();
+                let was = originals.slice(&original.text, o.start, o.end);
+                let others: Vec<&String> = pool.iter().filter(|m| *m != was).collect();
                 if others.is_empty() {
                     was
                 } else {
                     let h = Sha256::new().chain_update(seed.to_le_bytes()).chain_update(original.id.as_bytes()).chain_update([0]).chain_update(was.as_bytes()).finalize();
                     let r = u64::from_le_bytes(h[..8].try_into().expect("8 bytes"));
-                    others[(r % others.len() as u64) as usize].clone()
+                    others[(r % others.len() as u64) as usize].as_str()
                 }
             }
-            None => chars[s.start..s.end].iter().collect(),
+            None => copied.slice(&copy.text, s.start, s.end),
         };
-        text.push_str(&filler);
+        text.push_str(filler);
         len = start + filler.chars().count();
         spans.push(corpus::Span::new(start, len, s.label.clone()));
         at = s.end;
     }
-    text.extend(&chars[at..]);
+    text.push_str(copied.slice(&copy.text, at, copied.len()));
     Document { id: copy.id.clone(), text, spans }
 }
 
@@ -129,7 +126,7 @@ mod tests {
         let mut labels = LabelMap::meddocan();
         labels.set_guess(false);
         let copies = surrogate_copies(&docs, 2, 3, Language::Es, &labels).unwrap();
-        let text = |d: &Document, s: &Span| span_text(&d.text, s.start, s.end);
+        let text = |d: &Document, s: &Span| CharIndex::new(&d.text).slice(&d.text, s.start, s.end).to_string();
         for (c, d) in copies.iter().zip(docs.iter().cycle()) {
             assert_eq!(c.spans.iter().map(|s| &s.label).collect::<Vec<_>>(), d.spans.iter().map(|s| &s.label).collect::<Vec<_>>());
             let mentions: Vec<String> = c.spans.iter().map(|s| text(c, s)).collect();

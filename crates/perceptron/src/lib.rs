@@ -650,10 +650,6 @@ fn golds(seqs: &[Sequence]) -> Vec<&[usize]> {
     seqs.iter().map(|s| s.gold.as_slice()).collect()
 }
 
-/// The mean, over tokens, of the margin between the `O` tag's score and the best other tag's
-/// (`rows`: one row of tag scores per token): the scale of a tagger's scores.
-/// A tagger learns PHI from annotated spans: without any, it would have the `O` tag only (and no
-/// `o_penalty` scale), a model that cannot be used. Refused before anything is trained or written.
 /// Self-training: `unlabelled` (their own spans ignored) tagged by a tagger trained with `cfg` on
 /// `train`, for a final tagger to train on `train` and these together. One round: a second one,
 /// relabelling with the first round's tagger, scored lower on MEDDOCAN (BENCHMARKS.md, issue 24).
@@ -667,6 +663,8 @@ pub fn self_training_documents(cfg: &PerceptronConfig, train: &[Document], dev: 
     Ok(first.predict(&bare))
 }
 
+/// A tagger learns PHI from annotated spans: without any, it would have the `O` tag only (and no
+/// `o_penalty` scale), a model that cannot be used. Refused before anything is trained or written.
 fn require_spans(train: &[Document]) -> Result<()> {
     ensure!(
         train.iter().any(|d| !d.spans.is_empty()),

@@ -14,7 +14,7 @@
 # crates/bench/src/bin/gguf_speed.rs). Needs peft beside torch and transformers.
 #
 # `encoder`: encoder prediction only (the inference path), MiniLM-L6 shape, BERT-base and the
-# multilingual-E5-small checkpoint (E5=DIR), alternating with `speed.py` per row.
+# multilingual-E5-small checkpoint (E5=DIR), alternating with `speed.py` per row; ours in f32 and bf16.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
@@ -33,16 +33,24 @@ if [ "${1:-}" = encoder ]; then
   # Encoder prediction only (issue 29): the MiniLM-L6 shape, BERT-base, and the multilingual-E5-small
   # checkpoint (E5=DIR, default the models cache), ours (the inference path) then PyTorch, per round.
   E5=${E5:-$HOME/.cache/synthdeid/models/multilingual-e5-small}
+  # Both sides at each weight format (PRECISIONS="f32 bf16" by default; our bf16 needs AVX-512 BF16, else it runs f32).
+  PRECISIONS=${PRECISIONS:-f32 bf16}
   cargo build --release -q -p bench --bin encoder_speed
   for r in $(seq "${2:-2}"); do
     echo "== round $r ($(date -u +%H:%M:%S), load average $(cut -d' ' -f1-3 /proc/loadavg))"
-    target/release/encoder_speed --predict-only --skip-eval-path --steps 6 | tail -1
-    "$PYTHON" scripts/pytorch_speed/speed.py encoder-predict 2>&1 | grep '^pytorch'
-    target/release/encoder_speed --predict-only --skip-eval-path --layers 12 --hidden 768 --heads 12 --ffn 3072 --steps 3 | tail -1
-    "$PYTHON" scripts/pytorch_speed/speed.py bert-base-predict 2>&1 | grep '^pytorch'
+    for p in $PRECISIONS; do
+      target/release/encoder_speed --predict-only --skip-eval-path --steps 6 --precision "$p" | tail -1
+    done
+    for p in $PRECISIONS; do SPEED_DTYPE=$p "$PYTHON" scripts/pytorch_speed/speed.py encoder-predict 2>&1 | grep '^pytorch'; done
+    for p in $PRECISIONS; do
+      target/release/encoder_speed --predict-only --skip-eval-path --layers 12 --hidden 768 --heads 12 --ffn 3072 --steps 3 --precision "$p" | tail -1
+    done
+    for p in $PRECISIONS; do SPEED_DTYPE=$p "$PYTHON" scripts/pytorch_speed/speed.py bert-base-predict 2>&1 | grep '^pytorch'; done
     if [ -d "$E5" ]; then
-      target/release/encoder_speed --predict-only --skip-eval-path --model "$E5" --steps 6 | tail -1
-      "$PYTHON" scripts/pytorch_speed/speed.py e5 "$E5" 2>&1 | grep '^pytorch'
+      for p in $PRECISIONS; do
+        target/release/encoder_speed --predict-only --skip-eval-path --model "$E5" --steps 6 --precision "$p" | tail -1
+      done
+      for p in $PRECISIONS; do SPEED_DTYPE=$p "$PYTHON" scripts/pytorch_speed/speed.py e5 "$E5" 2>&1 | grep '^pytorch'; done
     fi
   done
   exit 0

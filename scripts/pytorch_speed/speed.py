@@ -22,6 +22,7 @@ lora_dropout=0.05)`; batch 8 x 256 random ids (257 per row: inputs and shifted t
 over the whole vocabulary), AdamW on the adapters, clipping at 1.0; the mean of 3 steps after a
 warm-up step (SPEED_STEPS=N for N), with forward + loss, backward and clipping + optimizer apart. 2 threads.
 """
+import os
 import sys
 import time
 
@@ -84,6 +85,12 @@ def llama_train(steps=4):
     print(f"pytorch llama train: batch 8 x 256: {mean:.2f} s/step, {8 * 256 / mean:.0f} tokens/s")
 
 
+# Prediction's weight and activation format: SPEED_DTYPE=bf16 times PyTorch's own bf16 inference
+# (oneDNN's AVX-512 BF16 kernels), the peer of `encoder_speed --precision bf16`.
+PREDICT_DTYPE = torch.bfloat16 if os.environ.get("SPEED_DTYPE") == "bf16" else torch.float32
+DTYPE_TAG = " (bf16)" if PREDICT_DTYPE is torch.bfloat16 else ""
+
+
 def encoder(steps=4, base=False, predict_only=False):
     torch.manual_seed(0)
     if base:
@@ -98,6 +105,8 @@ def encoder(steps=4, base=False, predict_only=False):
         mean = train_step_seconds(m, steps, input_ids=ids, labels=labels)
         print(f"pytorch {name} train: batch 16 x 128: {16 * 128 / mean:.0f} tokens/s")
     m.eval()
+    if PREDICT_DTYPE is not torch.float32:
+        m = m.to(PREDICT_DTYPE)
     with torch.no_grad():
         m(input_ids=ids)
         t0, c0 = time.time(), time.process_time()
@@ -105,7 +114,7 @@ def encoder(steps=4, base=False, predict_only=False):
             m(input_ids=ids)
         s = (time.time() - t0) / steps
         c = (time.process_time() - c0) / steps
-    print(f"pytorch {name} predict: batch 16 x 128: {16 * 128 / s:.0f} tokens/s, {16 * 128 / c:.0f} per CPU-second")
+    print(f"pytorch {name} predict{DTYPE_TAG}: batch 16 x 128: {16 * 128 / s:.0f} tokens/s, {16 * 128 / c:.0f} per CPU-second")
 
 
 @torch.no_grad()
@@ -118,7 +127,7 @@ def e5(path, steps=4):
     from transformers import AutoModel
 
     torch.manual_seed(0)
-    m = AutoModel.from_pretrained(os.path.expanduser(path), dtype=torch.float32).eval()
+    m = AutoModel.from_pretrained(os.path.expanduser(path), dtype=PREDICT_DTYPE).eval()
     ids = torch.randint(5, m.config.vocab_size, (16, 128))
     m(input_ids=ids)
     t0, c0 = time.time(), time.process_time()
@@ -126,7 +135,7 @@ def e5(path, steps=4):
         m(input_ids=ids)
     s = (time.time() - t0) / steps
     c = (time.process_time() - c0) / steps
-    print(f"pytorch e5 predict: batch 16 x 128: {16 * 128 / s:.0f} tokens/s, {16 * 128 / c:.0f} per CPU-second")
+    print(f"pytorch e5 predict{DTYPE_TAG}: batch 16 x 128: {16 * 128 / s:.0f} tokens/s, {16 * 128 / c:.0f} per CPU-second")
 
 
 def gemma_lora(path, steps=3):

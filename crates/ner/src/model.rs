@@ -580,7 +580,13 @@ impl Model {
     /// from here on ([`crate::load_tagger`] does it): weights trained afterwards would not be seen
     /// (loading weights with [`Model::load_weights`] drops the packed copy).
     pub fn pack_for_inference(&self) -> Result<()> {
-        let packed = self.inference()?.map(std::sync::Arc::new);
+        self.pack_for_inference_at(nn::Precision::F32)
+    }
+
+    /// [`Model::pack_for_inference`] with the encoder's linear layers at `precision` (bf16:
+    /// BENCHMARKS.md measures its speed and spans against f32).
+    pub fn pack_for_inference_at(&self, precision: nn::Precision) -> Result<()> {
+        let packed = self.inference(precision)?.map(std::sync::Arc::new);
         *self.packed.lock().unwrap() = packed;
         Ok(())
     }
@@ -593,16 +599,16 @@ impl Model {
         if let Some(p) = self.packed.lock().unwrap().as_ref() {
             return Ok(Some(p.clone()));
         }
-        Ok(self.inference()?.map(std::sync::Arc::new))
+        Ok(self.inference(nn::Precision::F32)?.map(std::sync::Arc::new))
     }
 
-    fn inference(&self) -> Result<Option<Inference>> {
+    fn inference(&self, precision: nn::Precision) -> Result<Option<Inference>> {
         if !nn::InferenceEncoder::supports(&self.encoder) {
             return Ok(None);
         }
         let table = |e: &Option<Embedding>| -> Result<Option<Vec<f32>>> { e.as_ref().map(|e| Ok(e.weight.flatten_all()?.to_vec1::<f32>()?)).transpose() };
         Ok(Some(Inference {
-            encoder: nn::InferenceEncoder::new(&self.encoder)?,
+            encoder: nn::InferenceEncoder::with_precision(&self.encoder, precision)?,
             classifier: nn::infer::PackedLinear::new(&self.classifier)?,
             shapes: table(&self.shapes)?,
             guide: table(&self.guide_embeddings)?,

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use corpus::Document;
 use serde::Serialize;
 use tagging::Tagger;
@@ -55,6 +55,11 @@ impl TaggerSpec {
 /// Loads a saved tagger of any family from `dir`; `window` overrides a transformer's words per
 /// window (its stride scaled alike).
 pub fn load_tagger(dir: &Path, window: Option<usize>) -> Result<Box<dyn Tagger>> {
+    load_tagger_at(dir, window, nn::Precision::F32)
+}
+
+/// [`load_tagger`] with a transformer's encoder packed at `precision` for prediction.
+pub fn load_tagger_at(dir: &Path, window: Option<usize>, precision: nn::Precision) -> Result<Box<dyn Tagger>> {
     if perceptron::Perceptron::is_model_dir(dir) {
         return Ok(Box::new(perceptron::Perceptron::load(dir)?));
     }
@@ -64,7 +69,7 @@ pub fn load_tagger(dir: &Path, window: Option<usize>) -> Result<Box<dyn Tagger>>
         model.settings.window = w;
     }
     // A loaded tagger only predicts: its weights are packed once for all its calls.
-    model.pack_for_inference()?;
+    model.pack_for_inference_at(precision)?;
     Ok(Box::new(model))
 }
 
@@ -88,4 +93,42 @@ impl Tagger for Model {
     fn labels(&self) -> Vec<String> {
         self.labels.types().into_iter().map(str::to_string).collect()
     }
+}
+
+/// Predicts each document in a call of its own, as a single note would be, `jobs` documents at a
+/// time (at least 1), reporting each done document to `progress` and timing it. The spans are
+/// those of one call for all documents and do not depend on `jobs`: no window spans two documents
+/// and each document's computation is the same on any thread. With `jobs > 1` a document's time
+/// includes the contention of the others running beside it; `jobs = 1` times single-note latency.
+pub fn predict_each(tagger: &dyn Tagger, docs: &[Document], jobs: usize, progress: &dyn progress::Progress) -> Result<(Vec<Document>, progress::Latencies)> {
+    use rayon::prelude::*;
+    let one = |d: &Document| -> Result<(Vec<Document>, std::time::Duration)> {
+        let t = std::time::Instant::now();
+        let out = tagger.predict(std::slice::from_ref(d))?;
+        progress.inc(1);
+        Ok((out, t.elapsed()))
+    };
+    progress.start("documents", docs.len() as u64);
+    let done: Vec<Result<(Vec<Document>, std::time::Duration)>> = if jobs <= 1 || docs.len() <= 1 {
+        docs.iter().map(one).collect()
+    } else {
+        // A pool of its own, so that `jobs` caps the documents in flight; the encoder's own
+        // parallel products run inside it and take a core whenever a document waits.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().context("starting the prediction threads")?;
+        pool.install(|| docs.par_iter().with_max_len(1).map(one).collect())
+    };
+    progress.finish();
+    let mut out = Vec::with_capacity(docs.len());
+    let mut latencies = progress::Latencies::with_capacity(docs.len());
+    for r in done {
+        let (d, took) = r?;
+        out.extend(d);
+        latencies.push(took);
+    }
+    Ok((out, latencies))
+}
+
+/// The `jobs` a command uses when none is given: one document per core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

@@ -74,3 +74,51 @@ fn inference_path_gives_the_training_forwards_scores_and_tags() {
         assert_eq!(&model.predict(std::slice::from_ref(d)).unwrap()[0], w);
     }
 }
+
+/// `ner::predict_each` gives the spans of one call for all, whatever the documents in flight,
+/// in input order, with one latency per document.
+#[test]
+fn predict_each_does_not_depend_on_jobs() {
+    let mut docs = docs();
+    for i in 0..5 {
+        let mut d = docs[i % 3].clone();
+        d.id = format!("copy{i}");
+        docs.push(d);
+    }
+    let model = random_model(&docs);
+    model.pack_for_inference().unwrap();
+    let want = model.predict(&docs).unwrap();
+    for jobs in [1, 2, 3, 16] {
+        let (got, latencies) = ner::predict_each(&model, &docs, jobs, &progress::Silent).unwrap();
+        assert_eq!(got, want, "jobs {jobs}");
+        assert_eq!(latencies.len(), docs.len());
+    }
+}
+
+/// bf16 weights (where the CPU has AVX-512 BF16) keep the log-probabilities close to f32's;
+/// where it does not, the request falls back to f32 and they are equal.
+#[test]
+fn bf16_packing_stays_close_to_f32() {
+    let docs = docs();
+    let model = random_model(&docs);
+    model.pack_for_inference().unwrap();
+    let f32s = model.emissions_via(&docs, ForwardPath::Inference).unwrap();
+    model.pack_for_inference_at(ner::Precision::Bf16).unwrap();
+    let bf16s = model.emissions_via(&docs, ForwardPath::Inference).unwrap();
+    let mut worst = 0f32;
+    for ((ta, ea), (tb, eb)) in f32s.iter().zip(&bf16s) {
+        assert_eq!(ta, tb);
+        for (a, b) in ea.iter().zip(eb) {
+            for (x, y) in a.iter().zip(b) {
+                worst = worst.max((x - y).abs());
+            }
+        }
+    }
+    eprintln!("bf16 ({:?} here): max |Δ log p| {worst:.2e}", ner::Precision::Bf16.effective());
+    if ner::Precision::Bf16.effective() == ner::Precision::Bf16 {
+        assert!(worst > 0.0, "bf16 ran, so some score must move");
+        assert!(worst < 0.1, "bf16 moves log-probabilities by {worst:e}");
+    } else {
+        assert_eq!(worst, 0.0);
+    }
+}

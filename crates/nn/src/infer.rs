@@ -31,7 +31,7 @@ pub struct PackedLinear {
 impl PackedLinear {
     /// From HF `nn.Linear` weights (`[out, in]` each, stacked along `out` when several are given,
     /// as query, key and value become one product).
-    fn from_linears(parts: &[&crate::Linear]) -> Result<Self> {
+    fn from_linears(parts: &[&crate::Linear], precision: Precision) -> Result<Self> {
         let inp = parts[0].weight.dim(1)?;
         let mut rows: Vec<f32> = Vec::new();
         let mut bias = Vec::new();
@@ -47,12 +47,17 @@ impl PackedLinear {
             }
         }
         let out = bias.len();
-        Ok(PackedLinear { inp, out, packed: Packed::from_out_in(&rows, out, inp), bias })
+        Ok(PackedLinear { inp, out, packed: Packed::from_out_in(&rows, out, inp, precision), bias })
     }
 
     /// From one HF `nn.Linear` (e.g. a classification head).
     pub fn new(l: &crate::Linear) -> Result<Self> {
-        Self::from_linears(&[l])
+        Self::from_linears(&[l], Precision::F32)
+    }
+
+    /// [`PackedLinear::new`] with its weights kept at `precision`.
+    pub fn with_precision(l: &crate::Linear, precision: Precision) -> Result<Self> {
+        Self::from_linears(&[l], precision)
     }
 
     /// `x M + b` over `rows` rows of `x`.
@@ -78,11 +83,46 @@ impl PackedLinear {
     }
 }
 
-/// A weight `M` `[in, out]` in the layout its GEMM reads: panels for the AVX-512 kernel, else
-/// row-major `[in, out]` (the transposed HF weight) for the `gemm` crate.
+/// The number format of the packed weights (and of the activations multiplied with them). f32 is
+/// exact up to summation order; bf16 keeps 8 bits of mantissa, products accumulate in f32, and
+/// runs where the CPU has AVX-512 BF16 (elsewhere the weights stay f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            _ => Err(format!("unknown precision {s:?}: f32 or bf16")),
+        }
+    }
+}
+
+impl Precision {
+    /// The precision that actually runs here: bf16 falls back to f32 without AVX-512 BF16.
+    pub fn effective(self) -> Precision {
+        #[cfg(target_arch = "x86_64")]
+        if self == Precision::Bf16 && panels_usable() && avx512::bf16_usable() {
+            return Precision::Bf16;
+        }
+        Precision::F32
+    }
+}
+
+/// A weight `M` `[in, out]` in the layout its GEMM reads: panels for the AVX-512 kernel (f32 or
+/// bf16 pairs), else row-major `[in, out]` (the transposed HF weight) for the `gemm` crate.
 enum Packed {
     #[cfg(target_arch = "x86_64")]
     Panels { p: Vec<f32>, out: usize },
+    #[cfg(target_arch = "x86_64")]
+    PanelsBf16 { p: Vec<u32>, out: usize },
     RowMajor { m: Vec<f32>, out: usize },
 }
 
@@ -98,7 +138,11 @@ fn panels_usable() -> bool {
 }
 
 impl Packed {
-    fn from_out_in(w: &[f32], out: usize, inp: usize) -> Self {
+    fn from_out_in(w: &[f32], out: usize, inp: usize, precision: Precision) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if precision.effective() == Precision::Bf16 {
+            return Packed::PanelsBf16 { p: avx512::pack_bf16(w, out, inp), out };
+        }
         #[cfg(target_arch = "x86_64")]
         if panels_usable() {
             return Packed::Panels { p: avx512::pack(w, out, inp), out };
@@ -121,6 +165,8 @@ fn gemm_packed(x: &[f32], rows: usize, inp: usize, w: &Packed, y: &mut [f32]) {
     match w {
         #[cfg(target_arch = "x86_64")]
         Packed::Panels { p, out } => avx512::gemm(x, rows, inp, p, *out, y),
+        #[cfg(target_arch = "x86_64")]
+        Packed::PanelsBf16 { p, out } => avx512::gemm_bf16(x, rows, inp, p, *out, y),
         Packed::RowMajor { m, out } => unsafe {
             let out = *out;
             crate::fused::gemm_raw(
@@ -209,6 +255,12 @@ impl InferenceEncoder {
     }
 
     pub fn new(e: &Encoder) -> Result<Self> {
+        Self::with_precision(e, Precision::F32)
+    }
+
+    /// [`InferenceEncoder::new`] with the linear layers' weights at `precision` (embeddings,
+    /// layer norms and attention stay f32).
+    pub fn with_precision(e: &Encoder, precision: Precision) -> Result<Self> {
         if !Self::supports(e) {
             bail!("the inference path runs f32 encoders on the CPU");
         }
@@ -219,11 +271,11 @@ impl InferenceEncoder {
             .map(|l| {
                 let a = &l.attention;
                 Ok(Layer {
-                    qkv: PackedLinear::from_linears(&[&a.query, &a.key, &a.value])?,
-                    out: PackedLinear::from_linears(&[&a.out])?,
+                    qkv: PackedLinear::from_linears(&[&a.query, &a.key, &a.value], precision)?,
+                    out: PackedLinear::from_linears(&[&a.out], precision)?,
                     norm1: Norm::new(&a.norm)?,
-                    up: PackedLinear::from_linears(&[&l.intermediate])?,
-                    down: PackedLinear::from_linears(&[&l.output])?,
+                    up: PackedLinear::from_linears(&[&l.intermediate], precision)?,
+                    down: PackedLinear::from_linears(&[&l.output], precision)?,
                     norm2: Norm::new(&l.norm)?,
                     act: l.act,
                 })
@@ -413,6 +465,121 @@ mod avx512 {
 
     /// `y[rows × out] += x[rows × inp] · M` with `M` packed by [`pack`].
     pub fn gemm(x: &[f32], rows: usize, inp: usize, packed: &[f32], out: usize, y: &mut [f32]) {
+        drive(x, rows, inp, packed, out, y, KC, |kc, a, lda, b, c, ldc, ncols, mr| {
+            // SAFETY: AVX-512F checked by the caller (`usable`); `drive` keeps the block inside
+            // x, the panel and y.
+            unsafe {
+                match mr {
+                    6 => kernel::<6>(kc, a, lda, b, c, ldc, ncols),
+                    5 => kernel::<5>(kc, a, lda, b, c, ldc, ncols),
+                    4 => kernel::<4>(kc, a, lda, b, c, ldc, ncols),
+                    3 => kernel::<3>(kc, a, lda, b, c, ldc, ncols),
+                    2 => kernel::<2>(kc, a, lda, b, c, ldc, ncols),
+                    _ => kernel::<1>(kc, a, lda, b, c, ldc, ncols),
+                }
+            }
+        });
+    }
+
+    /// Whether the bf16 kernel runs (AVX-512 BF16: `vdpbf16ps`).
+    pub fn bf16_usable() -> bool {
+        usable() && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+
+    /// `x` rounded to bf16 (to nearest, ties to even), the high half of its f32 bits.
+    pub fn to_bf16(x: f32) -> u32 {
+        let b = x.to_bits();
+        if x.is_nan() {
+            return (b >> 16) | 0x40;
+        }
+        (b + 0x7FFF + ((b >> 16) & 1)) >> 16
+    }
+
+    /// Packs `w` (`[out, in]`) into bf16 panels: as [`pack`], but each 32-bit value holds two
+    /// consecutive inner-dimension values of a column (the even one low), as `vdpbf16ps` reads
+    /// them; `in` is padded to even with a zero.
+    pub fn pack_bf16(w: &[f32], out: usize, inp: usize) -> Vec<u32> {
+        let panels = out.div_ceil(NR);
+        let pairs = inp.div_ceil(2);
+        let mut p = vec![0u32; panels * pairs * NR];
+        let at = |o: usize, k: usize| if k < inp { to_bf16(w[o * inp + k]) } else { 0 };
+        p.par_chunks_mut(pairs * NR).enumerate().for_each(|(j, panel)| {
+            for c in 0..NR.min(out - j * NR) {
+                let o = j * NR + c;
+                for q in 0..pairs {
+                    panel[q * NR + c] = at(o, 2 * q) | (at(o, 2 * q + 1) << 16);
+                }
+            }
+        });
+        p
+    }
+
+    /// `y[rows × out] += x[rows × inp] · M` with `M` packed by [`pack_bf16`]: `x` is rounded to
+    /// bf16 once, the products accumulate in f32.
+    pub fn gemm_bf16(x: &[f32], rows: usize, inp: usize, packed: &[u32], out: usize, y: &mut [f32]) {
+        let pairs = inp.div_ceil(2);
+        let mut a = vec![0u32; rows * pairs];
+        a.par_chunks_mut(pairs * 64).zip(x.par_chunks(inp * 64)).for_each(|(a, x)| {
+            for (a, x) in a.chunks_mut(pairs).zip(x.chunks(inp)) {
+                // SAFETY: AVX-512 BF16 checked by the caller; a holds ⌈inp / 2⌉ pairs of x's inp values.
+                unsafe { row_to_bf16(x, a) }
+            }
+        });
+        drive(&a, rows, pairs, packed, out, y, KC / 2, |kc, a, lda, b, c, ldc, ncols, mr| {
+            // SAFETY: AVX-512F and BF16 checked by the caller (`bf16_usable`); `drive` keeps the
+            // block inside a, the panel and y.
+            unsafe {
+                match mr {
+                    6 => kernel_bf16::<6>(kc, a, lda, b, c, ldc, ncols),
+                    5 => kernel_bf16::<5>(kc, a, lda, b, c, ldc, ncols),
+                    4 => kernel_bf16::<4>(kc, a, lda, b, c, ldc, ncols),
+                    3 => kernel_bf16::<3>(kc, a, lda, b, c, ldc, ncols),
+                    2 => kernel_bf16::<2>(kc, a, lda, b, c, ldc, ncols),
+                    _ => kernel_bf16::<1>(kc, a, lda, b, c, ldc, ncols),
+                }
+            }
+        });
+    }
+
+    /// One row of f32 values as bf16 pairs (`vcvtne2ps2bf16`: to nearest even, as [`to_bf16`]
+    /// apart from flushing subnormals), the odd tail padded with zero.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn row_to_bf16(x: &[f32], a: &mut [u32]) {
+        debug_assert_eq!(a.len(), x.len().div_ceil(2));
+        let mut k = 0;
+        while k < x.len() {
+            let n = (x.len() - k).min(32);
+            let lo = _mm512_maskz_loadu_ps(mask16(n), x.as_ptr().add(k));
+            let hi = _mm512_maskz_loadu_ps(mask16(n.saturating_sub(16)), x.as_ptr().add(k + 16.min(n)));
+            let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+            _mm512_mask_storeu_epi32(a.as_mut_ptr().add(k / 2) as *mut i32, mask16(n.div_ceil(2)), v);
+            k += 32;
+        }
+    }
+
+    /// The first `n` (≤ 16, or all) of 16 lanes.
+    fn mask16(n: usize) -> u16 {
+        if n >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << n) - 1) as u16
+        }
+    }
+
+    /// The tiling both kernels share: rayon tasks of row chunks (and panel groups when rows are
+    /// few), `kc_block` of the inner dimension at a time, [`MR`]-row blocks handed to `kern`
+    /// as `(kc, a, lda, b, c, ldc, ncols, mr)`; tasks write disjoint (rows, panel) blocks of `y`.
+    #[allow(clippy::too_many_arguments)]
+    fn drive<T: Sync>(
+        x: &[T],
+        rows: usize,
+        inp: usize,
+        packed: &[T],
+        out: usize,
+        y: &mut [f32],
+        kc_block: usize,
+        kern: impl Fn(usize, *const T, usize, *const T, *mut f32, usize, usize, usize) + Sync,
+    ) {
         let panels = out.div_ceil(NR);
         let want = 4 * rayon::current_num_threads();
         let mc = (rows.div_ceil(want).div_ceil(MR) * MR).clamp(MC, MC_MAX);
@@ -422,39 +589,68 @@ mod avx512 {
         let per_group = panels.div_ceil(groups);
         let groups = panels.div_ceil(per_group);
         let yp = SendPtr(y.as_mut_ptr());
+        assert!(x.len() >= rows * inp && packed.len() >= panels * inp * NR && y.len() >= rows * out);
         (0..chunks * groups).into_par_iter().for_each(|t| {
             let (c, g) = (t / groups, t % groups);
             let (r0, r1) = (c * mc, ((c + 1) * mc).min(rows));
             let (j0, j1) = (g * per_group, ((g + 1) * per_group).min(panels));
             let mut kb = 0;
             while kb < inp {
-                let kc = KC.min(inp - kb);
+                let kc = kc_block.min(inp - kb);
                 for j in j0..j1 {
                     let bp = &packed[(j * inp + kb) * NR..];
                     let ncols = NR.min(out - j * NR);
                     let mut i = r0;
                     while i < r1 {
                         let mr = MR.min(r1 - i);
-                        // SAFETY: AVX-512F checked by the caller (`usable`); the block is inside x, the
-                        // panel and y; tasks write disjoint (rows, panel) blocks of y.
-                        unsafe {
-                            let a = x.as_ptr().add(i * inp + kb);
-                            let cp = yp.get().add(i * out + j * NR);
-                            match mr {
-                                6 => kernel::<6>(kc, a, inp, bp.as_ptr(), cp, out, ncols),
-                                5 => kernel::<5>(kc, a, inp, bp.as_ptr(), cp, out, ncols),
-                                4 => kernel::<4>(kc, a, inp, bp.as_ptr(), cp, out, ncols),
-                                3 => kernel::<3>(kc, a, inp, bp.as_ptr(), cp, out, ncols),
-                                2 => kernel::<2>(kc, a, inp, bp.as_ptr(), cp, out, ncols),
-                                _ => kernel::<1>(kc, a, inp, bp.as_ptr(), cp, out, ncols),
-                            }
-                        }
+                        // In bounds: the assert above, i + mr ≤ rows, kb + kc ≤ inp, j < panels.
+                        let a = x[i * inp + kb..].as_ptr();
+                        // SAFETY: y holds rows × out values (asserted); this block's offset is inside.
+                        let cp = unsafe { yp.get().add(i * out + j * NR) };
+                        kern(kc, a, inp, bp.as_ptr(), cp, out, ncols, mr);
                         i += mr;
                     }
                 }
                 kb += kc;
             }
         });
+    }
+
+    /// As [`kernel`] on bf16 pairs: `a` `[R × kc]` pairs, `b` a [`pack_bf16`] panel block of `kc`
+    /// pairs; each step adds two inner-dimension terms per lane.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel_bf16<const R: usize>(kc: usize, a: *const u32, lda: usize, b: *const u32, c: *mut f32, ldc: usize, ncols: usize) {
+        let mut masks = [0u16; 4];
+        for (v, m) in masks.iter_mut().enumerate() {
+            let n = ncols.saturating_sub(v * 16).min(16);
+            *m = if n == 16 { 0xFFFF } else { ((1u32 << n) - 1) as u16 };
+        }
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            for (v, x) in acc.iter_mut().enumerate() {
+                *x = _mm512_maskz_loadu_ps(masks[v], c.add(r * ldc + v * 16));
+            }
+        }
+        for k in 0..kc {
+            let bk = b.add(k * NR);
+            let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bk as *const _));
+            let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bk.add(16) as *const _));
+            let b2: __m512bh = std::mem::transmute(_mm512_loadu_si512(bk.add(32) as *const _));
+            let b3: __m512bh = std::mem::transmute(_mm512_loadu_si512(bk.add(48) as *const _));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(r * lda + k) as i32));
+                acc[0] = _mm512_dpbf16_ps(acc[0], av, b0);
+                acc[1] = _mm512_dpbf16_ps(acc[1], av, b1);
+                acc[2] = _mm512_dpbf16_ps(acc[2], av, b2);
+                acc[3] = _mm512_dpbf16_ps(acc[3], av, b3);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, x) in acc.iter().enumerate() {
+                _mm512_mask_storeu_ps(c.add(r * ldc + v * 16), masks[v], *x);
+            }
+        }
     }
 
     /// `c[R × ncols] += a[R × kc] · b[kc × NR]` (`a` and `c` with row strides `lda`, `ldc`; `b` a
@@ -597,6 +793,57 @@ mod simd {
                 Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
                 Activation::Silu => x.iter_mut().for_each(|v| *v /= 1.0 + crate::fused::exp_f32(-*v)),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// bf16 as an f32 (its bits in the high half).
+    fn round_bf16(x: f32) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        return f32::from_bits(avx512::to_bf16(x) << 16);
+        #[cfg(not(target_arch = "x86_64"))]
+        x
+    }
+
+    /// Both precisions' GEMMs equal the product of their inputs rounded as they say (bf16 where
+    /// it runs, else exact), accumulated in f64, at odd depths and partial panels.
+    #[test]
+    fn packed_gemm_is_the_product_at_its_precision() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for precision in [Precision::F32, Precision::Bf16] {
+            for (rows, inp, out) in [(13, 131, 70), (1, 1, 1), (7, 256, 64), (20, 3, 130)] {
+                let w: Vec<f32> = (0..out * inp).map(|_| rng.random_range(-1.0..1.0f32)).collect();
+                let x: Vec<f32> = (0..rows * inp).map(|_| rng.random_range(-1.0..1.0f32)).collect();
+                let packed = Packed::from_out_in(&w, out, inp, precision);
+                let mut y = vec![0.5f32; rows * out];
+                gemm_packed(&x, rows, inp, &packed, &mut y);
+                let r = |v: f32| if precision.effective() == Precision::Bf16 { round_bf16(v) } else { v };
+                for i in 0..rows {
+                    for o in 0..out {
+                        let want: f64 = 0.5 + (0..inp).map(|k| r(x[i * inp + k]) as f64 * r(w[o * inp + k]) as f64).sum::<f64>();
+                        let got = y[i * out + o] as f64;
+                        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{precision:?} {rows}x{inp}x{out} [{i},{o}]: {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_rounds_to_nearest_even() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(avx512::to_bf16(1.0), 0x3f80);
+            // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1.0).
+            assert_eq!(avx512::to_bf16(1.0 + 1.0 / 256.0), 0x3f80);
+            assert_eq!(avx512::to_bf16(1.0 + 3.0 / 256.0), 0x3f82);
+            assert_eq!(avx512::to_bf16(-2.0), 0xc000);
+            assert!(f32::from_bits(avx512::to_bf16(f32::NAN) << 16).is_nan());
         }
     }
 }

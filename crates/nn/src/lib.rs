@@ -16,7 +16,7 @@ pub mod optim;
 pub mod params;
 
 pub use bert::{hf_rename, Encoder, EncoderConfig};
-pub use infer::InferenceEncoder;
+pub use infer::{InferenceEncoder, Precision};
 pub use layers::{Activation, Embedding, LayerNorm, Linear, Mode, Rng, RmsNorm};
 pub use optim::{clip_scale, AdamW, AdamWConfig, LinearSchedule};
 pub use params::{Init, LoadReport, ParamBuilder, Params};

@@ -43,6 +43,12 @@ pub struct DeidArgs {
     /// A trained NER model directory (transformer or perceptron, e.g. a run's stages/annotator-*/model): finds the PHI.
     #[arg(long, required_unless_present = "spans_from_input", conflicts_with = "spans_from_input")]
     pub model: Option<PathBuf>,
+    /// With --model: documents predicted at a time (default: one per core); the spans do not depend on it.
+    #[arg(long, value_name = "N", requires = "model")]
+    pub jobs: Option<usize>,
+    /// With --model: the encoder's number format in prediction, f32 or bf16 (see `ner predict --help`).
+    #[arg(long, default_value = "f32", value_name = "P")]
+    pub precision: ner::Precision,
     /// Use the spans already annotated in the input (BRAT/JSONL) instead of a model: pseudonymise a gold corpus.
     #[arg(long)]
     pub spans_from_input: bool,
@@ -138,9 +144,10 @@ pub fn deid(a: DeidArgs) -> Result<()> {
     let written = if surrogates { written } else { 0..docs.len() };
     // With a model: each document's prediction and, below, its rewrite, timed (single-note latency).
     let mut latencies = None;
+    let jobs = a.jobs.unwrap_or_else(ner::default_jobs).max(1);
     let docs = if let Some(model_dir) = &a.model {
-        let model = ner::load_tagger(model_dir, None).with_context(|| format!("loading the NER model {}", model_dir.display()))?;
-        let (pred, l) = crate::cmd_models::predict_each(model.as_ref(), &docs, &crate::bars::Bars::new())?;
+        let model = ner::load_tagger_at(model_dir, None, a.precision).with_context(|| format!("loading the NER model {}", model_dir.display()))?;
+        let (pred, l) = ner::predict_each(model.as_ref(), &docs, jobs, &crate::bars::Bars::new())?;
         latencies = Some(l);
         pred
     } else {
@@ -236,7 +243,7 @@ pub fn deid(a: DeidArgs) -> Result<()> {
         stats.unknown_labels.len()
     );
     if let Some(l) = &latencies {
-        eprintln!("speed: {}", l.line("documents", "prediction + rewrite", started.elapsed()));
+        eprintln!("speed: {}", l.line("documents", &at_a_time("prediction + rewrite", jobs), started.elapsed()));
     }
     Ok(())
 }
@@ -330,4 +337,13 @@ fn remove_older_documents(dir: &Path, docs: &[Document]) -> Result<()> {
         eprintln!("--force: removed {removed} older .txt/.ann file(s) from {}", dir.display());
     }
     Ok(())
+}
+
+/// What a speed line's latency covers, and how many documents ran beside each other meanwhile.
+pub(crate) fn at_a_time(what: &str, jobs: usize) -> String {
+    if jobs > 1 {
+        format!("{what}, {jobs} documents at a time")
+    } else {
+        what.to_string()
+    }
 }

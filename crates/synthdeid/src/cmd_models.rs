@@ -105,6 +105,14 @@ pub struct PredictArgs {
     /// into the unsharded one (each document is annotated on its own, so the merge is exact).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<corpus::shard::Shard>,
+    /// Documents predicted at a time (default: one per core). Each gets the same spans whatever
+    /// the count; 1 gives the latency of a single note arriving alone.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Number format of the encoder's weights in prediction: f32, or bf16 (faster on CPUs with
+    /// AVX-512 BF16, else f32; spans can differ slightly: BENCHMARKS.md).
+    #[arg(long, default_value = "f32", value_name = "P")]
+    pub precision: ner::Precision,
 }
 
 #[derive(Debug, Args)]
@@ -186,22 +194,6 @@ fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
     read_with(p, None, &ReadOptions::default())
 }
 
-/// Predicts each document in a call of its own, timed as a single note would be, with a bar and
-/// its time left. The spans are those of one call for all: no window spans two documents.
-pub fn predict_each(tagger: &dyn ner::Tagger, docs: &[corpus::Document], bars: &dyn progress::Progress) -> Result<(Vec<corpus::Document>, progress::Latencies)> {
-    bars.start("documents", docs.len() as u64);
-    let mut out = Vec::with_capacity(docs.len());
-    let mut latencies = progress::Latencies::with_capacity(docs.len());
-    for d in docs {
-        let t = std::time::Instant::now();
-        out.extend(tagger.predict(std::slice::from_ref(d))?);
-        latencies.push(t.elapsed());
-        bars.inc(1);
-    }
-    bars.finish();
-    Ok((out, latencies))
-}
-
 pub fn ner(cmd: NerCmd) -> Result<()> {
     match cmd {
         NerCmd::Train(a) => {
@@ -219,11 +211,12 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             let started = std::time::Instant::now();
             let docs = read(&a.input)?;
             let docs = a.shard.unwrap_or_default().select(&docs);
-            let tagger = ner::load_tagger(&a.model, None)?;
-            let (pred, latencies) = predict_each(tagger.as_ref(), docs, &crate::bars::Bars::new())?;
+            let tagger = ner::load_tagger_at(&a.model, None, a.precision)?;
+            let jobs = a.jobs.unwrap_or_else(ner::default_jobs).max(1);
+            let (pred, latencies) = ner::predict_each(tagger.as_ref(), docs, jobs, &crate::bars::Bars::new())?;
             write_corpus(&a.out, None, &pred).map_err(|e| anyhow!(e))?;
             eprintln!("annotated {} documents, {} spans → {}", pred.len(), pred.iter().map(|d| d.spans.len()).sum::<usize>(), a.out.display());
-            eprintln!("speed: {}", latencies.line("documents", "prediction", started.elapsed()));
+            eprintln!("speed: {}", latencies.line("documents", &crate::cmd_deid::at_a_time("prediction", jobs), started.elapsed()));
             Ok(())
         }
         NerCmd::Eval(a) => {

@@ -54,6 +54,9 @@ struct Cli {
     /// Skip timing prediction through the training forward (eval mode).
     #[arg(long)]
     skip_eval_path: bool,
+    /// The inference path's weight format: f32 or bf16 (AVX-512 BF16).
+    #[arg(long, default_value = "f32")]
+    precision: nn::Precision,
 }
 
 fn main() -> Result<()> {
@@ -113,7 +116,7 @@ fn main() -> Result<()> {
     // ... and through the inference path (what `ner predict` runs): weights packed once, then
     // forward, head and argmax per step.
     let t = Instant::now();
-    let fast = nn::InferenceEncoder::new(&enc)?;
+    let fast = nn::InferenceEncoder::with_precision(&enc, a.precision)?;
     let fast_head = nn::infer::PackedLinear::new(&head)?;
     let pack_secs = t.elapsed().as_secs_f64();
     let rows: Vec<Vec<u32>> = ids.to_vec2()?;
@@ -135,7 +138,7 @@ fn main() -> Result<()> {
     }
     let pred_cpu = cpu_seconds() - cpu0;
     println!(
-        "{} layers, hidden {}, {} heads, ffn {}, vocab {}, batch {}x{}: train {:.0} tokens/s ({:.3} s/step), predict {:.0} tokens/s, {:.0} per CPU-second (training-path eval {:.0}; packing {:.3} s)",
+        "{} layers, hidden {}, {} heads, ffn {}, vocab {}, batch {}x{}, {:?}: train {:.0} tokens/s ({:.3} s/step), predict {:.0} tokens/s, {:.0} per CPU-second (training-path eval {:.0}; packing {:.3} s)",
         a.layers,
         a.hidden,
         a.heads,
@@ -143,6 +146,7 @@ fn main() -> Result<()> {
         a.vocab,
         a.batch,
         a.len,
+        a.precision.effective(),
         tokens * a.steps as f64 / train_secs,
         train_secs / a.steps as f64,
         tokens * a.steps as f64 / pred_secs,

@@ -7,10 +7,11 @@
 # note came out. Prints no document text: deid's stderr holds counts and times only.
 # BENCHMARKS.md › "Encoder inference path (issue 29)" names the model and the results.
 #
-#   bash scripts/deid_throughput/bench.sh MODEL [REPEAT]   # env: DATA=../shared/data/meddocan/test SYNTHDEID_BIN=… KEEP=DIR
+#   bash scripts/deid_throughput/bench.sh MODEL [REPEAT] [DEID FLAGS…]   # env: DATA=../shared/data/meddocan/test SYNTHDEID_BIN=… KEEP=DIR
+# e.g. `… bench.sh M 40 --precision bf16 --jobs 2`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-MODEL=$(realpath "$1"); REPEAT=${2:-40}
+MODEL=$(realpath "$1"); REPEAT=${2:-40}; shift; shift || true
 DATA=$(realpath "${DATA:-../shared/data/meddocan/test}")
 BIN=$(realpath "${SYNTHDEID_BIN:-target/release/synthdeid}")
 if [ -n "${KEEP:-}" ]; then W=$KEEP; mkdir -p "$W"; else W=$(mktemp -d); trap 'rm -rf "$W"' EXIT; fi
@@ -25,10 +26,10 @@ for k in range(1, n + 1):
         shutil.copyfile(os.path.join(src, f), os.path.join(dst, f"{f[:-4]}-r{k}.txt"))
 PYEOF
 NOTES=$(find "$W/in" -name '*.txt' | wc -l)
-echo "notes: $NOTES ($(du -sh "$W/in" | cut -f1)); model: $MODEL; rayon threads: ${RAYON_NUM_THREADS:-$(nproc)} of $(nproc) cores"
+echo "notes: $NOTES ($(du -sh "$W/in" | cut -f1)); model: $MODEL; flags: ${*:-none}; rayon threads: ${RAYON_NUM_THREADS:-$(nproc)} of $(nproc) cores"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 TIMEFORMAT='wall %R s, CPU user %U s + sys %S s'
-{ time "$BIN" deid --model "$MODEL" --input "$W/in" --out "$W/out" --key bench 2>"$W/log"; } 2>"$W/time" || { tail -5 "$W/log"; exit 1; }
+{ time "$BIN" deid --model "$MODEL" --input "$W/in" --out "$W/out" --key bench "$@" 2>"$W/log"; } 2>"$W/time" || { tail -5 "$W/log"; exit 1; }
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 grep -E '^(speed|de-identified)' "$W/log" | sed 's/^/deid: /'
 echo "time: $(cat "$W/time")"

@@ -196,11 +196,24 @@ pub struct AugmentSection {
     /// kept), trained on beside the originals by the guide and the encoder; jackknife folds keep
     /// a copy with its source. `None`: `deid::augment::auto_copies` of the corpus size.
     pub copies: Option<usize>,
+    /// A label map file (as `deid --labels`: each label's surrogate kind) for the copies. `None`:
+    /// MEDDOCAN's map, other labels' kinds guessed from their names, mention replacement for the
+    /// rest. A relative path is read from the working directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<std::path::PathBuf>,
 }
 
 impl AugmentSection {
     pub fn copies_for(&self, documents: usize) -> usize {
         self.copies.unwrap_or_else(|| deid::augment::auto_copies(documents))
+    }
+
+    /// The label map the copies use ([`AugmentSection::labels`]).
+    pub fn label_map(&self) -> anyhow::Result<deid::LabelMap> {
+        match &self.labels {
+            Some(p) => deid::LabelMap::from_path(p).map_err(|e| anyhow::anyhow!("augment.labels: {e}")),
+            None => Ok(deid::LabelMap::meddocan()),
+        }
     }
 }
 
@@ -277,7 +290,7 @@ impl Default for DecodingSection {
 
 impl Default for AugmentSection {
     fn default() -> Self {
-        AugmentSection { copies: None }
+        AugmentSection { copies: None, labels: None }
     }
 }
 

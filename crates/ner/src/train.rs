@@ -423,10 +423,17 @@ pub fn training_documents<'a>(cfg: &TrainConfig, train: &'a [Document]) -> Resul
     if copies == 0 {
         return Ok(std::borrow::Cow::Borrowed(train));
     }
-    let language = cfg.guide.perceptron.language.unwrap_or_else(|| lang::detect(train.iter().map(|d| d.text.as_str())));
-    let added = deid::augment::surrogate_copies(train, copies, cfg.seed, deid::augment::surrogate_language(language), &deid::LabelMap::meddocan())
+    Ok(std::borrow::Cow::Owned(augmented(train, copies, cfg.seed, cfg.guide.perceptron.language, &cfg.augment.label_map()?)?))
+}
+
+/// `train` and `copies` surrogate copies of each of its documents, in `language`'s surrogates
+/// (detected from the text when `None`), with `labels` saying each label's surrogate kind: what
+/// `ner train` and `ner train-perceptron` both train on.
+pub fn augmented(train: &[Document], copies: usize, seed: u64, language: Option<lang::Language>, labels: &deid::LabelMap) -> Result<Vec<Document>> {
+    let language = language.unwrap_or_else(|| lang::detect(train.iter().map(|d| d.text.as_str())));
+    let added = deid::augment::surrogate_copies(train, copies, seed, deid::augment::surrogate_language(language), labels)
         .context("augment: rewriting the training documents with surrogates")?;
-    Ok(std::borrow::Cow::Owned(train.iter().cloned().chain(added).collect()))
+    Ok(train.iter().cloned().chain(added).collect())
 }
 
 /// Adds a span-boundary model to a stacked model (`model_dir`, trained with `cfg` on `train`),

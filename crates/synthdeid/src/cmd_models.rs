@@ -55,6 +55,10 @@ pub struct TrainArgs {
     /// Seeds every random choice (same seed, same model).
     #[arg(long, help_heading = "Budget")]
     pub seed: Option<u64>,
+    /// A label map file for the surrogate copies (as `deid --labels`: each label's surrogate
+    /// kind); default: MEDDOCAN's, other labels' kinds guessed from their names (augment.labels).
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub labels: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -85,6 +89,9 @@ impl TrainArgs {
         }
         if let Some(s) = self.seed {
             c.seed = s;
+        }
+        if let Some(l) = &self.labels {
+            c.augment.labels = Some(l.clone());
         }
         c.with_overrides(&self.set).map_err(|e| anyhow!(e))
     }
@@ -188,6 +195,10 @@ pub struct PerceptronArgs {
     /// are ignored), and the final tagger trains on gold and these together.
     #[arg(long, value_name = "PATH")]
     pub unlabelled: Option<PathBuf>,
+    /// A label map file for the surrogate copies (as `deid --labels`); default: MEDDOCAN's, other
+    /// labels' kinds guessed from their names.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
 }
 
 fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
@@ -239,10 +250,9 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             }
             let copies = a.augment.unwrap_or_else(|| deid::augment::auto_copies(train.len()));
             if copies > 0 {
-                let language = cfg.language.unwrap_or_else(|| lang::detect(train.iter().map(|d| d.text.as_str())));
-                let added = deid::augment::surrogate_copies(&train, copies, cfg.seed, deid::augment::surrogate_language(language), &deid::LabelMap::meddocan())?;
+                let labels = ner::config::AugmentSection { copies: Some(copies), labels: a.labels.clone() }.label_map()?;
                 eprintln!("{} surrogate copies of each of the {} training documents", copies, train.len());
-                train.extend(added);
+                train = ner::augmented(&train, copies, cfg.seed, cfg.language, &labels)?;
             }
             if let Some(path) = &a.unlabelled {
                 let unlabelled = read(path)?;

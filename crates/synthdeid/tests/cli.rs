@@ -190,6 +190,22 @@ fn train_perceptron_self_trains_on_unlabelled_text() {
     assert!(!o.status.success() && stderr(&o).contains("is also a training document"), "{}", stderr(&o));
 }
 
+/// `--labels` gives the surrogate copies a label map; a file that is not there stops training
+/// with the setting and the path named.
+#[test]
+fn train_perceptron_reads_a_label_map_for_its_copies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, train, _, _) = demo_perceptron(tmp.path(), 1);
+    let model = tmp.path().join("lm");
+    let map = tmp.path().join("labels.toml");
+    std::fs::write(&map, "[labels]\nNOMBRE_SUJETO_ASISTENCIA = \"name\"\n").unwrap();
+    let args = |labels: &Path| synthdeid(&["ner", "train-perceptron", "--train", train.to_str().unwrap(), "--out", model.to_str().unwrap(), "--epochs", "1", "--augment", "1", "--labels", labels.to_str().unwrap()]);
+    let o = args(&map);
+    assert!(o.status.success() && stderr(&o).contains("1 surrogate copies"), "{}", stderr(&o));
+    let o = args(&tmp.path().join("missing.toml"));
+    assert!(!o.status.success() && stderr(&o).contains("augment.labels") && stderr(&o).contains("missing.toml"), "{}", stderr(&o));
+}
+
 #[test]
 fn ner_perceptron_train_eval_and_predict() {
     let tmp = tempfile::tempdir().unwrap();

@@ -1,7 +1,8 @@
 //! The run config: one TOML file declares every setting and seed of a run. Unknown keys, missing
 //! paths and impossible values stop the run before any work, with an error naming the key.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use corpus::Document;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -171,11 +172,37 @@ pub struct HardeningSection {
     /// takes the commonest real values out of the synthetic corpus. Rare strings, the ones that
     /// identify, are always replaced.
     pub keep_common_min_documents: usize,
+    /// The surrogates' language: es, en, de or sv. Default: detected from the training text
+    /// (a language without its own surrogates gets English's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// A label map file (as `deid --labels`: each label's surrogate kind), relative to the config.
+    /// Default: MEDDOCAN's map, other labels' kinds guessed from their names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<PathBuf>,
 }
 
 impl Default for HardeningSection {
     fn default() -> Self {
-        HardeningSection { enabled: false, key: None, keep: vec![deid::Kind::Country], keep_common_min_documents: 0 }
+        HardeningSection { enabled: false, key: None, keep: vec![deid::Kind::Country], keep_common_min_documents: 0, language: None, labels: None }
+    }
+}
+
+impl HardeningSection {
+    /// The surrogates' language: the configured one, else the one `training` is written in.
+    pub fn surrogate_language(&self, training: &[Document]) -> Result<deid::Language> {
+        match &self.language {
+            Some(l) => l.parse().map_err(|e| anyhow!("hardening.language: {e}")),
+            None => Ok(deid::augment::surrogate_language(lang::detect(training.iter().map(|d| d.text.as_str())))),
+        }
+    }
+
+    /// The label map: `labels`, else MEDDOCAN's (with kinds guessed for other labels).
+    pub fn label_map(&self) -> Result<deid::LabelMap> {
+        match &self.labels {
+            Some(p) => deid::LabelMap::from_path(p).map_err(|e| anyhow!("hardening.labels: {e}")),
+            None => Ok(deid::LabelMap::meddocan()),
+        }
     }
 }
 
@@ -228,6 +255,9 @@ impl RunConfig {
             }
         };
         fix(&mut self.data.train);
+        if let Some(p) = self.hardening.labels.as_mut() {
+            fix(p);
+        }
         if let Some(p) = self.data.dev.as_mut() {
             fix(p);
         }
@@ -260,6 +290,11 @@ impl RunConfig {
         if let Some(p) = &self.data.test {
             exists("data.test", p)?;
         }
+        // Hardening's settings fail here, not after hours of generation.
+        if let Some(l) = &self.hardening.language {
+            l.parse::<deid::Language>().map_err(|e| anyhow!("hardening.language: {e}"))?;
+        }
+        self.hardening.label_map()?;
         let mut inits = vec![("generator.init".to_string(), &self.generator.init), ("annotator.encoder.init".into(), &self.annotator.encoder.init), ("synthetic_ner.encoder.init".into(), &self.synthetic_ner.encoder.init)];
         inits.extend(self.ablation.generators.iter().map(|(n, g)| (format!("ablation.generators.{n}.init"), &g.init)));
         for (key, init) in inits {
@@ -422,5 +457,34 @@ fn key_hint(e: &toml::de::Error) -> String {
         " (check the spelling; `synthdeid run --help` lists the sections)".into()
     } else {
         String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hardening writes surrogates in the corpus's language (German letters get German names, not
+    /// MEDDOCAN's Spanish ones) unless the config names one, and takes a user's label map.
+    #[test]
+    fn hardening_follows_the_corpus_language_and_label_map() {
+        let german = [Document::new("a", "Sehr geehrte Frau Kollegin, wir berichten über die Patientin, die sich am 3.4.2019 in unserer Klinik vorstellte. Die Untersuchung ergab keinen pathologischen Befund und wir empfehlen eine Kontrolle nach drei Monaten.")];
+        let spanish = [Document::new("b", "Paciente de 45 años que acude a urgencias por dolor abdominal de tres días de evolución. Se le realiza una ecografía y se decide su ingreso en el servicio de cirugía del hospital.")];
+        let h = HardeningSection::default();
+        assert_eq!(h.surrogate_language(&german).unwrap(), deid::Language::De);
+        assert_eq!(h.surrogate_language(&spanish).unwrap(), deid::Language::Es);
+        let sv = HardeningSection { language: Some("sv".into()), ..Default::default() };
+        assert_eq!(sv.surrogate_language(&german).unwrap(), deid::Language::Sv);
+        let bad = HardeningSection { language: Some("xx".into()), ..Default::default() };
+        assert!(bad.surrogate_language(&german).unwrap_err().to_string().contains("hardening.language"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let map = dir.path().join("labels.toml");
+        std::fs::write(&map, "[labels]\nPATIENT = \"name\"\n").unwrap();
+        let with_map = HardeningSection { labels: Some(map), ..Default::default() };
+        assert_eq!(with_map.label_map().unwrap().kind_of("PATIENT"), Some(deid::Kind::Name));
+        let missing = HardeningSection { labels: Some(dir.path().join("none.toml")), ..Default::default() };
+        let err = missing.label_map().unwrap_err().to_string();
+        assert!(err.contains("hardening.labels") && err.contains("none.toml"), "{err}");
     }
 }

@@ -506,7 +506,7 @@ pub struct HardeningReport {
 /// Replaces every annotated span of `docs` with a surrogate that is neither an original string
 /// of the synthetic corpus nor a PHI string of the generator's training documents.
 fn harden(docs: &[Document], training: &[Document], key: &[u8], settings: &crate::config::HardeningSection, dir: &Path) -> Result<HardeningReport> {
-    let mut labels = deid::LabelMap::meddocan();
+    let mut labels = settings.label_map()?;
     for k in &settings.keep {
         labels.set_keep(*k, true);
     }
@@ -524,7 +524,7 @@ fn harden(docs: &[Document], training: &[Document], key: &[u8], settings: &crate
     let common = |s: &str| k > 0 && doc_freq.get(s).is_some_and(|&n| n >= k);
     // Strict: dates and ages are also held to the forbidden set (a shifted date may otherwise
     // land on a training date); hardening prefers no leak to exact intervals.
-    let options = deid::Options { strict: true, ..deid::Options::default().with_key(key.to_vec()).with_labels(labels) };
+    let options = deid::Options { strict: true, ..deid::Options::default().with_key(key.to_vec()).with_labels(labels).with_language(settings.surrogate_language(training)?) };
     let mut ctx = deid::Surrogator::new(options);
     for d in docs.iter().chain(training) {
         ctx.forbid_document_originals(d);

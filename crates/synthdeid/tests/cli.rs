@@ -498,8 +498,8 @@ fn predict_and_deid_print_a_speed_line_without_document_text() {
     let predict = tmp.path().join("pred.jsonl");
     let deid = tmp.path().join("deid.jsonl");
     let runs = [
-        (synthdeid(&["ner", "predict", "--model", m, "--input", t, "--out", predict.to_str().unwrap()]), "prediction"),
-        (synthdeid(&["deid", "--model", m, "--input", t, "--out", deid.to_str().unwrap()]), "prediction + rewrite"),
+        (synthdeid(&["ner", "predict", "--model", m, "--input", t, "--out", predict.to_str().unwrap(), "--jobs", "2"]), "prediction, 2 documents at a time"),
+        (synthdeid(&["deid", "--model", m, "--input", t, "--out", deid.to_str().unwrap(), "--jobs", "1"]), "prediction + rewrite"),
     ];
     // Words of the documents (their PHI among them) that stderr must not hold; the paths it names are left out.
     // (Numbers only as part of a span: a rate on stderr could be any number.)

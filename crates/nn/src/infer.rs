@@ -616,22 +616,34 @@ mod avx512 {
         });
     }
 
+    /// The masks of a block's four 16-lane column groups, for its first `ncols` columns.
+    fn column_masks(ncols: usize) -> [u16; 4] {
+        std::array::from_fn(|v| mask16(ncols.saturating_sub(v * 16)))
+    }
+
+    /// A kernel's accumulators: `R` rows × 4 column groups of `c` (row stride `ldc`), masked.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load_block<const R: usize>(c: *const f32, ldc: usize, masks: &[u16; 4]) -> [[__m512; 4]; R] {
+        std::array::from_fn(|r| std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], c.add(r * ldc + v * 16))))
+    }
+
+    /// Writes a kernel's accumulators back to `c`, masked.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_block<const R: usize>(acc: &[[__m512; 4]; R], c: *mut f32, ldc: usize, masks: &[u16; 4]) {
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, x) in acc.iter().enumerate() {
+                _mm512_mask_storeu_ps(c.add(r * ldc + v * 16), masks[v], *x);
+            }
+        }
+    }
+
     /// As [`kernel`] on bf16 pairs: `a` `[R × kc]` pairs, `b` a [`pack_bf16`] panel block of `kc`
     /// pairs; each step adds two inner-dimension terms per lane.
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn kernel_bf16<const R: usize>(kc: usize, a: *const u32, lda: usize, b: *const u32, c: *mut f32, ldc: usize, ncols: usize) {
-        let mut masks = [0u16; 4];
-        for (v, m) in masks.iter_mut().enumerate() {
-            let n = ncols.saturating_sub(v * 16).min(16);
-            *m = if n == 16 { 0xFFFF } else { ((1u32 << n) - 1) as u16 };
-        }
-        let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        for (r, acc) in acc.iter_mut().enumerate() {
-            for (v, x) in acc.iter_mut().enumerate() {
-                *x = _mm512_maskz_loadu_ps(masks[v], c.add(r * ldc + v * 16));
-            }
-        }
+        let masks = column_masks(ncols);
+        let mut acc = load_block::<R>(c, ldc, &masks);
         for k in 0..kc {
             let bk = b.add(k * NR);
             let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bk as *const _));
@@ -646,11 +658,7 @@ mod avx512 {
                 acc[3] = _mm512_dpbf16_ps(acc[3], av, b3);
             }
         }
-        for (r, acc) in acc.iter().enumerate() {
-            for (v, x) in acc.iter().enumerate() {
-                _mm512_mask_storeu_ps(c.add(r * ldc + v * 16), masks[v], *x);
-            }
-        }
+        store_block(&acc, c, ldc, &masks);
     }
 
     /// `c[R × ncols] += a[R × kc] · b[kc × NR]` (`a` and `c` with row strides `lda`, `ldc`; `b` a
@@ -658,17 +666,8 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn kernel<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize, ncols: usize) {
-        let mut masks = [0u16; 4];
-        for (v, m) in masks.iter_mut().enumerate() {
-            let n = ncols.saturating_sub(v * 16).min(16);
-            *m = if n == 16 { 0xFFFF } else { ((1u32 << n) - 1) as u16 };
-        }
-        let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        for (r, acc) in acc.iter_mut().enumerate() {
-            for (v, x) in acc.iter_mut().enumerate() {
-                *x = _mm512_maskz_loadu_ps(masks[v], c.add(r * ldc + v * 16));
-            }
-        }
+        let masks = column_masks(ncols);
+        let mut acc = load_block::<R>(c, ldc, &masks);
         for k in 0..kc {
             let bk = b.add(k * NR);
             let b0 = _mm512_loadu_ps(bk);
@@ -683,11 +682,7 @@ mod avx512 {
                 acc[3] = _mm512_fmadd_ps(av, b3, acc[3]);
             }
         }
-        for (r, acc) in acc.iter().enumerate() {
-            for (v, x) in acc.iter().enumerate() {
-                _mm512_mask_storeu_ps(c.add(r * ldc + v * 16), masks[v], *x);
-            }
-        }
+        store_block(&acc, c, ldc, &masks);
     }
 }
 

@@ -169,6 +169,57 @@ pub fn document_nlls(dir: &Path, docs: &[Document]) -> Result<Vec<f64>> {
     }
 }
 
+/// For each group of documents that begin alike (a canary's context with each candidate code),
+/// each document's NLL less that of the tokens the whole group starts with: those are predicted
+/// alike in every document of the group (a causal model sees the same tokens before them), so
+/// they are not scored, and the differences, hence the ranks, within a group are
+/// [`document_nlls`]'s. A group whose documents do not each fit one block, and the n-gram
+/// baseline, get [`document_nlls`] itself.
+pub fn shared_start_nlls(dir: &Path, groups: &[Vec<Document>]) -> Result<Vec<Vec<f64>>> {
+    let g = match Generator::load(dir)? {
+        Generator::Ngram(_) => return groups.iter().map(|docs| document_nlls(dir, docs)).collect(),
+        Generator::Decoder(g) => g,
+    };
+    let block = eval_block_size(dir, &g);
+    let dev = g.model.params.device();
+    let mut out = Vec::with_capacity(groups.len());
+    for docs in groups {
+        let mut rows = Vec::with_capacity(docs.len());
+        for d in docs {
+            let stream = data::encode_stream(&g.tokenizer, std::slice::from_ref(d), g.boundaries)?;
+            let blocks = data::blocks(&stream, block, true, g.boundaries.lead());
+            match <[Vec<u32>; 1]>::try_from(blocks) {
+                Ok([b]) if b.len() >= 2 => rows.push(b),
+                _ => break,
+            }
+        }
+        if rows.len() < docs.len() {
+            out.push(document_nlls(dir, docs)?);
+            continue;
+        }
+        // Predictions of tokens 1..shared see only shared tokens and predict one.
+        let shared = rows.iter().map(|r| r.iter().zip(&rows[0]).take_while(|(a, b)| a == b).count()).min().unwrap_or(0);
+        // One skip for the whole group, so that every document leaves out the same predictions.
+        let shortest = rows.iter().map(Vec::len).min().unwrap_or(2);
+        let skip = shared.saturating_sub(1).min(shortest - 2);
+        let mut nlls = vec![0f64; rows.len()];
+        let mut by_len: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (i, r) in rows.iter().enumerate() {
+            by_len.entry(r.len()).or_default().push(i);
+        }
+        for idx in by_len.into_values() {
+            for chunk in idx.chunks(8) {
+                let batch: Vec<&Vec<u32>> = chunk.iter().map(|&i| &rows[i]).collect();
+                for (&i, nll) in chunk.iter().zip(train::row_nlls_from(&g.model, &batch, skip, dev)?) {
+                    nlls[i] = nll;
+                }
+            }
+        }
+        out.push(nlls);
+    }
+    Ok(out)
+}
+
 /// The block length perplexity is measured in: the training block size (else 256), within the
 /// model's positions.
 fn eval_block_size(dir: &Path, g: &DecoderGenerator) -> usize {

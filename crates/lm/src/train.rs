@@ -372,11 +372,26 @@ fn split_rows(rows: &[&Vec<u32>], dev: &Device) -> Result<(Tensor, Tensor)> {
 
 /// Summed next-token negative log-likelihood (nats) of each of equal-length blocks.
 pub fn row_nlls(model: &Decoder, rows: &[&Vec<u32>], dev: &Device) -> Result<Vec<f64>> {
+    row_nlls_from(model, rows, 0, dev)
+}
+
+/// [`row_nlls`] without the first `skip` predictions of each row (those of tokens 1..=skip): the
+/// vocabulary head, the costliest product with a large vocabulary, runs on the rest only.
+pub fn row_nlls_from(model: &Decoder, rows: &[&Vec<u32>], skip: usize, dev: &Device) -> Result<Vec<f64>> {
     let (inputs, targets) = split_rows(rows, dev)?;
-    let logits = model.forward_logits(&inputs, &mut Mode::Eval)?;
-    let (b, t, v) = logits.dims3()?;
-    let logp = candle_nn::ops::log_softmax(&logits.reshape((b * t, v))?, D::Minus1)?;
-    let picked = logp.gather(&targets.unsqueeze(1)?, 1)?.reshape((b, t))?;
+    let (b, t) = inputs.dims2()?;
+    if skip >= t {
+        bail!("cannot skip {skip} of {t} predictions");
+    }
+    let positions = Tensor::arange(0u32, t as u32, dev)?.unsqueeze(0)?;
+    let bias = crate::layers::causal_bias(&[0], 0, t, dev, model.params.dtype())?;
+    let hidden = model.forward(&inputs, &positions, Some(&bias), None, &mut Mode::Eval)?;
+    let n = t - skip;
+    let logits = model.logits(&hidden.narrow(1, skip, n)?)?;
+    let v = logits.dim(2)?;
+    let targets = targets.reshape((b, t))?.narrow(1, skip, n)?.contiguous()?.reshape(b * n)?;
+    let logp = candle_nn::ops::log_softmax(&logits.reshape((b * n, v))?, D::Minus1)?;
+    let picked = logp.gather(&targets.unsqueeze(1)?, 1)?.reshape((b, n))?;
     let sums: Vec<f32> = picked.sum(1)?.to_vec1()?;
     Ok(sums.into_iter().map(|s| -(s as f64)).collect())
 }

@@ -285,8 +285,24 @@ fn document_nlls_match_perplexity_and_rank_seen_endings_first() {
     // The same text but for its last word, which becomes one only ever seen at a document's start.
     let (start, _) = seen.text.rsplit_once(' ').unwrap();
     other.text = format!("{start} Nombre:");
-    let nlls = lm::document_nlls(dir.path(), &[seen, other]).unwrap();
+    let nlls = lm::document_nlls(dir.path(), &[seen.clone(), other]).unwrap();
     assert!(nlls[0] < nlls[1], "{nlls:?}");
+    // A group that fits one block (32 tokens): a document's first words with three endings.
+    let head: Vec<&str> = seen.text.split(' ').take(4).collect();
+    let group: Vec<Document> = ["tiene", "Nombre:", "y"].iter().enumerate().map(|(i, w)| Document::new(format!("g{i}"), format!("{} {w}", head.join(" ")))).collect();
+    let nlls = lm::document_nlls(dir.path(), &group).unwrap();
+    // Scoring only past the shared start keeps the differences (so the ranks) within a group.
+    let shared = lm::shared_start_nlls(dir.path(), &[group.clone(), dev.clone()]).unwrap();
+    assert!(shared[0][0] < nlls[0], "the shared start is not scored: {shared:?} vs {nlls:?}");
+    for (i, j) in [(0, 1), (0, 2), (1, 2)] {
+        let (a, b) = (nlls[i] - nlls[j], shared[0][i] - shared[0][j]);
+        assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "{i} {j}: {a} vs {b}");
+    }
+    // Documents with nothing in common are scored whole.
+    let whole = lm::document_nlls(dir.path(), &dev).unwrap();
+    for (a, b) in whole.iter().zip(&shared[1]) {
+        assert!((a - b).abs() < 1e-3 * a, "{a} vs {b}");
+    }
     let ngram_dir = tempfile::tempdir().unwrap();
     lm::train(&TrainConfig { generator: "ngram".into(), ..Default::default() }, &train, &dev, ngram_dir.path(), &progress::Silent).unwrap();
     let ng = lm::document_nlls(ngram_dir.path(), &dev).unwrap();

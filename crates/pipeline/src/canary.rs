@@ -153,7 +153,7 @@ fn random_code(rng: &mut impl Rng) -> String {
 /// its form (seeded), by the generator's likelihood of the canary's last words before the code
 /// followed by the code (`generator`: a model directory `lm` loads).
 pub fn likelihood_ranks(canaries: &[Canary], generator: &std::path::Path, seed: u64) -> Result<Vec<f64>> {
-    let mut docs = Vec::with_capacity(canaries.len() * (LIKELIHOOD_CANDIDATES + 1));
+    let mut groups = Vec::with_capacity(canaries.len());
     for (i, c) in canaries.iter().enumerate() {
         let at = c.doc.text.rfind("\nRef. ").ok_or_else(|| anyhow!("canary {}: no reference line", c.doc.id))?;
         let before: Vec<char> = c.doc.text[..at].chars().collect();
@@ -171,11 +171,12 @@ pub fn likelihood_ranks(canaries: &[Canary], generator: &std::path::Path, seed: 
                 codes.push(code);
             }
         }
-        docs.extend(codes.into_iter().enumerate().map(|(k, code)| Document::new(format!("{}-{k}", c.doc.id), format!("{context}\nRef. {code}"))));
+        groups.push(codes.into_iter().enumerate().map(|(k, code)| Document::new(format!("{}-{k}", c.doc.id), format!("{context}\nRef. {code}"))).collect());
     }
-    let nll = lm::document_nlls(generator, &docs)?;
+    // Only the codes differ within a group: the shared context is not scored again.
+    let nll = lm::shared_start_nlls(generator, &groups)?;
     Ok(nll
-        .chunks(LIKELIHOOD_CANDIDATES + 1)
+        .iter()
         .map(|scores| {
             let below = scores[1..].iter().filter(|&&x| x < scores[0]).count();
             let tied = scores[1..].iter().filter(|&&x| x == scores[0]).count();

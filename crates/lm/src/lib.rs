@@ -135,38 +135,51 @@ pub fn perplexity_report(dir: &Path, docs: &[Document]) -> Result<PerplexityRepo
 /// (what a canary's likelihood exposure needs).
 pub fn document_nlls(dir: &Path, docs: &[Document]) -> Result<Vec<f64>> {
     match Generator::load(dir)? {
-        Generator::Ngram(m) => Ok(docs
-            .iter()
-            .map(|d| {
-                let n = ngram::word_tokens(&d.text).len() + 1;
-                m.perplexity(std::slice::from_ref(d)).ln() * n as f64
-            })
-            .collect()),
-        Generator::Decoder(g) => {
-            let block = eval_block_size(dir, &g);
-            let dev = g.model.params.device();
-            // Every document's blocks, tagged with the document; blocks of one length batch together.
-            let mut rows: Vec<(usize, Vec<u32>)> = Vec::new();
-            for (i, d) in docs.iter().enumerate() {
-                let stream = data::encode_stream(&g.tokenizer, std::slice::from_ref(d), g.boundaries)?;
-                rows.extend(data::blocks(&stream, block, true, g.boundaries.lead()).into_iter().filter(|b| b.len() >= 2).map(|b| (i, b)));
+        Generator::Ngram(m) => Ok(ngram_document_nlls(&m, docs)),
+        Generator::Decoder(g) => decoder_document_nlls(dir, &g, docs),
+    }
+}
+
+/// [`document_nlls`] under the n-gram baseline: its words and its end.
+fn ngram_document_nlls(m: &NgramModel, docs: &[Document]) -> Vec<f64> {
+    docs.iter()
+        .map(|d| {
+            let n = ngram::word_tokens(&d.text).len() + 1;
+            m.perplexity(std::slice::from_ref(d)).ln() * n as f64
+        })
+        .collect()
+}
+
+/// [`document_nlls`] under a loaded decoder.
+fn decoder_document_nlls(dir: &Path, g: &DecoderGenerator, docs: &[Document]) -> Result<Vec<f64>> {
+    let block = eval_block_size(dir, g);
+    // Every document's blocks, tagged with the document.
+    let mut rows: Vec<(usize, Vec<u32>)> = Vec::new();
+    for (i, d) in docs.iter().enumerate() {
+        let stream = data::encode_stream(&g.tokenizer, std::slice::from_ref(d), g.boundaries)?;
+        rows.extend(data::blocks(&stream, block, true, g.boundaries.lead()).into_iter().filter(|b| b.len() >= 2).map(|b| (i, b)));
+    }
+    summed_row_nlls(g, &rows, 0, docs.len())
+}
+
+/// Each of `n` documents' summed NLL of its `rows` (blocks tagged with the document), leaving out
+/// the first `skip` predictions of every row; blocks of one length batch together.
+fn summed_row_nlls(g: &DecoderGenerator, rows: &[(usize, Vec<u32>)], skip: usize, n: usize) -> Result<Vec<f64>> {
+    let dev = g.model.params.device();
+    let mut by_len: std::collections::BTreeMap<usize, Vec<&(usize, Vec<u32>)>> = Default::default();
+    for r in rows {
+        by_len.entry(r.1.len()).or_default().push(r);
+    }
+    let mut out = vec![0f64; n];
+    for group in by_len.values() {
+        for chunk in group.chunks(8) {
+            let blocks: Vec<&Vec<u32>> = chunk.iter().map(|r| &r.1).collect();
+            for (r, nll) in chunk.iter().zip(train::row_nlls_from(&g.model, &blocks, skip, dev)?) {
+                out[r.0] += nll;
             }
-            let mut by_len: std::collections::BTreeMap<usize, Vec<&(usize, Vec<u32>)>> = Default::default();
-            for r in &rows {
-                by_len.entry(r.1.len()).or_default().push(r);
-            }
-            let mut out = vec![0f64; docs.len()];
-            for group in by_len.values() {
-                for chunk in group.chunks(8) {
-                    let blocks: Vec<&Vec<u32>> = chunk.iter().map(|r| &r.1).collect();
-                    for (r, nll) in chunk.iter().zip(train::row_nlls(&g.model, &blocks, dev)?) {
-                        out[r.0] += nll;
-                    }
-                }
-            }
-            Ok(out)
         }
     }
+    Ok(out)
 }
 
 /// For each group of documents that begin alike (a canary's context with each candidate code),
@@ -177,45 +190,29 @@ pub fn document_nlls(dir: &Path, docs: &[Document]) -> Result<Vec<f64>> {
 /// baseline, get [`document_nlls`] itself.
 pub fn shared_start_nlls(dir: &Path, groups: &[Vec<Document>]) -> Result<Vec<Vec<f64>>> {
     let g = match Generator::load(dir)? {
-        Generator::Ngram(_) => return groups.iter().map(|docs| document_nlls(dir, docs)).collect(),
+        Generator::Ngram(m) => return Ok(groups.iter().map(|docs| ngram_document_nlls(&m, docs)).collect()),
         Generator::Decoder(g) => g,
     };
     let block = eval_block_size(dir, &g);
-    let dev = g.model.params.device();
     let mut out = Vec::with_capacity(groups.len());
     for docs in groups {
         let mut rows = Vec::with_capacity(docs.len());
-        for d in docs {
+        for (i, d) in docs.iter().enumerate() {
             let stream = data::encode_stream(&g.tokenizer, std::slice::from_ref(d), g.boundaries)?;
-            let blocks = data::blocks(&stream, block, true, g.boundaries.lead());
-            match <[Vec<u32>; 1]>::try_from(blocks) {
-                Ok([b]) if b.len() >= 2 => rows.push(b),
+            match <[Vec<u32>; 1]>::try_from(data::blocks(&stream, block, true, g.boundaries.lead())) {
+                Ok([b]) if b.len() >= 2 => rows.push((i, b)),
                 _ => break,
             }
         }
         if rows.len() < docs.len() {
-            out.push(document_nlls(dir, docs)?);
+            out.push(decoder_document_nlls(dir, &g, docs)?);
             continue;
         }
-        // Predictions of tokens 1..shared see only shared tokens and predict one.
-        let shared = rows.iter().map(|r| r.iter().zip(&rows[0]).take_while(|(a, b)| a == b).count()).min().unwrap_or(0);
-        // One skip for the whole group, so that every document leaves out the same predictions.
-        let shortest = rows.iter().map(Vec::len).min().unwrap_or(2);
-        let skip = shared.saturating_sub(1).min(shortest - 2);
-        let mut nlls = vec![0f64; rows.len()];
-        let mut by_len: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-        for (i, r) in rows.iter().enumerate() {
-            by_len.entry(r.len()).or_default().push(i);
-        }
-        for idx in by_len.into_values() {
-            for chunk in idx.chunks(8) {
-                let batch: Vec<&Vec<u32>> = chunk.iter().map(|&i| &rows[i]).collect();
-                for (&i, nll) in chunk.iter().zip(train::row_nlls_from(&g.model, &batch, skip, dev)?) {
-                    nlls[i] = nll;
-                }
-            }
-        }
-        out.push(nlls);
+        // Predictions of tokens 1..shared see only shared tokens and predict one; one skip for
+        // the whole group, so that every document leaves out the same predictions.
+        let shared = rows.iter().map(|(_, r)| r.iter().zip(&rows[0].1).take_while(|(a, b)| a == b).count()).min().unwrap_or(0);
+        let shortest = rows.iter().map(|(_, r)| r.len()).min().unwrap_or(2);
+        out.push(summed_row_nlls(&g, &rows, shared.saturating_sub(1).min(shortest - 2), docs.len())?);
     }
     Ok(out)
 }

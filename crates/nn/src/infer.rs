@@ -55,11 +55,6 @@ impl PackedLinear {
         Self::from_linears(&[l], Precision::F32)
     }
 
-    /// [`PackedLinear::new`] with its weights kept at `precision`.
-    pub fn with_precision(l: &crate::Linear, precision: Precision) -> Result<Self> {
-        Self::from_linears(&[l], precision)
-    }
-
     /// `x M + b` over `rows` rows of `x`.
     pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
         let mut y = vec![0f32; rows * self.out];
@@ -465,20 +460,8 @@ mod avx512 {
 
     /// `y[rows × out] += x[rows × inp] · M` with `M` packed by [`pack`].
     pub fn gemm(x: &[f32], rows: usize, inp: usize, packed: &[f32], out: usize, y: &mut [f32]) {
-        drive(x, rows, inp, packed, out, y, KC, |kc, a, lda, b, c, ldc, ncols, mr| {
-            // SAFETY: AVX-512F checked by the caller (`usable`); `drive` keeps the block inside
-            // x, the panel and y.
-            unsafe {
-                match mr {
-                    6 => kernel::<6>(kc, a, lda, b, c, ldc, ncols),
-                    5 => kernel::<5>(kc, a, lda, b, c, ldc, ncols),
-                    4 => kernel::<4>(kc, a, lda, b, c, ldc, ncols),
-                    3 => kernel::<3>(kc, a, lda, b, c, ldc, ncols),
-                    2 => kernel::<2>(kc, a, lda, b, c, ldc, ncols),
-                    _ => kernel::<1>(kc, a, lda, b, c, ldc, ncols),
-                }
-            }
-        });
+        // SAFETY (of the kernels `drive` calls): AVX-512F checked by the caller (`usable`).
+        drive(x, rows, inp, packed, out, y, KC, &[kernel::<1>, kernel::<2>, kernel::<3>, kernel::<4>, kernel::<5>, kernel::<6>]);
     }
 
     /// Whether the bf16 kernel runs (AVX-512 BF16: `vdpbf16ps`).
@@ -525,20 +508,8 @@ mod avx512 {
                 unsafe { row_to_bf16(x, a) }
             }
         });
-        drive(&a, rows, pairs, packed, out, y, KC / 2, |kc, a, lda, b, c, ldc, ncols, mr| {
-            // SAFETY: AVX-512F and BF16 checked by the caller (`bf16_usable`); `drive` keeps the
-            // block inside a, the panel and y.
-            unsafe {
-                match mr {
-                    6 => kernel_bf16::<6>(kc, a, lda, b, c, ldc, ncols),
-                    5 => kernel_bf16::<5>(kc, a, lda, b, c, ldc, ncols),
-                    4 => kernel_bf16::<4>(kc, a, lda, b, c, ldc, ncols),
-                    3 => kernel_bf16::<3>(kc, a, lda, b, c, ldc, ncols),
-                    2 => kernel_bf16::<2>(kc, a, lda, b, c, ldc, ncols),
-                    _ => kernel_bf16::<1>(kc, a, lda, b, c, ldc, ncols),
-                }
-            }
-        });
+        // SAFETY (of the kernels `drive` calls): AVX-512F and BF16 checked by the caller (`bf16_usable`).
+        drive(&a, rows, pairs, packed, out, y, KC / 2, &[kernel_bf16::<1>, kernel_bf16::<2>, kernel_bf16::<3>, kernel_bf16::<4>, kernel_bf16::<5>, kernel_bf16::<6>]);
     }
 
     /// One row of f32 values as bf16 pairs (`vcvtne2ps2bf16`: to nearest even, as [`to_bf16`]
@@ -566,20 +537,15 @@ mod avx512 {
         }
     }
 
+    /// A kernel for `R` rows: `(kc, a, lda, b, c, ldc, ncols)`, as [`kernel`].
+    type Kernel<T> = unsafe fn(usize, *const T, usize, *const T, *mut f32, usize, usize);
+
     /// The tiling both kernels share: rayon tasks of row chunks (and panel groups when rows are
-    /// few), `kc_block` of the inner dimension at a time, [`MR`]-row blocks handed to `kern`
-    /// as `(kc, a, lda, b, c, ldc, ncols, mr)`; tasks write disjoint (rows, panel) blocks of `y`.
+    /// few), `kc_block` of the inner dimension at a time, blocks of `r` ≤ [`MR`] rows handed to
+    /// `kernels[r - 1]`; tasks write disjoint (rows, panel) blocks of `y`. The caller vouches
+    /// that the CPU runs the kernels.
     #[allow(clippy::too_many_arguments)]
-    fn drive<T: Sync>(
-        x: &[T],
-        rows: usize,
-        inp: usize,
-        packed: &[T],
-        out: usize,
-        y: &mut [f32],
-        kc_block: usize,
-        kern: impl Fn(usize, *const T, usize, *const T, *mut f32, usize, usize, usize) + Sync,
-    ) {
+    fn drive<T: Sync>(x: &[T], rows: usize, inp: usize, packed: &[T], out: usize, y: &mut [f32], kc_block: usize, kernels: &[Kernel<T>; MR]) {
         let panels = out.div_ceil(NR);
         let want = 4 * rayon::current_num_threads();
         let mc = (rows.div_ceil(want).div_ceil(MR) * MR).clamp(MC, MC_MAX);
@@ -603,11 +569,13 @@ mod avx512 {
                     let mut i = r0;
                     while i < r1 {
                         let mr = MR.min(r1 - i);
-                        // In bounds: the assert above, i + mr ≤ rows, kb + kc ≤ inp, j < panels.
-                        let a = x[i * inp + kb..].as_ptr();
-                        // SAFETY: y holds rows × out values (asserted); this block's offset is inside.
-                        let cp = unsafe { yp.get().add(i * out + j * NR) };
-                        kern(kc, a, inp, bp.as_ptr(), cp, out, ncols, mr);
+                        // SAFETY: the block is inside x, the panel and y (the assert above, i + mr ≤
+                        // rows, kb + kc ≤ inp, j < panels); the caller checked the CPU features.
+                        unsafe {
+                            let a = x.as_ptr().add(i * inp + kb);
+                            let cp = yp.get().add(i * out + j * NR);
+                            kernels[mr - 1](kc, a, inp, bp.as_ptr(), cp, out, ncols);
+                        }
                         i += mr;
                     }
                 }

@@ -53,6 +53,11 @@ pub fn surrogate_language(language: lang::Language) -> Language {
     }
 }
 
+/// The surrogate vocabulary for `docs`, by the language their text is written in.
+pub fn surrogate_language_of(docs: &[Document]) -> Language {
+    surrogate_language(lang::detect(docs.iter().map(|d| d.text.as_str())))
+}
+
 /// The distinct mentions (sorted) of each label of `docs` that has no surrogate kind.
 fn unknown_label_mentions(docs: &[Document], labels: &LabelMap) -> BTreeMap<String, Vec<String>> {
     let mut pools: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -186,6 +186,12 @@ impl LabelMap {
         Self::from_toml_str(&s)
     }
 
+    /// The map in `path` (a user's), else MEDDOCAN's: what every setting that takes an optional
+    /// label map file means by its absence.
+    pub fn from_path_or_meddocan(path: Option<&Path>) -> Result<Self, DeidError> {
+        path.map_or_else(|| Ok(Self::meddocan()), Self::from_path)
+    }
+
     /// The kind the map lists for `label` (no guessing).
     pub fn kind_of(&self, label: &str) -> Option<Kind> {
         self.kinds.get(label).copied()

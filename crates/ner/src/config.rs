@@ -210,10 +210,7 @@ impl AugmentSection {
 
     /// The label map the copies use ([`AugmentSection::labels`]).
     pub fn label_map(&self) -> anyhow::Result<deid::LabelMap> {
-        match &self.labels {
-            Some(p) => deid::LabelMap::from_path(p).map_err(|e| anyhow::anyhow!("augment.labels: {e}")),
-            None => Ok(deid::LabelMap::meddocan()),
-        }
+        deid::LabelMap::from_path_or_meddocan(self.labels.as_deref()).map_err(|e| anyhow::anyhow!("augment.labels: {e}"))
     }
 }
 

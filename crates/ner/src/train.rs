@@ -430,8 +430,8 @@ pub fn training_documents<'a>(cfg: &TrainConfig, train: &'a [Document]) -> Resul
 /// (detected from the text when `None`), with `labels` saying each label's surrogate kind: what
 /// `ner train` and `ner train-perceptron` both train on.
 pub fn augmented(train: &[Document], copies: usize, seed: u64, language: Option<lang::Language>, labels: &deid::LabelMap) -> Result<Vec<Document>> {
-    let language = language.unwrap_or_else(|| lang::detect(train.iter().map(|d| d.text.as_str())));
-    let added = deid::augment::surrogate_copies(train, copies, seed, deid::augment::surrogate_language(language), labels)
+    let language = language.map_or_else(|| deid::augment::surrogate_language_of(train), deid::augment::surrogate_language);
+    let added = deid::augment::surrogate_copies(train, copies, seed, language, labels)
         .context("augment: rewriting the training documents with surrogates")?;
     Ok(train.iter().cloned().chain(added).collect())
 }

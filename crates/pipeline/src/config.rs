@@ -193,16 +193,13 @@ impl HardeningSection {
     pub fn surrogate_language(&self, training: &[Document]) -> Result<deid::Language> {
         match &self.language {
             Some(l) => l.parse().map_err(|e| anyhow!("hardening.language: {e}")),
-            None => Ok(deid::augment::surrogate_language(lang::detect(training.iter().map(|d| d.text.as_str())))),
+            None => Ok(deid::augment::surrogate_language_of(training)),
         }
     }
 
     /// The label map: `labels`, else MEDDOCAN's (with kinds guessed for other labels).
     pub fn label_map(&self) -> Result<deid::LabelMap> {
-        match &self.labels {
-            Some(p) => deid::LabelMap::from_path(p).map_err(|e| anyhow!("hardening.labels: {e}")),
-            None => Ok(deid::LabelMap::meddocan()),
-        }
+        deid::LabelMap::from_path_or_meddocan(self.labels.as_deref()).map_err(|e| anyhow!("hardening.labels: {e}"))
     }
 }
 

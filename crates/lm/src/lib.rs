@@ -186,7 +186,8 @@ fn summed_row_nlls(g: &DecoderGenerator, rows: &[(usize, Vec<u32>)], skip: usize
 /// each document's NLL less that of the tokens the whole group starts with: those are predicted
 /// alike in every document of the group (a causal model sees the same tokens before them), so
 /// they are not scored, and the differences, hence the ranks, within a group are
-/// [`document_nlls`]'s. A group whose documents do not each fit one block, and the n-gram
+/// [`document_nlls`]'s. The shared start runs through the model once
+/// ([`train::shared_prefix_row_nlls`]). A group whose documents do not each fit one block, and the n-gram
 /// baseline, get [`document_nlls`] itself.
 pub fn shared_start_nlls(dir: &Path, groups: &[Vec<Document>]) -> Result<Vec<Vec<f64>>> {
     let g = match Generator::load(dir)? {
@@ -212,6 +213,16 @@ pub fn shared_start_nlls(dir: &Path, groups: &[Vec<Document>]) -> Result<Vec<Vec
         // the whole group, so that every document leaves out the same predictions.
         let shared = rows.iter().map(|(_, r)| r.iter().zip(&rows[0].1).take_while(|(a, b)| a == b).count()).min().unwrap_or(0);
         let shortest = rows.iter().map(|(_, r)| r.len()).min().unwrap_or(2);
+        if shared >= 1 && shared < shortest {
+            let blocks: Vec<&Vec<u32>> = rows.iter().map(|(_, r)| r).collect();
+            let nlls = train::shared_prefix_row_nlls(&g.model, &blocks, shared, 16, g.model.params.device())?;
+            let mut each = vec![0f64; docs.len()];
+            for ((i, _), nll) in rows.iter().zip(nlls) {
+                each[*i] = nll;
+            }
+            out.push(each);
+            continue;
+        }
         out.push(summed_row_nlls(&g, &rows, shared.saturating_sub(1).min(shortest - 2), docs.len())?);
     }
     Ok(out)

@@ -396,6 +396,57 @@ pub fn row_nlls_from(model: &Decoder, rows: &[&Vec<u32>], skip: usize, dev: &Dev
     Ok(sums.into_iter().map(|s| -(s as f64)).collect())
 }
 
+/// [`row_nlls_from`] with `skip` = `shared` − 1 for rows that all begin with the same `shared`
+/// tokens (a canary's context with each candidate code), each at least one token longer: the
+/// shared start runs through the model once and its keys and values serve every row, so only
+/// the rows' own tokens run each time. Rows of one length batch together, `batch` at a time.
+pub fn shared_prefix_row_nlls(model: &Decoder, rows: &[&Vec<u32>], shared: usize, batch: usize, dev: &Device) -> Result<Vec<f64>> {
+    if shared == 0 || rows.iter().any(|r| r.len() <= shared || r[..shared] != rows[0][..shared]) {
+        bail!("rows must share their first {shared} tokens and go on past them");
+    }
+    let dtype = model.params.dtype();
+    let longest = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let mut cache = model.new_cache(1, longest)?;
+    let ids = Tensor::new(&rows[0][..shared], dev)?.unsqueeze(0)?;
+    let positions = Tensor::arange(0u32, shared as u32, dev)?.unsqueeze(0)?;
+    let bias = crate::layers::causal_bias(&[0], 0, shared, dev, dtype)?;
+    let hidden = model.forward(&ids, &positions, Some(&bias), Some(&mut cache), &mut Mode::Eval)?;
+    // The last shared position predicts every row's first own token.
+    let last = model.logits(&hidden.narrow(1, shared - 1, 1)?.squeeze(1)?)?;
+    let first: Vec<f32> = candle_nn::ops::log_softmax(&last, D::Minus1)?.squeeze(0)?.to_dtype(DType::F32)?.to_vec1()?;
+    let mut out: Vec<f64> = rows.iter().map(|r| -(first[r[shared] as usize] as f64)).collect();
+    let mut by_len: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (i, r) in rows.iter().enumerate() {
+        by_len.entry(r.len()).or_default().push(i);
+    }
+    for (&len, members) in &by_len {
+        // Inputs: the own tokens but the last; targets: the own tokens but the first.
+        let t = len - 1 - shared;
+        if t == 0 {
+            continue;
+        }
+        for chunk in members.chunks(batch.max(1)) {
+            let b = chunk.len();
+            let mut c = cache.clone();
+            c.select_rows(&Tensor::zeros(b, DType::U32, dev)?)?;
+            let ids: Vec<u32> = chunk.iter().flat_map(|&i| rows[i][shared..len - 1].iter().copied()).collect();
+            let targets: Vec<u32> = chunk.iter().flat_map(|&i| rows[i][shared + 1..].iter().copied()).collect();
+            let positions = Tensor::arange(shared as u32, (len - 1) as u32, dev)?.unsqueeze(0)?;
+            let bias = crate::layers::causal_bias(&[0], shared, t, dev, dtype)?;
+            let hidden = model.forward(&Tensor::from_vec(ids, (b, t), dev)?, &positions, Some(&bias), Some(&mut c), &mut Mode::Eval)?;
+            let logits = model.logits(&hidden)?;
+            let v = logits.dim(2)?;
+            let logp = candle_nn::ops::log_softmax(&logits.reshape((b * t, v))?, D::Minus1)?;
+            let picked = logp.gather(&Tensor::from_vec(targets, (b * t, 1), dev)?, 1)?.reshape((b, t))?;
+            let sums: Vec<f32> = picked.sum(1)?.to_dtype(DType::F32)?.to_vec1()?;
+            for (&i, s) in chunk.iter().zip(sums) {
+                out[i] -= s as f64;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Total negative log-likelihood (nats) and number of predicted tokens over blocks.
 pub fn eval_nll(model: &Decoder, blocks: &[Vec<u32>], batch: usize, dev: &Device) -> Result<(f64, usize)> {
     let (mut nll, mut n) = (0.0, 0);

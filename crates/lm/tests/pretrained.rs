@@ -47,6 +47,24 @@ fn logprob_diffs(model: &Decoder, fx: &serde_json::Value) -> Vec<f64> {
         .collect()
 }
 
+/// Scoring past a shared start through its cached keys and values (the canary audit's path)
+/// gives transformers' log-probabilities of the tokens after it: on the 1,024-id document, whose
+/// shared start reaches past Gemma's sliding window, and on a shorter row with the same start.
+fn check_shared_prefix(model: &Decoder, fx: &serde_json::Value) {
+    let doc = &fx["logprobs_long"];
+    let input = ids(&doc["input_ids"]);
+    let want: Vec<f64> = doc["next_token_logprobs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let shared = input.len() - 100;
+    let short = input[..input.len() - 30].to_vec();
+    let got = lm::train::shared_prefix_row_nlls(model, &[&input, &short], shared, 16, model.params.device()).unwrap();
+    // Prediction i is of token i + 1.
+    let expect = [-want[shared - 1..].iter().sum::<f64>(), -want[shared - 1..short.len() - 1].iter().sum::<f64>()];
+    for (g, e) in got.iter().zip(expect) {
+        assert!((g - e).abs() < 1e-2, "shared-start NLL {g} vs transformers {e} (about 100 tokens)");
+    }
+    eprintln!("shared-start NLLs {got:?} vs transformers {expect:?}");
+}
+
 /// Greedy continuations of all prompts in one batch (left-padded, KV cache), compared to the
 /// fixture's 32 new ids each.
 fn check_greedy(gen: &DecoderGenerator, fx: &serde_json::Value) {
@@ -96,6 +114,7 @@ fn check_model(name: &str, hf_roundtrip: bool) {
     let tok = lm::tokenizer::load_from_dir(&dir).unwrap();
     check_tokenization(&tok, &fx);
     let diffs = logprob_diffs(&model, &fx);
+    check_shared_prefix(&model, &fx);
     eprintln!("{name}: mean |Δ log p| per document {diffs:?}");
     assert!(diffs.iter().all(|&d| d < 1e-3), "{name}: log-probabilities differ from transformers: {diffs:?}");
     if hf_roundtrip {

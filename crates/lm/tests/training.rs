@@ -267,6 +267,30 @@ fn gemma3_cached_generation_equals_full_forward_past_the_window() {
 
 /// `document_nlls`: per document, the NLL that perplexity sums (one document: the same total);
 /// a text the model was trained on is likelier than the same text with another last word.
+/// The cached shared start scores as the whole rows do, for both architectures trained from
+/// scratch, with rows of three lengths in batches of two.
+#[test]
+fn shared_prefix_scoring_with_a_cache_equals_whole_rows() {
+    let (train, dev) = (docs(8), docs(2));
+    for arch in ["gpt2", "llama"] {
+        let dir = tempfile::tempdir().unwrap();
+        lm::train(&tiny_train_config(arch), &train, &dev, dir.path(), &progress::Silent).unwrap();
+        let model = lm::Decoder::load(dir.path(), &nn::device()).unwrap();
+        let start: Vec<u32> = (5..25).collect();
+        let rows: Vec<Vec<u32>> = [vec![40, 41], vec![42], vec![43, 44, 45], vec![46, 47], vec![48]]
+            .into_iter()
+            .map(|end| start.iter().copied().chain(end).collect())
+            .collect();
+        let refs: Vec<&Vec<u32>> = rows.iter().collect();
+        let cached = lm::train::shared_prefix_row_nlls(&model, &refs, start.len(), 2, &nn::device()).unwrap();
+        for (r, c) in refs.iter().zip(&cached) {
+            let whole = lm::train::row_nlls_from(&model, &[*r], start.len() - 1, &nn::device()).unwrap()[0];
+            assert!((whole - c).abs() < 1e-4 * (1.0 + whole.abs()), "{arch}: {whole} vs {c}");
+        }
+        assert!(lm::train::shared_prefix_row_nlls(&model, &[&start], start.len(), 2, &nn::device()).is_err(), "a row with nothing past the start");
+    }
+}
+
 #[test]
 fn document_nlls_match_perplexity_and_rank_seen_endings_first() {
     let dir = tempfile::tempdir().unwrap();

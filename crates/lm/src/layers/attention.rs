@@ -38,12 +38,15 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, attn_dr
 
 /// Keys and values of one layer, preallocated to the maximum length: each step writes its new
 /// columns in place (no re-copy of the whole cache per token).
+#[derive(Clone)]
 pub struct LayerCache {
     k: Tensor,
     v: Tensor,
 }
 
 /// Per-layer key/value buffers `[batch, kv_heads, max_len, head_dim]` and the filled length.
+/// A clone shares the buffers until [`KvCache::select_rows`] gives it its own.
+#[derive(Clone)]
 pub struct KvCache {
     layers: Vec<LayerCache>,
     len: usize,

@@ -265,7 +265,8 @@ impl RunConfig {
         let variants = self.ablation.generators.values_mut().map(|g| &mut g.init);
         for init in [&mut self.generator.init, &mut self.annotator.encoder.init, &mut self.synthetic_ner.encoder.init].into_iter().chain(variants).flatten() {
             let is_name = init.to_str().is_some_and(models::is_registry_name);
-            if init.is_relative() && !(is_name && !base.join(&*init).exists()) {
+            // A registry name stays a name unless a file of that name sits beside the config.
+            if init.is_relative() && (!is_name || base.join(&*init).exists()) {
                 *init = base.join(&*init);
             }
         }

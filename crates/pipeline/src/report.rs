@@ -28,6 +28,16 @@ fn pm(xs: &[f64]) -> String {
     }
 }
 
+/// [`pm`] for counts: whole numbers for one run.
+fn pm_count(xs: &[f64]) -> String {
+    let (m, s) = mean_std(xs);
+    if xs.len() > 1 {
+        format!("{m:.1} ± {s:.1}")
+    } else {
+        format!("{m:.0}")
+    }
+}
+
 /// Cells that differ only by seed or fold, grouped: the rows of the ablation table.
 pub struct Group<'a> {
     pub generator_ratio: f64,
@@ -107,7 +117,23 @@ struct Svgs {
 pub fn main_cell(summary: &RunSummary) -> Option<&CellResult> {
     summary.cells.iter().max_by(|a, b| {
         let key = |c: &CellResult| (c.cell.generator_ratio, c.cell.annotator_ratio, c.cell.samples_per_prompt as f64);
-        key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal).then(b.cell.name.cmp(&a.cell.name))
+        key(a)
+            .partial_cmp(&key(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            // In a hardening ablation the plain corpus is the paper's setting; the hardened one stands beside it.
+            .then(b.cell.hardened.unwrap_or(false).cmp(&a.cell.hardened.unwrap_or(false)))
+            .then(b.cell.name.cmp(&a.cell.name))
+    })
+}
+
+/// The cell that differs from `c` in hardening only: the other corpus of the same generation.
+pub fn hardening_twin<'a>(summary: &'a RunSummary, c: &CellResult) -> Option<&'a CellResult> {
+    let h = c.cell.hardened?;
+    summary.cells.iter().find(|o| {
+        let (x, y) = (&o.cell, &c.cell);
+        x.hardened == Some(!h)
+            && (x.generator_ratio, x.annotator_ratio, x.samples_per_prompt, x.seed, x.fold) == (y.generator_ratio, y.annotator_ratio, y.samples_per_prompt, y.seed, y.fold)
+            && (&x.generator_preset, &x.generator) == (&y.generator_preset, &y.generator)
     })
 }
 
@@ -286,7 +312,7 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
                 pm(&col(g, |c| c.audit.ngram_recall.recall)),
                 pm(&col(g, |c| c.audit.leakage.share)),
                 pm(&col(g, |c| c.audit.membership.as_ref().and_then(|m| m.attacks.first()).map_or(f64::NAN, |a| a.auc))),
-                pm(&col(g, |c| c.audit.reidentification.as_ref().map_or(f64::NAN, |r| r.linked_2 as f64))),
+                pm_count(&col(g, |c| c.audit.reidentification.as_ref().map_or(f64::NAN, |r| r.linked_2 as f64))),
             );
         }
         if svgs.ratio_f1.is_some() {
@@ -299,24 +325,34 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
     }
 
     let a = &first.audit;
+    // The plain and the hardened corpus of one generation side by side, where the run made both.
+    let twin = hardening_twin(summary, first);
+    let corpora: Vec<&CellResult> = std::iter::once(first).chain(twin).collect();
+    let corpus_name = |c: &CellResult| if c.cell.hardened == Some(true) { "hardened synthetic corpus" } else { "synthetic corpus" };
     let _ = writeln!(md, "## Privacy audit (main setting)\n");
-    let _ = writeln!(md, "| measure | synthetic corpus | real held-out documents (baseline) |\n|---|---:|---:|");
-    let held = a.ngram_recall_heldout.as_ref().map_or("-".into(), |h| format!("{:.4}", h.recall));
-    let _ = writeln!(md, "| {}-gram recall vs the generator's training text | {:.4} | {held} |", a.ngram_recall.n, a.ngram_recall.recall);
-    let held_leak = a.leakage_heldout.as_ref().map_or("-".into(), |h| format!("{} of {} ({:.1}%)", h.leaked, h.distinct, 100.0 * h.share));
-    let _ = writeln!(md, "| distinct training PHI strings found verbatim | {} of {} ({:.1}%) | {held_leak} |", a.leakage.leaked, a.leakage.distinct, 100.0 * a.leakage.share);
+    let names: Vec<&str> = corpora.iter().map(|c| corpus_name(c)).collect();
+    let _ = writeln!(md, "| measure | {} | real held-out documents (baseline) |\n|---|{}---:|", names.join(" | "), "---:|".repeat(names.len()));
     let pct = |a: usize, b: usize| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
+    let cells = |f: &dyn Fn(&audit::AuditReport) -> String| corpora.iter().map(|c| f(&c.audit)).collect::<Vec<_>>().join(" | ");
+    let held = a.ngram_recall_heldout.as_ref().map_or("-".into(), |h| format!("{:.4}", h.recall));
+    let _ = writeln!(md, "| {}-gram recall vs the generator's training text | {} | {held} |", a.ngram_recall.n, cells(&|x| format!("{:.4}", x.ngram_recall.recall)));
+    let held_leak = a.leakage_heldout.as_ref().map_or("-".into(), |h| format!("{} of {} ({:.1}%)", h.leaked, h.distinct, 100.0 * h.share));
+    let _ = writeln!(
+        md,
+        "| distinct training PHI strings found verbatim | {} | {held_leak} |",
+        cells(&|x| format!("{} of {} ({:.1}%)", x.leakage.leaked, x.leakage.distinct, 100.0 * x.leakage.share))
+    );
     let held_unique = a.leakage_heldout.as_ref().map_or("-".into(), |h| format!("{} of {} ({:.1}%)", h.unique_leaked, h.unique, pct(h.unique_leaked, h.unique)));
     let _ = writeln!(
         md,
-        "| … of them unique to one training document (the identifying ones) | {} of {} ({:.1}%) | {held_unique} |",
-        a.leakage.unique_leaked,
-        a.leakage.unique,
-        pct(a.leakage.unique_leaked, a.leakage.unique)
+        "| … of them unique to one training document (the identifying ones) | {} | {held_unique} |",
+        cells(&|x| format!("{} of {} ({:.1}%)", x.leakage.unique_leaked, x.leakage.unique, pct(x.leakage.unique_leaked, x.leakage.unique)))
     );
     let rows = a.evidence_rows();
-    for r in &rows {
-        let _ = writeln!(md, "| {} | {} | {} |", r.measure, r.synthetic, r.baseline);
+    let others: Vec<Vec<audit::Row>> = corpora[1..].iter().map(|c| c.audit.evidence_rows()).collect();
+    for (i, r) in rows.iter().enumerate() {
+        let more: String = others.iter().map(|o| format!(" | {}", o.get(i).filter(|x| x.measure == r.measure).map_or("-", |x| x.synthetic.as_str()))).collect();
+        let _ = writeln!(md, "| {} | {}{more} | {} |", r.measure, r.synthetic, r.baseline);
     }
     if !rows.is_empty() {
         let _ = writeln!(md, "\nWhat the measures mean:\n");
@@ -349,10 +385,24 @@ unseen documents while reproducing the training set's PHI strings verbatim. Per 
 in the generator's training documents, each 1 or more times; as many reference canaries were made the same way and never planted \
 (repetitions 0). What the synthetic corpus gives away of them:\n"
         );
+        // With the hardened twin: each corpus's figure, "plain / hardened" (the generator, hence the exposure, is one).
+        let twin_c = twin.and_then(|t| t.canaries.as_ref());
+        if twin_c.is_some() {
+            let _ = writeln!(md, "Two figures in a cell: the {} / the {}.\n", names[0], names[1]);
+        }
         let _ = writeln!(md, "| times planted | canaries | their PHI strings found verbatim (mean share) | secret codes found | longest passage shared with one synthetic document (mean share of the canary) | secret's exposure under the generator (mean bits) |\n|---:|---:|---:|---:|---:|---:|");
         for r in &c.by_repetitions {
             let bits = r.mean_exposure_bits.map_or("–".to_string(), |b| format!("{b:.2}"));
-            let _ = writeln!(md, "| {} | {} | {:.3} | {} | {:.3} | {bits} |", r.repetitions, r.canaries, r.phi_found_share, r.secrets_found, r.longest_shared_share);
+            let t = twin_c.and_then(|t| t.by_repetitions.iter().find(|x| x.repetitions == r.repetitions));
+            let (phi, secrets, longest) = match t {
+                Some(t) => (
+                    format!("{:.3} / {:.3}", r.phi_found_share, t.phi_found_share),
+                    format!("{} / {}", r.secrets_found, t.secrets_found),
+                    format!("{:.3} / {:.3}", r.longest_shared_share, t.longest_shared_share),
+                ),
+                None => (format!("{:.3}", r.phi_found_share), r.secrets_found.to_string(), format!("{:.3}", r.longest_shared_share)),
+            };
+            let _ = writeln!(md, "| {} | {} | {phi} | {secrets} | {longest} | {bits} |", r.repetitions, r.canaries);
         }
         if c.by_repetitions.iter().any(|r| r.mean_exposure_bits.is_some()) {
             let _ = writeln!(
@@ -364,10 +414,11 @@ last words, log2({}) − log2(rank) bits: about 1 for a code the generator never
                 crate::canary::exposure_bits(1.0)
             );
         }
-        for a in &c.membership.attacks {
+        let attacks = c.membership.attacks.iter().map(|a| (names[0], a)).chain(twin_c.into_iter().flat_map(|t| t.membership.attacks.iter().map(|a| (names[1], a))));
+        for (corpus, a) in attacks {
             let _ = writeln!(
                 md,
-                "\nMembership inference, planted against reference canaries ({}): AUC {:.3} [{:.3}, {:.3}], TPR at 1% FPR {:.3} (0.5 and 0.01: the planted ones cannot be told apart).",
+                "\nMembership inference, planted against reference canaries, {corpus} ({}): AUC {:.3} [{:.3}, {:.3}], TPR at 1% FPR {:.3} (0.5 and 0.01: the planted ones cannot be told apart).",
                 a.name.replace('_', " "),
                 a.auc,
                 a.auc_low,
@@ -376,7 +427,7 @@ last words, log2({}) − log2(rank) bits: about 1 for a code the generator never
             );
         }
     }
-    if let Some(h) = &first.hardening {
+    if let Some(h) = first.hardening.as_ref().or(twin.and_then(|t| t.hardening.as_ref())) {
         let _ = writeln!(
             md,
             "\n## Hardening\n\nEvery machine-annotated span of the synthetic corpus was replaced by a surrogate (never a training PHI \

@@ -316,4 +316,11 @@ fn plain_and_hardened_corpora_side_by_side() {
     assert!(cached.iter().take(4).all(|(_, c)| *c) && cached[4] == ("harden".to_string(), false), "{cached:?}");
     let report = std::fs::read_to_string(tmp.path().join("h/report.md")).unwrap();
     assert!(report.contains("| plain |") && report.contains("| hardened |") && report.contains("membership AUC"), "{report}");
+    // The headline tables are the plain corpus's (the paper's setting); the audit puts the hardened one beside it.
+    assert_eq!(pipeline::report::main_cell(&summary).unwrap().cell.name, "gen80-ann80-spp2-plain-seed5");
+    assert_eq!(pipeline::report::hardening_twin(&summary, &summary.cells[0]).unwrap().cell.name, "gen80-ann80-spp2-hardened-seed5");
+    assert!(report.contains("| measure | synthetic corpus | hardened synthetic corpus | real held-out documents (baseline) |"), "{report}");
+    let recall = format!("| 5-gram recall vs the generator's training text | {:.4} | {:.4} |", summary.cells[0].audit.ngram_recall.recall, summary.cells[1].audit.ngram_recall.recall);
+    assert!(report.contains(&recall), "{recall}");
+    assert!(report.contains("## Hardening"), "the hardened twin's hardening table");
 }

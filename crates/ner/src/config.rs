@@ -141,6 +141,9 @@ pub struct GuideSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OptimizerSection {
+    /// Epochs without surrogate copies. With k copies (`augment`) an epoch passes each source
+    /// document k + 1 times, so training runs [`OptimizerSection::epochs_for`] k epochs: about
+    /// 2 × `epochs` passes over each source document, at least 2 epochs and at most `epochs`.
     pub epochs: usize,
     /// Stop (after a dev evaluation and a checkpoint) once this much training time is spent,
     /// counted across resumes.
@@ -267,6 +270,17 @@ impl Default for GuideSection {
     }
 }
 
+impl OptimizerSection {
+    /// Epochs to train with `copies` surrogate copies of each document ([`OptimizerSection::epochs`]).
+    /// Dev F1 with 8 copies of 25 documents was flat from epoch 2 of 8 on (BENCHMARKS.md, issue 24).
+    pub fn epochs_for(&self, copies: usize) -> usize {
+        if copies == 0 {
+            return self.epochs;
+        }
+        (2 * self.epochs).div_ceil(copies + 1).clamp(self.epochs.min(2), self.epochs)
+    }
+}
+
 impl Default for OptimizerSection {
     fn default() -> Self {
         OptimizerSection { epochs: 8, max_minutes: None, batch_size: 16, lr: None, warmup_ratio: 0.1, warmup_min_steps: 0, weight_decay: 0.01, max_grad_norm: 1.0 }
@@ -361,6 +375,16 @@ pub fn apply_overrides<T: Serialize + serde::de::DeserializeOwned>(base: &T, ove
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_shorten_the_epochs_to_about_twice_the_passes_over_each_document() {
+        let o = OptimizerSection::default();
+        // No copies: as configured. 25 documents get 8 copies (9 passes an epoch): 2 epochs; 50 get 4: 4.
+        let got: Vec<usize> = [0, 1, 3, 4, 8, 30].iter().map(|&k| o.epochs_for(k)).collect();
+        assert_eq!(got, vec![8, 8, 4, 4, 2, 2]);
+        let one = OptimizerSection { epochs: 1, ..o };
+        assert_eq!((one.epochs_for(0), one.epochs_for(8)), (1, 1));
+    }
 
     /// The MEDDOCAN recipe in `configs/` parses (unknown keys would be refused) and holds the
     /// settings of the run of record in BENCHMARKS.md.

@@ -164,6 +164,8 @@ pub fn train(
     out_dir: &Path,
     progress: &dyn Progress,
 ) -> Result<TrainSummary> {
+    let copies = cfg.augment.copies_for(train.len());
+    let epochs = cfg.optimizer.epochs_for(copies);
     let train = &*training_documents(cfg, train)?;
     ensure!(cfg.optimizer.batch_size > 0 && cfg.windows.size > 0 && cfg.optimizer.epochs > 0, "optimizer.batch_size, windows.size and optimizer.epochs must be positive");
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
@@ -245,7 +247,7 @@ pub fn train(
     examples.retain(|e| !e.first.is_empty());
     ensure!(!examples.is_empty(), "no training windows (empty training corpus?)");
     let steps_per_epoch = examples.len().div_ceil(cfg.optimizer.batch_size);
-    let total = (steps_per_epoch * cfg.optimizer.epochs) as u64;
+    let total = (steps_per_epoch * epochs) as u64;
     // With a time budget, the schedule is shortened to the whole epochs the budget affords, so the
     // learning rate has decayed when the budget stops training rather than being cut at its peak.
     let mut schedule = LinearSchedule {
@@ -278,18 +280,21 @@ pub fn train(
         guide_seed_candidates: state.guide_seed_candidates.clone(),
         boundaries: None,
     };
-    progress.start("training", (cfg.optimizer.epochs * steps_per_epoch) as u64);
+    progress.start("training", (epochs * steps_per_epoch) as u64);
     if resuming {
         progress.inc((state.epoch * steps_per_epoch + state.step_in_epoch) as u64);
         progress.println(&format!("resuming at epoch {} step {}", state.epoch + 1, state.step_in_epoch));
     }
     progress.println(&format!("{} parameters, {} training windows, {steps_per_epoch} steps/epoch", summary.num_params, examples.len()));
+    if epochs != cfg.optimizer.epochs {
+        progress.println(&format!("{epochs} epochs: with {copies} surrogate copies an epoch passes each document {} times", copies + 1));
+    }
 
     let session = Instant::now();
     let base_elapsed = state.elapsed_secs;
     let mut last_ckpt = Instant::now();
     let budget_secs = cfg.optimizer.max_minutes.map(|m| m * 60.0);
-    'epochs: while state.epoch < cfg.optimizer.epochs {
+    'epochs: while state.epoch < epochs {
         let epoch = state.epoch;
         let mut order: Vec<usize> = (0..examples.len()).collect();
         // Each epoch's order depends only on (seed, epoch), so a resumed epoch replays it.
@@ -380,7 +385,7 @@ pub fn train(
             state.schedule_warmup = Some(schedule.warmup);
             if done >= schedule.total {
                 stop = true; // the budget affords no further epoch
-                summary.budget_exhausted = state.epoch + 1 < cfg.optimizer.epochs;
+                summary.budget_exhausted = state.epoch + 1 < epochs;
             }
         }
         state.epoch += 1;

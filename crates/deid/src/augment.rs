@@ -37,10 +37,11 @@ pub fn surrogate_copies(docs: &[Document], copies: usize, seed: u64, language: L
 }
 
 /// How many copies to add to a corpus of `documents` gold documents when the user does not say:
-/// enough to bring small corpora towards 500 documents' worth, at most 8 (each copy costs its
-/// training time again), none from 251 documents on.
+/// enough to bring small corpora towards 500 documents' worth, at most 16 (each copy costs its
+/// training time again; 16 beat 8 on 25 MEDDOCAN documents, BENCHMARKS.md), none from 251
+/// documents on.
 pub fn auto_copies(documents: usize) -> usize {
-    (500 / documents.max(1)).saturating_sub(1).min(8)
+    (500 / documents.max(1)).saturating_sub(1).min(16)
 }
 
 /// The surrogate vocabulary for text in `language`: its own where deid has one, else English's.
@@ -146,7 +147,7 @@ mod tests {
     #[test]
     fn auto_copies_fall_with_corpus_size() {
         let got: Vec<usize> = [1, 25, 50, 100, 125, 200, 250, 251, 475, 5000].iter().map(|&n| auto_copies(n)).collect();
-        assert_eq!(got, [8, 8, 8, 4, 3, 1, 1, 0, 0, 0]);
+        assert_eq!(got, [16, 16, 9, 4, 3, 1, 1, 0, 0, 0]);
     }
 
     #[test]

@@ -379,7 +379,7 @@ mod tests {
     #[test]
     fn copies_shorten_the_epochs_to_about_twice_the_passes_over_each_document() {
         let o = OptimizerSection::default();
-        // No copies: as configured. 25 documents get 8 copies (9 passes an epoch): 2 epochs; 50 get 4: 4.
+        // No copies: as configured; 8 copies (9 passes an epoch): 2 epochs; 4 copies: 4 epochs.
         let got: Vec<usize> = [0, 1, 3, 4, 8, 30].iter().map(|&k| o.epochs_for(k)).collect();
         assert_eq!(got, vec![8, 8, 4, 4, 2, 2]);
         let one = OptimizerSection { epochs: 1, ..o };

@@ -388,11 +388,16 @@ pub fn row_nlls_from(model: &Decoder, rows: &[&Vec<u32>], skip: usize, dev: &Dev
     let hidden = model.forward(&inputs, &positions, Some(&bias), None, &mut Mode::Eval)?;
     let n = t - skip;
     let logits = model.logits(&hidden.narrow(1, skip, n)?)?;
-    let v = logits.dim(2)?;
     let targets = targets.reshape((b, t))?.narrow(1, skip, n)?.contiguous()?.reshape(b * n)?;
+    summed_target_nlls(&logits, &targets)
+}
+
+/// Each row's summed NLL of `targets` (`[rows × positions]` u32) under `logits` `[rows, positions, vocab]`.
+fn summed_target_nlls(logits: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
+    let (b, n, v) = logits.dims3()?;
     let logp = candle_nn::ops::log_softmax(&logits.reshape((b * n, v))?, D::Minus1)?;
     let picked = logp.gather(&targets.unsqueeze(1)?, 1)?.reshape((b, n))?;
-    let sums: Vec<f32> = picked.sum(1)?.to_vec1()?;
+    let sums: Vec<f32> = picked.sum(1)?.to_dtype(DType::F32)?.to_vec1()?;
     Ok(sums.into_iter().map(|s| -(s as f64)).collect())
 }
 
@@ -434,13 +439,9 @@ pub fn shared_prefix_row_nlls(model: &Decoder, rows: &[&Vec<u32>], shared: usize
             let positions = Tensor::arange(shared as u32, (len - 1) as u32, dev)?.unsqueeze(0)?;
             let bias = crate::layers::causal_bias(&[0], shared, t, dev, dtype)?;
             let hidden = model.forward(&Tensor::from_vec(ids, (b, t), dev)?, &positions, Some(&bias), Some(&mut c), &mut Mode::Eval)?;
-            let logits = model.logits(&hidden)?;
-            let v = logits.dim(2)?;
-            let logp = candle_nn::ops::log_softmax(&logits.reshape((b * t, v))?, D::Minus1)?;
-            let picked = logp.gather(&Tensor::from_vec(targets, (b * t, 1), dev)?, 1)?.reshape((b, t))?;
-            let sums: Vec<f32> = picked.sum(1)?.to_dtype(DType::F32)?.to_vec1()?;
-            for (&i, s) in chunk.iter().zip(sums) {
-                out[i] -= s as f64;
+            let nlls = summed_target_nlls(&model.logits(&hidden)?, &Tensor::from_vec(targets, b * t, dev)?)?;
+            for (&i, nll) in chunk.iter().zip(nlls) {
+                out[i] += nll;
             }
         }
     }

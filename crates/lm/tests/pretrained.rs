@@ -67,7 +67,7 @@ fn check_shared_prefix(model: &Decoder, fx: &serde_json::Value) {
 
 /// Greedy continuations of all prompts in one batch (left-padded, KV cache), compared to the
 /// fixture's 32 new ids each.
-fn check_greedy(gen: &mut DecoderGenerator, fx: &serde_json::Value) {
+fn check_greedy(gen: &DecoderGenerator, fx: &serde_json::Value) {
     let prompts = fx["greedy"]["prompts"].as_array().unwrap();
     let inputs: Vec<Vec<u32>> = prompts.iter().map(|p| ids(&p["input_ids"])).collect();
     // Prompts are framed as the model's own tokenizer frames a text: BOS for Gemma, none for
@@ -82,42 +82,6 @@ fn check_greedy(gen: &mut DecoderGenerator, fx: &serde_json::Value) {
     for (p, g) in prompts.iter().zip(&got) {
         assert_eq!(g, &ids(&p["new_ids"]), "greedy continuation of prompt {:?}", p["prompt"]);
     }
-    check_continuous_batching(gen, &seqs, prompts.iter().map(|p| ids(&p["new_ids"])).collect());
-}
-
-/// The same prompts through a batch of two: a token of the reference continuations is made a
-/// stop token, so rows end at different steps and the waiting prompts join rows already
-/// running. Each row is the reference continuation cut before that token's first occurrence;
-/// or shorter, where the model's own end token (which the reference forbade for all 32 tokens,
-/// allowed here after 4) ended it: Qwen2 draws `<|im_end|>` in one row.
-fn check_continuous_batching(gen: &mut DecoderGenerator, seqs: &[(&[u32], u64)], full: Vec<Vec<u32>>) {
-    // A token first met at position 4 or later, in some rows but not all.
-    let first = |tok: u32| full.iter().map(|f| f.iter().position(|&t| t == tok)).collect::<Vec<_>>();
-    let stop = full[0]
-        .iter()
-        .chain(&full[1])
-        .copied()
-        .find(|&t| {
-            let at = first(t);
-            at.iter().all(|a| a.is_none_or(|a| a >= 4)) && at.iter().filter(|a| a.is_some()).count() >= 2 && at.iter().any(|a| a.is_none())
-        })
-        .expect("a token to stop on");
-    let want: Vec<Vec<u32>> = full.iter().zip(first(stop)).map(|(f, at)| f[..at.unwrap_or(f.len())].to_vec()).collect();
-    let mut stops = gen.stop.clone();
-    stops.push(stop);
-    stops.sort_unstable();
-    let saved = (std::mem::replace(&mut gen.stop, stops), std::mem::replace(&mut gen.min_new, 4));
-    let mut got = vec![Vec::new(); seqs.len()];
-    let greedy = SamplingConfig { temperature: 0.0, top_k: 0, top_p: 1.0 };
-    gen.generate_stream(seqs, 2, 32, &greedy, |i, new| {
-        got[i] = new;
-        Ok(())
-    })
-    .unwrap();
-    (gen.stop, gen.min_new) = saved;
-    let ok = got.iter().zip(&want).all(|(g, w)| g == w || (g.len() >= 4 && w.starts_with(g)));
-    let cut = got.iter().zip(&want).zip(&full).filter(|((g, w), f)| g == w && w.len() < f.len()).count();
-    assert!(ok && cut >= 2, "greedy continuations through a batch of two, stopping at {stop}:\n{got:?}\nwant (or prefixes) {want:?}");
 }
 
 /// Our tokenizer against the fixture's per-document hashes (ids as little-endian u32 bytes).
@@ -168,7 +132,7 @@ fn check_model(name: &str, hf_roundtrip: bool) {
     let mut gen = DecoderGenerator::new(model, tok, boundaries).unwrap();
     // The reference forbids EOS for its 32 tokens (`min_new_tokens`); so do we.
     gen.min_new = 32;
-    check_greedy(&mut gen, &fx);
+    check_greedy(&gen, &fx);
 }
 
 #[test]

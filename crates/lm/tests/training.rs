@@ -265,44 +265,6 @@ fn gemma3_cached_generation_equals_full_forward_past_the_window() {
     assert_eq!(got, want);
 }
 
-/// Continuous batching: prompts of five lengths through a batch of two, rows finishing at
-/// different steps (a stop token picked from the outputs) and later prompts joining the cached
-/// ones, give what each prompt gives alone, greedy and sampled, for the three architectures
-/// (Gemma's sliding window shorter than the rows).
-#[test]
-fn prompts_joining_a_running_batch_continue_as_they_would_alone() {
-    let prompts: [&[u32]; 5] = [&[2, 30], &[2, 7, 9], &[2, 11, 13, 17], &[2, 5, 6, 8, 10], &[2, 40, 41, 42, 43, 44]];
-    let sampled = lm::SamplingConfig { temperature: 1.0, top_k: 0, top_p: 0.95 };
-    let greedy = lm::SamplingConfig { temperature: 0.0, top_k: 0, top_p: 1.0 };
-    for (arch, cfg) in [("gpt2", gpt2()), ("llama", llama()), ("gemma3", gemma3())] {
-        let tok = lm::LmTokenizer::train_bpe(["ab ba"].into_iter(), 60).unwrap();
-        let mut gen = lm::DecoderGenerator::new(Decoder::new(&cfg, &Device::Cpu, 7).unwrap(), tok, lm::Boundaries { start: Some(2), end: 1 }).unwrap();
-        let seqs: Vec<(&[u32], u64)> = prompts.iter().enumerate().map(|(i, p)| (*p, i as u64)).collect();
-        for sampling in [&greedy, &sampled] {
-            let alone = |gen: &lm::DecoderGenerator| -> Vec<Vec<u32>> { seqs.iter().map(|s| gen.generate_ids(&[*s], 12, sampling).unwrap().remove(0)).collect() };
-            // A stop token that ends some rows early and others not.
-            let first = alone(&gen);
-            let stop = first[0][3];
-            gen.stop = vec![stop];
-            let want = alone(&gen);
-            let lens: Vec<usize> = want.iter().map(|w| w.len()).collect();
-            assert!(lens.iter().any(|&l| l < 12) && lens.iter().any(|&l| l > 3), "{arch}: rows of one length {lens:?}");
-            let mut got = vec![Vec::new(); seqs.len()];
-            let mut order = Vec::new();
-            gen.generate_stream(&seqs, 2, 12, sampling, |i, new| {
-                order.push(i);
-                got[i] = new;
-                Ok(())
-            })
-            .unwrap();
-            assert_eq!(got, want, "{arch}, temperature {}", sampling.temperature);
-            order.sort_unstable();
-            assert_eq!(order, (0..seqs.len()).collect::<Vec<_>>(), "{arch}: each prompt once");
-            gen.stop = vec![1];
-        }
-    }
-}
-
 /// `document_nlls`: per document, the NLL that perplexity sums (one document: the same total);
 /// a text the model was trained on is likelier than the same text with another last word.
 /// The cached shared start scores as the whole rows do, for both architectures trained from

@@ -96,34 +96,6 @@ impl KvCache {
         self.len += t;
     }
 
-    /// Continuous batching: a cache of `max_len` columns with `self`'s rows, their filled columns
-    /// from `drop` on (the ones before are padding in every row), then `new`'s rows, their filled
-    /// columns right-aligned with `self`'s so that all rows share one length; `new`'s rows are
-    /// padding (zeros, to be masked) before that.
-    pub fn join(&self, drop: usize, new: &KvCache, max_len: usize) -> Result<KvCache> {
-        let len = self.len.checked_sub(drop).unwrap_or_default();
-        if drop > self.len || new.len > len || len > max_len {
-            bail!("cannot join caches: {} filled, {drop} dropped, {} new, {max_len} columns", self.len, new.len);
-        }
-        let n = new.len;
-        let place = |old: &Tensor, new: &Tensor| -> Result<Tensor> {
-            let (b, h, _, d) = old.dims4()?;
-            let bn = new.dim(0)?;
-            let out = Tensor::zeros((b + bn, h, max_len, d), old.dtype(), old.device())?;
-            // Narrowing the batch dim keeps a view contiguous, so each part is written in place.
-            out.narrow(0, 0, b)?.slice_set(&old.narrow(2, drop, len)?.contiguous()?, 2, 0)?;
-            out.narrow(0, b, bn)?.slice_set(&new.narrow(2, 0, n)?.contiguous()?, 2, len - n)?;
-            Ok(out)
-        };
-        let layers = self
-            .layers
-            .iter()
-            .zip(&new.layers)
-            .map(|(a, b)| Ok(LayerCache { k: place(&a.k, &b.k)?, v: place(&a.v, &b.v)? }))
-            .collect::<Result<_>>()?;
-        Ok(KvCache { layers, len, max_len })
-    }
-
     /// Keeps only the batch rows `rows` (u32 indices), e.g. dropping finished sequences.
     pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
         for c in &mut self.layers {

@@ -152,6 +152,11 @@ pub struct OptimizerSection {
     pub batch_size: usize,
     /// Peak learning rate; default 8e-4 from scratch, 5e-5 with `encoder.init`.
     pub lr: Option<f64>,
+    /// With `encoder.init`: peak learning rate of the task's own parameters (classifier; guide,
+    /// shape and word embeddings, which start at zero), which the checkpoint does not hold;
+    /// default `lr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_lr: Option<f64>,
     /// Fraction of all steps spent warming up.
     pub warmup_ratio: f64,
     /// ... but at least this many steps (at most half of all steps).
@@ -283,7 +288,7 @@ impl OptimizerSection {
 
 impl Default for OptimizerSection {
     fn default() -> Self {
-        OptimizerSection { epochs: 8, max_minutes: None, batch_size: 16, lr: None, warmup_ratio: 0.1, warmup_min_steps: 0, weight_decay: 0.01, max_grad_norm: 1.0 }
+        OptimizerSection { epochs: 8, max_minutes: None, batch_size: 16, lr: None, head_lr: None, warmup_ratio: 0.1, warmup_min_steps: 0, weight_decay: 0.01, max_grad_norm: 1.0 }
     }
 }
 
@@ -408,8 +413,17 @@ mod tests {
     #[test]
     fn dotted_overrides_set_nested_keys_and_name_unknown_ones() {
         let c = TrainConfig::default()
-            .with_overrides(&["guide.folds=5".into(), "optimizer.lr=0.0008".into(), "encoder.init=/models/e5".into(), "guide.perceptron.feature_sets=[3, 1]".into()])
+            .with_overrides(&[
+                "guide.folds=5".into(),
+                "optimizer.lr=0.0008".into(),
+                "encoder.init=/models/e5".into(),
+                "guide.perceptron.feature_sets=[3, 1]".into(),
+                "optimizer.head_lr=0.001".into(),
+            ])
             .unwrap();
+        assert_eq!(c.optimizer.head_lr, Some(0.001));
+        // Unset, the key is not written, so configs (and the pipeline's stage keys) from before it stay the same.
+        assert!(!serde_json::to_string(&TrainConfig::default()).unwrap().contains("head_lr"));
         assert_eq!(c.guide.folds, 5);
         assert_eq!(c.optimizer.lr, Some(0.0008));
         assert_eq!(c.encoder.init.as_deref(), Some(std::path::Path::new("/models/e5")));

@@ -33,6 +33,8 @@ struct Slot {
     m: Tensor,
     v: Tensor,
     decay: bool,
+    /// This variable's learning rate as a multiple of the step's.
+    lr_scale: f64,
 }
 
 /// AdamW over a list of named variables.
@@ -56,10 +58,18 @@ impl AdamW {
             .map(|(name, var)| {
                 let m = var.zeros_like()?;
                 let v = var.zeros_like()?;
-                Ok(Slot { decay: decay(&name), name, var, m, v })
+                Ok(Slot { decay: decay(&name), name, var, m, v, lr_scale: 1.0 })
             })
             .collect::<Result<_>>()?;
         Ok(AdamW { slots, config, step: 0 })
+    }
+
+    /// Gives each variable the learning rate `scale(name)` × the step's (1 until set), e.g. a
+    /// new task head that must move faster than the pre-trained body it sits on.
+    pub fn set_lr_scale(&mut self, scale: impl Fn(&str) -> f64) {
+        for s in &mut self.slots {
+            s.lr_scale = scale(&s.name);
+        }
     }
 
     /// One update with learning rate `lr`; every gradient is multiplied by `grad_scale` first
@@ -75,6 +85,7 @@ impl AdamW {
             // Detach: a gradient tensor can still reference the whole forward graph, and folding it
             // into the running moments would keep every step's graph alive (0.7–1.4 GB a step).
             let g = g.detach();
+            let lr = lr * s.lr_scale;
             let decay = if s.decay { 1.0 - lr * c.weight_decay } else { 1.0 };
             let g = g.contiguous()?;
             if crate::fused::inplace_usable(&[s.var.as_tensor(), &g, &s.m, &s.v]) && s.m.dims() == g.dims() {

@@ -25,6 +25,21 @@ fn adamw_minimises_a_quadratic_and_its_state_round_trips() {
     opt2.load(&dir.path().join("opt.safetensors")).unwrap();
 }
 
+/// A variable's own learning-rate scale: 0 leaves it alone, 3 moves it three times as far as
+/// scale 1 (Adam's first step moves each weight by lr · sign(g), up to eps).
+#[test]
+fn adamw_learning_rate_scales_per_variable() {
+    let params = Params::new(Device::Cpu, DType::F32, 3);
+    let names = ["head.w", "body.w", "frozen.w"];
+    let vars: Vec<_> = names.iter().map(|n| params.root().get(&[2], n, Init::Ones).unwrap()).collect();
+    let mut opt = AdamW::new(params.vars(), AdamWConfig { lr: 0.1, weight_decay: 0.0, ..Default::default() }, nn::optim::default_decay).unwrap();
+    opt.set_lr_scale(|n| if n.starts_with("head.") { 3.0 } else if n.starts_with("frozen.") { 0.0 } else { 1.0 });
+    let l = vars.iter().map(|v| v.sum_all().unwrap()).reduce(|a, b| (a + b).unwrap()).unwrap();
+    opt.step(&l.backward().unwrap(), 0.01, 1.0).unwrap();
+    let moved: Vec<f32> = names.iter().map(|n| 1.0 - params.get(n).unwrap().as_tensor().to_vec1::<f32>().unwrap()[0]).collect();
+    assert!((moved[0] - 0.03).abs() < 1e-5 && (moved[1] - 0.01).abs() < 1e-5 && moved[2] == 0.0, "{moved:?}");
+}
+
 #[test]
 fn schedule_warms_up_then_decays_to_zero() {
     let s = LinearSchedule { peak: 1.0, warmup: 10, total: 110 };

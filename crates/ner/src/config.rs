@@ -154,7 +154,7 @@ pub struct OptimizerSection {
     pub lr: Option<f64>,
     /// With `encoder.init`: peak learning rate of the task's own parameters (classifier; guide,
     /// shape and word embeddings, which start at zero), which the checkpoint does not hold;
-    /// default `lr`.
+    /// default the from-scratch rate, 8e-4, as they start from nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub head_lr: Option<f64>,
     /// Fraction of all steps spent warming up.
@@ -333,6 +333,15 @@ impl TrainConfig {
         self.optimizer.lr.unwrap_or(if self.encoder.init.is_some() { 5e-5 } else { 8e-4 })
     }
 
+    /// Peak learning rate of the task's own parameters ([`OptimizerSection::head_lr`]).
+    pub fn head_lr(&self) -> f64 {
+        if self.encoder.init.is_some() {
+            self.optimizer.head_lr.unwrap_or(8e-4)
+        } else {
+            self.peak_lr()
+        }
+    }
+
     /// Whether a checkpoint written under `other` may be resumed under `self`: the same run but
     /// for the time budget, checkpointing, and the boundary model (added after training).
     pub fn same_run(&self, other: &TrainConfig) -> bool {
@@ -421,7 +430,9 @@ mod tests {
                 "optimizer.head_lr=0.001".into(),
             ])
             .unwrap();
-        assert_eq!(c.optimizer.head_lr, Some(0.001));
+        assert_eq!((c.optimizer.head_lr, c.head_lr()), (Some(0.001), 0.001));
+        let e5 = TrainConfig::default().with_overrides(&["encoder.init=/models/e5".into()]).unwrap();
+        assert_eq!((e5.peak_lr(), e5.head_lr(), TrainConfig::default().head_lr()), (5e-5, 8e-4, 8e-4));
         // Unset, the key is not written, so configs (and the pipeline's stage keys) from before it stay the same.
         assert!(!serde_json::to_string(&TrainConfig::default()).unwrap().contains("head_lr"));
         assert_eq!(c.guide.folds, 5);

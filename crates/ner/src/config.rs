@@ -89,6 +89,10 @@ pub struct TrainConfig {
     pub checkpoint: CheckpointSection,
 }
 
+/// Default peak learning rate of parameters that start from nothing: the whole model from
+/// scratch, or a fine-tuned encoder's task head.
+const FROM_SCRATCH_LR: f64 = 8e-4;
+
 /// The encoder and its inputs. `None` sizes fall back to the preset (from scratch) or to the
 /// checkpoint's config (`init`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -330,13 +334,14 @@ impl TrainConfig {
     }
 
     pub fn peak_lr(&self) -> f64 {
-        self.optimizer.lr.unwrap_or(if self.encoder.init.is_some() { 5e-5 } else { 8e-4 })
+        self.optimizer.lr.unwrap_or(if self.encoder.init.is_some() { 5e-5 } else { FROM_SCRATCH_LR })
     }
 
-    /// Peak learning rate of the task's own parameters ([`OptimizerSection::head_lr`]).
+    /// Peak learning rate of the task's own parameters ([`OptimizerSection::head_lr`]); without
+    /// `encoder.init` everything trains from scratch at [`TrainConfig::peak_lr`].
     pub fn head_lr(&self) -> f64 {
         if self.encoder.init.is_some() {
-            self.optimizer.head_lr.unwrap_or(8e-4)
+            self.optimizer.head_lr.unwrap_or(FROM_SCRATCH_LR)
         } else {
             self.peak_lr()
         }

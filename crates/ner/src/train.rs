@@ -258,10 +258,8 @@ pub fn train(
     let adam = AdamWConfig { lr: cfg.peak_lr(), weight_decay: cfg.optimizer.weight_decay, ..Default::default() };
     let vars = model.params.vars();
     let mut opt = AdamW::new(vars.clone(), adam, nn::optim::default_decay)?;
-    if cfg.encoder.init.is_some() {
-        let scale = cfg.head_lr() / cfg.peak_lr();
-        opt.set_lr_scale(|name| if crate::model::TASK_PARAM_PREFIXES.iter().any(|p| name.starts_with(p)) { scale } else { 1.0 });
-    }
+    let head_scale = cfg.head_lr() / cfg.peak_lr();
+    opt.set_lr_scale(|name| if crate::model::TASK_PARAM_PREFIXES.iter().any(|p| name.starts_with(p)) { head_scale } else { 1.0 });
     if resuming {
         opt.load(&ckpt.join("optimizer.safetensors"))?;
         opt.step = state.global_step;

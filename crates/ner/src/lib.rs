@@ -34,4 +34,4 @@ pub use nn::Precision;
 pub use tagger::{default_jobs, load_tagger, load_tagger_at, predict_each, TaggerSpec};
 pub use tagging::{TagScheme, TagSet, Tagger};
 pub use model::{DecodingTrial, ForwardPath, Model, TaggerSettings, GUIDE_DIR, O_PENALTY_FRACTIONS};
-pub use train::{add_boundaries, augmented, evaluate, train, BoundaryOutcome, DevScores, EpochRecord, TrainSummary};
+pub use train::{add_boundaries, augmented, evaluate, self_train, train, train_with_silver, BoundaryOutcome, DevScores, EpochRecord, TrainSummary};

@@ -77,6 +77,16 @@ pub struct TrainSummary {
     /// With `boundaries`: the span-boundary model's training and what it did on dev.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boundaries: Option<BoundaryOutcome>,
+    /// Documents labelled by a first tagger and trained on besides the gold ones ([`self_train`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub silver_documents: usize,
+    /// With [`self_train`]: the first tagger's run, whose tags the silver documents carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_tagger: Option<Box<TrainSummary>>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The span-boundary model trained after the encoder (`TrainConfig::boundaries`).
@@ -116,6 +126,9 @@ struct State {
     /// See [`TrainSummary::guide_seed_candidates`].
     #[serde(default)]
     guide_seed_candidates: Vec<(u64, f64)>,
+    /// See [`TrainSummary::silver_documents`]: a resumed run must train on as many.
+    #[serde(default)]
+    silver_documents: usize,
 }
 
 /// Warmup steps: `warmup_ratio` of the schedule, but at least `warmup_min_steps` (at most half
@@ -164,9 +177,88 @@ pub fn train(
     out_dir: &Path,
     progress: &dyn Progress,
 ) -> Result<TrainSummary> {
+    train_with_silver(cfg, train, &[], dev, out_dir, progress)
+}
+
+/// Self-training on `unlabelled` (their own spans ignored): a first tagger trained with `cfg` on
+/// `train` labels them, and the final tagger, written to `out_dir`, trains on `train` (with its
+/// surrogate copies) and these. One round, as `perceptron::self_training_documents`. The first
+/// tagger lives in `out_dir/self-training/first` until the final one is written, so a killed
+/// run resumes without training it again.
+pub fn self_train(
+    cfg: &TrainConfig,
+    train: &[Document],
+    dev: &[Document],
+    unlabelled: &[Document],
+    out_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<TrainSummary> {
+    let ids: std::collections::HashSet<&str> = train.iter().map(|d| d.id.as_str()).collect();
+    if let Some(d) = unlabelled.iter().find(|d| ids.contains(d.id.as_str())) {
+        bail!("unlabelled document {} is also a training document: self-training needs text the annotated corpus does not hold", d.id);
+    }
+    ensure!(!unlabelled.is_empty(), "self-training was asked for, but the unlabelled corpus holds no document");
+    let work = out_dir.join("self-training");
+    let first_dir = work.join("first");
+    // `training.json` is written last, so its presence means the first tagger is complete.
+    let first_summary: TrainSummary = match std::fs::read_to_string(first_dir.join("training.json")) {
+        Ok(s) => {
+            #[derive(Deserialize)]
+            struct Saved {
+                config: TrainConfig,
+                summary: TrainSummary,
+            }
+            let saved: Saved = serde_json::from_str(&s).with_context(|| format!("{}", first_dir.join("training.json").display()))?;
+            if !saved.config.same_run(cfg) {
+                bail!("{} holds a first tagger trained with other settings; use another --out or remove it", first_dir.display());
+            }
+            progress.println("self-training: the first tagger is already trained");
+            saved.summary
+        }
+        Err(_) => {
+            progress.println(&format!("self-training: a first tagger on the {} gold documents", train.len()));
+            train_with_silver(cfg, train, &[], dev, &first_dir, progress)?
+        }
+    };
+    if first_summary.interrupted {
+        return Ok(first_summary);
+    }
+    let bare: Vec<Document> = unlabelled.iter().map(|d| Document { spans: Vec::new(), ..d.clone() }).collect();
+    let first = crate::tagger::load_tagger(&first_dir, None)?;
+    let (silver, _) = crate::tagger::predict_each(first.as_ref(), &bare, crate::tagger::default_jobs(), progress)?;
+    progress.finish();
+    progress.println(&format!(
+        "self-training: the first tagger labelled {} documents ({} spans); the final tagger trains on them too",
+        silver.len(),
+        silver.iter().map(|d| d.spans.len()).sum::<usize>()
+    ));
+    let mut summary = train_with_silver(cfg, train, &silver, dev, out_dir, progress)?;
+    if !summary.interrupted {
+        summary.first_tagger = Some(Box::new(first_summary));
+        let json = serde_json::to_string_pretty(&TrainingJson { config: cfg, summary: &summary })?;
+        fsutil::atomic_write(&out_dir.join("training.json"), json.as_bytes())?;
+        std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    Ok(summary)
+}
+
+/// [`train`] on `train` (and its surrogate copies) plus `silver`: documents labelled by another
+/// tagger, which get no copies and do not count in the corpus size that picks them.
+pub fn train_with_silver(
+    cfg: &TrainConfig,
+    train: &[Document],
+    silver: &[Document],
+    dev: &[Document],
+    out_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<TrainSummary> {
     let copies = cfg.augment.copies_for(train.len());
     let epochs = cfg.optimizer.epochs_for(copies);
-    let train = &*training_documents(cfg, train)?;
+    let mut docs = training_documents(cfg, train)?;
+    if !silver.is_empty() {
+        docs.to_mut().extend_from_slice(silver);
+    }
+    let train = &*docs;
     ensure!(cfg.optimizer.batch_size > 0 && cfg.windows.size > 0 && cfg.optimizer.epochs > 0, "optimizer.batch_size, windows.size and optimizer.epochs must be positive");
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let ckpt = out_dir.join("checkpoint");
@@ -184,6 +276,9 @@ pub fn train(
         }
         let model = Model::load(&ckpt)?;
         let state: State = serde_json::from_str(&std::fs::read_to_string(ckpt.join("state.json"))?)?;
+        if state.silver_documents != silver.len() {
+            bail!("{} holds a checkpoint of a run on {} self-training documents, not {}; use another --out or disable resume", ckpt.display(), state.silver_documents, silver.len());
+        }
         (model, state)
     } else {
         let state = State {
@@ -202,6 +297,7 @@ pub fn train(
             schedule_total: None,
             schedule_warmup: None,
             guide_seed_candidates: Vec::new(),
+            silver_documents: silver.len(),
         };
         if cfg.guide.folds > 0 {
             start_guide(cfg, false, progress)?;
@@ -281,6 +377,8 @@ pub fn train(
         interrupted: false,
         guide_seed_candidates: state.guide_seed_candidates.clone(),
         boundaries: None,
+        silver_documents: silver.len(),
+        first_tagger: None,
     };
     progress.start("training", (epochs * steps_per_epoch) as u64);
     if resuming {

@@ -499,3 +499,41 @@ fn boundary_model_is_learned_kept_by_dev_and_applied() {
     let err = ner::train(&bad, &docs, &docs, tempfile::tempdir().unwrap().path(), &Silent).unwrap_err();
     assert!(format!("{err:#}").contains("guide.folds"), "{err:#}");
 }
+
+/// Self-training: a first tagger labels the unlabelled documents (their own spans ignored) and
+/// the final tagger trains on them too; a first tagger already in place is reused, not retrained.
+#[test]
+fn self_training_labels_unlabelled_documents_and_reuses_a_finished_first_tagger() {
+    let docs = docs();
+    let (gold, mut unlabelled) = (docs[..2].to_vec(), docs[2..].to_vec());
+    // Spans of the unlabelled text must play no part: a label no gold document has.
+    unlabelled[0].spans = vec![Span::new(0, 5, "BOGUS")];
+    let cfg = tiny_cfg(30);
+    let a = tempfile::tempdir().unwrap();
+    let s = ner::self_train(&cfg, &gold, &gold, &unlabelled, a.path(), &Silent).unwrap();
+    assert_eq!(s.silver_documents, 1);
+    assert!(s.first_tagger.as_ref().is_some_and(|f| f.silver_documents == 0), "{s:?}");
+    assert!(!a.path().join("self-training").exists(), "the first tagger is removed once the final one is written");
+    let labels = std::fs::read_to_string(a.path().join("labels.json")).unwrap();
+    assert!(!labels.contains("BOGUS"), "{labels}");
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.path().join("training.json")).unwrap()).unwrap();
+    assert_eq!(saved["summary"]["silver_documents"], 1);
+    assert!(saved["summary"]["first_tagger"]["minutes"].is_number());
+
+    // A first tagger already trained (as a killed run leaves it) is reused: the same final model.
+    let b = tempfile::tempdir().unwrap();
+    ner::train(&cfg, &gold, &gold, &b.path().join("self-training/first"), &Silent).unwrap();
+    ner::self_train(&cfg, &gold, &gold, &unlabelled, b.path(), &Silent).unwrap();
+    assert_eq!(weights(a.path()), weights(b.path()));
+    // A first tagger of other settings, or a training document among the unlabelled, is refused.
+    let c = tempfile::tempdir().unwrap();
+    ner::train(&cfg, &gold, &gold, &c.path().join("self-training/first"), &Silent).unwrap();
+    let other = TrainConfig { seed: 8, ..cfg.clone() };
+    assert!(ner::self_train(&other, &gold, &gold, &unlabelled, c.path(), &Silent).unwrap_err().to_string().contains("other settings"));
+    assert!(ner::self_train(&cfg, &gold, &gold, &gold[..1], c.path(), &Silent).unwrap_err().to_string().contains("also a training document"));
+    // A checkpoint of a run without self-training documents does not resume into one with them.
+    let d = tempfile::tempdir().unwrap();
+    ner::train(&cfg, &gold, &gold, d.path(), &Silent).unwrap();
+    let err = ner::train_with_silver(&cfg, &gold, &unlabelled, &gold, d.path(), &Silent).unwrap_err().to_string();
+    assert!(err.contains("self-training documents"), "{err}");
+}

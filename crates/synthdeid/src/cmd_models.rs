@@ -59,6 +59,10 @@ pub struct TrainArgs {
     /// kind); default: MEDDOCAN's, other labels' kinds guessed from their names (augment.labels).
     #[arg(long, value_name = "FILE", help_heading = "Data")]
     pub labels: Option<PathBuf>,
+    /// Self-training: a first model trained on the gold documents labels these (their own spans
+    /// are ignored), and the final model trains on gold and these together.
+    #[arg(long, value_name = "PATH", help_heading = "Data")]
+    pub unlabelled: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -211,7 +215,16 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             let cfg = a.to_config()?;
             let train = read(&a.train)?;
             let dev = a.dev.as_deref().map(read).transpose()?.unwrap_or_default();
-            let s = ner::train(&cfg, &train, &dev, &a.out, &crate::bars::Bars::new())?;
+            let s = match &a.unlabelled {
+                Some(path) => {
+                    let unlabelled = read(path)?;
+                    ner::self_train(&cfg, &train, &dev, &unlabelled, &a.out, &crate::bars::Bars::new()).with_context(|| format!("self-training on {}", path.display()))?
+                }
+                None => ner::train(&cfg, &train, &dev, &a.out, &crate::bars::Bars::new())?,
+            };
+            if let Some(f) = &s.first_tagger {
+                eprintln!("first tagger (gold only): {:.1} min, dev {:?}; {} self-training documents", f.minutes, f.best_dev, s.silver_documents);
+            }
             eprintln!(
                 "trained {} epochs in {:.1} min ({:.0} tokens/s); best epoch {:?}, dev {:?}; model: {}",
                 s.epochs_completed, s.minutes, s.tokens_per_sec, s.best_epoch, s.best_dev, a.out.display()

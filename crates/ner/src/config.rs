@@ -86,6 +86,8 @@ pub struct TrainConfig {
     pub windows: WindowsSection,
     pub decoding: DecodingSection,
     pub augment: AugmentSection,
+    #[serde(skip_serializing_if = "EnsembleSection::is_auto")]
+    pub ensemble: EnsembleSection,
     pub checkpoint: CheckpointSection,
 }
 
@@ -226,6 +228,32 @@ impl AugmentSection {
     }
 }
 
+/// Several models trained alike on other seeds, their spans decided by majority vote
+/// (`tagging::vote`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnsembleSection {
+    /// Models (member `i` on seed `seed + i`; member 0 is the model one run would train).
+    /// `None`: [`EnsembleSection::members_for`] the corpus size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<usize>,
+}
+
+/// Corpora up to this many documents get [`AUTO_MEMBERS`] members by default: small enough that
+/// three models train within the hour that one takes on all of MEDDOCAN (BENCHMARKS.md, issue 24).
+pub const ENSEMBLE_MAX_DOCUMENTS: usize = 50;
+pub const AUTO_MEMBERS: usize = 3;
+
+impl EnsembleSection {
+    pub fn members_for(&self, documents: usize) -> usize {
+        self.members.unwrap_or(if documents <= ENSEMBLE_MAX_DOCUMENTS { AUTO_MEMBERS } else { 1 }).max(1)
+    }
+
+    fn is_auto(&self) -> bool {
+        self.members.is_none()
+    }
+}
+
 /// Resumable training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -247,6 +275,7 @@ impl Default for TrainConfig {
             windows: WindowsSection::default(),
             decoding: DecodingSection::default(),
             augment: AugmentSection::default(),
+            ensemble: EnsembleSection::default(),
             checkpoint: CheckpointSection::default(),
         }
     }
@@ -311,6 +340,12 @@ impl Default for DecodingSection {
 impl Default for AugmentSection {
     fn default() -> Self {
         AugmentSection { copies: None, labels: None }
+    }
+}
+
+impl Default for EnsembleSection {
+    fn default() -> Self {
+        EnsembleSection { members: None }
     }
 }
 
@@ -394,6 +429,19 @@ pub fn apply_overrides<T: Serialize + serde::de::DeserializeOwned>(base: &T, ove
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_corpora_get_an_ensemble_and_the_auto_setting_is_not_serialised() {
+        let auto = EnsembleSection::default();
+        assert_eq!([1, 25, 50, 51, 500].map(|n| auto.members_for(n)), [3, 3, 3, 1, 1]);
+        assert_eq!(EnsembleSection { members: Some(0) }.members_for(25), 1);
+        assert_eq!(EnsembleSection { members: Some(5) }.members_for(500), 5);
+        // Unset, it leaves the settings' serialisation (and so pipeline cache keys) as it was.
+        let json = serde_json::to_string(&TrainConfig::default()).unwrap();
+        assert!(!json.contains("ensemble"), "{json}");
+        let set = TrainConfig::default().with_overrides(&["ensemble.members=1".into()]).unwrap();
+        assert_eq!(set.ensemble.members, Some(1));
+    }
 
     #[test]
     fn copies_shorten_the_epochs_to_about_twice_the_passes_over_each_document() {

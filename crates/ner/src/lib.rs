@@ -23,6 +23,7 @@
 //! ```
 
 pub mod config;
+pub mod ensemble;
 pub mod features;
 pub mod model;
 pub mod subword;
@@ -30,6 +31,7 @@ pub mod tagger;
 pub mod train;
 
 pub use config::{Metric, Preset, TrainConfig};
+pub use ensemble::Ensemble;
 pub use nn::Precision;
 pub use tagger::{default_jobs, load_tagger, load_tagger_at, predict_each, TaggerSpec};
 pub use tagging::{TagScheme, TagSet, Tagger};

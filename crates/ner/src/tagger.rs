@@ -60,6 +60,9 @@ pub fn load_tagger(dir: &Path, window: Option<usize>) -> Result<Box<dyn Tagger>>
 
 /// [`load_tagger`] with a transformer's encoder packed at `precision` for prediction.
 pub fn load_tagger_at(dir: &Path, window: Option<usize>, precision: nn::Precision) -> Result<Box<dyn Tagger>> {
+    if crate::Ensemble::is_model_dir(dir) {
+        return Ok(Box::new(crate::Ensemble::load(dir, window, precision)?));
+    }
     if perceptron::Perceptron::is_model_dir(dir) {
         return Ok(Box::new(perceptron::Perceptron::load(dir)?));
     }

@@ -83,6 +83,9 @@ pub struct TrainSummary {
     /// With [`self_train`]: the first tagger's run, whose tags the silver documents carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_tagger: Option<Box<TrainSummary>>,
+    /// An ensemble's members' runs (`ensemble.members` > 1); `best_dev` is then the vote's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<TrainSummary>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -200,22 +203,12 @@ pub fn self_train(
     ensure!(!unlabelled.is_empty(), "self-training was asked for, but the unlabelled corpus holds no document");
     let work = out_dir.join("self-training");
     let first_dir = work.join("first");
-    // `training.json` is written last, so its presence means the first tagger is complete.
-    let first_summary: TrainSummary = match std::fs::read_to_string(first_dir.join("training.json")) {
-        Ok(s) => {
-            #[derive(Deserialize)]
-            struct Saved {
-                config: TrainConfig,
-                summary: TrainSummary,
-            }
-            let saved: Saved = serde_json::from_str(&s).with_context(|| format!("{}", first_dir.join("training.json").display()))?;
-            if !saved.config.same_run(cfg) {
-                bail!("{} holds a first tagger trained with other settings; use another --out or remove it", first_dir.display());
-            }
+    let first_summary = match finished_run(cfg, &first_dir)? {
+        Some(s) => {
             progress.println("self-training: the first tagger is already trained");
-            saved.summary
+            s
         }
-        Err(_) => {
+        None => {
             progress.println(&format!("self-training: a first tagger on the {} gold documents", train.len()));
             train_with_silver(cfg, train, &[], dev, &first_dir, progress)?
         }
@@ -242,9 +235,92 @@ pub fn self_train(
     Ok(summary)
 }
 
+/// The summary of a finished run of `cfg` in `dir` (its `training.json`, written last), if any;
+/// an error if the run there had other settings.
+fn finished_run(cfg: &TrainConfig, dir: &Path) -> Result<Option<TrainSummary>> {
+    #[derive(Deserialize)]
+    struct Saved {
+        config: TrainConfig,
+        summary: TrainSummary,
+    }
+    let path = dir.join("training.json");
+    let Ok(s) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let saved: Saved = serde_json::from_str(&s).with_context(|| format!("{}", path.display()))?;
+    if !saved.config.same_run(cfg) {
+        bail!("{} holds a model trained with other settings; use another --out or remove it", dir.display());
+    }
+    Ok(Some(saved.summary))
+}
+
 /// [`train`] on `train` (and its surrogate copies) plus `silver`: documents labelled by another
-/// tagger, which get no copies and do not count in the corpus size that picks them.
+/// tagger, which get no copies and do not count in the corpus size that picks them. With more
+/// than one `ensemble` member, each member trains in `out_dir/member-I` on seed `seed + I` (a
+/// finished member is not trained again) and `best_dev` is the members' vote's.
 pub fn train_with_silver(
+    cfg: &TrainConfig,
+    train: &[Document],
+    silver: &[Document],
+    dev: &[Document],
+    out_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<TrainSummary> {
+    let members = cfg.ensemble.members_for(train.len());
+    if members <= 1 {
+        return train_one(cfg, train, silver, dev, out_dir, progress);
+    }
+    let mut runs = Vec::with_capacity(members);
+    for i in 0..members {
+        let mut member = cfg.clone();
+        member.seed = cfg.seed.wrapping_add(i as u64);
+        member.ensemble.members = Some(1);
+        let dir = crate::ensemble::Ensemble::member_dir(out_dir, i);
+        let s = match finished_run(&member, &dir)? {
+            Some(s) => s,
+            None => {
+                progress.println(&format!("ensemble member {} of {members} (seed {})", i + 1, member.seed));
+                train_one(&member, train, silver, dev, &dir, progress)?
+            }
+        };
+        if s.interrupted {
+            return Ok(s);
+        }
+        runs.push(s);
+    }
+    crate::ensemble::Ensemble::write_manifest(out_dir, members)?;
+    let best_dev = if dev.is_empty() {
+        None
+    } else {
+        let vote = crate::ensemble::Ensemble::load(out_dir, None, nn::Precision::F32)?;
+        Some(scores(dev, &tagging::Tagger::predict(&vote, dev)?)?)
+    };
+    if let Some(d) = &best_dev {
+        progress.println(&format!("ensemble of {members}: dev token F1 {:.4} strict F1 {:.4}", d.token_f1, d.strict_f1));
+    }
+    let summary = TrainSummary {
+        epochs_completed: runs.iter().map(|r| r.epochs_completed).max().unwrap_or(0),
+        steps: runs.iter().map(|r| r.steps).sum(),
+        best_epoch: None,
+        best_dev,
+        history: Vec::new(),
+        minutes: runs.iter().map(|r| r.minutes).sum(),
+        tokens_per_sec: runs.iter().map(|r| r.tokens_per_sec).sum::<f64>() / members as f64,
+        num_params: runs.iter().map(|r| r.num_params).sum(),
+        train_windows: runs[0].train_windows,
+        budget_exhausted: runs.iter().any(|r| r.budget_exhausted),
+        interrupted: false,
+        guide_seed_candidates: Vec::new(),
+        boundaries: None,
+        silver_documents: silver.len(),
+        first_tagger: None,
+        members: runs,
+    };
+    let json = serde_json::to_string_pretty(&TrainingJson { config: cfg, summary: &summary })?;
+    fsutil::atomic_write(&out_dir.join("training.json"), json.as_bytes())?;
+    Ok(summary)
+}
+
+/// One model ([`train_with_silver`] without an ensemble).
+fn train_one(
     cfg: &TrainConfig,
     train: &[Document],
     silver: &[Document],
@@ -379,6 +455,7 @@ pub fn train_with_silver(
         boundaries: None,
         silver_documents: silver.len(),
         first_tagger: None,
+        members: Vec::new(),
     };
     progress.start("training", (epochs * steps_per_epoch) as u64);
     if resuming {

@@ -97,6 +97,7 @@ fn tiny_cfg(epochs: usize) -> TrainConfig {
     c.guide.perceptron = perceptron::PerceptronConfig::default();
     c.decoding.boundaries = false;
     c.augment.copies = Some(0);
+    c.ensemble.members = Some(1);
     c
 }
 
@@ -537,3 +538,55 @@ fn self_training_labels_unlabelled_documents_and_reuses_a_finished_first_tagger(
     let err = ner::train_with_silver(&cfg, &gold, &unlabelled, &gold, d.path(), &Silent).unwrap_err().to_string();
     assert!(err.contains("self-training documents"), "{err}");
 }
+
+/// An ensemble: members on seeds `seed + i` in `member-I`, loaded back as one tagger whose spans
+/// are the members' majority vote; a run killed in its second member resumes to the same model.
+#[test]
+fn ensemble_trains_members_votes_and_resumes() {
+    let docs = docs();
+    let cfg = set(&tiny_cfg(3), &["ensemble.members=3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let full = ner::train(&cfg, &docs, &docs, dir.path(), &Silent).unwrap();
+    assert_eq!(full.members.len(), 3);
+    assert!(full.best_dev.is_some());
+    // Member 0 is the model a single run on the same seed trains.
+    let single = tempfile::tempdir().unwrap();
+    ner::train(&set(&cfg, &["ensemble.members=1"]), &docs, &docs, single.path(), &Silent).unwrap();
+    assert_eq!(weights(&dir.path().join("member-0")), weights(single.path()));
+    assert_ne!(weights(&dir.path().join("member-0")), weights(&dir.path().join("member-1")));
+
+    let ensemble = ner::load_tagger(dir.path(), None).unwrap();
+    assert_eq!(ensemble.kind(), "ensemble");
+    let each: Vec<Vec<Document>> = (0..3).map(|i| ner::load_tagger(&dir.path().join(format!("member-{i}")), None).unwrap().predict(&docs).unwrap()).collect();
+    assert_eq!(ensemble.predict(&docs).unwrap(), tagging::vote::majority(&each).unwrap());
+
+    // Killed in the second member's training: resumed, the same members.
+    struct Killer(AtomicU64, u64);
+    impl Progress for Killer {
+        fn inc(&self, n: u64) {
+            self.0.fetch_add(n, Ordering::Relaxed);
+        }
+        fn stop_requested(&self) -> bool {
+            self.0.load(Ordering::Relaxed) == self.1
+        }
+    }
+    // What one member's run counts, so that one step more stops the second member.
+    let counted = Killer(AtomicU64::new(0), 0);
+    ner::train(&set(&cfg, &["ensemble.members=1"]), &docs, &docs, tempfile::tempdir().unwrap().path(), &counted).unwrap();
+    let per_member = counted.0.load(Ordering::Relaxed);
+    let cut = tempfile::tempdir().unwrap();
+    let s = ner::train(&cfg, &docs, &docs, cut.path(), &Killer(AtomicU64::new(0), per_member + 1)).unwrap();
+    assert!(s.interrupted, "{per_member}");
+    assert!(!ner::Ensemble::is_model_dir(cut.path()), "no ensemble before all its members are trained");
+    let resumed = ner::train(&cfg, &docs, &docs, cut.path(), &Silent).unwrap();
+    assert_eq!(resumed.best_dev, full.best_dev);
+    for i in 0..3 {
+        let m = format!("member-{i}");
+        let (a, b) = (weights(&dir.path().join(&m)), weights(&cut.path().join(&m)));
+        for ((na, wa), (_, wb)) in a.iter().zip(&b) {
+            let diff = wa.iter().zip(wb).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            assert!(diff < 1e-5, "{m} {na}: resumed run differs by {diff}");
+        }
+    }
+}
+

@@ -20,6 +20,7 @@ encoder.preset = "tiny"
 guide.folds = 0
 decoding.boundaries = false
 augment.copies = 0
+ensemble.members = 1
 optimizer = { epochs = 4, batch_size = 4, lr = 0.003 }
 
 [generator]
@@ -34,6 +35,7 @@ encoder.preset = "tiny"
 guide.folds = 0
 decoding.boundaries = false
 augment.copies = 0
+ensemble.members = 1
 optimizer = { epochs = 1, batch_size = 8 }
 "#;
 

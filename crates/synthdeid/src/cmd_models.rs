@@ -32,12 +32,13 @@ pub struct TrainArgs {
     pub out: PathBuf,
     /// Settings file (TOML or JSON) in the shape of configs/ner-meddocan.toml. Without it: the
     /// recipe of record (stacked perceptron guide, boundary model), plus surrogate copies of
-    /// small corpora (augment.copies). Flags and --set override it.
+    /// small corpora (augment.copies) and, up to 50 documents, a majority vote of 3 models
+    /// (ensemble.members). Flags and --set override it.
     #[arg(long, help_heading = "Recipe")]
     pub config: Option<PathBuf>,
     /// Override one setting: SECTION.KEY=VALUE, e.g. guide.folds=5, optimizer.lr=0.0008,
     /// decoding.boundaries=true, checkpoint.resume=false (repeatable; sections: encoder, guide,
-    /// guide.perceptron, optimizer, windows, decoding, augment, checkpoint).
+    /// guide.perceptron, optimizer, windows, decoding, augment, ensemble, checkpoint).
     #[arg(long = "set", value_name = "KEY=VALUE", help_heading = "Recipe")]
     pub set: Vec<String>,
     /// Fine-tune this encoder: an HF directory or a registry name (multilingual-e5-small).
@@ -222,6 +223,9 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
                 }
                 None => ner::train(&cfg, &train, &dev, &a.out, &crate::bars::Bars::new())?,
             };
+            if !s.members.is_empty() {
+                eprintln!("an ensemble of {} models (majority vote), dev {:?}", s.members.len(), s.best_dev);
+            }
             if let Some(f) = &s.first_tagger {
                 eprintln!("first tagger (gold only): {:.1} min, dev {:?}; {} self-training documents", f.minutes, f.best_dev, s.silver_documents);
             }

@@ -24,6 +24,7 @@ encoder.preset = "tiny"
 guide.folds = 0
 decoding.boundaries = false
 augment.copies = 0
+ensemble.members = 1
 optimizer = { epochs = 3, batch_size = 4, lr = 0.003 }
 checkpoint.minutes = 0.002
 
@@ -44,6 +45,7 @@ encoder.preset = "tiny"
 guide.folds = 0
 decoding.boundaries = false
 augment.copies = 0
+ensemble.members = 1
 optimizer = { epochs = 2, batch_size = 8 }
 checkpoint.minutes = 0.002
 

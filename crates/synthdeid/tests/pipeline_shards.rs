@@ -26,6 +26,7 @@ encoder.preset = "tiny"
 guide.folds = 0
 decoding.boundaries = false
 augment.copies = 0
+ensemble.members = 1
 optimizer = { epochs = 8, batch_size = 4, lr = 0.003 }
 
 [generator]

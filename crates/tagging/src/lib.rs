@@ -1,7 +1,8 @@
 //! What every PHI tagger of synthdeid shares, below the model families (`perceptron`, the
 //! transformer and stacked taggers of `ner`): tag schemes and constrained Viterbi decoding
 //! ([`TagSet`]), decoding adjustments picked on dev ([`decoding`]), the span-boundary model
-//! ([`BoundaryModel`]), word shapes and stable hashes ([`shape`]), and the [`Tagger`] interface
+//! ([`BoundaryModel`]), word shapes and stable hashes ([`shape`]), the majority vote of an ensemble's
+//! members ([`vote`]), and the [`Tagger`] interface
 //! through which `ner predict`, `ner eval`, `deid` and the pipeline use any saved model
 //! (`ner::load_tagger` loads one of any family).
 
@@ -9,6 +10,7 @@ pub mod boundary;
 pub mod decoding;
 pub mod scheme;
 pub mod shape;
+pub mod vote;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -169,6 +169,14 @@ struct TrainingJson<'a> {
     summary: &'a TrainSummary,
 }
 
+/// `out_dir/training.json`: the settings and what the run did; written last, so that its presence
+/// marks a finished run ([`finished_run`]).
+fn write_training_json(out_dir: &Path, cfg: &TrainConfig, summary: &TrainSummary) -> Result<()> {
+    let json = serde_json::to_string_pretty(&TrainingJson { config: cfg, summary })?;
+    fsutil::atomic_write(&out_dir.join("training.json"), json.as_bytes())?;
+    Ok(())
+}
+
 /// Trains a tagger on `train`, picks the best epoch on `dev` (by `cfg.select_metric`; the last
 /// epoch when `dev` is empty) and writes it to `out_dir` (`config.json`, `model.safetensors`,
 /// `tokenizer.json`, `labels.json`, `training.json`). `out_dir/checkpoint` holds the resumable
@@ -228,8 +236,7 @@ pub fn self_train(
     let mut summary = train_with_silver(cfg, train, &silver, dev, out_dir, progress)?;
     if !summary.interrupted {
         summary.first_tagger = Some(Box::new(first_summary));
-        let json = serde_json::to_string_pretty(&TrainingJson { config: cfg, summary: &summary })?;
-        fsutil::atomic_write(&out_dir.join("training.json"), json.as_bytes())?;
+        write_training_json(out_dir, cfg, &summary)?;
         std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
     }
     Ok(summary)
@@ -314,8 +321,7 @@ pub fn train_with_silver(
         first_tagger: None,
         members: runs,
     };
-    let json = serde_json::to_string_pretty(&TrainingJson { config: cfg, summary: &summary })?;
-    fsutil::atomic_write(&out_dir.join("training.json"), json.as_bytes())?;
+    write_training_json(out_dir, cfg, &summary)?;
     Ok(summary)
 }
 
@@ -591,8 +597,7 @@ fn train_one(
         summary.boundaries = Some(outcome);
     }
     if !summary.interrupted {
-        let json = serde_json::to_string_pretty(&TrainingJson { config: cfg, summary: &summary })?;
-        fsutil::atomic_write(&out_dir.join("training.json"), json.as_bytes())?;
+        write_training_json(out_dir, cfg, &summary)?;
         progress.finish();
     }
     Ok(summary)

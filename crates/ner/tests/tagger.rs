@@ -181,6 +181,18 @@ fn o_penalty_is_picked_on_dev_saved_and_moves_decoding() {
     assert_eq!(Model::load(dir2.path()).unwrap().settings.o_penalty, -1e4);
 }
 
+/// Counts progress steps and asks to stop (a simulated kill) when the count reaches `.1`.
+struct Killer(AtomicU64, u64);
+
+impl Progress for Killer {
+    fn inc(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    fn stop_requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == self.1
+    }
+}
+
 #[test]
 fn resume_after_a_kill_matches_an_uninterrupted_run() {
     let docs = docs();
@@ -190,16 +202,7 @@ fn resume_after_a_kill_matches_an_uninterrupted_run() {
 
     let cut = tempfile::tempdir().unwrap();
     // "Kill" in the middle of the second epoch.
-    struct Killer(AtomicU64);
-    impl Progress for Killer {
-        fn inc(&self, n: u64) {
-            self.0.fetch_add(n, Ordering::Relaxed);
-        }
-        fn stop_requested(&self) -> bool {
-            self.0.load(Ordering::Relaxed) == 5
-        }
-    }
-    let s = ner::train(&cfg, &docs, &docs, cut.path(), &Killer(AtomicU64::new(0))).unwrap();
+    let s = ner::train(&cfg, &docs, &docs, cut.path(), &Killer(AtomicU64::new(0), 5)).unwrap();
     assert!(s.interrupted);
     let resumed = ner::train(&cfg, &docs, &docs, cut.path(), &Silent).unwrap();
     assert!(!resumed.interrupted);
@@ -561,15 +564,6 @@ fn ensemble_trains_members_votes_and_resumes() {
     assert_eq!(ensemble.predict(&docs).unwrap(), tagging::vote::majority(&each).unwrap());
 
     // Killed in the second member's training: resumed, the same members.
-    struct Killer(AtomicU64, u64);
-    impl Progress for Killer {
-        fn inc(&self, n: u64) {
-            self.0.fetch_add(n, Ordering::Relaxed);
-        }
-        fn stop_requested(&self) -> bool {
-            self.0.load(Ordering::Relaxed) == self.1
-        }
-    }
     // What one member's run counts, so that one step more stops the second member.
     let counted = Killer(AtomicU64::new(0), 0);
     ner::train(&set(&cfg, &["ensemble.members=1"]), &docs, &docs, tempfile::tempdir().unwrap().path(), &counted).unwrap();

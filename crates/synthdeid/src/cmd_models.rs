@@ -223,16 +223,18 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
                 }
                 None => ner::train(&cfg, &train, &dev, &a.out, &crate::bars::Bars::new())?,
             };
-            if !s.members.is_empty() {
-                eprintln!("an ensemble of {} models (majority vote), dev {:?}", s.members.len(), s.best_dev);
-            }
             if let Some(f) = &s.first_tagger {
                 eprintln!("first tagger (gold only): {:.1} min, dev {:?}; {} self-training documents", f.minutes, f.best_dev, s.silver_documents);
             }
-            eprintln!(
-                "trained {} epochs in {:.1} min ({:.0} tokens/s); best epoch {:?}, dev {:?}; model: {}",
-                s.epochs_completed, s.minutes, s.tokens_per_sec, s.best_epoch, s.best_dev, a.out.display()
-            );
+            if s.members.is_empty() {
+                eprintln!(
+                    "trained {} epochs in {:.1} min ({:.0} tokens/s); best epoch {:?}, dev {:?}; model: {}",
+                    s.epochs_completed, s.minutes, s.tokens_per_sec, s.best_epoch, s.best_dev, a.out.display()
+                );
+            } else {
+                let dev = s.best_dev.map_or("no dev set".to_string(), |d| format!("dev token F1 {:.4}, strict F1 {:.4}", d.token_f1, d.strict_f1));
+                eprintln!("trained an ensemble of {} models in {:.1} min; their majority vote: {dev}; model: {}", s.members.len(), s.minutes, a.out.display());
+            }
             Ok(())
         }
         NerCmd::Predict(a) => {

@@ -16,6 +16,10 @@ struct Manifest {
     members: Vec<String>,
 }
 
+fn member_name(i: usize) -> String {
+    format!("member-{i}")
+}
+
 pub struct Ensemble {
     pub members: Vec<Box<dyn Tagger>>,
 }
@@ -27,12 +31,12 @@ impl Ensemble {
 
     /// Where member `i` of the ensemble in `dir` lives.
     pub fn member_dir(dir: &Path, i: usize) -> PathBuf {
-        dir.join(format!("member-{i}"))
+        dir.join(member_name(i))
     }
 
     /// Marks `dir` as an ensemble of its first `members` member directories.
     pub fn write_manifest(dir: &Path, members: usize) -> Result<()> {
-        let m = Manifest { members: (0..members).map(|i| format!("member-{i}")).collect() };
+        let m = Manifest { members: (0..members).map(member_name).collect() };
         fsutil::atomic_write(&dir.join(ENSEMBLE_FILE), serde_json::to_string_pretty(&m)?.as_bytes())?;
         Ok(())
     }

@@ -204,11 +204,8 @@ pub fn self_train(
     out_dir: &Path,
     progress: &dyn Progress,
 ) -> Result<TrainSummary> {
-    let ids: std::collections::HashSet<&str> = train.iter().map(|d| d.id.as_str()).collect();
-    if let Some(d) = unlabelled.iter().find(|d| ids.contains(d.id.as_str())) {
-        bail!("unlabelled document {} is also a training document: self-training needs text the annotated corpus does not hold", d.id);
-    }
-    ensure!(!unlabelled.is_empty(), "self-training was asked for, but the unlabelled corpus holds no document");
+    let bare = perceptron::unlabelled_documents(train, unlabelled)?;
+    ensure!(!bare.is_empty(), "self-training was asked for, but the unlabelled corpus holds no document");
     let work = out_dir.join("self-training");
     let first_dir = work.join("first");
     let first_summary = match finished_run(cfg, &first_dir)? {
@@ -224,7 +221,6 @@ pub fn self_train(
     if first_summary.interrupted {
         return Ok(first_summary);
     }
-    let bare: Vec<Document> = unlabelled.iter().map(|d| Document { spans: Vec::new(), ..d.clone() }).collect();
     let first = crate::tagger::load_tagger(&first_dir, None)?;
     let (silver, _) = crate::tagger::predict_each(first.as_ref(), &bare, crate::tagger::default_jobs(), progress)?;
     progress.finish();

@@ -654,13 +654,19 @@ fn golds(seqs: &[Sequence]) -> Vec<&[usize]> {
 /// `train`, for a final tagger to train on `train` and these together. One round: a second one,
 /// relabelling with the first round's tagger, scored lower on MEDDOCAN (BENCHMARKS.md, issue 24).
 pub fn self_training_documents(cfg: &PerceptronConfig, train: &[Document], dev: &[Document], unlabelled: &[Document], progress: &dyn Progress) -> Result<Vec<Document>> {
+    let bare = unlabelled_documents(train, unlabelled)?;
+    let (first, _) = crate::train(cfg, train, dev, None, progress)?;
+    Ok(first.predict(&bare))
+}
+
+/// `unlabelled` without their spans, for a first tagger to label (self-training, here and in
+/// `ner::self_train`); an error if one of them is also a training document.
+pub fn unlabelled_documents(train: &[Document], unlabelled: &[Document]) -> Result<Vec<Document>> {
     let ids: std::collections::HashSet<&str> = train.iter().map(|d| d.id.as_str()).collect();
     if let Some(d) = unlabelled.iter().find(|d| ids.contains(d.id.as_str())) {
         bail!("unlabelled document {} is also a training document: self-training needs text the annotated corpus does not hold", d.id);
     }
-    let (first, _) = crate::train(cfg, train, dev, None, progress)?;
-    let bare: Vec<Document> = unlabelled.iter().map(|d| Document { spans: Vec::new(), ..d.clone() }).collect();
-    Ok(first.predict(&bare))
+    Ok(unlabelled.iter().map(|d| Document { spans: Vec::new(), ..d.clone() }).collect())
 }
 
 /// A tagger learns PHI from annotated spans: without any, it would have the `O` tag only (and no

@@ -38,11 +38,16 @@ pub struct GenerationStats {
 
 impl Backend {
     /// The server's backend when `openai` is given (checked now: a server that is down or speaks
-    /// another API stops here), else the local model in `model`.
-    pub fn open(model: &Path, openai: Option<&OpenAiConfig>) -> Result<Backend> {
+    /// another API stops here), else the local model in `model`, decoding with its weights at
+    /// `precision`.
+    pub fn open(model: &Path, openai: Option<&OpenAiConfig>, precision: nn::Precision) -> Result<Backend> {
         match openai {
             Some(cfg) => Ok(Backend::OpenAi(Box::new(OpenAiClient::connect(cfg)?))),
-            None => Ok(Backend::Local(Box::new(Generator::load(model)?))),
+            None => {
+                let mut g = Generator::load(model)?;
+                g.set_precision(precision)?;
+                Ok(Backend::Local(Box::new(g)))
+            }
         }
     }
 

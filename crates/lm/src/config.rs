@@ -181,6 +181,15 @@ pub struct GenerateConfig {
     pub seed: u64,
     /// Sequences decoded together.
     pub batch_size: usize,
+    /// The decoding GEMMs' weights: `f32` (exact, the default) or `bf16` (half the bytes a step
+    /// streams; on CPUs with AVX-512 BF16, elsewhere f32). Not written when f32, so that
+    /// earlier configs keep their stage keys.
+    #[serde(skip_serializing_if = "is_f32")]
+    pub precision: nn::Precision,
+}
+
+fn is_f32(p: &nn::Precision) -> bool {
+    *p == nn::Precision::F32
 }
 
 impl Default for GenerateConfig {
@@ -192,6 +201,7 @@ impl Default for GenerateConfig {
             sampling: SamplingConfig::default(),
             seed: 0,
             batch_size: 16,
+            precision: nn::Precision::F32,
         }
     }
 }

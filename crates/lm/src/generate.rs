@@ -54,6 +54,15 @@ impl DecoderGenerator {
         Ok(DecoderGenerator { model, tokenizer, boundaries, stop, min_new: 0 })
     }
 
+    /// Decodes with the weights packed at `precision` (see [`Decoder::pack`]); f32, the
+    /// default, keeps the training path's GEMMs and so its exact outputs.
+    pub fn set_precision(&mut self, precision: nn::Precision) -> Result<()> {
+        if precision != nn::Precision::F32 {
+            self.model.pack(precision)?;
+        }
+        Ok(())
+    }
+
     /// Prompt ids: the document-start token (if the model has one), then the prompt text's tokens.
     pub fn prompt_ids(&self, text: &str) -> Result<Vec<u32>> {
         let mut ids: Vec<u32> = self.boundaries.start.into_iter().collect();

@@ -38,6 +38,7 @@ pub use ngram::{NgramConfig, NgramModel};
 pub use openai::{OpenAiClient, OpenAiConfig};
 pub use prompts::{first_words, prompts_from_docs, sample_id, sample_seed, Prompt};
 pub use sampling::SamplingConfig;
+pub use nn::Precision;
 pub use tokenizer::LmTokenizer;
 pub use train::{train, EpochReport, TrainRecord, TrainReport};
 
@@ -78,6 +79,15 @@ impl Generator {
         // Models trained here record their document boundaries; others use bos/eos.
         let boundaries = train::boundaries_in(dir, &model.config, &tokenizer)?;
         Ok(Generator::Decoder(Box::new(DecoderGenerator::new(model, tokenizer, boundaries)?)))
+    }
+
+    /// A decoder's weights at `precision` for generation ([`DecoderGenerator::set_precision`]);
+    /// nothing for the n-gram baseline.
+    pub fn set_precision(&mut self, precision: nn::Precision) -> Result<()> {
+        match self {
+            Generator::Decoder(g) => g.set_precision(precision),
+            Generator::Ngram(_) => Ok(()),
+        }
     }
 
     /// Synthetic documents: `samples_per_prompt` per prompt, ids `{prompt_id}__s{NNN}`, each the

@@ -128,11 +128,25 @@ fn check_model(name: &str, hf_roundtrip: bool) {
         let hf_tok = lm::tokenizer::load_from_dir(out.path()).unwrap();
         check_tokenization(&hf_tok, &fx);
     }
+    check_packed(&dir, &fx, name);
     let boundaries = lm::train::boundaries_of(&model.config, &tok).unwrap();
     let mut gen = DecoderGenerator::new(model, tok, boundaries).unwrap();
     // The reference forbids EOS for its 32 tokens (`min_new_tokens`); so do we.
     gen.min_new = 32;
     check_greedy(&gen, &fx);
+}
+
+/// The weights packed for decoding (`Decoder::pack`, what `lm generate --precision` runs):
+/// f32 panels keep transformers' log-probabilities as closely as the training path does; bf16
+/// weights (on CPUs with AVX-512 BF16) stay near them.
+fn check_packed(dir: &Path, fx: &serde_json::Value, name: &str) {
+    for (precision, bound) in [(lm::Precision::F32, 1e-3), (lm::Precision::Bf16, 5e-2)] {
+        let mut model = Decoder::load(dir, &nn::device()).unwrap();
+        model.pack(precision).unwrap();
+        let diffs = logprob_diffs(&model, fx);
+        eprintln!("{name} packed {precision:?} (runs as {:?}): mean |Δ log p| per document {diffs:?}", precision.effective());
+        assert!(diffs.iter().all(|&d| d < bound), "{name} packed {precision:?}: {diffs:?} (bound {bound})");
+    }
 }
 
 #[test]

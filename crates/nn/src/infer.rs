@@ -55,6 +55,20 @@ impl PackedLinear {
         Self::from_linears(&[l], Precision::F32)
     }
 
+    /// From a weight `[out, in]` (any layout candle can read; copied) and an optional bias
+    /// `[out]`, at `precision`: the decoding GEMMs of a causal LM use it.
+    pub fn from_weight(weight: &Tensor, bias: Option<&Tensor>, precision: Precision) -> Result<Self> {
+        let (out, inp) = weight.dims2()?;
+        let bias = match bias {
+            Some(b) => host_f32(b)?,
+            None => vec![0.0; out],
+        };
+        if bias.len() != out {
+            bail!("bias of {} values for {out} outputs", bias.len());
+        }
+        Ok(PackedLinear { inp, out, packed: Packed::from_out_in(&host_f32(weight)?, out, inp, precision), bias })
+    }
+
     /// `x M + b` over `rows` rows of `x`.
     pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
         let mut y = vec![0f32; rows * self.out];
@@ -81,7 +95,8 @@ impl PackedLinear {
 /// The number format of the packed weights (and of the activations multiplied with them). f32 is
 /// exact up to summation order; bf16 keeps 8 bits of mantissa, products accumulate in f32, and
 /// runs where the CPU has AVX-512 BF16 (elsewhere the weights stay f32).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     #[default]
     F32,

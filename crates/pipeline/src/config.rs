@@ -136,6 +136,13 @@ pub struct GenerationSection {
     pub batch_size: usize,
     /// Words per machine-annotation window (the paper: 128).
     pub annotate_window: usize,
+    /// The decoding GEMMs' weights (`lm generate --precision`); not written when f32.
+    #[serde(skip_serializing_if = "is_f32")]
+    pub precision: lm::Precision,
+}
+
+fn is_f32(p: &lm::Precision) -> bool {
+    *p == lm::Precision::F32
 }
 
 impl Default for GenerationSection {
@@ -149,6 +156,7 @@ impl Default for GenerationSection {
             temperature: 1.0,
             batch_size: 16,
             annotate_window: 128,
+            precision: lm::Precision::F32,
         }
     }
 }

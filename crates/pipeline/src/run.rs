@@ -319,6 +319,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         sampling: lm::SamplingConfig { temperature: g.temperature, top_k: g.top_k.unwrap_or(0), top_p: g.top_p },
         seed: cell.seed,
         batch_size: g.batch_size,
+        precision: g.precision,
     };
     let generate_key = StageKey::of_settings("generate", &gen_settings, &lm::GenerateConfig::default(), &[&gen_key.hash, &prompts_h]);
     let shards = opts.shards.unwrap_or(cfg.run.shards).max(1);
@@ -345,7 +346,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
                 shown = shown.max(finished);
             })?
         } else {
-            let generator = lm::Backend::open(&gen_dir.join("model"), gen_cfg.openai.as_ref())?;
+            let generator = lm::Backend::open(&gen_dir.join("model"), gen_cfg.openai.as_ref(), gen_settings.precision)?;
             let docs = crate::shards::generate_prompts(&generator, &prompt_list, &gen_settings, &docs_dir, opts.stop_after_prompts, |_, _| opts.progress.inc(1))?;
             (docs, Vec::new())
         };

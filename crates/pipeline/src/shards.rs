@@ -122,7 +122,7 @@ pub(crate) fn generate_prompts(
 fn run_shard(task: &Task, shard: Shard, log_lines: bool) -> Result<Vec<Document>> {
     match task {
         Task::Generate { model, openai, prompts, settings, docs_dir, stop_after_prompts } => {
-            let backend = lm::Backend::open(model, openai.as_ref())?;
+            let backend = lm::Backend::open(model, openai.as_ref(), settings.precision)?;
             let mine = shard.select(prompts);
             let started = Instant::now();
             let mut made = 0usize;

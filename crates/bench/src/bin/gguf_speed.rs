@@ -4,7 +4,7 @@
 //! … vs llama.cpp") and LoRA training beside PyTorch + PEFT (`scripts/pytorch_speed/compare.sh
 //! gemma-lora`: "Gemma-3-270M LoRA training tokens/s vs PyTorch + PEFT"). Alone:
 //!
-//!     cargo run --release -p bench --bin gguf_speed -- [all|generate|prefill|step|lora] [--model MODEL.gguf|DIR]
+//!     cargo run --release -p bench --bin gguf_speed -- [all|generate|prefill|step|lora] [--model MODEL.gguf|DIR] [--precision f32|bf16]
 //!
 //! The prompt is the fixed Spanish clinical text below, tokenized with the model's tokenizer after
 //! its BOS and cut to 64 ids (the same ids as llama.cpp's tokenizer gives; both print a checksum).
@@ -73,6 +73,9 @@ struct Cli {
     /// A GGUF file or a model directory (default: the cached gemma-3-270m, fetched if missing).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Decoding weights (`lm generate --precision`): f32 or bf16.
+    #[arg(long, default_value = "f32")]
+    precision: lm::Precision,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -105,6 +108,8 @@ fn main() -> anyhow::Result<()> {
         rayon::current_num_threads()
     );
     let mut g = DecoderGenerator::new(model, tok, boundaries)?;
+    g.set_precision(cli.precision)?;
+    println!("ours: decoding weights {:?} (runs as {:?})", cli.precision, cli.precision.effective());
     g.stop.clear();
     let mut ids = g.prompt_ids(PROMPT)?;
     anyhow::ensure!(ids.len() >= PROMPT_LEN, "the prompt has only {} tokens", ids.len());

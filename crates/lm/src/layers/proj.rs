@@ -2,8 +2,11 @@
 //! A learned projection in either HF layout — `nn.Linear` (weight `[out, in]`) or GPT-2's
 //! `Conv1D` (weight `[in, out]`) — with an optional LoRA adapter.
 
-use anyhow::Result;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
 use candle_core::Tensor;
+use nn::infer::{PackedLinear, Precision};
 use nn::layers::dropout;
 use nn::{Init, Mode, Params};
 use serde::{Deserialize, Serialize};
@@ -47,6 +50,8 @@ pub struct Proj {
     /// GPT-2 `Conv1D`: weight stored `[in, out]`, `y = x W + b`.
     pub conv1d: bool,
     pub lora: Option<LoraWeights>,
+    /// The weight packed for inference ([`Proj::pack`]): when set, `forward` runs this GEMM.
+    pub packed: Option<Arc<PackedLinear>>,
 }
 
 impl Proj {
@@ -55,7 +60,7 @@ impl Proj {
         let pb = params.pp(name);
         let weight = pb.get(&[out_dim, in_dim], "weight", Init::Normal(std))?;
         let bias = if bias { Some(pb.get(&[out_dim], "bias", Init::Zeros)?) } else { None };
-        Ok(Proj { name: name.to_string(), weight, bias, conv1d: false, lora: None })
+        Ok(Proj { name: name.to_string(), weight, bias, conv1d: false, lora: None, packed: None })
     }
 
     /// GPT-2 `Conv1D` at `name` (weight `[in, out]`, always a bias).
@@ -63,7 +68,7 @@ impl Proj {
         let pb = params.pp(name);
         let weight = pb.get(&[in_dim, out_dim], "weight", Init::Normal(std))?;
         let bias = Some(pb.get(&[out_dim], "bias", Init::Zeros)?);
-        Ok(Proj { name: name.to_string(), weight, bias, conv1d: true, lora: None })
+        Ok(Proj { name: name.to_string(), weight, bias, conv1d: true, lora: None, packed: None })
     }
 
     pub fn in_dim(&self) -> usize {
@@ -80,6 +85,9 @@ impl Proj {
     }
 
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+        if let Some(p) = &self.packed {
+            return packed_forward(p, x);
+        }
         // One GEMM over all rows with the bias fused in, either weight layout (`nn::fused::linear`).
         let mut y = nn::fused::linear(x, &self.weight, self.bias.as_ref(), self.conv1d)?;
         if let Some(l) = &self.lora {
@@ -93,7 +101,7 @@ impl Proj {
     /// `nn::fused::linear_gelu`), which keeps the unfused pair wherever gradients are tracked.
     pub fn forward_act(&self, x: &Tensor, act: &nn::Activation, mode: &mut Mode) -> Result<Tensor> {
         match act.gelu_tanh() {
-            Some(tanh) if self.lora.is_none() => nn::fused::linear_gelu(x, &self.weight, self.bias.as_ref(), self.conv1d, tanh),
+            Some(tanh) if self.lora.is_none() && self.packed.is_none() => nn::fused::linear_gelu(x, &self.weight, self.bias.as_ref(), self.conv1d, tanh),
             _ => act.forward(&self.forward(x, mode)?),
         }
     }
@@ -119,9 +127,44 @@ impl Proj {
         Ok(())
     }
 
+    /// Packs the weight (and bias) for the inference GEMM at `precision`, which `forward` then
+    /// runs: for generation only (no gradients flow through it). An adapter must be merged first.
+    pub fn pack(&mut self, precision: Precision) -> Result<()> {
+        if self.lora.is_some() {
+            bail!("{}: merge the LoRA adapter before packing the weight", self.name);
+        }
+        self.to_linear_layout()?;
+        self.packed = Some(Arc::new(PackedLinear::from_weight(&self.weight, self.bias.as_ref(), precision)?));
+        Ok(())
+    }
+
     /// Cuts the base weights out of the autograd graph (LoRA training: base frozen).
     pub fn freeze(&mut self) {
         self.weight = self.weight.detach();
         self.bias = self.bias.as_ref().map(|b| b.detach());
     }
+}
+
+/// `x W + b` with a packed weight over the last dimension of `x` (any leading shape): the
+/// values are read in place when `x` is a contiguous f32 CPU tensor, copied otherwise.
+pub fn packed_forward(p: &PackedLinear, x: &Tensor) -> Result<Tensor> {
+    let mut dims = x.dims().to_vec();
+    let Some(last) = dims.last_mut() else { bail!("packed linear layer: a scalar input") };
+    if *last != p.inp {
+        bail!("packed linear layer: input width {} for a weight of {} inputs", *last, p.inp);
+    }
+    *last = p.out;
+    let rows = x.elem_count() / p.inp.max(1);
+    let x = x.to_dtype(candle_core::DType::F32)?.contiguous()?;
+    let y = {
+        let (s, l) = x.storage_and_layout();
+        match (&*s, l.contiguous_offsets()) {
+            (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((a, b))) => p.forward(&v[a..b], rows),
+            _ => {
+                drop(s);
+                p.forward(&x.flatten_all()?.to_vec1::<f32>()?, rows)
+            }
+        }
+    };
+    Ok(Tensor::from_vec(y, dims, x.device())?)
 }

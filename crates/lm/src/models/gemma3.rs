@@ -331,6 +331,16 @@ impl Gemma3 {
             Some(h) => h.forward(hidden, &mut Mode::Eval)?,
             None => super::gpt2::lm_head(hidden, &self.embed.weight)?,
         };
+        self.softcap(logits)
+    }
+
+    /// The output layer's weight when it is the embedding table.
+    pub fn tied_head(&self) -> Option<&Tensor> {
+        self.lm_head.is_none().then_some(&self.embed.weight)
+    }
+
+    /// `cap · tanh(logits / cap)` where the config sets a final soft cap.
+    pub fn softcap(&self, logits: Tensor) -> Result<Tensor> {
         match self.config.final_logit_softcapping {
             Some(cap) => Ok(((logits / cap)?.tanh()? * cap)?),
             None => Ok(logits),

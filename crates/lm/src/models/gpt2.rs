@@ -214,6 +214,11 @@ impl Gpt2 {
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         lm_head(hidden, &self.wte.weight)
     }
+
+    /// The output layer's weight: always the token embedding table.
+    pub fn tied_head(&self) -> Option<&Tensor> {
+        Some(&self.wte.weight)
+    }
 }
 
 /// `hidden @ weightᵀ` over all rows at once.

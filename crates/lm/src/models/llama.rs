@@ -260,4 +260,9 @@ impl Llama {
             None => super::gpt2::lm_head(hidden, &self.embed.weight),
         }
     }
+
+    /// The output layer's weight when it is the embedding table.
+    pub fn tied_head(&self) -> Option<&Tensor> {
+        self.lm_head.is_none().then_some(&self.embed.weight)
+    }
 }

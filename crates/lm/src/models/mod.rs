@@ -5,9 +5,11 @@ pub mod gpt2;
 pub mod llama;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
+use nn::infer::{PackedLinear, Precision};
 use nn::{Mode, Params};
 use serde::{Deserialize, Serialize};
 
@@ -133,6 +135,8 @@ pub struct Decoder {
     pub config: ModelConfig,
     pub params: Params,
     arch: Arch,
+    /// A tied output layer packed for decoding ([`Decoder::pack`]).
+    packed_head: Option<Arc<PackedLinear>>,
 }
 
 impl Decoder {
@@ -152,7 +156,7 @@ impl Decoder {
             ModelConfig::Llama(c) => Arch::Llama(Llama::new(&params, c)?),
             ModelConfig::Gemma3(c) => Arch::Gemma3(Gemma3::new(&params, c)?),
         };
-        Ok(Decoder { config: config.clone(), params, arch })
+        Ok(Decoder { config: config.clone(), params, arch, packed_head: None })
     }
 
     /// Loads `config.json` and `model.safetensors` (or the shards of
@@ -240,6 +244,13 @@ impl Decoder {
 
     /// Logits `[.., vocab]` of hidden states.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        if let Some(p) = &self.packed_head {
+            let logits = crate::layers::proj::packed_forward(p, hidden)?;
+            return match &self.arch {
+                Arch::Gemma3(m) => m.softcap(logits),
+                Arch::Gpt2(_) | Arch::Llama(_) => Ok(logits),
+            };
+        }
         match &self.arch {
             Arch::Gpt2(m) => m.logits(hidden),
             Arch::Llama(m) => m.logits(hidden),
@@ -284,6 +295,27 @@ impl Decoder {
             Arch::Gpt2(m) => m.projs_mut().into_iter().try_for_each(|p| p.to_linear_layout()),
             Arch::Llama(_) | Arch::Gemma3(_) => Ok(()),
         }
+    }
+
+    /// Packs every projection and the output layer for the inference GEMM at `precision`
+    /// (`nn::infer`): bf16 halves the bytes a decoding step streams, where the CPU has AVX-512
+    /// BF16 (elsewhere the packed weights stay f32). Generation only: the model is frozen, its
+    /// adapters must be merged, and the packed copies add their size to memory. Not on GPUs.
+    pub fn pack(&mut self, precision: Precision) -> Result<()> {
+        if !self.params.device().is_cpu() {
+            return Ok(());
+        }
+        self.freeze()?;
+        for p in self.projs_mut() {
+            p.pack(precision)?;
+        }
+        let tied = match &self.arch {
+            Arch::Gpt2(m) => m.tied_head(),
+            Arch::Llama(m) => m.tied_head(),
+            Arch::Gemma3(m) => m.tied_head(),
+        };
+        self.packed_head = tied.map(|w| PackedLinear::from_weight(w, None, precision)).transpose()?.map(Arc::new);
+        Ok(())
     }
 
     /// Freezes the base and adds LoRA adapters to the target modules; the adapters' variables go

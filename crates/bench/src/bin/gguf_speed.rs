@@ -52,7 +52,6 @@ frecuencia cardiaca de 98 latidos por minuto y saturación de oxígeno del 95% c
 
 const PROMPT_LEN: usize = 64;
 const NEW: usize = 128;
-const BATCHES: [usize; 2] = [1, 16];
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum What {
@@ -73,6 +72,9 @@ struct Cli {
     /// A GGUF file or a model directory (default: the cached gemma-3-270m, fetched if missing).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Batch sizes to measure (llama.cpp's side runs 1 and 16).
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    batches: Vec<usize>,
     /// Decoding weights (`lm generate --precision`): f32 or bf16.
     #[arg(long, default_value = "f32")]
     precision: lm::Precision,
@@ -117,9 +119,10 @@ fn main() -> anyhow::Result<()> {
     let sum: u64 = ids.iter().enumerate().map(|(i, &x)| (i as u64 + 1) * x as u64).sum();
     println!("ours: prompt {} ids, first {:?}, checksum {sum}", ids.len(), &ids[..4]);
 
-    let mut prefill = [0f64; 2];
+    let batches = cli.batches.clone();
+    let mut prefill = vec![0f64; batches.len()];
     if matches!(what, What::All | What::Prefill | What::Generate) {
-        for (k, &b) in BATCHES.iter().enumerate() {
+        for (k, &b) in batches.iter().enumerate() {
             let secs = prefill_secs(&g.model, &ids, b)?;
             prefill[k] = secs;
             println!("ours prefill: batch {b}: {} prompt tokens in {:.3} s = {:.0} prompt tokens/s", b * PROMPT_LEN, secs, (b * PROMPT_LEN) as f64 / secs);
@@ -127,7 +130,7 @@ fn main() -> anyhow::Result<()> {
     }
     if matches!(what, What::All | What::Generate) {
         let sampling = SamplingConfig { temperature: 1.0, top_k: 0, top_p: 0.95 };
-        for (k, &b) in BATCHES.iter().enumerate() {
+        for (k, &b) in batches.iter().enumerate() {
             let seqs: Vec<(&[u32], u64)> = (0..b).map(|i| (ids.as_slice(), i as u64)).collect();
             g.generate_ids(&seqs, 8, &sampling)?;
             let t0 = Instant::now();
@@ -143,7 +146,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     if matches!(what, What::All | What::Step) {
-        for b in BATCHES {
+        for &b in &batches {
             step(&g.model, &ids, b)?;
         }
     }

@@ -270,10 +270,23 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
         }
     }
     let _ = writeln!(md, "\n### Per label (entity-strict F1, main setting)\n");
-    let _ = writeln!(md, "| label | gold spans | gold-trained | synthetic-trained | difference |\n|---|---:|---:|---:|---:|");
+    let rates = &first.data.label_rates;
+    if !rates.is_empty() {
+        let _ = writeln!(
+            md,
+            "Spans per 1,000 words: in the generator's training documents (*imitated*) and in the synthetic corpus \
+(*written*); a label the corpus under-represents gives the synthetic NER fewer examples.\n"
+        );
+    }
+    let _ = writeln!(md, "| label | gold spans | gold-trained | synthetic-trained | difference | imitated | written | written / imitated |\n|---|---:|---:|---:|---:|---:|---:|---:|");
     for (label, s) in &first.gold_ner.entity_strict.per_label {
         let syn = first.synthetic_ner.entity_strict.per_label.get(label).map_or(0.0, |x| x.f1);
-        let _ = writeln!(md, "| {label} | {} | {:.4} | {:.4} | {:+.4} |", s.tp + s.fn_, s.f1, syn, syn - s.f1);
+        let (imitated, written, ratio) = match rates.get(label) {
+            Some(r) if r.gold > 0.0 => (format!("{:.2}", r.gold), format!("{:.2}", r.synthetic), format!("{:.2}", r.synthetic / r.gold)),
+            Some(r) => ("0".to_string(), format!("{:.2}", r.synthetic), "-".to_string()),
+            None => ("-".to_string(), "-".to_string(), "-".to_string()),
+        };
+        let _ = writeln!(md, "| {label} | {} | {:.4} | {:.4} | {:+.4} | {imitated} | {written} | {ratio} |", s.tp + s.fn_, s.f1, syn, syn - s.f1);
     }
     let _ = writeln!(md, "\n![per-label F1](plots/per_label_f1.svg)\n");
 

@@ -71,6 +71,37 @@ pub struct CellData {
     pub test_documents: usize,
     pub synthetic_documents: usize,
     pub synthetic_spans: usize,
+    /// Per label, how often the generator's training documents and the synthetic corpus hold
+    /// one: what a synthetic NER can learn of each label (empty in results written before it).
+    #[serde(default)]
+    pub label_rates: BTreeMap<String, LabelRate>,
+}
+
+/// Spans of one label per 1,000 words (whitespace-separated) in two corpora.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LabelRate {
+    /// In the generator's training documents (what it imitates).
+    pub gold: f64,
+    /// In the machine-annotated synthetic corpus.
+    pub synthetic: f64,
+}
+
+/// [`LabelRate`]s of every label in either corpus.
+pub fn label_rates(gold: &[Document], synthetic: &[Document]) -> BTreeMap<String, LabelRate> {
+    fn rates(docs: &[Document]) -> BTreeMap<String, f64> {
+        let words: usize = docs.iter().map(|d| d.text.split_whitespace().count()).sum();
+        let mut n: BTreeMap<String, f64> = BTreeMap::new();
+        for s in docs.iter().flat_map(|d| &d.spans) {
+            *n.entry(s.label.clone()).or_default() += 1.0;
+        }
+        n.values_mut().for_each(|v| *v *= 1000.0 / words.max(1) as f64);
+        n
+    }
+    let (g, s) = (rates(gold), rates(synthetic));
+    g.keys()
+        .chain(s.keys())
+        .map(|l| (l.clone(), LabelRate { gold: g.get(l).copied().unwrap_or(0.0), synthetic: s.get(l).copied().unwrap_or(0.0) }))
+        .collect()
 }
 
 /// `results.json` of a cell: the two NER entries have the shape of `synthdeid evaluate --json`.
@@ -452,6 +483,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         test_documents: test.len(),
         synthetic_documents: synthetic.len(),
         synthetic_spans: synthetic.iter().map(|d| d.spans.len()).sum(),
+        label_rates: label_rates(&gen_train, &synthetic),
     };
     let result = CellResult {
         cell: cell.clone(),
@@ -585,4 +617,25 @@ fn export_synthetic(dir: &Path, docs: &[Document]) -> Result<()> {
         std::fs::remove_dir_all(&brat)?;
     }
     write(&brat, Some(Format::Brat), docs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str, labels: &[&str]) -> Document {
+        Document { id: "d".into(), text: text.into(), spans: labels.iter().map(|l| corpus::Span { start: 0, end: 1, label: l.to_string() }).collect() }
+    }
+
+    #[test]
+    fn label_rates_count_spans_per_thousand_words_in_both_corpora() {
+        let gold = [doc("a b c d", &["NAME", "DATE"]), doc("e f g h i j", &["NAME"])];
+        let synthetic = [doc("a b c d e", &["NAME", "CITY"])];
+        let r = label_rates(&gold, &synthetic);
+        assert_eq!(r.keys().collect::<Vec<_>>(), ["CITY", "DATE", "NAME"]);
+        assert_eq!(r["NAME"], LabelRate { gold: 200.0, synthetic: 200.0 });
+        assert_eq!(r["DATE"], LabelRate { gold: 100.0, synthetic: 0.0 });
+        assert_eq!(r["CITY"], LabelRate { gold: 0.0, synthetic: 200.0 });
+        assert!(label_rates(&[], &[]).is_empty());
+    }
 }

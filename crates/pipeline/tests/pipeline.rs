@@ -95,6 +95,10 @@ fn bad_configs_stop_before_any_work_naming_the_key() {
     setup(tmp.path(), CONFIG);
     let e = load_err(tmp.path(), &CONFIG.replace("max_new_tokens = 80", "max_new_tokens = 80\ntop_q = 0.9"));
     assert!(e.contains("unknown field `top_q`"), "{e}");
+    let e = load_err(tmp.path(), &CONFIG.replace("max_new_tokens = 80", "max_new_tokens = 80\nprecision = \"fp8\""));
+    assert!(e.contains("fp8") && e.contains("bf16"), "{e}");
+    std::fs::write(tmp.path().join("bf16.toml"), CONFIG.replace("max_new_tokens = 80", "max_new_tokens = 80\nprecision = \"bf16\"")).unwrap();
+    assert_eq!(RunConfig::load(&tmp.path().join("bf16.toml")).unwrap().generation.precision, lm::Precision::Bf16);
     let e = load_err(tmp.path(), &CONFIG.replace("data/train.jsonl", "data/nope.jsonl"));
     assert!(e.contains("data.train") && e.contains("no such file"), "{e}");
     let e = load_err(tmp.path(), &CONFIG.replace("prompt_ratio = 0.2", "prompt_ratio = 0.2\ngenerator_ratio = 0.95"));
@@ -130,6 +134,13 @@ fn cache_resume_and_reruns() {
         assert!(results.get(k).is_some(), "results.json lacks {k}");
     }
     assert!(results["gold_ner"]["token"]["micro"]["f1"].as_f64().unwrap() > 0.3, "the annotator learned something");
+    // Each label's spans per 1,000 words, imitated and written, in results.json and the report.
+    let rates = &cell.data.label_rates;
+    assert!(!rates.is_empty() && rates.values().any(|r| r.gold > 0.0 && r.synthetic > 0.0), "{rates:?}");
+    let (label, r) = rates.iter().find(|(_, r)| r.gold > 0.0).unwrap();
+    assert!(results["data"]["label_rates"][label]["gold"].as_f64().unwrap() == r.gold);
+    let md = std::fs::read_to_string(a.join("report.md")).unwrap();
+    assert!(md.contains("| written / imitated |"), "report lacks the label rates");
     let first_results = std::fs::read_to_string(a.join("results.json")).unwrap();
 
     // Same config again: everything comes from the cache.

@@ -122,8 +122,16 @@ pub struct PerplexityReport {
 
 /// Perplexity of `docs` per token and per word (see [`PerplexityReport`]).
 pub fn perplexity_report(dir: &Path, docs: &[Document]) -> Result<PerplexityReport> {
+    perplexity_report_at(dir, docs, Precision::F32)
+}
+
+/// [`perplexity_report`] with a decoder's weights packed at `precision`, as generation runs them
+/// (`lm generate --precision`).
+pub fn perplexity_report_at(dir: &Path, docs: &[Document], precision: Precision) -> Result<PerplexityReport> {
     let words: usize = docs.iter().map(|d| ngram::word_tokens(&d.text).len() + 1).sum();
-    match Generator::load(dir)? {
+    let mut generator = Generator::load(dir)?;
+    generator.set_precision(precision)?;
+    match generator {
         Generator::Ngram(m) => {
             let p = m.perplexity(docs);
             Ok(PerplexityReport { per_token: p, per_word: p, tokens: words, words })

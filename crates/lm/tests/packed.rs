@@ -62,6 +62,23 @@ fn bf16_generation_is_seeded_and_batch_independent() {
     assert!(a.iter().all(|d| d.text.len() > prompts[d.id[1..2].parse::<usize>().unwrap()].text.len()));
 }
 
+/// Perplexity with packed weights: equal to the training path's at f32 (up to rounding), near it
+/// at bf16.
+#[test]
+fn perplexity_at_a_precision() {
+    let docs: Vec<corpus::Document> = ["Paciente de 45 años con fiebre.", "Se remite a consulta externa."]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| corpus::Document { id: format!("d{i}"), text: t.to_string(), spans: Vec::new() })
+        .collect();
+    let dir = fixture("llama");
+    let plain = lm::perplexity_report(&dir, &docs).unwrap().per_token;
+    let f32 = lm::perplexity_report_at(&dir, &docs, Precision::F32).unwrap().per_token;
+    let bf16 = lm::perplexity_report_at(&dir, &docs, Precision::Bf16).unwrap().per_token;
+    assert_eq!(plain, f32, "f32 keeps the training path");
+    assert!((bf16 / plain - 1.0).abs() < 0.05, "bf16 {bf16} vs f32 {plain}");
+}
+
 #[test]
 fn an_unmerged_adapter_is_not_packed() {
     let mut m = Decoder::load(&fixture("llama"), &nn::device()).unwrap();

@@ -350,10 +350,13 @@ pub struct PerplexityArgs {
     /// Corpus to score.
     #[arg(long)]
     pub input: PathBuf,
+    /// The weights as `lm generate --precision` runs them: f32 or bf16.
+    #[arg(long, default_value = "f32")]
+    pub precision: lm::Precision,
 }
 
 pub fn run_perplexity(args: &PerplexityArgs) -> Result<()> {
-    let p = lm::perplexity_report(&args.model, &read_docs(&args.input)?)?;
+    let p = lm::perplexity_report_at(&args.model, &read_docs(&args.input)?, args.precision)?;
     println!("perplexity: {:.4}", p.per_token);
     println!("perplexity per word: {:.4} ({} tokens, {} words)", p.per_word, p.tokens, p.words);
     Ok(())

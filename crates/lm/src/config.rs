@@ -184,12 +184,8 @@ pub struct GenerateConfig {
     /// The decoding GEMMs' weights: `f32` (exact, the default) or `bf16` (half the bytes a step
     /// streams; on CPUs with AVX-512 BF16, elsewhere f32). Not written when f32, so that
     /// earlier configs keep their stage keys.
-    #[serde(skip_serializing_if = "is_f32")]
+    #[serde(skip_serializing_if = "nn::Precision::is_f32")]
     pub precision: nn::Precision,
-}
-
-fn is_f32(p: &nn::Precision) -> bool {
-    *p == nn::Precision::F32
 }
 
 impl Default for GenerateConfig {

@@ -69,6 +69,24 @@ impl PackedLinear {
         Ok(PackedLinear { inp, out, packed: Packed::from_out_in(&host_f32(weight)?, out, inp, precision), bias })
     }
 
+    /// `x M + b` over the last dimension of a tensor of any leading shape: its values are read
+    /// in place when it is a contiguous f32 CPU tensor ([`with_values`]), copied otherwise.
+    pub fn forward_tensor(&self, x: &Tensor) -> Result<Tensor> {
+        let mut dims = x.dims().to_vec();
+        let Some(last) = dims.last_mut() else { bail!("packed linear layer: a scalar input") };
+        if *last != self.inp {
+            bail!("packed linear layer: input width {} for a weight of {} inputs", *last, self.inp);
+        }
+        *last = self.out;
+        let rows = x.elem_count() / self.inp.max(1);
+        let x = x.to_dtype(DType::F32)?.contiguous()?;
+        let y = match with_values(&x, |v| self.forward(v, rows)) {
+            Ok(y) => y,
+            Err(_) => self.forward(&host_f32(&x)?, rows),
+        };
+        Ok(Tensor::from_vec(y, dims, x.device())?)
+    }
+
     /// `x M + b` over `rows` rows of `x`.
     pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
         let mut y = vec![0f32; rows * self.out];
@@ -116,6 +134,11 @@ impl std::str::FromStr for Precision {
 }
 
 impl Precision {
+    /// Whether this is f32, the default (configs leave it unwritten then, keeping their keys).
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+
     /// The precision that actually runs here: bf16 falls back to f32 without AVX-512 BF16.
     pub fn effective(self) -> Precision {
         #[cfg(target_arch = "x86_64")]

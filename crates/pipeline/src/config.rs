@@ -137,12 +137,8 @@ pub struct GenerationSection {
     /// Words per machine-annotation window (the paper: 128).
     pub annotate_window: usize,
     /// The decoding GEMMs' weights (`lm generate --precision`); not written when f32.
-    #[serde(skip_serializing_if = "is_f32")]
+    #[serde(skip_serializing_if = "lm::Precision::is_f32")]
     pub precision: lm::Precision,
-}
-
-fn is_f32(p: &lm::Precision) -> bool {
-    *p == lm::Precision::F32
 }
 
 impl Default for GenerationSection {

@@ -288,7 +288,7 @@ pub fn run_generate(args: &GenerateArgs) -> Result<()> {
     let shard = args.shard.unwrap_or_default();
     let all = lm::prompts_from_docs(&read_docs(&args.prompts)?, cfg.prompt_words);
     let prompts = shard.select(&all);
-    let settings = serde_json::json!({
+    let mut settings = serde_json::json!({
         "source": backend.identity(args.model.as_deref()),
         "prompts": prompts,
         "samples_per_prompt": cfg.samples_per_prompt,
@@ -297,8 +297,7 @@ pub fn run_generate(args: &GenerateArgs) -> Result<()> {
         "seed": cfg.seed,
     });
     // bf16 samples differ from f32 ones: a journal keeps to one precision (f32 journals as before).
-    let mut settings = settings;
-    if cfg.precision != lm::Precision::F32 {
+    if !cfg.precision.is_f32() {
         settings["precision"] = serde_json::to_value(cfg.precision)?;
     }
     let journal_path = lm::journal_path(&args.out);

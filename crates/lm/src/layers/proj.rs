@@ -86,7 +86,7 @@ impl Proj {
 
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         if let Some(p) = &self.packed {
-            return packed_forward(p, x);
+            return p.forward_tensor(x);
         }
         // One GEMM over all rows with the bias fused in, either weight layout (`nn::fused::linear`).
         let mut y = nn::fused::linear(x, &self.weight, self.bias.as_ref(), self.conv1d)?;
@@ -143,28 +143,4 @@ impl Proj {
         self.weight = self.weight.detach();
         self.bias = self.bias.as_ref().map(|b| b.detach());
     }
-}
-
-/// `x W + b` with a packed weight over the last dimension of `x` (any leading shape): the
-/// values are read in place when `x` is a contiguous f32 CPU tensor, copied otherwise.
-pub fn packed_forward(p: &PackedLinear, x: &Tensor) -> Result<Tensor> {
-    let mut dims = x.dims().to_vec();
-    let Some(last) = dims.last_mut() else { bail!("packed linear layer: a scalar input") };
-    if *last != p.inp {
-        bail!("packed linear layer: input width {} for a weight of {} inputs", *last, p.inp);
-    }
-    *last = p.out;
-    let rows = x.elem_count() / p.inp.max(1);
-    let x = x.to_dtype(candle_core::DType::F32)?.contiguous()?;
-    let y = {
-        let (s, l) = x.storage_and_layout();
-        match (&*s, l.contiguous_offsets()) {
-            (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((a, b))) => p.forward(&v[a..b], rows),
-            _ => {
-                drop(s);
-                p.forward(&x.flatten_all()?.to_vec1::<f32>()?, rows)
-            }
-        }
-    };
-    Ok(Tensor::from_vec(y, dims, x.device())?)
 }

@@ -245,7 +245,7 @@ impl Decoder {
     /// Logits `[.., vocab]` of hidden states.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         if let Some(p) = &self.packed_head {
-            let logits = crate::layers::proj::packed_forward(p, hidden)?;
+            let logits = p.forward_tensor(hidden)?;
             return match &self.arch {
                 Arch::Gemma3(m) => m.softcap(logits),
                 Arch::Gpt2(_) | Arch::Llama(_) => Ok(logits),

@@ -194,6 +194,29 @@ fn file_records(dir: &Path) -> Result<BTreeMap<String, FileRecord>> {
     Ok(out)
 }
 
+/// Registers the stage directory `dir` under `family` in `stages_root/samples-FAMILY.txt` (one
+/// directory name a line) and returns the `shards` directories of the others registered there.
+/// A family is the generate stages whose samples are interchangeable: the same generator, prompts
+/// and settings but the number of samples per prompt and the batch size, which a sample's text
+/// does not depend on. So a cell with more samples per prompt takes the ones a sibling already
+/// drew (the volume ablation's 1× → 2× → 4× costs the largest cell's generation only).
+pub fn sample_siblings(stages_root: &Path, family: &str, dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = stages_root.join(format!("samples-{}.txt", &family[..family.len().min(12)]));
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let text = match std::fs::read_to_string(&index) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| index.display().to_string()),
+    };
+    let mut names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    if !names.contains(&name) {
+        names.push(name.clone());
+        std::fs::create_dir_all(stages_root).with_context(|| stages_root.display().to_string())?;
+        fsutil::atomic_write(&index, (names.join("\n") + "\n").as_bytes()).map_err(anyhow::Error::msg)?;
+    }
+    Ok(names.iter().filter(|n| **n != name).map(|n| stages_root.join(n).join("shards")).filter(|d| d.is_dir()).collect())
+}
+
 /// The stage's `provenance.json`, if it has one.
 pub fn read_provenance(dir: &Path) -> Option<Provenance> {
     serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).ok()?).ok()

@@ -354,6 +354,10 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     };
     let generate_key = StageKey::of_settings("generate", &gen_settings, &lm::GenerateConfig::default(), &[&gen_key.hash, &prompts_h]);
     let shards = opts.shards.unwrap_or(cfg.run.shards).max(1);
+    let family_settings = lm::GenerateConfig { samples_per_prompt: 0, batch_size: 0, ..gen_settings.clone() };
+    let family_defaults = lm::GenerateConfig { samples_per_prompt: 0, batch_size: 0, ..lm::GenerateConfig::default() };
+    let family = StageKey::of_settings("generate-samples", &family_settings, &family_defaults, &[&gen_key.hash, &prompts_h]);
+    let reuse_from = crate::cache::sample_siblings(stages, &family.hash, &generate_key.dir(stages))?;
     let (generate_dir, t) = run_stage_recorded(stages, &generate_key, force("generate"), |dir| {
         let docs_dir = dir.join("shards");
         let prompt_list = lm::prompts_from_docs(&prompts, g.prompt_words);
@@ -367,6 +371,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
                 prompts: prompt_list.clone(),
                 settings: gen_settings.clone(),
                 docs_dir: docs_dir.clone(),
+                reuse_from: reuse_from.clone(),
                 stop_after_prompts: opts.stop_after_prompts,
             };
             // Progress: the prompt documents finished by all shards.
@@ -378,7 +383,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
             })?
         } else {
             let generator = lm::Backend::open(&gen_dir.join("model"), gen_cfg.openai.as_ref(), gen_settings.precision)?;
-            let docs = crate::shards::generate_prompts(&generator, &prompt_list, &gen_settings, &docs_dir, opts.stop_after_prompts, |_, _| opts.progress.inc(1))?;
+            let docs = crate::shards::generate_prompts(&generator, &prompt_list, &gen_settings, &docs_dir, &reuse_from, opts.stop_after_prompts, |_, _| opts.progress.inc(1))?;
             (docs, Vec::new())
         };
         opts.progress.finish();

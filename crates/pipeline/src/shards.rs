@@ -46,6 +46,10 @@ pub enum Task {
         prompts: Vec<lm::Prompt>,
         settings: lm::GenerateConfig,
         docs_dir: PathBuf,
+        /// Other generate stages' `shards` directories whose samples this one may take
+        /// ([`crate::cache::sample_siblings`]).
+        #[serde(default)]
+        reuse_from: Vec<PathBuf>,
         /// Stop with an error after this many prompt documents (the resume test's simulated kill).
         #[serde(default)]
         stop_after_prompts: Option<usize>,
@@ -86,12 +90,15 @@ fn write(path: &Path, docs: &[Document]) -> Result<()> {
 /// Samples for each of `prompts`, resumably: a prompt document's samples go to
 /// `docs_dir/ID.jsonl` when finished, and a prompt whose file is there is not generated again.
 /// `on_prompt(i, generated)` follows each prompt. Returns the samples of all `prompts`, in order.
+/// Samples a sibling stage already drew (same ids, in `reuse_from`'s `ID.jsonl`) are taken, not
+/// drawn again: a sample's text depends on its id and the family's settings only.
 /// The generate stage's one code path, sharded or not.
 pub(crate) fn generate_prompts(
     backend: &lm::Backend,
     prompts: &[lm::Prompt],
     settings: &lm::GenerateConfig,
     docs_dir: &Path,
+    reuse_from: &[PathBuf],
     stop_after: Option<usize>,
     mut on_prompt: impl FnMut(usize, bool),
 ) -> Result<Vec<Document>> {
@@ -105,7 +112,14 @@ pub(crate) fn generate_prompts(
             if stop_after.is_some_and(|n| made >= n) {
                 bail!("interrupted after {made} prompt documents (simulated kill)");
             }
-            let samples = backend.generate(std::slice::from_ref(p), settings)?;
+            let mut drawn = std::collections::HashMap::new();
+            for sibling in reuse_from {
+                let g = sibling.join(format!("{}.jsonl", p.id));
+                if g.is_file() {
+                    drawn.extend(read(&g)?.into_iter().map(|d| (d.id.clone(), d)));
+                }
+            }
+            let samples = backend.generate_resuming(std::slice::from_ref(p), settings, drawn, |_| Ok(()), &progress::Silent)?.0;
             write(&f, &samples)?;
             made += 1;
         }
@@ -121,12 +135,12 @@ pub(crate) fn generate_prompts(
 /// Runs shard `shard` of `task` in this process and returns its documents.
 fn run_shard(task: &Task, shard: Shard, log_lines: bool) -> Result<Vec<Document>> {
     match task {
-        Task::Generate { model, openai, prompts, settings, docs_dir, stop_after_prompts } => {
+        Task::Generate { model, openai, prompts, settings, docs_dir, reuse_from, stop_after_prompts } => {
             let backend = lm::Backend::open(model, openai.as_ref(), settings.precision)?;
             let mine = shard.select(prompts);
             let started = Instant::now();
             let mut made = 0usize;
-            generate_prompts(&backend, mine, settings, docs_dir, *stop_after_prompts, |i, generated| {
+            generate_prompts(&backend, mine, settings, docs_dir, reuse_from, *stop_after_prompts, |i, generated| {
                 made += generated as usize;
                 if log_lines && generated {
                     let left = started.elapsed().as_secs_f64() / made as f64 * (mine.len() - i - 1) as f64;

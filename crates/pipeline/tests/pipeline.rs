@@ -224,6 +224,55 @@ fn cache_resume_and_reruns() {
     assert!(verbatim >= kept_common, "{verbatim} spans verbatim, {kept_common} kept");
 }
 
+/// A cell with more samples per prompt takes the samples a cell with fewer already drew (same
+/// generator, prompts and settings), and draws only the rest: its corpus is the one it would
+/// draw alone.
+#[test]
+fn more_samples_per_prompt_take_a_smaller_cells_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let two = setup(tmp.path(), CONFIG);
+    let mut three = two.clone();
+    three.generation.samples_per_prompt = 3;
+    let opts = |out: &Path| RunOptions { out: out.to_path_buf(), ..Default::default() };
+    let texts = |out: &Path| -> Vec<(String, String)> {
+        corpus::read_corpus(&out.join("synthetic.jsonl"), None, &corpus::ReadOptions::default()).unwrap().into_iter().map(|d| (d.id, d.text)).collect()
+    };
+    let alone = tmp.path().join("alone");
+    run(&three, &opts(&alone)).unwrap();
+    let drawn_alone = texts(&alone);
+
+    // Two samples per prompt first; then their text is marked, so that taking them shows.
+    let a = tmp.path().join("a");
+    run(&two, &opts(&a)).unwrap();
+    let mut marked = 0;
+    for stage in std::fs::read_dir(a.join("stages")).unwrap().map(|e| e.unwrap().path()) {
+        if !stage.file_name().unwrap().to_string_lossy().starts_with("generate-") {
+            continue;
+        }
+        for f in std::fs::read_dir(stage.join("shards")).unwrap().map(|e| e.unwrap().path()) {
+            let mut docs = corpus::read_corpus(&f, None, &corpus::ReadOptions::default()).unwrap();
+            for d in &mut docs {
+                d.text.push_str(" MARK");
+                marked += 1;
+            }
+            corpus::write_corpus(&f, Some(corpus::Format::Jsonl), &docs).unwrap();
+        }
+    }
+    assert_eq!(marked, drawn_alone.len() / 3 * 2);
+    let summary = run(&three, &opts(&a)).unwrap();
+    assert!(!summary.cells[0].timings.iter().find(|t| t.stage == "generate").unwrap().cached);
+    let taken = texts(&a);
+    assert_eq!(taken.len(), drawn_alone.len());
+    for ((id, text), (id_alone, text_alone)) in taken.iter().zip(&drawn_alone) {
+        assert_eq!(id, id_alone);
+        if id.ends_with("__s002") {
+            assert_eq!(text, text_alone, "{id}: the new sample is the one drawn alone");
+        } else {
+            assert_eq!(text.strip_suffix(" MARK"), Some(text_alone.as_str()), "{id}: taken from the 2-sample cell");
+        }
+    }
+}
+
 /// `[ablation.generators]`: one cell per named generator, each trained from its own section; the
 /// NER stages they share come from the cache; the report compares them in a table and a plot.
 #[test]

@@ -233,8 +233,23 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
     let _ = writeln!(
         md,
         "Data (main setting): {} training documents ({} held out as prompts; generator on {}, annotator on {}), {} dev, {} test; \
-{} synthetic documents with {} machine-annotated spans.\n",
-        d.train_documents, d.prompt_documents, d.generator_documents, d.annotator_documents, d.dev_documents, d.test_documents, d.synthetic_documents, d.synthetic_spans
+{} synthetic documents with {} machine-annotated spans{}.\n",
+        d.train_documents,
+        d.prompt_documents,
+        d.generator_documents,
+        d.annotator_documents,
+        d.dev_documents,
+        d.test_documents,
+        d.synthetic_documents,
+        d.synthetic_spans,
+        if d.words_per_document.synthetic > 0.0 {
+            format!(
+                "; {:.0} words per synthetic document, {:.0} per document the generator imitates",
+                d.words_per_document.synthetic, d.words_per_document.gold
+            )
+        } else {
+            String::new()
+        }
     );
 
     let _ = writeln!(md, "## Gold-trained vs synthetic-trained NER (gold test set)\n");

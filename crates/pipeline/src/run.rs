@@ -75,9 +75,14 @@ pub struct CellData {
     /// one: what a synthetic NER can learn of each label (empty in results written before it).
     #[serde(default)]
     pub label_rates: BTreeMap<String, LabelRate>,
+    /// Mean words (whitespace-separated) per document: the generator's training documents and
+    /// the synthetic corpus (samples cut at `max_new_tokens` come out short; 0 in older results).
+    #[serde(default)]
+    pub words_per_document: LabelRate,
 }
 
-/// Spans of one label per 1,000 words (whitespace-separated) in two corpora.
+/// Spans of one label per 1,000 words (whitespace-separated) in two corpora; also a pair of any
+/// measure of the two.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LabelRate {
     /// In the generator's training documents (what it imitates).
@@ -102,6 +107,10 @@ pub fn label_rates(gold: &[Document], synthetic: &[Document]) -> BTreeMap<String
         .chain(s.keys())
         .map(|l| (l.clone(), LabelRate { gold: g.get(l).copied().unwrap_or(0.0), synthetic: s.get(l).copied().unwrap_or(0.0) }))
         .collect()
+}
+
+fn mean_words(docs: &[Document]) -> f64 {
+    docs.iter().map(|d| d.text.split_whitespace().count()).sum::<usize>() as f64 / docs.len().max(1) as f64
 }
 
 /// `results.json` of a cell: the two NER entries have the shape of `synthdeid evaluate --json`.
@@ -489,6 +498,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         synthetic_documents: synthetic.len(),
         synthetic_spans: synthetic.iter().map(|d| d.spans.len()).sum(),
         label_rates: label_rates(&gen_train, &synthetic),
+        words_per_document: LabelRate { gold: mean_words(&gen_train), synthetic: mean_words(&synthetic) },
     };
     let result = CellResult {
         cell: cell.clone(),

@@ -233,7 +233,7 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
     let _ = writeln!(
         md,
         "Data (main setting): {} training documents ({} held out as prompts; generator on {}, annotator on {}), {} dev, {} test; \
-{} synthetic documents with {} machine-annotated spans{}.\n",
+{} synthetic documents with {} machine-annotated spans{}{}.\n",
         d.train_documents,
         d.prompt_documents,
         d.generator_documents,
@@ -249,6 +249,14 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
             )
         } else {
             String::new()
+        },
+        match d.cut_at_max_new_tokens {
+            Some(n) => format!(
+                "; {n} of them ({:.1}%) stopped at `generation.max_new_tokens` = {} before they ended",
+                100.0 * n as f64 / d.synthetic_documents.max(1) as f64,
+                cfg.generation.max_new_tokens
+            ),
+            None => String::new(),
         }
     );
 

@@ -79,6 +79,10 @@ pub struct CellData {
     /// the synthetic corpus (samples cut at `max_new_tokens` come out short; 0 in older results).
     #[serde(default)]
     pub words_per_document: LabelRate,
+    /// Synthetic documents that stopped at `generation.max_new_tokens` before they ended (None:
+    /// not known, e.g. the n-gram generator or a stage from an earlier synthdeid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_at_max_new_tokens: Option<usize>,
 }
 
 /// Spans of one label per 1,000 words (whitespace-separated) in two corpora; also a pair of any
@@ -401,6 +405,14 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     })?;
     say("generate", &t);
     timings.push(t);
+    let cut = crate::shards::cut_samples(&generate_dir.join("shards"), &lm::prompts_from_docs(&prompts, g.prompt_words));
+    if let Some(n) = cut.filter(|&n| n * 20 > prompts.len() * cell.samples_per_prompt) {
+        eprintln!(
+            "   note: {n} of {} synthetic documents stopped at generation.max_new_tokens = {} before they ended (their last part, often the sign-off, is missing); a larger value lets them finish",
+            prompts.len() * cell.samples_per_prompt,
+            g.max_new_tokens
+        );
+    }
 
     // 4. Machine-annotate the synthetic text with the annotator (128-word windows).
     let window = g.annotate_window;
@@ -499,6 +511,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         synthetic_spans: synthetic.iter().map(|d| d.spans.len()).sum(),
         label_rates: label_rates(&gen_train, &synthetic),
         words_per_document: LabelRate { gold: mean_words(&gen_train), synthetic: mean_words(&synthetic) },
+        cut_at_max_new_tokens: cut,
     };
     let result = CellResult {
         cell: cell.clone(),

@@ -113,13 +113,29 @@ pub(crate) fn generate_prompts(
                 bail!("interrupted after {made} prompt documents (simulated kill)");
             }
             let mut drawn = std::collections::HashMap::new();
+            // Which of the taken samples stopped at max_new_tokens: None if a sibling did not say.
+            let mut cut_before: Option<Vec<String>> = Some(Vec::new());
             for sibling in reuse_from {
                 let g = sibling.join(format!("{}.jsonl", p.id));
                 if g.is_file() {
                     drawn.extend(read(&g)?.into_iter().map(|d| (d.id.clone(), d)));
+                    let ids = read_cut(&sibling.join(cut_name(p)));
+                    cut_before = cut_before.zip(ids).map(|(mut a, b)| {
+                        a.extend(b);
+                        a
+                    });
                 }
             }
-            let samples = backend.generate_resuming(std::slice::from_ref(p), settings, drawn, |_| Ok(()), &progress::Silent)?.0;
+            let (samples, stats) = backend.generate_resuming(std::slice::from_ref(p), settings, drawn, |_| Ok(()), &progress::Silent)?;
+            // Without token counts (the n-gram baseline) nobody knows which samples were cut.
+            let cut_known = cut_before.filter(|_| stats.samples == 0 || stats.new_tokens.is_some());
+            if let Some(mut cut) = cut_known {
+                cut.extend(stats.cut);
+                cut.retain(|id| samples.iter().any(|d| &d.id == id));
+                cut.sort();
+                cut.dedup();
+                fsutil::atomic_write_private(&docs_dir.join(cut_name(p)), serde_json::to_string(&cut)?.as_bytes()).map_err(|e| anyhow!(e))?;
+            }
             write(&f, &samples)?;
             made += 1;
         }
@@ -130,6 +146,22 @@ pub(crate) fn generate_prompts(
         all.extend(read(&file(p))?);
     }
     Ok(all)
+}
+
+/// The record beside a prompt document's samples of those that stopped at `max_new_tokens`.
+fn cut_name(p: &lm::Prompt) -> String {
+    format!("{}.cut.json", p.id)
+}
+
+fn read_cut(path: &Path) -> Option<Vec<String>> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// How many samples of the generate stage in `docs_dir` stopped at `max_new_tokens` before their
+/// document ended; None where a prompt document has no record (a stage written before they were
+/// kept, or a generator that does not count tokens).
+pub(crate) fn cut_samples(docs_dir: &Path, prompts: &[lm::Prompt]) -> Option<usize> {
+    prompts.iter().map(|p| read_cut(&docs_dir.join(cut_name(p))).map(|c| c.len())).sum()
 }
 
 /// Runs shard `shard` of `task` in this process and returns its documents.

@@ -141,6 +141,7 @@ fn cache_resume_and_reruns() {
     assert!(results["data"]["label_rates"][label]["gold"].as_f64().unwrap() == r.gold);
     let md = std::fs::read_to_string(a.join("report.md")).unwrap();
     assert!(md.contains("| written / imitated |"), "report lacks the label rates");
+    assert_eq!(cell.data.cut_at_max_new_tokens, None, "the n-gram generator counts words, not tokens");
     let w = cell.data.words_per_document;
     assert!(w.gold > 10.0 && w.synthetic > 10.0 && md.contains(&format!("{:.0} words per synthetic document", w.synthetic)), "{w:?}");
     let first_results = std::fs::read_to_string(a.join("results.json")).unwrap();

@@ -320,6 +320,14 @@ pub fn run_generate(args: &GenerateArgs) -> Result<()> {
         stats.resumed,
         args.out.display()
     );
+    if !stats.cut.is_empty() {
+        eprintln!(
+            "{} of the {} generated samples stopped at --max-new-tokens {} before their document ended; a larger value lets them finish",
+            stats.cut.len(),
+            stats.samples,
+            cfg.max_new_tokens
+        );
+    }
     Ok(())
 }
 

@@ -138,6 +138,10 @@ fn three_shard_processes_write_the_one_process_corpus_and_record_it() {
 
     // Provenance: backend, shards, parts, and each file's size and hash.
     let documents = std::fs::read_to_string(one.join("synthetic.jsonl")).unwrap().lines().count();
+    // Samples longer than max_new_tokens (60; the built-in documents are longer) are counted,
+    // by the shards as by one process (results are equal above).
+    let cut = results(&one)["data"]["cut_at_max_new_tokens"].as_u64().expect("counted with a decoder") as usize;
+    assert!(cut > 0 && cut <= documents, "{cut} of {documents}");
     for stage in ["generate", "annotate"] {
         let (p1, p3) = (provenance(&stage_dir(&one, stage)), provenance(&stage_dir(&three, stage)));
         assert_eq!((p1["stage"].as_str(), p1["shards"].as_u64(), p3["shards"].as_u64()), (Some(stage), Some(1), Some(3)), "{p3}");
@@ -175,7 +179,7 @@ fn three_shard_processes_write_the_one_process_corpus_and_record_it() {
         copy_dir(&from, &again.join("stages").join(from.file_name().unwrap()));
     }
     let generate = again.join("stages").join(stage_dir(&one, "generate").file_name().unwrap());
-    let mut prompts: Vec<String> = std::fs::read_dir(stage_dir(&one, "generate").join("shards")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut prompts: Vec<String> = std::fs::read_dir(stage_dir(&one, "generate").join("shards")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".jsonl")).collect();
     // Prompt order: as in the corpus (ids `PROMPT__sNNN`).
     let order: Vec<String> = std::fs::read_to_string(one.join("synthetic.jsonl"))
         .unwrap()

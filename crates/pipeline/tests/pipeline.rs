@@ -68,7 +68,7 @@ fn shipped_configs_load() {
     assert!(n >= 10, "{n} run configs");
     let recipe: ner::TrainConfig = toml::from_str(&std::fs::read_to_string(dir.join("ner-meddocan.toml")).unwrap()).unwrap();
     let main = RunConfig::load(&dir.join("meddocan-gemma.toml")).unwrap();
-    for name in ["meddocan-gemma.toml", "meddocan-gemma-hardened.toml", "meddocan-gemma-ablation-folds.toml"] {
+    for name in ["meddocan-gemma.toml", "meddocan-gemma-hardened.toml", "meddocan-gemma-ablation-folds.toml", "meddocan-gemma-all-linear.toml"] {
         let cfg = RunConfig::load(&dir.join(name)).unwrap();
         assert_eq!(cfg.generator.init.as_deref(), Some(Path::new("gemma-3-270m")), "{name}: a registry name stays a name");
         for (stage, c) in [("annotator", &cfg.annotator), ("synthetic_ner", &cfg.synthetic_ner)] {
@@ -76,6 +76,8 @@ fn shipped_configs_load() {
             assert_eq!(ner::TrainConfig { seed: recipe.seed, ..c.clone() }, recipe, "{name}: [{stage}] is not the recipe of record");
         }
     }
+    let all = RunConfig::load(&dir.join("meddocan-gemma-all-linear.toml")).unwrap();
+    assert_eq!((all.generator.lora.target_modules.len(), all.generator.lora.rank), (7, main.generator.lora.rank));
     // The ablations extend the main config: its cell is one of theirs, with the same generator.
     let hardened = RunConfig::load(&dir.join("meddocan-gemma-hardened.toml")).unwrap();
     assert_eq!(hardened.ablation.hardening, [false, true]);

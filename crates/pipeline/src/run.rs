@@ -367,13 +367,14 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     };
     let generate_key = StageKey::of_settings("generate", &gen_settings, &lm::GenerateConfig::default(), &[&gen_key.hash, &prompts_h]);
     let shards = opts.shards.unwrap_or(cfg.run.shards).max(1);
+    // Stages differing only in these two draw the same sample for the same id (see sample_siblings).
     let family_settings = lm::GenerateConfig { samples_per_prompt: 0, batch_size: 0, ..gen_settings.clone() };
     let family_defaults = lm::GenerateConfig { samples_per_prompt: 0, batch_size: 0, ..lm::GenerateConfig::default() };
     let family = StageKey::of_settings("generate-samples", &family_settings, &family_defaults, &[&gen_key.hash, &prompts_h]);
     let reuse_from = crate::cache::sample_siblings(stages, &family.hash, &generate_key.dir(stages))?;
+    let prompt_list = lm::prompts_from_docs(&prompts, g.prompt_words);
     let (generate_dir, t) = run_stage_recorded(stages, &generate_key, force("generate"), |dir| {
         let docs_dir = dir.join("shards");
-        let prompt_list = lm::prompts_from_docs(&prompts, g.prompt_words);
         opts.progress.start("prompt documents", prompts.len() as u64);
         // N shard processes: no more than there are prompt documents.
         let n = shards.min(prompts.len()).max(1);
@@ -405,7 +406,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     })?;
     say("generate", &t);
     timings.push(t);
-    let cut = crate::shards::cut_samples(&generate_dir.join("shards"), &lm::prompts_from_docs(&prompts, g.prompt_words));
+    let cut = crate::shards::cut_samples(&generate_dir.join("shards"), &prompt_list);
     if let Some(n) = cut.filter(|&n| n * 20 > prompts.len() * cell.samples_per_prompt) {
         eprintln!(
             "   note: {n} of {} synthetic documents stopped at generation.max_new_tokens = {} before they ended (their last part, often the sign-off, is missing); a larger value lets them finish",

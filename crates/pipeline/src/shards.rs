@@ -119,11 +119,10 @@ pub(crate) fn generate_prompts(
                 let g = sibling.join(format!("{}.jsonl", p.id));
                 if g.is_file() {
                     drawn.extend(read(&g)?.into_iter().map(|d| (d.id.clone(), d)));
-                    let ids = read_cut(&sibling.join(cut_name(p)));
-                    cut_before = cut_before.zip(ids).map(|(mut a, b)| {
-                        a.extend(b);
-                        a
-                    });
+                    match (&mut cut_before, read_cut(&sibling.join(cut_name(p)))) {
+                        (Some(cut), Some(ids)) => cut.extend(ids),
+                        _ => cut_before = None,
+                    }
                 }
             }
             let (samples, stats) = backend.generate_resuming(std::slice::from_ref(p), settings, drawn, |_| Ok(()), &progress::Silent)?;

@@ -68,7 +68,7 @@ fn shipped_configs_load() {
     assert!(n >= 10, "{n} run configs");
     let recipe: ner::TrainConfig = toml::from_str(&std::fs::read_to_string(dir.join("ner-meddocan.toml")).unwrap()).unwrap();
     let main = RunConfig::load(&dir.join("meddocan-gemma.toml")).unwrap();
-    for name in ["meddocan-gemma.toml", "meddocan-gemma-hardened.toml", "meddocan-gemma-ablation-folds.toml", "meddocan-gemma-all-linear.toml"] {
+    for name in ["meddocan-gemma.toml", "meddocan-gemma-hardened.toml", "meddocan-gemma-ablation-folds.toml", "meddocan-gemma-all-linear.toml", "meddocan-gemma-qv.toml"] {
         let cfg = RunConfig::load(&dir.join(name)).unwrap();
         assert_eq!(cfg.generator.init.as_deref(), Some(Path::new("gemma-3-270m")), "{name}: a registry name stays a name");
         for (stage, c) in [("annotator", &cfg.annotator), ("synthetic_ner", &cfg.synthetic_ner)] {
@@ -76,8 +76,14 @@ fn shipped_configs_load() {
             assert_eq!(ner::TrainConfig { seed: recipe.seed, ..c.clone() }, recipe, "{name}: [{stage}] is not the recipe of record");
         }
     }
+    // The current recipe: adapters on every linear layer, bf16 decoding; the first one (q and v, f32) stays loadable
+    // for the results made with it.
     let all = RunConfig::load(&dir.join("meddocan-gemma-all-linear.toml")).unwrap();
-    assert_eq!((all.generator.lora.target_modules.len(), all.generator.lora.rank), (7, main.generator.lora.rank));
+    let qv = RunConfig::load(&dir.join("meddocan-gemma-qv.toml")).unwrap();
+    assert_eq!(main.generator.lora.target_modules, all.generator.lora.target_modules);
+    assert_eq!((all.generator.lora.target_modules.len(), main.generation.precision), (7, lm::Precision::Bf16));
+    assert_eq!((qv.generator.lora.target_modules.len(), qv.generation.precision), (0, lm::Precision::F32));
+    assert_eq!(RunConfig { generator: main.generator.clone(), generation: main.generation.clone(), run: main.run.clone(), ..qv.clone() }, main);
     // The ablations extend the main config: its cell is one of theirs, with the same generator.
     let hardened = RunConfig::load(&dir.join("meddocan-gemma-hardened.toml")).unwrap();
     assert_eq!(hardened.ablation.hardening, [false, true]);
@@ -89,6 +95,78 @@ fn shipped_configs_load() {
     assert_eq!(generators.ablation.generators.len(), 5);
     let cells = pipeline::cells(&RunConfig::load(&dir.join("meddocan-gemma-ablation-volume.toml")).unwrap());
     assert_eq!(cells.iter().map(|c| c.samples_per_prompt).collect::<Vec<_>>(), [20, 40, 80]);
+}
+
+/// Each committed result directory holds the config it was made with (`config.resolved.toml`); the command at the
+/// top of its report must still resolve to that config, so that it reproduces. Directories made with an older config
+/// format say so on that line ("as of commit …") and are left out.
+#[test]
+fn committed_results_reproduce_with_the_command_in_their_report() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Data paths are written as the run resolved them (relative to where it ran): compare from `shared/` on.
+    let normalise = |mut c: RunConfig| {
+        let tail = |p: &Path| {
+            let s = p.to_string_lossy().replace('\\', "/");
+            std::path::PathBuf::from(s.find("shared/").map_or(s.clone(), |i| s[i..].to_string()))
+        };
+        c.data.train = tail(&c.data.train);
+        c.data.dev = c.data.dev.as_deref().map(tail);
+        c.data.test = c.data.test.as_deref().map(tail);
+        // Settings of a model kind the run does not train are not part of what it made.
+        let perceptron = pipeline::NerKind::Perceptron;
+        if c.models.annotator == perceptron {
+            c.annotator = Default::default();
+        }
+        if c.models.synthetic_ner == perceptron {
+            c.synthetic_ner = Default::default();
+        }
+        if c.models.annotator != perceptron && c.models.synthetic_ner != perceptron {
+            c.perceptron = Default::default();
+        }
+        c
+    };
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(root.join("results")).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(report) = std::fs::read_to_string(dir.join("report.md")) else { continue };
+        let Some(line) = report.lines().find(|l| l.starts_with("Reproduce: `synthdeid run ")) else { continue };
+        if line.contains("as of commit") {
+            continue;
+        }
+        let config = line.trim_start_matches("Reproduce: `synthdeid run ").split_whitespace().next().unwrap();
+        let current = RunConfig::load(&root.join(config)).unwrap_or_else(|e| panic!("{}: {config}: {e:#}", dir.display()));
+        let mut made: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("config.resolved.toml")).unwrap()).unwrap();
+        // A perceptron stage's transformer section may be in an older format: not part of what the run made.
+        for stage in ["annotator", "synthetic_ner"] {
+            if made.get("models").and_then(|m| m.get(stage)).and_then(|k| k.as_str()) == Some("perceptron") {
+                made.remove(stage);
+            }
+        }
+        let made: RunConfig = made
+            .try_into()
+            .unwrap_or_else(|e| panic!("{}: config.resolved.toml no longer parses ({e}); mark its Reproduce line \"as of commit …\"", dir.display()));
+        let (current, made) = (normalise(current), normalise(made));
+        if current != made {
+            // The settings that differ, as `section.key = value` lines of each side.
+            let flat = |c: &RunConfig| {
+                let mut lines = std::collections::BTreeSet::new();
+                let mut section = String::new();
+                for l in toml::to_string(c).unwrap().lines() {
+                    if l.starts_with('[') {
+                        section = l.to_string();
+                    } else if !l.trim().is_empty() {
+                        lines.insert(format!("{section} {l}"));
+                    }
+                }
+                lines
+            };
+            let (a, b) = (flat(&current), flat(&made));
+            panic!("{}: `{config}` no longer resolves to the config the results were made with: now {:?}, then {:?}", dir.display(), a.difference(&b).collect::<Vec<_>>(), b.difference(&a).collect::<Vec<_>>());
+        }
+        checked.push(dir.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    checked.sort();
+    assert!(checked.iter().any(|d| d == "meddocan-gemma-canaries") && checked.len() >= 6, "{checked:?}");
 }
 
 #[test]

@@ -500,7 +500,8 @@ ones that can point at a patient.\n",
         let _ = writeln!(md, "| {} | {:.1} | {} | {shards} | {backend} |", t.stage, t.seconds, if t.cached { "yes" } else { "no" });
     }
     if let Some(p) = first.generator_dev_perplexity {
-        let _ = writeln!(md, "\nGenerator dev perplexity: {p:.2}");
+        let cut = if first.generator_stopped_by_budget == Some(true) { " (training stopped at `generator.max_minutes` before its last epoch ended)" } else { "" };
+        let _ = writeln!(md, "\nGenerator dev perplexity: {p:.2}{cut}");
     }
     let _ = writeln!(md, "\n## Settings\n\n```toml\n{}```", toml::to_string_pretty(cfg).unwrap_or_default());
     md

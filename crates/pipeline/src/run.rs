@@ -128,6 +128,10 @@ pub struct CellResult {
     pub hardening: Option<HardeningReport>,
     pub data: CellData,
     pub generator_dev_perplexity: Option<f64>,
+    /// Whether `generator.max_minutes` stopped the generator's training before its last epoch ended
+    /// (None: no training, or results from before this was recorded).
+    #[serde(default)]
+    pub generator_stopped_by_budget: Option<bool>,
     pub timings: Vec<StageTiming>,
     /// With `[canaries]`: what the synthetic corpus gives away of the planted records.
     #[serde(default)]
@@ -347,10 +351,17 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     })?;
     say("generator", &t);
     timings.push(t);
-    let generator_dev_perplexity = read_json::<serde_json::Value>(&gen_dir.join("train_report.json"))
-        .ok()
-        .and_then(|v| v.get("best_dev_perplexity").and_then(|p| p.as_f64()))
-        .filter(|p| p.is_finite());
+    let train_report = read_json::<serde_json::Value>(&gen_dir.join("train_report.json")).ok();
+    let generator_dev_perplexity = train_report.as_ref().and_then(|v| v.get("best_dev_perplexity").and_then(|p| p.as_f64())).filter(|p| p.is_finite());
+    // A generator cut by its time budget is a weaker one: say so rather than leave it to the numbers.
+    let generator_stopped_by_budget = train_report.as_ref().and_then(|v| v.get("finished")).and_then(|f| f.as_bool()).map(|f| !f);
+    if generator_stopped_by_budget == Some(true) {
+        eprintln!(
+            "   note: the generator's training stopped at generator.max_minutes = {} before the end of its {} epoch(s) (train_report.json); a larger budget trains a new generator",
+            gen_cfg.max_minutes.unwrap_or(0.0),
+            gen_cfg.epochs
+        );
+    }
 
     // 3. Generate: prompts are the first words of the held-out prompt documents; one file per
     // prompt document (`shards/ID.jsonl`), so a killed run resumes where it stopped with the same
@@ -522,6 +533,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         hardening,
         data,
         generator_dev_perplexity,
+        generator_stopped_by_budget,
         timings,
         canaries: canary_report,
     };

@@ -212,4 +212,15 @@ fn three_shard_processes_write_the_one_process_corpus_and_record_it() {
         assert_eq!(std::fs::metadata(&p).unwrap().modified().unwrap(), t, "{} was generated again", p.display());
     }
     assert!(std::fs::read(one.join("synthetic.jsonl")).unwrap() == std::fs::read(again.join("synthetic.jsonl")).unwrap());
+
+    // A generator whose training its time budget stopped: the run, results.json and the report say so.
+    assert_eq!(results(&one)["generator_stopped_by_budget"], false);
+    let budget = d.join("budget.toml");
+    std::fs::write(&budget, CONFIG.replace("batch_size = 4\n\n[generation]", "batch_size = 4\nmax_minutes = 0.000001\n\n[generation]")).unwrap();
+    let cut_run = d.join("cut");
+    let o = run(&budget, &cut_run, &["--cache", one.join("stages").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("training stopped at generator.max_minutes"), "{err}");
+    assert_eq!(results(&cut_run)["generator_stopped_by_budget"], true);
+    assert!(std::fs::read_to_string(cut_run.join("report.md")).unwrap().contains("(training stopped at `generator.max_minutes` before its last epoch ended)"));
 }

@@ -408,7 +408,14 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
             })?
         } else {
             let generator = lm::Backend::open(&gen_dir.join("model"), gen_cfg.openai.as_ref(), gen_settings.precision)?;
-            let docs = crate::shards::generate_prompts(&generator, &prompt_list, &gen_settings, &docs_dir, &reuse_from, opts.stop_after_prompts, |_, _| opts.progress.inc(1))?;
+            let docs = crate::shards::generate_prompts(&generator, &prompt_list, &gen_settings, &docs_dir, &reuse_from, opts.stop_after_prompts, |_, generated| {
+                // Prompt documents a killed run finished take no time now: not the pace.
+                if generated {
+                    opts.progress.inc(1)
+                } else {
+                    opts.progress.skip(1)
+                }
+            })?;
             (docs, Vec::new())
         };
         opts.progress.finish();

@@ -19,6 +19,12 @@ pub trait Progress: Sync {
     /// `n` more units of the current stage are done.
     fn inc(&self, _n: u64) {}
 
+    /// `n` units found done by an earlier run (a resumed stage's finished parts): they advance the
+    /// count but took no time now, so an estimate of the time left leaves them out of its pace.
+    fn skip(&self, n: u64) {
+        self.inc(n)
+    }
+
     /// The current state beside the bar (loss, learning rate, speed), replaced by the next one.
     fn message(&self, _msg: &str) {}
 

@@ -31,6 +31,9 @@ struct State {
 struct Pace {
     /// When the first count arrived and where it left the bar (a resume's jump, or step one).
     base: Option<(Instant, u64)>,
+    /// Units found done ([`Progress::skip`]) since `base`: a resumed generation reaches its
+    /// finished prompt documents one by one, between ones it writes.
+    skipped: u64,
 }
 
 impl Pace {
@@ -40,9 +43,16 @@ impl Pace {
         }
     }
 
+    /// Before the first counted unit, skipped ones join the base when it is set.
+    fn skipped(&mut self, n: u64) {
+        if self.base.is_some() {
+            self.skipped += n;
+        }
+    }
+
     fn left(&self, pos: u64, len: u64) -> Option<Duration> {
         let (t0, p0) = self.base?;
-        let done = pos.checked_sub(p0).filter(|&d| d > 0)?;
+        let done = pos.checked_sub(p0 + self.skipped).filter(|&d| d > 0)?;
         Some(t0.elapsed().mul_f64(len.saturating_sub(pos) as f64 / done as f64))
     }
 }
@@ -74,6 +84,27 @@ impl Bars {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// `n` more units, done now or (`skipped`) found done by an earlier run.
+    fn count(&self, n: u64, skipped: bool) {
+        let mut s = self.state();
+        let Some(bar) = s.bar.clone() else { return };
+        bar.inc(n);
+        let mut pace = s.pace.lock().unwrap_or_else(|e| e.into_inner());
+        if skipped {
+            pace.skipped(n);
+        } else {
+            pace.seen(bar.position());
+        }
+        let left = pace.left(bar.position(), bar.length().unwrap_or(0));
+        drop(pace);
+        if !self.terminal && s.last_line.elapsed() >= LOG_EVERY {
+            let msg = bar.message();
+            let msg = if msg.is_empty() { String::new() } else { format!(" ({msg})") };
+            eprintln!("   {}/{} {}, {}{msg}", bar.position(), bar.length().unwrap_or(0), bar.prefix(), minutes(left));
+            s.last_line = Instant::now();
+        }
+    }
 }
 
 impl Progress for Bars {
@@ -103,19 +134,11 @@ impl Progress for Bars {
     }
 
     fn inc(&self, n: u64) {
-        let mut s = self.state();
-        let Some(bar) = s.bar.clone() else { return };
-        bar.inc(n);
-        let mut pace = s.pace.lock().unwrap_or_else(|e| e.into_inner());
-        pace.seen(bar.position());
-        let left = pace.left(bar.position(), bar.length().unwrap_or(0));
-        drop(pace);
-        if !self.terminal && s.last_line.elapsed() >= LOG_EVERY {
-            let msg = bar.message();
-            let msg = if msg.is_empty() { String::new() } else { format!(" ({msg})") };
-            eprintln!("   {}/{} {}, {}{msg}", bar.position(), bar.length().unwrap_or(0), bar.prefix(), minutes(left));
-            s.last_line = Instant::now();
-        }
+        self.count(n, false)
+    }
+
+    fn skip(&self, n: u64) {
+        self.count(n, true)
     }
 
     fn message(&self, msg: &str) {
@@ -155,6 +178,20 @@ mod tests {
         assert!((99.0..102.0).contains(&left), "{left}");
         assert_eq!(p.left(10, 10).unwrap(), Duration::ZERO);
         assert_eq!(minutes(None), "time left not known yet");
+    }
+
+    #[test]
+    fn units_found_done_are_not_pace() {
+        // A resumed generation: 3 prompt documents found done, then 1 written, 1 found, 1 written.
+        let mut p = Pace::default();
+        p.skipped(3);
+        assert_eq!(p.left(3, 10), None);
+        p.seen(4);
+        p.skipped(1);
+        p.base = Some((Instant::now() - Duration::from_secs(100), 4));
+        // Written since the base: 1 of the 2 counts (the other was found) in 100 s; 4 to go: 400 s.
+        let left = p.left(6, 10).unwrap().as_secs_f64();
+        assert!((399.0..405.0).contains(&left), "{left}");
         assert_eq!(minutes(Some(Duration::from_secs(170))), "about 3 min left");
     }
 }

@@ -164,7 +164,7 @@ fn committed_results_reproduce_with_the_command_in_their_report() {
         checked.push(dir.file_name().unwrap().to_string_lossy().into_owned());
     }
     checked.sort();
-    assert!(["meddocan-gemma", "meddocan-gemma-canaries"].iter().all(|r| checked.iter().any(|d| d == r)) && checked.len() >= 6, "{checked:?}");
+    assert!(["meddocan-gemma", "meddocan-gemma-canaries", "meddocan-gemma-hardened"].iter().all(|r| checked.iter().any(|d| d == r)) && checked.len() >= 6, "{checked:?}");
 }
 
 #[test]

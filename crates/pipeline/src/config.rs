@@ -240,6 +240,14 @@ impl RunConfig {
         if let Some(key) = first_unknown_key(&given, &understood, "") {
             bail!("{}: unknown key `{key}` (check the spelling; `synthdeid run --help` lists the sections)", path.display());
         }
+        // Each stage takes its seed from run.seed (and ablation.seeds): a section's own `seed`
+        // would be replaced without a word, so it is refused.
+        let generators = given.get("ablation").and_then(|a| a.get("generators")).and_then(|g| g.as_table());
+        let sections = ["annotator", "synthetic_ner", "perceptron", "generator"].map(|s| (s.to_string(), given.get(s)));
+        let variants = generators.into_iter().flatten().map(|(n, g)| (format!("ablation.generators.{n}"), Some(g)));
+        if let Some((section, _)) = sections.into_iter().chain(variants).find(|(_, v)| v.and_then(|v| v.get("seed")).is_some()) {
+            bail!("{}: `{section}.seed`: every stage of a run is seeded from run.seed (repeat cells over seeds with ablation.seeds); remove it", path.display());
+        }
         if !cfg.ablation.generators.is_empty() && given.get("generator").is_some() {
             bail!("{}: [generator] and [ablation.generators] both given: with generators to compare, each is a section [ablation.generators.NAME] and there is no [generator]", path.display());
         }

@@ -188,6 +188,11 @@ fn bad_configs_stop_before_any_work_naming_the_key() {
     // Sections whose settings type cannot deny unknown fields itself (flattened fields) are checked too.
     let e = load_err(tmp.path(), &CONFIG.replace("generator = \"ngram\"", "generator = \"ngram\"\nlayerz = 3"));
     assert!(e.contains("unknown key `generator.layerz`"), "{e}");
+    // A stage's own seed would be overridden by run.seed: refused, not ignored.
+    let e = load_err(tmp.path(), &CONFIG.replace("[synthetic_ner]\n", "[synthetic_ner]\nseed = 14\n"));
+    assert!(e.contains("`synthetic_ner.seed`") && e.contains("run.seed"), "{e}");
+    let e = load_err(tmp.path(), &CONFIG.replace("generator = \"ngram\"", "generator = \"ngram\"\nseed = 2"));
+    assert!(e.contains("`generator.seed`"), "{e}");
     // Nothing ran: no run directory was made.
     assert!(!tmp.path().join("out").exists());
 }

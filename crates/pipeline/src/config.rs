@@ -243,9 +243,9 @@ impl RunConfig {
         // Each stage takes its seed from run.seed (and ablation.seeds): a section's own `seed`
         // would be replaced without a word, so it is refused.
         let generators = given.get("ablation").and_then(|a| a.get("generators")).and_then(|g| g.as_table());
-        let sections = ["annotator", "synthetic_ner", "perceptron", "generator"].map(|s| (s.to_string(), given.get(s)));
-        let variants = generators.into_iter().flatten().map(|(n, g)| (format!("ablation.generators.{n}"), Some(g)));
-        if let Some((section, _)) = sections.into_iter().chain(variants).find(|(_, v)| v.and_then(|v| v.get("seed")).is_some()) {
+        let sections = ["annotator", "synthetic_ner", "perceptron", "generator"].into_iter().filter_map(|s| Some((s.to_string(), given.get(s)?)));
+        let variants = generators.into_iter().flatten().map(|(n, g)| (format!("ablation.generators.{n}"), g));
+        if let Some((section, _)) = sections.chain(variants).find(|(_, v)| v.get("seed").is_some()) {
             bail!("{}: `{section}.seed`: every stage of a run is seeded from run.seed (repeat cells over seeds with ablation.seeds); remove it", path.display());
         }
         if !cfg.ablation.generators.is_empty() && given.get("generator").is_some() {

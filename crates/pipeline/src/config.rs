@@ -225,8 +225,35 @@ pub struct AblationSection {
     pub hardening: Vec<bool>,
     /// Repeat every cell with these seeds (mean ± standard deviation over them).
     pub seeds: Vec<u64>,
+    /// The first stage those seeds reach; the stages before it keep `run.seed` and so are shared
+    /// by every seed's cell (one annotator and one generator for `generate`).
+    pub reseed_from: Reseed,
     /// k-fold cross-validation over the training documents instead of the test split (0: off).
     pub folds: usize,
+}
+
+/// Where `ablation.seeds` start to draw anew, in stage order: what the spread over seeds measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reseed {
+    /// Everything: the prompt split, subsets and folds, the annotator, the generator, the rest.
+    #[default]
+    Split,
+    /// The generation, the hardening and the synthetic NER, from one annotator and generator.
+    Generate,
+    /// The synthetic NER's training only, on one synthetic corpus.
+    SyntheticNer,
+}
+
+impl Reseed {
+    /// The seed of a stage that lies at `stage` in this order, in a cell of seed `cell_seed`.
+    pub fn seed(self, stage: Reseed, cell_seed: u64, run_seed: u64) -> u64 {
+        if stage >= self {
+            cell_seed
+        } else {
+            run_seed
+        }
+    }
 }
 
 impl RunConfig {
@@ -246,7 +273,7 @@ impl RunConfig {
         let sections = ["annotator", "synthetic_ner", "perceptron", "generator"].into_iter().filter_map(|s| Some((s.to_string(), given.get(s)?)));
         let variants = generators.into_iter().flatten().map(|(n, g)| (format!("ablation.generators.{n}"), g));
         if let Some((section, _)) = sections.chain(variants).find(|(_, v)| v.get("seed").is_some()) {
-            bail!("{}: `{section}.seed`: every stage of a run is seeded from run.seed (repeat cells over seeds with ablation.seeds); remove it", path.display());
+            bail!("{}: `{section}.seed`: every stage of a run is seeded from run.seed (repeat cells over seeds with ablation.seeds, and redraw only the later stages with ablation.reseed_from); remove it", path.display());
         }
         if !cfg.ablation.generators.is_empty() && given.get("generator").is_some() {
             bail!("{}: [generator] and [ablation.generators] both given: with generators to compare, each is a section [ablation.generators.NAME] and there is no [generator]", path.display());
@@ -316,6 +343,9 @@ impl RunConfig {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                 bail!("ablation.generators.{name:?}: a generator name may hold letters, digits, '-', '_' and '.' only");
             }
+        }
+        if self.ablation.reseed_from != Reseed::Split && self.ablation.seeds.is_empty() {
+            bail!("ablation.reseed_from is given but ablation.seeds is not: list the seeds to draw the later stages with");
         }
         if !self.ablation.generators.is_empty() && !self.ablation.generator_preset.is_empty() {
             bail!("ablation.generator_preset and ablation.generators: give one (a preset is a setting of a generator section)");

@@ -2,7 +2,7 @@
 //! cache; then the report.
 
 use crate::cache::{docs_hash, run_stage, run_stage_recorded, Produced, StageKey, StageTiming};
-use crate::config::RunConfig;
+use crate::config::{Reseed, RunConfig};
 use crate::report;
 use anyhow::{anyhow, bail, Context, Result};
 use corpus::split::{k_fold, prompt_split, take_fraction, Purpose};
@@ -287,19 +287,22 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         }
     };
     let mut timings = Vec::new();
+    // With ablation.reseed_from, the stages before it keep run.seed: every seed's cell shares them.
+    let seed_of = |stage: Reseed| cfg.ablation.reseed_from.seed(stage, cell.seed, cfg.run.seed);
+    let (split_seed, generate_seed, ner_seed) = (seed_of(Reseed::Split), seed_of(Reseed::Generate), seed_of(Reseed::SyntheticNer));
 
     // Split: train/test (or a fold), then prompts, then the generator's and annotator's subsets.
     let (train_all, test) = match cell.fold {
-        Some((f, k)) => k_fold(&data.train, k, cell.seed).map_err(|e| anyhow!("ablation.folds: {e}"))?.swap_remove(f),
+        Some((f, k)) => k_fold(&data.train, k, split_seed).map_err(|e| anyhow!("ablation.folds: {e}"))?.swap_remove(f),
         None => (data.train.clone(), data.test.clone()),
     };
-    let (pool, prompts) = prompt_split(&train_all, cfg.data.prompt_ratio, cell.seed).map_err(|e| anyhow!("data.prompt_ratio: {e}"))?;
+    let (pool, prompts) = prompt_split(&train_all, cfg.data.prompt_ratio, split_seed).map_err(|e| anyhow!("data.prompt_ratio: {e}"))?;
     let subset = |ratio: f64, key: &str| -> Result<Vec<Document>> {
         let r = pool_ratio(ratio, cfg.data.prompt_ratio);
         if r >= 1.0 {
             return Ok(pool.clone());
         }
-        Ok(take_fraction(&pool, r, cell.seed, Purpose::Subset).map_err(|e| anyhow!("{key}: {e}"))?.0)
+        Ok(take_fraction(&pool, r, split_seed, Purpose::Subset).map_err(|e| anyhow!("{key}: {e}"))?.0)
     };
     let gen_train = subset(cell.generator_ratio, "generator_ratio")?;
     let ann_train = subset(cell.annotator_ratio, "annotator_ratio")?;
@@ -307,7 +310,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let (dev_h, test_h, prompts_h) = (docs_hash(dev), docs_hash(&test), docs_hash(&prompts));
 
     // 1. Annotator: NER on gold.
-    let ann_spec = tagger_spec(cfg.models.annotator, &cfg.annotator, &cfg.perceptron, cell.seed);
+    let ann_spec = tagger_spec(cfg.models.annotator, &cfg.annotator, &cfg.perceptron, split_seed);
     let ann_key = StageKey::of_settings("annotator", &ann_spec, &ann_spec.defaults(), &[&docs_hash(&ann_train), &dev_h]);
     let (ann_dir, t) = run_stage(stages, &ann_key, force("annotator"), |dir| train_tagger(&ann_spec, &ann_train, dev, &dir.join("model"), opts))?;
     say("annotator", &t);
@@ -318,13 +321,13 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         Some(name) => cfg.ablation.generators.get(name).with_context(|| format!("ablation.generators.{name}: not in the config"))?.clone(),
         None => cfg.generator.clone(),
     };
-    gen_cfg.seed = cell.seed;
+    gen_cfg.seed = split_seed;
     if let Some(p) = &cell.generator_preset {
         gen_cfg.preset = serde_json::from_value(serde_json::Value::String(p.clone()))?;
     }
     // Canaries (none unless configured) join the generator's training documents.
-    let canaries = crate::canary::make(&gen_train, &cfg.canaries, cell.seed)?;
-    let gen_input = if canaries.is_empty() { gen_train.clone() } else { crate::canary::plant(&gen_train, &canaries, cell.seed) };
+    let canaries = crate::canary::make(&gen_train, &cfg.canaries, split_seed)?;
+    let gen_input = if canaries.is_empty() { gen_train.clone() } else { crate::canary::plant(&gen_train, &canaries, split_seed) };
     let gen_key = StageKey::of_settings("generator", &gen_cfg.key_settings(), &lm::TrainConfig::default(), &[&docs_hash(&gen_input), &dev_h]);
     // Which backend produces the samples (recorded in provenance.json; never a key).
     let backend = match &gen_cfg.openai {
@@ -372,7 +375,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         samples_per_prompt: cell.samples_per_prompt,
         max_new_tokens: g.max_new_tokens,
         sampling: lm::SamplingConfig { temperature: g.temperature, top_k: g.top_k.unwrap_or(0), top_p: g.top_p },
-        seed: cell.seed,
+        seed: generate_seed,
         batch_size: g.batch_size,
         precision: g.precision,
     };
@@ -454,8 +457,8 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
 
     // 5. Optional hardening: surrogates replace every machine-annotated span.
     let (synthetic_dir, synthetic_key, hardening) = if cell.hardened.unwrap_or(cfg.hardening.enabled) {
-        let key_material = cfg.hardening.key.clone().unwrap_or_else(|| format!("synthdeid-seed-{}", cell.seed));
-        let harden_key = StageKey::of_settings("harden", &cfg.hardening, &Default::default(), &[&annotate_key.hash, &cell.seed.to_string()]);
+        let key_material = cfg.hardening.key.clone().unwrap_or_else(|| format!("synthdeid-seed-{generate_seed}"));
+        let harden_key = StageKey::of_settings("harden", &cfg.hardening, &Default::default(), &[&annotate_key.hash, &generate_seed.to_string()]);
         let (dir, t) = run_stage(stages, &harden_key, force("harden"), |dir| {
             let docs = read(&annotate_dir.join("synthetic.jsonl"))?;
             let report = harden(&docs, &gen_train, key_material.as_bytes(), &cfg.hardening, dir)?;
@@ -472,7 +475,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let synthetic = read(&synthetic_dir.join("synthetic.jsonl"))?;
 
     // 6. Synthetic NER: trained on the synthetic corpus only.
-    let syn_spec = tagger_spec(cfg.models.synthetic_ner, &cfg.synthetic_ner, &cfg.perceptron, cell.seed);
+    let syn_spec = tagger_spec(cfg.models.synthetic_ner, &cfg.synthetic_ner, &cfg.perceptron, ner_seed);
     let syn_key = StageKey::of_settings("synthetic_ner", &syn_spec, &syn_spec.defaults(), &[&synthetic_key.hash, &dev_h]);
     let (syn_dir, t) = run_stage(stages, &syn_key, force("synthetic_ner"), |dir| train_tagger(&syn_spec, &synthetic, dev, &dir.join("model"), opts))?;
     say("synthetic_ner", &t);

@@ -93,6 +93,10 @@ fn shipped_configs_load() {
     assert_eq!(generators.ablation.generators.len(), 5);
     let cells = pipeline::cells(&RunConfig::load(&dir.join("meddocan-gemma-ablation-volume.toml")).unwrap());
     assert_eq!(cells.iter().map(|c| c.samples_per_prompt).collect::<Vec<_>>(), [20, 40, 80]);
+    // The seed spread: the main config redrawn from the generation on, its first seed the main cell's.
+    let seeds = RunConfig::load(&dir.join("meddocan-gemma-ablation-seeds.toml")).unwrap();
+    assert_eq!(RunConfig { run: main.run.clone(), ablation: main.ablation.clone(), ..seeds.clone() }, main);
+    assert_eq!((seeds.ablation.seeds[0], seeds.ablation.reseed_from), (main.run.seed, pipeline::config::Reseed::Generate));
 }
 
 /// Each committed result directory holds the config it was made with (`config.resolved.toml`); the command at the
@@ -388,6 +392,38 @@ fn generators_are_compared_by_name() {
     let both = two.replace("[generation]", "[generator]\ngenerator = \"ngram\"\n\n[generation]");
     let e = load_err(tmp.path(), &both);
     assert!(e.contains("[generator] and [ablation.generators]"), "{e}");
+}
+
+/// `ablation.seeds` with `ablation.reseed_from`: the stages before it run once, on run.seed, and
+/// every seed's cell shares them; the seed equal to run.seed is the plain run's cell.
+#[test]
+fn seeds_redraw_from_the_stage_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let with = |seeds: &str, from: &str| CONFIG.replace("[run]", &format!("[ablation]\nseeds = {seeds}\nreseed_from = \"{from}\"\n\n[run]"));
+    let cfg = setup(tmp.path(), &with("[5, 6]", "generate"));
+    let out = tmp.path().join("g");
+    let summary = run(&cfg, &RunOptions { out: out.clone(), cache: Some(cache.clone()), ..Default::default() }).unwrap();
+    let names: Vec<&str> = summary.cells.iter().map(|c| c.cell.name.as_str()).collect();
+    assert_eq!(names, ["gen80-ann80-spp2-seed5", "gen80-ann80-spp2-seed6"]);
+    let cached = |c: &pipeline::run::CellResult| c.timings.iter().take(5).map(|t| (t.stage.clone(), t.cached)).collect::<Vec<_>>();
+    let stages = |c: &[bool]| ["annotator", "generator", "generate", "annotate", "synthetic_ner"].iter().map(|s| s.to_string()).zip(c.iter().copied()).collect::<Vec<_>>();
+    assert_eq!(cached(&summary.cells[1]), stages(&[true, true, false, false, false]));
+    assert_eq!(summary.cells[0].gold_ner.token.micro.f1, summary.cells[1].gold_ner.token.micro.f1, "one annotator for both seeds");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("Seeds [5, 6] redraw the generation") && report.contains("| gap (token) |"), "{report}");
+
+    // Only the synthetic NER: seed 5's cell is the one above, seed 7 trains one model more.
+    std::fs::write(tmp.path().join("test.toml"), with("[5, 7]", "synthetic_ner")).unwrap();
+    let cfg = RunConfig::load(&tmp.path().join("test.toml")).unwrap();
+    let summary = run(&cfg, &RunOptions { out: tmp.path().join("n"), cache: Some(cache), ..Default::default() }).unwrap();
+    assert_eq!(cached(&summary.cells[0]), stages(&[true; 5]));
+    assert_eq!(cached(&summary.cells[1]), stages(&[true, true, true, true, false]));
+
+    let e = load_err(tmp.path(), &CONFIG.replace("[run]", "[ablation]\nreseed_from = \"generate\"\n\n[run]"));
+    assert!(e.contains("ablation.reseed_from") && e.contains("ablation.seeds"), "{e}");
+    let e = load_err(tmp.path(), &with("[5, 6]", "annotate"));
+    assert!(e.contains("annotate") && e.contains("synthetic_ner"), "{e}");
 }
 
 /// The built-in demo's config loads, with the fast models it promises.

@@ -19,7 +19,7 @@ settings, see `synthdeid lm train --help`); [generation] prompt_words, samples_p
 temperature, batch_size, precision (f32 or bf16), annotate_window; [hardening] enabled, key, keep, keep_common_min_documents, language (default: detected), labels (a label map); [audit] ngram, nearest, show_examples, \
 template_share, bootstrap; [canaries] count, repetitions; [reference] source, gold_token_f1, synthetic_token_f1; \
 [ablation] generator_ratio, annotator_ratio, samples_per_prompt, generator_preset, generators.NAME (a generator \
-section each), hardening ([false, true]), seeds, folds. See configs/meddocan-gemma.toml. Unknown keys, missing paths and impossible ratios stop the run before any work.")]
+section each), hardening ([false, true]), seeds, reseed_from (split, generate or synthetic_ner: where the seeds start to redraw), folds. See configs/meddocan-gemma.toml. Unknown keys, missing paths and impossible ratios stop the run before any work.")]
 pub struct RunArgs {
     /// The run's TOML config.
     pub config: PathBuf,

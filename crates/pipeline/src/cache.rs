@@ -23,9 +23,18 @@ pub struct StageKey {
 impl StageKey {
     /// Hash of the stage name, its settings (as canonical JSON) and its inputs' keys.
     pub fn new(stage: &'static str, settings: &impl Serialize, inputs: &[&str]) -> StageKey {
+        StageKey::with_revision(stage, revision(stage), settings, inputs)
+    }
+
+    fn with_revision(stage: &'static str, rev: u32, settings: &impl Serialize, inputs: &[&str]) -> StageKey {
         let mut h = Sha256::new();
         h.update(stage.as_bytes());
         h.update([0]);
+        // Revision 0 adds nothing, so stages finished before revisions existed keep their keys.
+        if rev > 0 {
+            h.update(format!("rev{rev}").as_bytes());
+            h.update([0]);
+        }
         h.update(serde_json::to_vec(&serde_json::to_value(settings).expect("settings serialize")).expect("json"));
         for i in inputs {
             h.update([0]);
@@ -46,6 +55,27 @@ impl StageKey {
     pub fn dir(&self, stages_root: &Path) -> PathBuf {
         stages_root.join(format!("{}-{}", self.stage, &self.hash[..12]))
     }
+}
+
+/// The code revision of each stage's output. Keys hash settings and inputs, not code: a change
+/// that makes a stage write something else for the same settings bumps that stage's revision
+/// here, so caches made before it are not reused (the stages downstream follow through their
+/// inputs' keys).
+pub const STAGE_REVISIONS: &[(&str, u32)] = &[
+    ("annotator", 0),
+    ("generator", 0),
+    ("generate", 0),
+    ("generate-samples", 0),
+    ("annotate", 0),
+    ("harden", 0),
+    ("synthetic_ner", 0),
+    ("evaluate", 0),
+    ("audit", 0),
+];
+
+/// The revision of `stage` in [`STAGE_REVISIONS`]; 0 for a stage it does not name.
+pub fn revision(stage: &str) -> u32 {
+    STAGE_REVISIONS.iter().find(|(s, _)| *s == stage).map_or(0, |(_, r)| *r)
 }
 
 /// `v` without the object entries equal to those of `d` (recursively).
@@ -303,5 +333,37 @@ mod tests {
         let nested = New { inner: InnerNew { x: 0.5, y: Some(1) }, ..Default::default() };
         assert_ne!(StageKey::of_settings("s", &nested, &New::default(), &["in"]), StageKey::of_settings("s", &New::default(), &New::default(), &["in"]));
         assert_ne!(k_old, StageKey::of_settings("s", &old, &Old::default(), &["other"]));
+    }
+
+    #[test]
+    fn a_stage_revision_changes_its_key_and_revision_0_keeps_old_keys() {
+        // The key as it was computed before revisions existed.
+        let mut h = Sha256::new();
+        h.update(b"annotator");
+        h.update([0]);
+        h.update(serde_json::to_vec(&serde_json::json!({"a": 1})).unwrap());
+        h.update([0]);
+        h.update(b"in");
+        let before = hex(&h.finalize());
+        let settings = serde_json::json!({"a": 1});
+        assert_eq!(StageKey::with_revision("annotator", 0, &settings, &["in"]).hash, before);
+        assert_ne!(StageKey::with_revision("annotator", 1, &settings, &["in"]).hash, before);
+        assert_ne!(StageKey::with_revision("annotator", 1, &settings, &["in"]), StageKey::with_revision("annotator", 2, &settings, &["in"]));
+    }
+
+    #[test]
+    fn every_stage_of_the_pipeline_has_a_revision() {
+        // A stage missing from the table could never be bumped.
+        let src = include_str!("run.rs");
+        let mut named = 0;
+        for pat in ["StageKey::of_settings(\"", "StageKey::new(\""] {
+            for (i, _) in src.match_indices(pat) {
+                let rest = &src[i + pat.len()..];
+                let stage = &rest[..rest.find('"').unwrap()];
+                assert!(STAGE_REVISIONS.iter().any(|(s, _)| *s == stage), "stage `{stage}` is not in STAGE_REVISIONS");
+                named += 1;
+            }
+        }
+        assert!(named >= STAGE_REVISIONS.len(), "run.rs names {named} stage keys");
     }
 }

@@ -317,11 +317,11 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
         let _ = writeln!(md, "## Ablation ({} cells; mean ± standard deviation over seeds/folds)\n", summary.cells.len());
         if cfg.ablation.seeds.len() > 1 {
             let what = match cfg.ablation.reseed_from {
-                crate::config::Reseed::Split => "every stage, from the prompt split on",
-                crate::config::Reseed::Generate => "the generation, hardening and synthetic NER (one annotator and one generator, on run.seed)",
-                crate::config::Reseed::SyntheticNer => "the synthetic NER's training only (one synthetic corpus, on run.seed)",
+                crate::config::Reseed::Split => "every stage, from the prompt split on,",
+                crate::config::Reseed::Generate => "the generation, hardening and synthetic NER; one annotator and one generator, on run.seed,",
+                crate::config::Reseed::SyntheticNer => "the synthetic NER's training only; one synthetic corpus, on run.seed,",
             };
-            let _ = writeln!(md, "Seeds {:?} redraw {what} (`ablation.reseed_from`). The gap is gold − synthetic token F1 in each run, then averaged.\n", cfg.ablation.seeds);
+            let _ = writeln!(md, "Seeds {:?} redraw {what} as `ablation.reseed_from` asks. The gap is gold − synthetic token F1 in each run, then averaged.\n", cfg.ablation.seeds);
         }
         let refs = !cfg.reference.gold_token_f1.is_empty() || !cfg.reference.synthetic_token_f1.is_empty();
         if refs {

@@ -139,6 +139,27 @@ pub struct GenerationSection {
     /// The decoding GEMMs' weights (`lm generate --precision`); not written when f32.
     #[serde(skip_serializing_if = "lm::Precision::is_f32")]
     pub precision: lm::Precision,
+    /// Samples that reach `max_new_tokens` before they end: kept as they are (the paper), or
+    /// dropped before the machine annotation. Not written when kept.
+    #[serde(skip_serializing_if = "Unfinished::is_keep")]
+    pub unfinished: Unfinished,
+}
+
+/// What becomes of a generated sample that stopped at `generation.max_new_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unfinished {
+    /// Into the synthetic corpus as it is, its end (often the sign-off) missing.
+    #[default]
+    Keep,
+    /// Left out of the synthetic corpus; the generator must record which samples were cut.
+    Drop,
+}
+
+impl Unfinished {
+    pub fn is_keep(&self) -> bool {
+        *self == Unfinished::Keep
+    }
 }
 
 impl Default for GenerationSection {
@@ -153,6 +174,7 @@ impl Default for GenerationSection {
             batch_size: 16,
             annotate_window: 128,
             precision: lm::Precision::F32,
+            unfinished: Unfinished::Keep,
         }
     }
 }

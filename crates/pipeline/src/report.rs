@@ -250,13 +250,17 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
         } else {
             String::new()
         },
-        match d.cut_at_max_new_tokens {
-            Some(n) => format!(
+        match (d.cut_at_max_new_tokens, d.dropped_unfinished) {
+            (_, Some(n)) => format!(
+                "; {n} more samples stopped at `generation.max_new_tokens` = {} before they ended and were left out (`generation.unfinished = \"drop\"`)",
+                cfg.generation.max_new_tokens
+            ),
+            (Some(n), None) => format!(
                 "; {n} of them ({:.1}%) stopped at `generation.max_new_tokens` = {} before they ended",
                 100.0 * n as f64 / d.synthetic_documents.max(1) as f64,
                 cfg.generation.max_new_tokens
             ),
-            None => String::new(),
+            (None, None) => String::new(),
         }
     );
 

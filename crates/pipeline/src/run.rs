@@ -83,6 +83,9 @@ pub struct CellData {
     /// not known, e.g. the n-gram generator or a stage from an earlier synthdeid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_at_max_new_tokens: Option<usize>,
+    /// Of those, the ones left out of the synthetic corpus (`generation.unfinished = "drop"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_unfinished: Option<usize>,
 }
 
 /// Spans of one label per 1,000 words (whitespace-separated) in two corpora; also a pair of any
@@ -427,21 +430,44 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     })?;
     say("generate", &t);
     timings.push(t);
-    let cut = crate::shards::cut_samples(&generate_dir.join("shards"), &prompt_list);
-    if let Some(n) = cut.filter(|&n| n * 20 > prompts.len() * cell.samples_per_prompt) {
+    let cut_ids = crate::shards::cut_samples(&generate_dir.join("shards"), &prompt_list);
+    let cut = cut_ids.as_ref().map(|c| c.len());
+    let drop_unfinished = g.unfinished == crate::config::Unfinished::Drop;
+    if let Some(n) = cut.filter(|&n| !drop_unfinished && n * 20 > prompts.len() * cell.samples_per_prompt) {
         eprintln!(
-            "   note: {n} of {} synthetic documents stopped at generation.max_new_tokens = {} before they ended (their last part, often the sign-off, is missing); a larger value lets them finish",
+            "   note: {n} of {} synthetic documents stopped at generation.max_new_tokens = {} before they ended (their last part, often the sign-off, is missing); a larger value lets them finish, generation.unfinished = \"drop\" leaves them out",
             prompts.len() * cell.samples_per_prompt,
             g.max_new_tokens
         );
     }
+    let dropped = match (drop_unfinished, &cut_ids) {
+        (false, _) => None,
+        (true, Some(ids)) => Some(ids.clone()),
+        (true, None) => bail!(
+            "generation.unfinished = \"drop\": the generate stage ({}) does not record which samples stopped at max_new_tokens (the n-gram generator counts no tokens; a stage from an earlier synthdeid kept no record). Use \"keep\", or redo the stage with --force generate",
+            generate_dir.display()
+        ),
+    };
 
-    // 4. Machine-annotate the synthetic text with the annotator (128-word windows).
+    // 4. Machine-annotate the synthetic text with the annotator (128-word windows), without the
+    // unfinished samples when asked.
     let window = g.annotate_window;
-    let annotate_key = StageKey::new("annotate", &window, &[&ann_key.hash, &generate_key.hash]);
+    let annotate_key = match dropped {
+        None => StageKey::new("annotate", &window, &[&ann_key.hash, &generate_key.hash]),
+        Some(_) => StageKey::new("annotate", &window, &[&ann_key.hash, &generate_key.hash, "drop-unfinished"]),
+    };
     let (annotate_dir, t) = run_stage_recorded(stages, &annotate_key, force("annotate"), |dir| {
-        let input = generate_dir.join("synthetic.jsonl");
-        let texts = read(&input)?;
+        let mut input = generate_dir.join("synthetic.jsonl");
+        let mut texts = read(&input)?;
+        if let Some(ids) = &dropped {
+            texts.retain(|d| !ids.contains(&d.id));
+            if texts.is_empty() {
+                bail!("every synthetic document stopped at generation.max_new_tokens = {}: raise it, or set generation.unfinished = \"keep\"", g.max_new_tokens);
+            }
+            // The shard processes read their input from a file.
+            input = dir.join("finished.jsonl");
+            write(&input, Some(Format::Jsonl), &texts)?;
+        }
         let n = shards.min(texts.len()).max(1);
         let (annotated, parts) = if n > 1 {
             let task = crate::shards::Task::Annotate { model: ann_dir.join("model"), window, input };
@@ -534,6 +560,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         label_rates: label_rates(&gen_train, &synthetic),
         words_per_document: LabelRate { gold: mean_words(&gen_train), synthetic: mean_words(&synthetic) },
         cut_at_max_new_tokens: cut,
+        dropped_unfinished: dropped.as_ref().map(|d| d.len()),
     };
     let result = CellResult {
         cell: cell.clone(),

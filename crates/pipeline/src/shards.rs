@@ -156,11 +156,15 @@ fn read_cut(path: &Path) -> Option<Vec<String>> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-/// How many samples of the generate stage in `docs_dir` stopped at `max_new_tokens` before their
+/// The ids of the samples of the generate stage in `docs_dir` that stopped at `max_new_tokens` before their
 /// document ended; None where a prompt document has no record (a stage written before they were
 /// kept, or a generator that does not count tokens).
-pub(crate) fn cut_samples(docs_dir: &Path, prompts: &[lm::Prompt]) -> Option<usize> {
-    prompts.iter().map(|p| read_cut(&docs_dir.join(cut_name(p))).map(|c| c.len())).sum()
+pub(crate) fn cut_samples(docs_dir: &Path, prompts: &[lm::Prompt]) -> Option<std::collections::BTreeSet<String>> {
+    let mut all = std::collections::BTreeSet::new();
+    for p in prompts {
+        all.extend(read_cut(&docs_dir.join(cut_name(p)))?);
+    }
+    Some(all)
 }
 
 /// Runs shard `shard` of `task` in this process and returns its documents.

@@ -232,6 +232,11 @@ fn cache_resume_and_reruns() {
     let w = cell.data.words_per_document;
     assert!(w.gold > 10.0 && w.synthetic > 10.0 && md.contains(&format!("{:.0} words per synthetic document", w.synthetic)), "{w:?}");
     let first_results = std::fs::read_to_string(a.join("results.json")).unwrap();
+    // Leaving out unfinished samples needs a generator that records them: the n-gram does not.
+    let mut drop = cfg.clone();
+    drop.generation.unfinished = pipeline::config::Unfinished::Drop;
+    let e = format!("{:#}", run(&drop, &opts(&a)).unwrap_err());
+    assert!(e.contains("generation.unfinished = \"drop\"") && e.contains("does not record") && e.contains("\"keep\""), "{e}");
 
     // Same config again: everything comes from the cache.
     let again = run(&cfg, &opts(&a)).unwrap();

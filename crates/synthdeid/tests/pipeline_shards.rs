@@ -142,6 +142,7 @@ fn three_shard_processes_write_the_one_process_corpus_and_record_it() {
     // by the shards as by one process (results are equal above).
     let cut = results(&one)["data"]["cut_at_max_new_tokens"].as_u64().expect("counted with a decoder") as usize;
     assert!(cut > 0 && cut <= documents, "{cut} of {documents}");
+    let one_generate = stage_dir(&one, "generate");
     for stage in ["generate", "annotate"] {
         let (p1, p3) = (provenance(&stage_dir(&one, stage)), provenance(&stage_dir(&three, stage)));
         assert_eq!((p1["stage"].as_str(), p1["shards"].as_u64(), p3["shards"].as_u64()), (Some(stage), Some(1), Some(3)), "{p3}");
@@ -223,4 +224,35 @@ fn three_shard_processes_write_the_one_process_corpus_and_record_it() {
     assert!(o.status.success() && err.contains("training stopped at generator.max_minutes"), "{err}");
     assert_eq!(results(&cut_run)["generator_stopped_by_budget"], true);
     assert!(std::fs::read_to_string(cut_run.join("report.md")).unwrap().contains("(training stopped at `generator.max_minutes` before its last epoch ended)"));
+
+    // `generation.unfinished = "drop"`: the same generate stage, a new annotate stage without the
+    // samples that stopped at max_new_tokens (sharded, so the shards read the kept ones).
+    let ids = |path: &Path| -> std::collections::BTreeSet<String> {
+        std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string()).collect()
+    };
+    let all = ids(&one.join("synthetic.jsonl"));
+    let mut cut_ids = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(one_generate.join("shards")).unwrap() {
+        let p = e.unwrap().path();
+        if p.to_string_lossy().ends_with(".cut.json") {
+            cut_ids.extend(serde_json::from_str::<Vec<String>>(&std::fs::read_to_string(&p).unwrap()).unwrap());
+        }
+    }
+    assert_eq!(cut_ids.len(), cut);
+    let drop = d.join("drop.toml");
+    std::fs::write(&drop, CONFIG.replace("max_new_tokens = 60\n", "max_new_tokens = 60\nunfinished = \"drop\"\n")).unwrap();
+    let dropped = d.join("dropped");
+    let o = run(&drop, &dropped, &["--cache", one.join("stages").to_str().unwrap(), "--shards", "2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    // The seeded tiny generator ends some samples within 60 tokens, not all.
+    assert!(cut < documents, "{cut} of {documents}");
+    assert!(o.status.success(), "{err}");
+    let kept = ids(&dropped.join("synthetic.jsonl"));
+    assert_eq!(kept, all.difference(&cut_ids).cloned().collect(), "the kept samples are those that ended");
+    let r = results(&dropped);
+    assert_eq!((r["data"]["dropped_unfinished"].as_u64(), r["data"]["synthetic_documents"].as_u64()), (Some(cut as u64), Some((documents - cut) as u64)));
+    assert!(std::fs::read_to_string(dropped.join("report.md")).unwrap().contains(&format!("{cut} more samples stopped at `generation.max_new_tokens` = 60 before they ended and were left out")));
+    let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dropped.join("results.json")).unwrap()).unwrap();
+    let generate: Vec<bool> = ["generate", "annotate"].iter().map(|s| raw["timings"].as_array().unwrap().iter().find(|t| t["stage"] == *s).unwrap()["cached"].as_bool().unwrap()).collect();
+    assert_eq!(generate, [true, false], "generate comes from the cache, annotate runs anew");
 }

@@ -440,10 +440,10 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
             g.max_new_tokens
         );
     }
-    let dropped = match (drop_unfinished, &cut_ids) {
-        (false, _) => None,
-        (true, Some(ids)) => Some(ids.clone()),
-        (true, None) => bail!(
+    let dropped = match cut_ids {
+        _ if !drop_unfinished => None,
+        Some(ids) => Some(ids),
+        None => bail!(
             "generation.unfinished = \"drop\": the generate stage ({}) does not record which samples stopped at max_new_tokens (the n-gram generator counts no tokens; a stage from an earlier synthdeid kept no record). Use \"keep\", or redo the stage with --force generate",
             generate_dir.display()
         ),
@@ -452,10 +452,11 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     // 4. Machine-annotate the synthetic text with the annotator (128-word windows), without the
     // unfinished samples when asked.
     let window = g.annotate_window;
-    let annotate_key = match dropped {
-        None => StageKey::new("annotate", &window, &[&ann_key.hash, &generate_key.hash]),
-        Some(_) => StageKey::new("annotate", &window, &[&ann_key.hash, &generate_key.hash, "drop-unfinished"]),
-    };
+    let mut annotate_inputs = vec![ann_key.hash.as_str(), generate_key.hash.as_str()];
+    if dropped.is_some() {
+        annotate_inputs.push("drop-unfinished");
+    }
+    let annotate_key = StageKey::new("annotate", &window, &annotate_inputs);
     let (annotate_dir, t) = run_stage_recorded(stages, &annotate_key, force("annotate"), |dir| {
         let mut input = generate_dir.join("synthetic.jsonl");
         let mut texts = read(&input)?;
@@ -464,12 +465,14 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
             if texts.is_empty() {
                 bail!("every synthetic document stopped at generation.max_new_tokens = {}: raise it, or set generation.unfinished = \"keep\"", g.max_new_tokens);
             }
-            // The shard processes read their input from a file.
-            input = dir.join("finished.jsonl");
-            write(&input, Some(Format::Jsonl), &texts)?;
         }
         let n = shards.min(texts.len()).max(1);
         let (annotated, parts) = if n > 1 {
+            if dropped.is_some() {
+                // The shard processes read their input from a file: the finished samples only.
+                input = dir.join("finished.jsonl");
+                write(&input, Some(Format::Jsonl), &texts)?;
+            }
             let task = crate::shards::Task::Annotate { model: ann_dir.join("model"), window, input };
             crate::shards::run_sharded(dir, &task, n, opts.worker.as_deref(), opts.verbose, || {})?
         } else {

@@ -281,8 +281,34 @@ fn pool_ratio(ratio: f64, prompt_ratio: f64) -> f64 {
     (ratio / (1.0 - prompt_ratio)).min(1.0)
 }
 
+/// Each cached stage and the stages whose output it reads.
+const STAGE_INPUTS: [(&str, &[&str]); 8] = [
+    ("annotator", &[]),
+    ("generator", &[]),
+    ("generate", &["generator"]),
+    ("annotate", &["annotator", "generate"]),
+    ("harden", &["annotate"]),
+    ("synthetic_ner", &["annotate", "harden"]),
+    ("evaluate", &["annotator", "synthetic_ner"]),
+    ("audit", &["generator", "annotate", "harden"]),
+];
+
+/// The stages `--force` reruns: those named and every stage that reads their output, since a
+/// stage's cache key names its inputs' settings, not their content.
+fn forced_stages(named: &[String]) -> std::collections::BTreeSet<&'static str> {
+    let mut forced: std::collections::BTreeSet<&'static str> = STAGE_INPUTS.iter().map(|(s, _)| *s).filter(|s| named.iter().any(|n| n == s)).collect();
+    // STAGE_INPUTS is in pipeline order, so one pass reaches every dependent.
+    for (stage, inputs) in STAGE_INPUTS {
+        if inputs.iter().any(|i| forced.contains(i)) {
+            forced.insert(stage);
+        }
+    }
+    forced
+}
+
 fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &RunOptions) -> Result<(CellResult, Vec<Document>)> {
-    let force = |s: &str| opts.force.iter().any(|f| f == s);
+    let forced = forced_stages(&opts.force);
+    let force = |s: &str| forced.contains(s);
     let say = |s: &str, t: &StageTiming| {
         if opts.verbose {
             let shards = t.shards.filter(|&n| n > 1).map(|n| format!(" ({n} shards)")).unwrap_or_default();
@@ -388,7 +414,11 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let family_settings = lm::GenerateConfig { samples_per_prompt: 0, batch_size: 0, ..gen_settings.clone() };
     let family_defaults = lm::GenerateConfig { samples_per_prompt: 0, batch_size: 0, ..lm::GenerateConfig::default() };
     let family = StageKey::of_settings("generate-samples", &family_settings, &family_defaults, &[&gen_key.hash, &prompts_h]);
-    let reuse_from = crate::cache::sample_siblings(stages, &family.hash, &generate_key.dir(stages))?;
+    let mut reuse_from = crate::cache::sample_siblings(stages, &family.hash, &generate_key.dir(stages))?;
+    // --force generate redraws every sample: a sibling's samples may lack what this synthdeid records.
+    if force("generate") {
+        reuse_from.clear();
+    }
     let prompt_list = lm::prompts_from_docs(&prompts, g.prompt_words);
     let (generate_dir, t) = run_stage_recorded(stages, &generate_key, force("generate"), |dir| {
         let docs_dir = dir.join("shards");
@@ -706,6 +736,19 @@ mod tests {
 
     fn doc(text: &str, labels: &[&str]) -> Document {
         Document { id: "d".into(), text: text.into(), spans: labels.iter().map(|l| corpus::Span { start: 0, end: 1, label: l.to_string() }).collect() }
+    }
+
+    #[test]
+    fn force_reruns_the_stages_that_read_a_forced_output() {
+        let f = |named: &[&str]| forced_stages(&named.iter().map(|s| s.to_string()).collect::<Vec<_>>()).into_iter().collect::<Vec<_>>();
+        assert_eq!(f(&["generate"]), ["annotate", "audit", "evaluate", "generate", "harden", "synthetic_ner"]);
+        assert_eq!(f(&["annotator"]), ["annotate", "annotator", "audit", "evaluate", "harden", "synthetic_ner"]);
+        assert_eq!(f(&["synthetic_ner"]), ["evaluate", "synthetic_ner"]);
+        assert_eq!(f(&["audit", "report"]), ["audit"]);
+        assert!(f(&[]).is_empty());
+        // Every cached stage is in the table, in pipeline order.
+        let order: Vec<&str> = STAGES.iter().copied().filter(|s| *s != "report").collect();
+        assert_eq!(STAGE_INPUTS.iter().map(|(s, _)| *s).collect::<Vec<_>>(), order);
     }
 
     #[test]

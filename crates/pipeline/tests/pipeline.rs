@@ -366,6 +366,9 @@ fn more_samples_per_prompt_take_a_smaller_cells_samples() {
             assert_eq!(text.strip_suffix(" MARK"), Some(text_alone.as_str()), "{id}: taken from the 2-sample cell");
         }
     }
+    // --force generate draws every sample anew, none taken from the sibling.
+    run(&three, &RunOptions { force: vec!["generate".into()], ..opts(&a) }).unwrap();
+    assert_eq!(texts(&a), drawn_alone);
 }
 
 /// `[ablation.generators]`: one cell per named generator, each trained from its own section; the

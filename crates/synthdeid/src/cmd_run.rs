@@ -26,7 +26,7 @@ pub struct RunArgs {
     /// Run directory (outputs, cache, report).
     #[arg(long)]
     pub out: PathBuf,
-    /// Rerun this stage even if cached (repeatable).
+    /// Rerun this stage even if cached, and the stages that read its output (repeatable).
     #[arg(long)]
     pub force: Vec<String>,
     /// Stage cache shared between runs (default OUT/stages): runs of an ablation and of its

@@ -118,10 +118,11 @@ impl Backend {
                         while p < prompts.len() {
                             let missing: Vec<usize> = todo.iter().filter(|&&(q, _)| q == p).map(|&(_, s)| s).collect();
                             if !missing.is_empty() {
-                                let all = m.generate(std::slice::from_ref(&prompts[p]), n, cfg.max_new_tokens, &cfg.sampling, cfg.seed);
-                                for (s, doc) in all.into_iter().enumerate() {
+                                // Its tokens are words.
+                                let all = m.generate_counted(std::slice::from_ref(&prompts[p]), n, cfg.max_new_tokens, &cfg.sampling, cfg.seed);
+                                for (s, (doc, words)) in all.into_iter().enumerate() {
                                     if missing.contains(&s) {
-                                        keep(doc, None)?;
+                                        keep(doc, Some(words))?;
                                     }
                                 }
                             }

@@ -204,8 +204,14 @@ impl NgramModel {
 
     /// Continues `prompt` with at most `max_words` words drawn with `rng`; stops at end of document.
     pub fn continue_text(&self, prompt: &str, max_words: usize, sampling: &SamplingConfig, rng: &mut ChaCha8Rng) -> String {
+        self.continue_counted(prompt, max_words, sampling, rng).0
+    }
+
+    /// [`Self::continue_text`] and the number of words drawn (`max_words` when it was cut there).
+    fn continue_counted(&self, prompt: &str, max_words: usize, sampling: &SamplingConfig, rng: &mut ChaCha8Rng) -> (String, usize) {
         let mut history = self.prompt_history(prompt);
         let mut out = String::new();
+        let mut drawn = 0;
         for _ in 0..max_words {
             let dist = self.distribution(&history);
             if dist.is_empty() {
@@ -218,19 +224,25 @@ impl NgramModel {
             }
             out.push_str(&self.vocab[next as usize]);
             history.push(next);
+            drawn += 1;
         }
-        out
+        (out, drawn)
     }
 
     /// `samples` documents per prompt, ids `{prompt_id}__s{NNN}`, each seeded by
     /// (seed, prompt id, sample index).
     pub fn generate(&self, prompts: &[Prompt], samples: usize, max_words: usize, sampling: &SamplingConfig, seed: u64) -> Vec<Document> {
+        self.generate_counted(prompts, samples, max_words, sampling, seed).into_iter().map(|(d, _)| d).collect()
+    }
+
+    /// [`Self::generate`] with each sample's number of new words (`max_words`: it was cut there).
+    pub fn generate_counted(&self, prompts: &[Prompt], samples: usize, max_words: usize, sampling: &SamplingConfig, seed: u64) -> Vec<(Document, usize)> {
         let mut docs = Vec::with_capacity(prompts.len() * samples);
         for p in prompts {
             for s in 0..samples {
                 let mut rng = ChaCha8Rng::seed_from_u64(sample_seed(seed, &p.id, s));
-                let text = format!("{}{}", p.text, self.continue_text(&p.text, max_words, sampling, &mut rng));
-                docs.push(Document { id: sample_id(&p.id, s), text, spans: Vec::new() });
+                let (more, words) = self.continue_counted(&p.text, max_words, sampling, &mut rng);
+                docs.push((Document { id: sample_id(&p.id, s), text: format!("{}{more}", p.text), spans: Vec::new() }, words));
             }
         }
         docs

@@ -80,7 +80,7 @@ pub struct CellData {
     #[serde(default)]
     pub words_per_document: LabelRate,
     /// Synthetic documents that stopped at `generation.max_new_tokens` before they ended (None:
-    /// not known, e.g. the n-gram generator or a stage from an earlier synthdeid).
+    /// not known, e.g. a stage from an earlier synthdeid; the n-gram generator counts words).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_at_max_new_tokens: Option<usize>,
     /// Of those, the ones left out of the synthetic corpus (`generation.unfinished = "drop"`).
@@ -474,7 +474,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         _ if !drop_unfinished => None,
         Some(ids) => Some(ids),
         None => bail!(
-            "generation.unfinished = \"drop\": the generate stage ({}) does not record which samples stopped at max_new_tokens (the n-gram generator counts no tokens; a stage from an earlier synthdeid kept no record). Use \"keep\", or redo the stage with --force generate",
+            "generation.unfinished = \"drop\": the generate stage ({}) does not record which samples stopped at max_new_tokens (a stage from an earlier synthdeid, or a server that reports no token counts, kept no record). Use \"keep\", or redo the stage with --force generate",
             generate_dir.display()
         ),
     };

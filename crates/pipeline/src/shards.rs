@@ -126,7 +126,7 @@ pub(crate) fn generate_prompts(
                 }
             }
             let (samples, stats) = backend.generate_resuming(std::slice::from_ref(p), settings, drawn, |_| Ok(()), &progress::Silent)?;
-            // Without token counts (the n-gram baseline) nobody knows which samples were cut.
+            // Without token counts (a server that reports none) nobody knows which samples were cut.
             let cut_known = cut_before.filter(|_| stats.samples == 0 || stats.new_tokens.is_some());
             if let Some(mut cut) = cut_known {
                 cut.extend(stats.cut);

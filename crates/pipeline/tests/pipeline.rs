@@ -228,13 +228,29 @@ fn cache_resume_and_reruns() {
     assert!(results["data"]["label_rates"][label]["gold"].as_f64().unwrap() == r.gold);
     let md = std::fs::read_to_string(a.join("report.md")).unwrap();
     assert!(md.contains("| written / imitated |"), "report lacks the label rates");
-    assert_eq!(cell.data.cut_at_max_new_tokens, None, "the n-gram generator counts words, not tokens");
+    // The n-gram generator's tokens are words: the samples cut at max_new_tokens are recorded.
+    let cut = cell.data.cut_at_max_new_tokens.expect("the n-gram generator records its cut samples");
+    assert!(cut > 0 && cut < cell.data.synthetic_documents, "{cut} of {} cut: the test wants both kinds", cell.data.synthetic_documents);
     let w = cell.data.words_per_document;
     assert!(w.gold > 10.0 && w.synthetic > 10.0 && md.contains(&format!("{:.0} words per synthetic document", w.synthetic)), "{w:?}");
     let first_results = std::fs::read_to_string(a.join("results.json")).unwrap();
-    // Leaving out unfinished samples needs a generator that records them: the n-gram does not.
+    // Leaving out the unfinished samples: the rest go on, from the same generate stage.
     let mut drop = cfg.clone();
     drop.generation.unfinished = pipeline::config::Unfinished::Drop;
+    let dropped = run(&drop, &opts(&a)).unwrap();
+    assert_eq!(dropped.cells[0].data.dropped_unfinished, Some(cut));
+    assert_eq!(dropped.cells[0].data.synthetic_documents, cell.data.synthetic_documents - cut);
+    assert!(dropped.cells[0].timings.iter().find(|t| t.stage == "generate").unwrap().cached);
+    // It needs a generate stage that recorded them; one from an earlier synthdeid did not.
+    for stage in std::fs::read_dir(a.join("stages")).unwrap().map(|e| e.unwrap().path()) {
+        if stage.file_name().unwrap().to_string_lossy().starts_with("generate-") {
+            for f in std::fs::read_dir(stage.join("shards")).unwrap().map(|e| e.unwrap().path()) {
+                if f.to_string_lossy().ends_with(".cut.json") {
+                    std::fs::remove_file(f).unwrap();
+                }
+            }
+        }
+    }
     let e = format!("{:#}", run(&drop, &opts(&a)).unwrap_err());
     assert!(e.contains("generation.unfinished = \"drop\"") && e.contains("does not record") && e.contains("\"keep\""), "{e}");
 
@@ -274,7 +290,9 @@ fn cache_resume_and_reruns() {
         assert_eq!((by_stage(s).cached, by_stage(s).shards), (false, Some(3)), "{s}");
         assert_eq!(by_stage(s).key, first.cells[0].timings.iter().find(|t| t.stage == s).unwrap().key, "{s}: the shard count changed the key");
     }
-    assert!(by_stage("synthetic_ner").cached, "same annotated corpus, same key downstream");
+    // What reads a forced stage reruns too, under the same key.
+    let syn = by_stage("synthetic_ner");
+    assert!(!syn.cached && syn.key == first.cells[0].timings.iter().find(|t| t.stage == "synthetic_ner").unwrap().key, "{syn:?}");
     assert_eq!(read(&a.join("synthetic.jsonl")), read(&b.join("synthetic.jsonl")));
 
     // Hardening: a new stage after `annotate`; replaced spans never hold a training PHI string
@@ -304,7 +322,8 @@ fn cache_resume_and_reruns() {
     let kept_common = k.cells[0].hardening.as_ref().unwrap().kept_common;
     assert!(kept_common > 0);
     let out: Vec<corpus::Document> = corpus::read_corpus(&a.join("synthetic.jsonl"), None, &corpus::ReadOptions::default()).unwrap();
-    let annotated_dir = std::fs::read_dir(a.join("stages")).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("annotate-")).unwrap();
+    let annotate_key = &k.cells[0].timings.iter().find(|t| t.stage == "annotate").unwrap().key;
+    let annotated_dir = a.join("stages").join(format!("annotate-{}", &annotate_key[..12]));
     let before: Vec<corpus::Document> = corpus::read_corpus(&annotated_dir.join("synthetic.jsonl"), None, &corpus::ReadOptions::default()).unwrap();
     let mut verbatim = 0;
     for (o, b) in out.iter().zip(&before) {
@@ -344,7 +363,7 @@ fn more_samples_per_prompt_take_a_smaller_cells_samples() {
         if !stage.file_name().unwrap().to_string_lossy().starts_with("generate-") {
             continue;
         }
-        for f in std::fs::read_dir(stage.join("shards")).unwrap().map(|e| e.unwrap().path()) {
+        for f in std::fs::read_dir(stage.join("shards")).unwrap().map(|e| e.unwrap().path()).filter(|f| !f.to_string_lossy().ends_with(".cut.json")) {
             let mut docs = corpus::read_corpus(&f, None, &corpus::ReadOptions::default()).unwrap();
             for d in &mut docs {
                 d.text.push_str(" MARK");

@@ -136,12 +136,11 @@ pub struct GenerationSection {
     pub batch_size: usize,
     /// Words per machine-annotation window (the paper: 128).
     pub annotate_window: usize,
-    /// The decoding GEMMs' weights (`lm generate --precision`); not written when f32.
-    #[serde(skip_serializing_if = "lm::Precision::is_f32")]
+    /// The decoding GEMMs' weights (`lm generate --precision`). Always written: the unknown-key
+    /// check takes a key the round trip drops for a misspelt one.
     pub precision: lm::Precision,
     /// Samples that reach `max_new_tokens` before they end: kept as they are (the paper), or
-    /// dropped before the machine annotation. Not written when kept.
-    #[serde(skip_serializing_if = "Unfinished::is_keep")]
+    /// dropped before the machine annotation.
     pub unfinished: Unfinished,
 }
 
@@ -154,12 +153,6 @@ pub enum Unfinished {
     Keep,
     /// Left out of the synthetic corpus; the generator must record which samples were cut.
     Drop,
-}
-
-impl Unfinished {
-    pub fn is_keep(&self) -> bool {
-        *self == Unfinished::Keep
-    }
 }
 
 impl Default for GenerationSection {

@@ -181,6 +181,10 @@ fn bad_configs_stop_before_any_work_naming_the_key() {
     assert!(e.contains("fp8") && e.contains("bf16"), "{e}");
     std::fs::write(tmp.path().join("bf16.toml"), CONFIG.replace("max_new_tokens = 80", "max_new_tokens = 80\nprecision = \"bf16\"")).unwrap();
     assert_eq!(RunConfig::load(&tmp.path().join("bf16.toml")).unwrap().generation.precision, lm::Precision::Bf16);
+    // A key written with its default value is known, not taken for a misspelt one.
+    std::fs::write(tmp.path().join("defaults.toml"), CONFIG.replace("max_new_tokens = 80", "max_new_tokens = 80\nprecision = \"f32\"\nunfinished = \"keep\"")).unwrap();
+    let cfg = RunConfig::load(&tmp.path().join("defaults.toml")).unwrap();
+    assert_eq!((cfg.generation.precision, cfg.generation.unfinished), (lm::Precision::F32, pipeline::config::Unfinished::Keep));
     let e = load_err(tmp.path(), &CONFIG.replace("data/train.jsonl", "data/nope.jsonl"));
     assert!(e.contains("data.train") && e.contains("no such file"), "{e}");
     let e = load_err(tmp.path(), &CONFIG.replace("prompt_ratio = 0.2", "prompt_ratio = 0.2\ngenerator_ratio = 0.95"));

@@ -39,6 +39,8 @@ pub struct RunOptions {
     /// ([`crate::shards`]); without it (the library on its own) the shards run one after another
     /// in this process, with the same output.
     pub worker: Option<PathBuf>,
+    /// Run only the cells of these names (empty: every cell of the grid).
+    pub cells: Vec<String>,
 }
 
 /// One cell of an ablation grid (a plain run is one cell).
@@ -242,7 +244,7 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunSummary> {
         dev: cfg.data.dev.as_deref().map(read).transpose()?.unwrap_or_default(),
         test: cfg.data.test.as_deref().map(read).transpose()?.unwrap_or_default(),
     };
-    let all = cells(cfg);
+    let all = select_cells(cells(cfg), &opts.cells)?;
     let stages_root = opts.cache.clone().unwrap_or_else(|| out.join("stages"));
     let mut results = Vec::new();
     for (i, cell) in all.iter().enumerate() {
@@ -274,6 +276,15 @@ fn versions() -> BTreeMap<&'static str, String> {
         ("target", std::env::consts::ARCH.to_string()),
         ("os", std::env::consts::OS.to_string()),
     ])
+}
+
+/// The cells named in `names` (all of them when it is empty), in grid order; a name that is no
+/// cell of the grid is an error listing those that are.
+pub fn select_cells(all: Vec<Cell>, names: &[String]) -> Result<Vec<Cell>> {
+    if let Some(n) = names.iter().find(|n| !all.iter().any(|c| &c.name == *n)) {
+        bail!("--cell {n}: no such cell; the config's cells are {}", all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "));
+    }
+    Ok(all.into_iter().filter(|c| names.is_empty() || names.contains(&c.name)).collect())
 }
 
 /// Share of the whole training set → share of the non-prompt pool.
@@ -465,7 +476,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let drop_unfinished = g.unfinished == crate::config::Unfinished::Drop;
     if let Some(n) = cut.filter(|&n| !drop_unfinished && n * 20 > prompts.len() * cell.samples_per_prompt) {
         eprintln!(
-            "   note: {n} of {} synthetic documents stopped at generation.max_new_tokens = {} before they ended (their last part, often the sign-off, is missing); a larger value lets them finish, generation.unfinished = \"drop\" leaves them out",
+            "   note: {n} of {} synthetic documents stopped at generation.max_new_tokens = {} before they ended (their last part, often the sign-off, is missing); they stay in the corpus (generation.unfinished = \"keep\", the paper's way)",
             prompts.len() * cell.samples_per_prompt,
             g.max_new_tokens
         );

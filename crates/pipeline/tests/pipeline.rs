@@ -91,6 +91,13 @@ fn shipped_configs_load() {
     let generators = RunConfig::load(&dir.join("meddocan-gemma-ablation-generators.toml")).unwrap();
     assert_eq!(generators.ablation.generators["gemma-lora"], main.generator, "the main generator, so its stages are shared");
     assert_eq!(generators.ablation.generators.len(), 5);
+    // One cell of the grid by name (`run --cell`); an unknown name lists the cells there are.
+    let all = pipeline::cells(&generators);
+    let one = pipeline::select_cells(all.clone(), &["gen95-ann95-spp16-ngram4-seed13".into()]).unwrap();
+    assert_eq!((one.len(), one[0].generator.as_deref()), (1, Some("ngram4")));
+    assert_eq!(pipeline::select_cells(all.clone(), &[]).unwrap(), all);
+    let e = pipeline::select_cells(all, &["ngram4".into()]).unwrap_err().to_string();
+    assert!(e.contains("--cell ngram4: no such cell") && e.contains("gen95-ann95-spp16-ngram4-seed13"), "{e}");
     let cells = pipeline::cells(&RunConfig::load(&dir.join("meddocan-gemma-ablation-volume.toml")).unwrap());
     assert_eq!(cells.iter().map(|c| c.samples_per_prompt).collect::<Vec<_>>(), [20, 40, 80]);
     // The seed spread: the main config redrawn from the generation on, its first seed the main cell's.

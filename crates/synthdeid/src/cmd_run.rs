@@ -33,6 +33,9 @@ pub struct RunArgs {
     /// main config reuse each other's finished stages.
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    /// Run only this cell of the ablation grid (repeatable; names as --dry-run prints them).
+    #[arg(long, value_name = "NAME")]
+    pub cell: Vec<String>,
     /// Only check the config and print the ablation cells; do no work.
     #[arg(long)]
     pub dry_run: bool,
@@ -54,7 +57,7 @@ fn private_files() {
 
 pub fn run(a: RunArgs) -> Result<()> {
     let cfg = RunConfig::load(&a.config)?;
-    let cells = pipeline::cells(&cfg);
+    let cells = pipeline::select_cells(pipeline::cells(&cfg), &a.cell)?;
     if a.dry_run {
         println!("config ok: {} cell(s)", cells.len());
         for c in &cells {
@@ -73,6 +76,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     if let Some(n) = a.shards {
         command.push_str(&format!(" --shards {n}"));
     }
+    for c in &a.cell {
+        command.push_str(&format!(" --cell {c}"));
+    }
     let opts = RunOptions {
         out: a.out.clone(),
         force: a.force,
@@ -82,6 +88,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         command: Some(command),
         shards: a.shards,
         worker: worker(),
+        cells: a.cell,
         ..Default::default()
     };
     let summary = pipeline::run(&cfg, &opts)?;

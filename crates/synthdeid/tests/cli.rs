@@ -366,6 +366,13 @@ fn issue25_case3_run_and_audit_refuse_impossible_settings_before_any_work() {
     let dry = |cfg: &Path| synthdeid(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--dry-run"]);
     let ok = dry(&config(&data.join("data/train.jsonl"), ""));
     assert!(ok.status.success(), "{}", stderr(&ok));
+    // `--cell` picks cells of the grid by name; an unknown one is refused with the names there are.
+    let grid = config(&data.join("data/train.jsonl"), "[ablation]\nseeds = [1, 2]\n");
+    let cell = |name: &str| synthdeid(&["run", grid.to_str().unwrap(), "--out", out.to_str().unwrap(), "--dry-run", "--cell", name]);
+    let picked = cell("gen80-ann80-spp80-seed2");
+    assert!(picked.status.success() && String::from_utf8_lossy(&picked.stdout).contains("1 cell(s)\n  gen80-ann80-spp80-seed2\n"), "{}{}", String::from_utf8_lossy(&picked.stdout), stderr(&picked));
+    let bad = cell("seed2");
+    assert!(!bad.status.success() && stderr(&bad).contains("--cell seed2: no such cell") && stderr(&bad).contains("gen80-ann80-spp80-seed1"), "{}", stderr(&bad));
     for (cfg, expected) in [
         (config(&empty, ""), "holds 0 document(s)"),
         (config(&one.join("train.jsonl"), ""), "holds 1 document(s): after the prompt hold-out"),

@@ -512,6 +512,19 @@ ones that can point at a patient.\n",
         let backend = t.backend.as_deref().unwrap_or("-");
         let _ = writeln!(md, "| {} | {:.1} | {} | {shards} | {backend} |", t.stage, t.seconds, if t.cached { "yes" } else { "no" });
     }
+    let budget_stopped: Vec<String> = summary
+        .cells
+        .iter()
+        .flat_map(|c| {
+            [(c.annotator_stopped_by_budget, "annotator"), (c.synthetic_ner_stopped_by_budget, "synthetic NER")]
+                .into_iter()
+                .filter(|(s, _)| *s == Some(true))
+                .map(move |(_, n)| format!("{n} of {}", c.cell.name))
+        })
+        .collect();
+    if !budget_stopped.is_empty() {
+        let _ = writeln!(md, "\nTraining stopped at `optimizer.max_minutes` before its last epoch: {} time(s) ({}); those scores depend on the machine's speed and load.", budget_stopped.len(), budget_stopped.join(", "));
+    }
     if let Some(p) = first.generator_dev_perplexity {
         let cut = if first.generator_stopped_by_budget == Some(true) { " (training stopped at `generator.max_minutes` before its last epoch ended)" } else { "" };
         let _ = writeln!(md, "\nGenerator dev perplexity: {p:.2}{cut}");

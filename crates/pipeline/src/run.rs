@@ -137,6 +137,13 @@ pub struct CellResult {
     /// (None: no training, or results from before this was recorded).
     #[serde(default)]
     pub generator_stopped_by_budget: Option<bool>,
+    /// Whether `optimizer.max_minutes` stopped the annotator's / the synthetic NER's training
+    /// before its last epoch (None: no record, e.g. a perceptron): then its score depends on the
+    /// machine's speed and load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotator_stopped_by_budget: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic_ner_stopped_by_budget: Option<bool>,
     pub timings: Vec<StageTiming>,
     /// With `[canaries]`: what the synthetic corpus gives away of the planted records.
     #[serde(default)]
@@ -615,10 +622,23 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         data,
         generator_dev_perplexity,
         generator_stopped_by_budget,
+        annotator_stopped_by_budget: ner_stopped_by_budget(&ann_dir.join("model"), "annotator"),
+        synthetic_ner_stopped_by_budget: ner_stopped_by_budget(&syn_dir.join("model"), "synthetic_ner"),
         timings,
         canaries: canary_report,
     };
     Ok((result, synthetic))
+}
+
+/// Whether the NER model in `model` stopped at its time budget before its last epoch (its
+/// `training.json`; None without one), with a note on stderr when it did.
+fn ner_stopped_by_budget(model: &Path, section: &str) -> Option<bool> {
+    let training = read_json::<serde_json::Value>(&model.join("training.json")).ok()?;
+    let stopped = training.get("summary")?.get("budget_exhausted")?.as_bool()?;
+    if stopped {
+        eprintln!("   note: the {section} training stopped at {section}.optimizer.max_minutes before its last epoch ({}): its score depends on the machine's speed and load", model.join("training.json").display());
+    }
+    Some(stopped)
 }
 
 /// A NER stage's tagger: the config's kind with that kind's settings, on the cell's seed.

@@ -269,10 +269,15 @@ fn cache_resume_and_reruns() {
     let again = run(&cfg, &opts(&a)).unwrap();
     assert!(again.cells[0].timings.iter().all(|t| t.cached));
 
-    // A changed synthetic-NER setting reruns only that stage and what follows it.
+    assert_eq!((cell.annotator_stopped_by_budget, cell.synthetic_ner_stopped_by_budget), (Some(false), Some(false)));
+    // A changed synthetic-NER setting reruns only that stage and what follows it; a time budget
+    // that stops the training is said in results.json and the report.
     let mut changed = cfg.clone();
     changed.synthetic_ner.optimizer.epochs = 2;
+    changed.synthetic_ner.optimizer.max_minutes = Some(1e-6);
     let third = run(&changed, &opts(&a)).unwrap();
+    assert_eq!(third.cells[0].synthetic_ner_stopped_by_budget, Some(true));
+    assert!(std::fs::read_to_string(a.join("report.md")).unwrap().contains("Training stopped at `optimizer.max_minutes` before its last epoch: 1 time(s) (synthetic NER of "));
     let cached: Vec<(String, bool)> = third.cells[0].timings.iter().map(|t| (t.stage.clone(), t.cached)).collect();
     assert_eq!(
         cached,

@@ -203,12 +203,8 @@ impl NgramModel {
     }
 
     /// Continues `prompt` with at most `max_words` words drawn with `rng`; stops at end of document.
-    pub fn continue_text(&self, prompt: &str, max_words: usize, sampling: &SamplingConfig, rng: &mut ChaCha8Rng) -> String {
-        self.continue_counted(prompt, max_words, sampling, rng).0
-    }
-
-    /// [`Self::continue_text`] and the number of words drawn (`max_words` when it was cut there).
-    fn continue_counted(&self, prompt: &str, max_words: usize, sampling: &SamplingConfig, rng: &mut ChaCha8Rng) -> (String, usize) {
+    /// Also returns the number of words drawn (`max_words` when it was cut there).
+    fn continue_text(&self, prompt: &str, max_words: usize, sampling: &SamplingConfig, rng: &mut ChaCha8Rng) -> (String, usize) {
         let mut history = self.prompt_history(prompt);
         let mut out = String::new();
         let mut drawn = 0;
@@ -241,7 +237,7 @@ impl NgramModel {
         for p in prompts {
             for s in 0..samples {
                 let mut rng = ChaCha8Rng::seed_from_u64(sample_seed(seed, &p.id, s));
-                let (more, words) = self.continue_counted(&p.text, max_words, sampling, &mut rng);
+                let (more, words) = self.continue_text(&p.text, max_words, sampling, &mut rng);
                 docs.push((Document { id: sample_id(&p.id, s), text: format!("{}{more}", p.text), spans: Vec::new() }, words));
             }
         }

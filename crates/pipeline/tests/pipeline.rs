@@ -242,6 +242,7 @@ fn cache_resume_and_reruns() {
     // The n-gram generator's tokens are words: the samples cut at max_new_tokens are recorded.
     let cut = cell.data.cut_at_max_new_tokens.expect("the n-gram generator records its cut samples");
     assert!(cut > 0 && cut < cell.data.synthetic_documents, "{cut} of {} cut: the test wants both kinds", cell.data.synthetic_documents);
+    assert_eq!((cell.annotator_stopped_by_budget, cell.synthetic_ner_stopped_by_budget), (Some(false), Some(false)));
     let w = cell.data.words_per_document;
     assert!(w.gold > 10.0 && w.synthetic > 10.0 && md.contains(&format!("{:.0} words per synthetic document", w.synthetic)), "{w:?}");
     let first_results = std::fs::read_to_string(a.join("results.json")).unwrap();
@@ -269,7 +270,6 @@ fn cache_resume_and_reruns() {
     let again = run(&cfg, &opts(&a)).unwrap();
     assert!(again.cells[0].timings.iter().all(|t| t.cached));
 
-    assert_eq!((cell.annotator_stopped_by_budget, cell.synthetic_ner_stopped_by_budget), (Some(false), Some(false)));
     // A changed synthetic-NER setting reruns only that stage and what follows it; a time budget
     // that stops the training is said in results.json and the report.
     let mut changed = cfg.clone();

@@ -154,11 +154,16 @@ pub fn write_report(out: &Path, cfg: &RunConfig, summary: &RunSummary, command: 
         save("generators.svg", s)?;
     }
     let mut md = markdown(cfg, summary, &svgs);
-    if let Some(c) = command {
-        // Right under the title: how to get this very report again.
-        let at = md.find("\n\n").map_or(md.len(), |i| i + 2);
-        md.insert_str(at, &format!("Reproduce: `{c}`\n\n"));
+    // Right under the title: how to get this very report again, and which cells an earlier run made.
+    let mut head = command.map_or(String::new(), |c| format!("Reproduce: `{c}`\n\n"));
+    if !summary.earlier_cells.is_empty() {
+        head.push_str(&format!(
+            "Cells kept from an earlier run of this config in this directory, as recorded then (the command above reruns them, from its cache where that is still there): {}.\n\n",
+            summary.earlier_cells.join(", ")
+        ));
     }
+    let at = md.find("\n\n").map_or(md.len(), |i| i + 2);
+    md.insert_str(at, &head);
     fsutil::atomic_write(&out.join("report.md"), md.as_bytes()).map_err(|e| anyhow!(e))?;
     let html = html(&md, &svgs, &summary.name);
     fsutil::atomic_write(&out.join("report.html"), html.as_bytes()).map_err(|e| anyhow!(e))?;

@@ -31,7 +31,8 @@ pub struct RunOptions {
     /// Where finished stages are kept (default `OUT/stages`): runs of different configs that
     /// share it reuse each other's stages with the same settings and inputs.
     pub cache: Option<PathBuf>,
-    /// The command that reproduces the run, written at the top of its report.
+    /// The command that reproduces the run, written at the top of its report, without `--cell`:
+    /// [`run`] adds one per reported cell when the report covers part of the grid.
     pub command: Option<String>,
     /// Shard processes of the generate and annotate stages (None: `run.shards` of the config).
     pub shards: Option<usize>,
@@ -155,6 +156,10 @@ pub struct CellResult {
 pub struct RunSummary {
     pub name: String,
     pub cells: Vec<CellResult>,
+    /// Cells of `cells` that this run did not run: kept, as recorded then, from an earlier run of
+    /// the same config in the same directory (a `--cell` run adds to what is there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_cells: Vec<String>,
 }
 
 struct Data {
@@ -244,6 +249,7 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunSummary> {
     }
     let out = &opts.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let earlier = if opts.cells.is_empty() { Vec::new() } else { earlier_results(out, cfg, opts.verbose) };
     fsutil::atomic_write(&out.join("config.resolved.toml"), toml::to_string_pretty(cfg)?.as_bytes()).map_err(|e| anyhow!(e))?;
     write_json(&out.join("versions.json"), &versions())?;
     let data = Data {
@@ -268,13 +274,57 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunSummary> {
         }
         results.push(result);
     }
-    let summary = RunSummary { name: cfg.run.name.clone(), cells: results };
+    // In grid order: this run's cells, and those an earlier run of this config left in OUT.
+    let grid = cells(cfg);
+    let (mut reported, mut earlier_cells) = (Vec::new(), Vec::new());
+    for c in &grid {
+        if let Some(r) = results.iter().find(|r| r.cell == *c) {
+            reported.push(r.clone());
+        } else if let Some(r) = earlier.iter().find(|r| r.cell == *c) {
+            reported.push(r.clone());
+            earlier_cells.push(c.name.clone());
+        }
+    }
+    if opts.verbose && !earlier_cells.is_empty() {
+        eprintln!("the report also holds {} cell(s) an earlier run of this config left in {}: {}", earlier_cells.len(), out.display(), earlier_cells.join(", "));
+    }
+    let summary = RunSummary { name: cfg.run.name.clone(), cells: reported, earlier_cells };
     if let [only] = summary.cells.as_slice() {
         write_json(&out.join("results.json"), only)?;
+    } else {
+        // A one-cell run's results.json left in OUT no longer describes it.
+        let _ = std::fs::remove_file(out.join("results.json"));
     }
     write_json(&out.join("summary.json"), &summary)?;
-    report::write_report(out, cfg, &summary, opts.command.as_deref())?;
+    let command = opts.command.as_ref().map(|c| {
+        let mut c = c.clone();
+        if summary.cells.len() < grid.len() {
+            for r in &summary.cells {
+                c.push_str(&format!(" --cell {}", r.cell.name));
+            }
+        }
+        c
+    });
+    report::write_report(out, cfg, &summary, command.as_deref())?;
     Ok(summary)
+}
+
+/// The cells an earlier run of `cfg` recorded in `out/summary.json`, so that a `--cell` run
+/// reports them beside its own and a grid grows a cell at a time, also once its stage cache is
+/// gone. None when `out` last held another config: its cells are not this grid's.
+pub fn earlier_results(out: &Path, cfg: &RunConfig, verbose: bool) -> Vec<CellResult> {
+    let summary = out.join("summary.json");
+    if !summary.exists() {
+        return Vec::new();
+    }
+    let same = std::fs::read_to_string(out.join("config.resolved.toml")).ok().and_then(|t| toml::from_str::<RunConfig>(&t).ok()).is_some_and(|c| c == *cfg);
+    let earlier = if same { read_json::<RunSummary>(&summary).map(|s| s.cells).map_err(|e| format!("{e:#}")) } else { Err("another config made them".into()) };
+    earlier.unwrap_or_else(|why| {
+        if verbose {
+            eprintln!("note: the report leaves out the cells in {} ({why}): it shows this run's cells", summary.display());
+        }
+        Vec::new()
+    })
 }
 
 fn versions() -> BTreeMap<&'static str, String> {

@@ -431,6 +431,31 @@ fn generators_are_compared_by_name() {
     let row = report.lines().find(|l| l.contains("| ngram2 |")).unwrap();
     assert!(report.contains("Reference columns: a paper.") && row.contains("| - | 0.123 |"), "{row}");
     assert!(report.lines().find(|l| l.contains("| ngram4 |")).unwrap().contains("| - | - |"));
+    // A grid grows a cell at a time: a `--cell` run also reports the cells an earlier run of the
+    // same config left in its directory, and its Reproduce line names every cell reported.
+    let grown = tmp.path().join("c");
+    let by_cell = |cfg: &RunConfig, name: &str| {
+        let opts = RunOptions { out: grown.clone(), cache: Some(out.join("stages")), cells: vec![name.into()], command: Some("synthdeid run g.toml --out c".into()), ..Default::default() };
+        run(cfg, &opts).unwrap()
+    };
+    let reproduce = || std::fs::read_to_string(grown.join("report.md")).unwrap().lines().nth(2).unwrap().to_string();
+    let first = by_cell(&cfg, "gen80-ann80-spp2-ngram4-seed5");
+    assert!(first.cells.len() == 1 && first.earlier_cells.is_empty() && grown.join("results.json").exists());
+    assert_eq!(reproduce(), "Reproduce: `synthdeid run g.toml --out c --cell gen80-ann80-spp2-ngram4-seed5`");
+    let both = by_cell(&cfg, "gen80-ann80-spp2-ngram2-seed5");
+    let names: Vec<&str> = both.cells.iter().map(|c| c.cell.name.as_str()).collect();
+    assert_eq!(names, ["gen80-ann80-spp2-ngram2-seed5", "gen80-ann80-spp2-ngram4-seed5"]);
+    assert_eq!(both.earlier_cells, ["gen80-ann80-spp2-ngram4-seed5"]);
+    assert_eq!(both.cells[1].synthetic_ner.token.micro.f1, summary.cells[1].synthetic_ner.token.micro.f1);
+    assert_eq!(reproduce(), "Reproduce: `synthdeid run g.toml --out c`", "the two cells are the whole grid");
+    let report = std::fs::read_to_string(grown.join("report.md")).unwrap();
+    assert!(report.contains("Cells kept from an earlier run of this config in this directory, as recorded then") && report.contains("| ngram4 |"), "{report}");
+    assert!(!grown.join("results.json").exists(), "a one-cell results.json no longer describes the directory");
+    // Another config's cells in the directory are not this grid's.
+    let mut other = cfg.clone();
+    other.run.name = "another".into();
+    let alone = by_cell(&other, "gen80-ann80-spp2-ngram2-seed5");
+    assert!(alone.cells.len() == 1 && alone.earlier_cells.is_empty());
     // With generators to compare there is no [generator] section.
     let both = two.replace("[generation]", "[generator]\ngenerator = \"ngram\"\n\n[generation]");
     let e = load_err(tmp.path(), &both);

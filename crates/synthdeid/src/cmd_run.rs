@@ -33,7 +33,8 @@ pub struct RunArgs {
     /// main config reuse each other's finished stages.
     #[arg(long)]
     pub cache: Option<PathBuf>,
-    /// Run only this cell of the ablation grid (repeatable; names as --dry-run prints them).
+    /// Run only this cell of the ablation grid (repeatable; names as --dry-run prints them); the
+    /// report also keeps the cells an earlier run of the same config left in OUT.
     #[arg(long, value_name = "NAME")]
     pub cell: Vec<String>,
     /// Only check the config and print the ablation cells; do no work.
@@ -63,6 +64,15 @@ pub fn run(a: RunArgs) -> Result<()> {
         for c in &cells {
             println!("  {}", c.name);
         }
+        if !a.cell.is_empty() {
+            let kept: Vec<_> = pipeline::earlier_results(&a.out, &cfg, true).into_iter().filter(|r| !cells.contains(&r.cell)).collect();
+            if !kept.is_empty() {
+                println!("the report will also hold {} cell(s) an earlier run of this config left in {}:", kept.len(), a.out.display());
+                for r in kept {
+                    println!("  {}", r.cell.name);
+                }
+            }
+        }
         return Ok(());
     }
     if a.shards == Some(0) {
@@ -75,9 +85,6 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     if let Some(n) = a.shards {
         command.push_str(&format!(" --shards {n}"));
-    }
-    for c in &a.cell {
-        command.push_str(&format!(" --cell {c}"));
     }
     let opts = RunOptions {
         out: a.out.clone(),

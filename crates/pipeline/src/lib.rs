@@ -14,4 +14,4 @@ pub mod run;
 pub mod shards;
 
 pub use config::{NerKind, RunConfig};
-pub use run::{cells, earlier_results, run, select_cells, Cell, CellResult, RunOptions, RunSummary, STAGES};
+pub use run::{cells, earlier_cells, run, select_cells, Cell, CellResult, EarlierCell, RunOptions, RunSummary, STAGES};

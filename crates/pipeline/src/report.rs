@@ -154,12 +154,12 @@ pub fn write_report(out: &Path, cfg: &RunConfig, summary: &RunSummary, command: 
         save("generators.svg", s)?;
     }
     let mut md = markdown(cfg, summary, &svgs);
-    // Right under the title: how to get this very report again, and which cells an earlier run made.
+    // Right under the title: how to get this very report again, and which cells it did not run.
     let mut head = command.map_or(String::new(), |c| format!("Reproduce: `{c}`\n\n"));
     if !summary.earlier_cells.is_empty() {
         head.push_str(&format!(
-            "Cells kept from an earlier run of this config in this directory, as recorded then (the command above reruns them, from its cache where that is still there): {}.\n\n",
-            summary.earlier_cells.join(", ")
+            "Not run in this run but taken, as recorded then, from results whose stages have the same keys (the same computation): {}.\n\n",
+            summary.earlier_cells.iter().map(|e| format!("{} (from `{}`)", e.cell, e.from)).collect::<Vec<_>>().join(", ")
         ));
     }
     let at = md.find("\n\n").map_or(md.len(), |i| i + 2);

@@ -40,8 +40,12 @@ pub struct RunOptions {
     /// ([`crate::shards`]); without it (the library on its own) the shards run one after another
     /// in this process, with the same output.
     pub worker: Option<PathBuf>,
-    /// Run only the cells of these names (empty: every cell of the grid).
+    /// Run only the cells of these names (empty: every cell of the grid). The others are reported
+    /// from results recorded with the same stage keys: `OUT`'s earlier run, then `results_from`.
     pub cells: Vec<String>,
+    /// Result directories (`summary.json` or `results.json`) to take cells from that this run
+    /// does not run; only with `cells`.
+    pub results_from: Vec<PathBuf>,
 }
 
 /// One cell of an ablation grid (a plain run is one cell).
@@ -156,16 +160,31 @@ pub struct CellResult {
 pub struct RunSummary {
     pub name: String,
     pub cells: Vec<CellResult>,
-    /// Cells of `cells` that this run did not run: kept, as recorded then, from an earlier run of
-    /// the same config in the same directory (a `--cell` run adds to what is there).
+    /// Cells of `cells` that this run did not run: taken, as recorded then, from results with
+    /// the same stage keys (an earlier run in the same directory, or `--results-from`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub earlier_cells: Vec<String>,
+    pub earlier_cells: Vec<EarlierCell>,
+}
+
+/// A cell a run reports without running it, and the directory whose results it was taken from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlierCell {
+    pub cell: String,
+    pub from: String,
 }
 
 struct Data {
     train: Vec<Document>,
     dev: Vec<Document>,
     test: Vec<Document>,
+}
+
+fn read_data(cfg: &RunConfig) -> Result<Data> {
+    Ok(Data {
+        train: read(&cfg.data.train)?,
+        dev: cfg.data.dev.as_deref().map(read).transpose()?.unwrap_or_default(),
+        test: cfg.data.test.as_deref().map(read).transpose()?.unwrap_or_default(),
+    })
 }
 
 fn read(path: &Path) -> Result<Vec<Document>> {
@@ -249,14 +268,10 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunSummary> {
     }
     let out = &opts.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let earlier = if opts.cells.is_empty() { Vec::new() } else { earlier_results(out, cfg, opts.verbose) };
+    let recorded = recorded_elsewhere(opts)?;
     fsutil::atomic_write(&out.join("config.resolved.toml"), toml::to_string_pretty(cfg)?.as_bytes()).map_err(|e| anyhow!(e))?;
     write_json(&out.join("versions.json"), &versions())?;
-    let data = Data {
-        train: read(&cfg.data.train)?,
-        dev: cfg.data.dev.as_deref().map(read).transpose()?.unwrap_or_default(),
-        test: cfg.data.test.as_deref().map(read).transpose()?.unwrap_or_default(),
-    };
+    let data = read_data(cfg)?;
     let all = select_cells(cells(cfg), &opts.cells)?;
     let stages_root = opts.cache.clone().unwrap_or_else(|| out.join("stages"));
     let mut results = Vec::new();
@@ -274,19 +289,21 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunSummary> {
         }
         results.push(result);
     }
-    // In grid order: this run's cells, and those an earlier run of this config left in OUT.
-    let grid = cells(cfg);
+    // In grid order: this run's cells, and recorded results of the others.
     let (mut reported, mut earlier_cells) = (Vec::new(), Vec::new());
-    for c in &grid {
-        if let Some(r) = results.iter().find(|r| r.cell == *c) {
+    for c in cells(cfg) {
+        if let Some(r) = results.iter().find(|r| r.cell == c) {
             reported.push(r.clone());
-        } else if let Some(r) = earlier.iter().find(|r| r.cell == *c) {
-            reported.push(r.clone());
-            earlier_cells.push(c.name.clone());
+        } else if let Some((r, from)) = recorded_cell(cfg, &c, &data, &recorded)? {
+            reported.push(CellResult { cell: c.clone(), ..r.clone() });
+            earlier_cells.push(EarlierCell { cell: c.name.clone(), from: from.clone() });
         }
     }
     if opts.verbose && !earlier_cells.is_empty() {
-        eprintln!("the report also holds {} cell(s) an earlier run of this config left in {}: {}", earlier_cells.len(), out.display(), earlier_cells.join(", "));
+        eprintln!("the report also holds {} cell(s) from earlier results with the same stage keys:", earlier_cells.len());
+        for e in &earlier_cells {
+            eprintln!("   {} (from {})", e.cell, e.from);
+        }
     }
     let summary = RunSummary { name: cfg.run.name.clone(), cells: reported, earlier_cells };
     if let [only] = summary.cells.as_slice() {
@@ -296,35 +313,98 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunSummary> {
         let _ = std::fs::remove_file(out.join("results.json"));
     }
     write_json(&out.join("summary.json"), &summary)?;
-    let command = opts.command.as_ref().map(|c| {
-        let mut c = c.clone();
-        if summary.cells.len() < grid.len() {
-            for r in &summary.cells {
-                c.push_str(&format!(" --cell {}", r.cell.name));
-            }
-        }
-        c
-    });
+    let command = opts.command.as_ref().map(|c| reproduce_command(c, opts, &summary, cells(cfg).len()));
     report::write_report(out, cfg, &summary, command.as_deref())?;
     Ok(summary)
 }
 
-/// The cells an earlier run of `cfg` recorded in `out/summary.json`, so that a `--cell` run
-/// reports them beside its own and a grid grows a cell at a time, also once its stage cache is
-/// gone. None when `out` last held another config: its cells are not this grid's.
-pub fn earlier_results(out: &Path, cfg: &RunConfig, verbose: bool) -> Vec<CellResult> {
-    let summary = out.join("summary.json");
-    if !summary.exists() {
-        return Vec::new();
-    }
-    let same = std::fs::read_to_string(out.join("config.resolved.toml")).ok().and_then(|t| toml::from_str::<RunConfig>(&t).ok()).is_some_and(|c| c == *cfg);
-    let earlier = if same { read_json::<RunSummary>(&summary).map(|s| s.cells).map_err(|e| format!("{e:#}")) } else { Err("another config made them".into()) };
-    earlier.unwrap_or_else(|why| {
-        if verbose {
-            eprintln!("note: the report leaves out the cells in {} ({why}): it shows this run's cells", summary.display());
+/// Results a `--cell` run may report for the cells it does not run, each with the directory it
+/// was made in: `OUT`'s earlier run (its cells that came from elsewhere keep their origin), then
+/// each of `opts.results_from`.
+fn recorded_elsewhere(opts: &RunOptions) -> Result<Vec<(CellResult, String)>> {
+    if opts.cells.is_empty() {
+        if let Some(d) = opts.results_from.first() {
+            bail!("--results-from {}: only with --cell (the cells not named are taken from there)", d.display());
         }
-        Vec::new()
-    })
+        return Ok(Vec::new());
+    }
+    let mut recorded = Vec::new();
+    let out = opts.out.display().to_string();
+    match read_recorded(&opts.out) {
+        Ok(Some(s)) => recorded.extend(s.cells.into_iter().map(|r| {
+            let from = s.earlier_cells.iter().find(|e| e.cell == r.cell.name).map_or(out.clone(), |e| e.from.clone());
+            (r, from)
+        })),
+        Ok(None) => {}
+        // Only what this run adds to: the run goes on and reports its own cells.
+        Err(e) => eprintln!("note: {e:#}: the report leaves out the cells recorded there"),
+    }
+    for dir in &opts.results_from {
+        let s = read_recorded(dir)?.with_context(|| format!("--results-from {}: no summary.json or results.json there", dir.display()))?;
+        recorded.extend(s.cells.into_iter().map(|r| (r, dir.display().to_string())));
+    }
+    Ok(recorded)
+}
+
+/// The results recorded in a run directory: its `summary.json`, else its one-cell `results.json`.
+fn read_recorded(dir: &Path) -> Result<Option<RunSummary>> {
+    let (summary, single) = (dir.join("summary.json"), dir.join("results.json"));
+    if summary.is_file() {
+        return read_json(&summary).map(Some);
+    }
+    if single.is_file() {
+        let r: CellResult = read_json(&single)?;
+        return Ok(Some(RunSummary { name: String::new(), cells: vec![r], earlier_cells: Vec::new() }));
+    }
+    Ok(None)
+}
+
+/// The recorded result whose stages have the keys `cell`'s stages have here: the same
+/// computation, whatever the config or the cell was called when it ran.
+fn recorded_cell<'a>(cfg: &RunConfig, cell: &Cell, data: &Data, recorded: &'a [(CellResult, String)]) -> Result<Option<&'a (CellResult, String)>> {
+    if recorded.is_empty() {
+        return Ok(None);
+    }
+    let keys = plan_cell(cfg, cell, data)?.keys();
+    Ok(recorded.iter().find(|(r, _)| r.timings.iter().map(|t| (t.stage.clone(), t.key.clone())).collect::<BTreeMap<_, _>>() == keys))
+}
+
+/// The cells of `cfg` a run with `opts` would take from recorded results, and from where
+/// (`--dry-run`).
+pub fn earlier_cells(cfg: &RunConfig, opts: &RunOptions) -> Result<Vec<EarlierCell>> {
+    let recorded = recorded_elsewhere(opts)?;
+    if recorded.is_empty() {
+        return Ok(Vec::new());
+    }
+    let data = read_data(cfg)?;
+    let chosen = select_cells(cells(cfg), &opts.cells)?;
+    let mut out = Vec::new();
+    for c in cells(cfg).into_iter().filter(|c| !chosen.contains(c)) {
+        if let Some((_, from)) = recorded_cell(cfg, &c, &data, &recorded)? {
+            out.push(EarlierCell { cell: c.name, from: from.clone() });
+        }
+    }
+    Ok(out)
+}
+
+/// `command` (without `--cell`) with what reproduces this report: a `--cell` for each cell run in
+/// `OUT` (none when they are the whole grid), a `--results-from` for each other directory used.
+fn reproduce_command(command: &str, opts: &RunOptions, summary: &RunSummary, grid: usize) -> String {
+    let out = opts.out.display().to_string();
+    let from = |name: &str| summary.earlier_cells.iter().find(|e| e.cell == name).map(|e| e.from.clone());
+    let here: Vec<&str> = summary.cells.iter().map(|r| r.cell.name.as_str()).filter(|n| from(n).is_none_or(|f| f == out)).collect();
+    let mut elsewhere: Vec<String> = summary.earlier_cells.iter().map(|e| e.from.clone()).filter(|f| *f != out).collect();
+    elsewhere.dedup();
+    let mut c = command.to_string();
+    if here.len() < grid {
+        for n in here {
+            c.push_str(&format!(" --cell {n}"));
+        }
+    }
+    for d in elsewhere {
+        c.push_str(&format!(" --results-from {d}"));
+    }
+    c
 }
 
 fn versions() -> BTreeMap<&'static str, String> {
@@ -374,16 +454,43 @@ fn forced_stages(named: &[String]) -> std::collections::BTreeSet<&'static str> {
     forced
 }
 
-fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &RunOptions) -> Result<(CellResult, Vec<Document>)> {
-    let forced = forced_stages(&opts.force);
-    let force = |s: &str| forced.contains(s);
-    let say = |s: &str, t: &StageTiming| {
-        if opts.verbose {
-            let shards = t.shards.filter(|&n| n > 1).map(|n| format!(" ({n} shards)")).unwrap_or_default();
-            eprintln!("   {s:<14} {}{shards}", if t.cached { "cached".to_string() } else { format!("{:.1} s", t.seconds) });
-        }
-    };
-    let mut timings = Vec::new();
+/// A cell's inputs and its stages' keys, worked out before any stage runs. The keys say which
+/// computation the cell is: results recorded with the same keys are this cell's results.
+struct Plan {
+    train_all: Vec<Document>,
+    test: Vec<Document>,
+    prompts: Vec<Document>,
+    gen_train: Vec<Document>,
+    ann_train: Vec<Document>,
+    canaries: Vec<crate::canary::Canary>,
+    gen_input: Vec<Document>,
+    gen_cfg: lm::TrainConfig,
+    gen_settings: lm::GenerateConfig,
+    ann_spec: TaggerSpec,
+    syn_spec: TaggerSpec,
+    generate_seed: u64,
+    drop_unfinished: bool,
+    ann_key: StageKey,
+    gen_key: StageKey,
+    generate_key: StageKey,
+    /// Generate stages that differ from this one only in samples per prompt and batch size.
+    family: StageKey,
+    annotate_key: StageKey,
+    harden_key: Option<StageKey>,
+    syn_key: StageKey,
+    eval_key: StageKey,
+    audit_key: StageKey,
+}
+
+impl Plan {
+    /// Each stage the cell runs and its key, as [`StageTiming`]s record them.
+    fn keys(&self) -> BTreeMap<String, String> {
+        let keys = [&self.ann_key, &self.gen_key, &self.generate_key, &self.annotate_key, &self.syn_key, &self.eval_key, &self.audit_key];
+        keys.into_iter().chain(&self.harden_key).map(|k| (k.stage.to_string(), k.hash.clone())).collect()
+    }
+}
+
+fn plan_cell(cfg: &RunConfig, cell: &Cell, data: &Data) -> Result<Plan> {
     // With ablation.reseed_from, the stages before it keep run.seed: every seed's cell shares them.
     let seed_of = |stage: Reseed| cfg.ablation.reseed_from.seed(stage, cell.seed, cfg.run.seed);
     let (split_seed, generate_seed, ner_seed) = (seed_of(Reseed::Split), seed_of(Reseed::Generate), seed_of(Reseed::SyntheticNer));
@@ -403,17 +510,11 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     };
     let gen_train = subset(cell.generator_ratio, "generator_ratio")?;
     let ann_train = subset(cell.annotator_ratio, "annotator_ratio")?;
-    let dev = &data.dev;
-    let (dev_h, test_h, prompts_h) = (docs_hash(dev), docs_hash(&test), docs_hash(&prompts));
+    let (dev_h, test_h, prompts_h) = (docs_hash(&data.dev), docs_hash(&test), docs_hash(&prompts));
 
-    // 1. Annotator: NER on gold.
     let ann_spec = tagger_spec(cfg.models.annotator, &cfg.annotator, &cfg.perceptron, split_seed);
     let ann_key = StageKey::of_settings("annotator", &ann_spec, &ann_spec.defaults(), &[&docs_hash(&ann_train), &dev_h]);
-    let (ann_dir, t) = run_stage(stages, &ann_key, force("annotator"), |dir| train_tagger(&ann_spec, &ann_train, dev, &dir.join("model"), opts))?;
-    say("annotator", &t);
-    timings.push(t);
 
-    // 2. Generator: domain-adapted LM.
     let mut gen_cfg = match &cell.generator {
         Some(name) => cfg.ablation.generators.get(name).with_context(|| format!("ablation.generators.{name}: not in the config"))?.clone(),
         None => cfg.generator.clone(),
@@ -426,13 +527,104 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     let canaries = crate::canary::make(&gen_train, &cfg.canaries, split_seed)?;
     let gen_input = if canaries.is_empty() { gen_train.clone() } else { crate::canary::plant(&gen_train, &canaries, split_seed) };
     let gen_key = StageKey::of_settings("generator", &gen_cfg.key_settings(), &lm::TrainConfig::default(), &[&docs_hash(&gen_input), &dev_h]);
+
+
+    let g = &cfg.generation;
+    let gen_settings = lm::GenerateConfig {
+        prompt_words: g.prompt_words,
+        samples_per_prompt: cell.samples_per_prompt,
+        max_new_tokens: g.max_new_tokens,
+        sampling: lm::SamplingConfig { temperature: g.temperature, top_k: g.top_k.unwrap_or(0), top_p: g.top_p },
+        seed: generate_seed,
+        batch_size: g.batch_size,
+        precision: g.precision,
+    };
+    let generate_key = StageKey::of_settings("generate", &gen_settings, &lm::GenerateConfig::default(), &[&gen_key.hash, &prompts_h]);
+    // Stages differing only in these two draw the same sample for the same id (see sample_siblings).
+    let family_settings = lm::GenerateConfig { samples_per_prompt: 0, batch_size: 0, ..gen_settings.clone() };
+    let family_defaults = lm::GenerateConfig { samples_per_prompt: 0, batch_size: 0, ..lm::GenerateConfig::default() };
+    let family = StageKey::of_settings("generate-samples", &family_settings, &family_defaults, &[&gen_key.hash, &prompts_h]);
+
+    let drop_unfinished = g.unfinished == crate::config::Unfinished::Drop;
+    let mut annotate_inputs = vec![ann_key.hash.as_str(), generate_key.hash.as_str()];
+    if drop_unfinished {
+        annotate_inputs.push("drop-unfinished");
+    }
+    let annotate_key = StageKey::new("annotate", &g.annotate_window, &annotate_inputs);
+    let harden_key = cell
+        .hardened
+        .unwrap_or(cfg.hardening.enabled)
+        .then(|| StageKey::of_settings("harden", &cfg.hardening, &Default::default(), &[&annotate_key.hash, &generate_seed.to_string()]));
+    let synthetic_key = harden_key.as_ref().unwrap_or(&annotate_key);
+
+    let syn_spec = tagger_spec(cfg.models.synthetic_ner, &cfg.synthetic_ner, &cfg.perceptron, ner_seed);
+    let syn_key = StageKey::of_settings("synthetic_ner", &syn_spec, &syn_spec.defaults(), &[&synthetic_key.hash, &dev_h]);
+    let eval_key = StageKey::new("evaluate", &"v1", &[&ann_key.hash, &syn_key.hash, &test_h]);
+
+    let canary_docs: Vec<Document> = canaries.iter().map(|c| c.doc.clone()).collect();
+    let canary_h = docs_hash(&canary_docs);
+    let gen_train_h = docs_hash(&gen_train);
+    let mut audit_inputs = vec![synthetic_key.hash.as_str(), gen_train_h.as_str(), test_h.as_str()];
+    if !canaries.is_empty() {
+        // The canaries' likelihood exposure is measured under the generator.
+        audit_inputs.push(&canary_h);
+        audit_inputs.push(&gen_key.hash);
+    }
+    let audit_key = StageKey::of_settings("audit", &cfg.audit, &Default::default(), &audit_inputs);
+    Ok(Plan {
+        train_all,
+        test,
+        prompts,
+        gen_train,
+        ann_train,
+        canaries,
+        gen_input,
+        gen_cfg,
+        gen_settings,
+        ann_spec,
+        syn_spec,
+        generate_seed,
+        drop_unfinished,
+        ann_key,
+        gen_key,
+        generate_key,
+        family,
+        annotate_key,
+        harden_key,
+        syn_key,
+        eval_key,
+        audit_key,
+    })
+}
+
+fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &RunOptions) -> Result<(CellResult, Vec<Document>)> {
+    let forced = forced_stages(&opts.force);
+    let force = |s: &str| forced.contains(s);
+    let say = |s: &str, t: &StageTiming| {
+        if opts.verbose {
+            let shards = t.shards.filter(|&n| n > 1).map(|n| format!(" ({n} shards)")).unwrap_or_default();
+            eprintln!("   {s:<14} {}{shards}", if t.cached { "cached".to_string() } else { format!("{:.1} s", t.seconds) });
+        }
+    };
+    let mut timings = Vec::new();
+    let plan = plan_cell(cfg, cell, data)?;
+    let Plan { train_all, test, prompts, gen_train, ann_train, canaries, gen_input, gen_cfg, gen_settings, ann_spec, syn_spec, generate_seed, drop_unfinished, .. } = &plan;
+    let (ann_key, gen_key, generate_key, annotate_key) = (&plan.ann_key, &plan.gen_key, &plan.generate_key, &plan.annotate_key);
+    let dev = &data.dev;
+
+    // 1. Annotator: NER on gold.
+    let (ann_dir, t) = run_stage(stages, ann_key, force("annotator"), |dir| train_tagger(ann_spec, ann_train, dev, &dir.join("model"), opts))?;
+    say("annotator", &t);
+    timings.push(t);
+
+    // 2. Generator: domain-adapted LM.
     // Which backend produces the samples (recorded in provenance.json; never a key).
     let backend = match &gen_cfg.openai {
         Some(o) => serde_json::json!({ "kind": "openai", "base_url": o.base_url, "model": o.model }),
         None => serde_json::json!({ "kind": "local" }),
     };
     let produced = |shards: usize, parts: Vec<crate::shards::PartRecord>| Produced { backend: backend.clone(), shards, parts };
-    let (gen_dir, t) = run_stage_recorded(stages, &gen_key, force("generator"), |dir| {
+    let (gen_dir, t) = run_stage_recorded(stages, gen_key, force("generator"), |dir| {
         if !canaries.is_empty() {
             // The record of what was planted: template text of real notes, so owner-only.
             let lines: Vec<String> = canaries.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
@@ -445,7 +637,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         }
         // A run stopped by `generator.max_minutes` is what the config asked for: its best
         // checkpoint is the stage's output (`finished: false` in train_report.json says so).
-        let report = lm::train(&gen_cfg, &gen_input, dev, &dir.join("model"), &*opts.progress)?;
+        let report = lm::train(gen_cfg, gen_input, dev, &dir.join("model"), &*opts.progress)?;
         write_json(&dir.join("train_report.json"), &report)?;
         Ok(produced(1, Vec::new()))
     })?;
@@ -467,28 +659,14 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     // prompt document (`shards/ID.jsonl`), so a killed run resumes where it stopped with the same
     // samples. With `run.shards` N > 1, N processes share the prompt documents ([`crate::shards`]).
     let g = &cfg.generation;
-    let gen_settings = lm::GenerateConfig {
-        prompt_words: g.prompt_words,
-        samples_per_prompt: cell.samples_per_prompt,
-        max_new_tokens: g.max_new_tokens,
-        sampling: lm::SamplingConfig { temperature: g.temperature, top_k: g.top_k.unwrap_or(0), top_p: g.top_p },
-        seed: generate_seed,
-        batch_size: g.batch_size,
-        precision: g.precision,
-    };
-    let generate_key = StageKey::of_settings("generate", &gen_settings, &lm::GenerateConfig::default(), &[&gen_key.hash, &prompts_h]);
     let shards = opts.shards.unwrap_or(cfg.run.shards).max(1);
-    // Stages differing only in these two draw the same sample for the same id (see sample_siblings).
-    let family_settings = lm::GenerateConfig { samples_per_prompt: 0, batch_size: 0, ..gen_settings.clone() };
-    let family_defaults = lm::GenerateConfig { samples_per_prompt: 0, batch_size: 0, ..lm::GenerateConfig::default() };
-    let family = StageKey::of_settings("generate-samples", &family_settings, &family_defaults, &[&gen_key.hash, &prompts_h]);
-    let mut reuse_from = crate::cache::sample_siblings(stages, &family.hash, &generate_key.dir(stages))?;
+    let mut reuse_from = crate::cache::sample_siblings(stages, &plan.family.hash, &generate_key.dir(stages))?;
     // --force generate redraws every sample: a sibling's samples may lack what this synthdeid records.
     if force("generate") {
         reuse_from.clear();
     }
-    let prompt_list = lm::prompts_from_docs(&prompts, g.prompt_words);
-    let (generate_dir, t) = run_stage_recorded(stages, &generate_key, force("generate"), |dir| {
+    let prompt_list = lm::prompts_from_docs(prompts, g.prompt_words);
+    let (generate_dir, t) = run_stage_recorded(stages, generate_key, force("generate"), |dir| {
         let docs_dir = dir.join("shards");
         opts.progress.start("prompt documents", prompts.len() as u64);
         // N shard processes: no more than there are prompt documents.
@@ -530,7 +708,6 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     timings.push(t);
     let cut_ids = crate::shards::cut_samples(&generate_dir.join("shards"), &prompt_list);
     let cut = cut_ids.as_ref().map(|c| c.len());
-    let drop_unfinished = g.unfinished == crate::config::Unfinished::Drop;
     if let Some(n) = cut.filter(|&n| !drop_unfinished && n * 20 > prompts.len() * cell.samples_per_prompt) {
         eprintln!(
             "   note: {n} of {} synthetic documents stopped at generation.max_new_tokens = {} before they ended (their last part, often the sign-off, is missing); they stay in the corpus (generation.unfinished = \"keep\", the paper's way)",
@@ -539,7 +716,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         );
     }
     let dropped = match cut_ids {
-        _ if !drop_unfinished => None,
+        _ if !*drop_unfinished => None,
         Some(ids) => Some(ids),
         None => bail!(
             "generation.unfinished = \"drop\": the generate stage ({}) does not record which samples stopped at max_new_tokens (a stage from an earlier synthdeid, or a server that reports no token counts, kept no record). Use \"keep\", or redo the stage with --force generate",
@@ -550,12 +727,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     // 4. Machine-annotate the synthetic text with the annotator (128-word windows), without the
     // unfinished samples when asked.
     let window = g.annotate_window;
-    let mut annotate_inputs = vec![ann_key.hash.as_str(), generate_key.hash.as_str()];
-    if dropped.is_some() {
-        annotate_inputs.push("drop-unfinished");
-    }
-    let annotate_key = StageKey::new("annotate", &window, &annotate_inputs);
-    let (annotate_dir, t) = run_stage_recorded(stages, &annotate_key, force("annotate"), |dir| {
+    let (annotate_dir, t) = run_stage_recorded(stages, annotate_key, force("annotate"), |dir| {
         let mut input = generate_dir.join("synthetic.jsonl");
         let mut texts = read(&input)?;
         if let Some(ids) = &dropped {
@@ -583,38 +755,34 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     timings.push(t);
 
     // 5. Optional hardening: surrogates replace every machine-annotated span.
-    let (synthetic_dir, synthetic_key, hardening) = if cell.hardened.unwrap_or(cfg.hardening.enabled) {
+    let (synthetic_dir, hardening) = if let Some(harden_key) = &plan.harden_key {
         let key_material = cfg.hardening.key.clone().unwrap_or_else(|| format!("synthdeid-seed-{generate_seed}"));
-        let harden_key = StageKey::of_settings("harden", &cfg.hardening, &Default::default(), &[&annotate_key.hash, &generate_seed.to_string()]);
-        let (dir, t) = run_stage(stages, &harden_key, force("harden"), |dir| {
+        let (dir, t) = run_stage(stages, harden_key, force("harden"), |dir| {
             let docs = read(&annotate_dir.join("synthetic.jsonl"))?;
-            let report = harden(&docs, &gen_train, key_material.as_bytes(), &cfg.hardening, dir)?;
+            let report = harden(&docs, gen_train, key_material.as_bytes(), &cfg.hardening, dir)?;
             write_json(&dir.join("hardening.json"), &report)?;
             Ok(())
         })?;
         say("harden", &t);
         timings.push(t);
         let stats: HardeningReport = read_json(&dir.join("hardening.json"))?;
-        (dir, harden_key, Some(stats))
+        (dir, Some(stats))
     } else {
-        (annotate_dir.clone(), annotate_key.clone(), None)
+        (annotate_dir.clone(), None)
     };
     let synthetic = read(&synthetic_dir.join("synthetic.jsonl"))?;
 
     // 6. Synthetic NER: trained on the synthetic corpus only.
-    let syn_spec = tagger_spec(cfg.models.synthetic_ner, &cfg.synthetic_ner, &cfg.perceptron, ner_seed);
-    let syn_key = StageKey::of_settings("synthetic_ner", &syn_spec, &syn_spec.defaults(), &[&synthetic_key.hash, &dev_h]);
-    let (syn_dir, t) = run_stage(stages, &syn_key, force("synthetic_ner"), |dir| train_tagger(&syn_spec, &synthetic, dev, &dir.join("model"), opts))?;
+    let (syn_dir, t) = run_stage(stages, &plan.syn_key, force("synthetic_ner"), |dir| train_tagger(syn_spec, &synthetic, dev, &dir.join("model"), opts))?;
     say("synthetic_ner", &t);
     timings.push(t);
 
     // 7. Evaluate both on the gold test set.
-    let eval_key = StageKey::new("evaluate", &"v1", &[&ann_key.hash, &syn_key.hash, &test_h]);
-    let (eval_dir, t) = run_stage(stages, &eval_key, force("evaluate"), |dir| {
+    let (eval_dir, t) = run_stage(stages, &plan.eval_key, force("evaluate"), |dir| {
         for (name, model_dir) in [("gold_ner", &ann_dir), ("synthetic_ner", &syn_dir)] {
-            let predicted = ner::load_tagger(&model_dir.join("model"), None)?.predict(&test)?;
+            let predicted = ner::load_tagger(&model_dir.join("model"), None)?.predict(test)?;
             write(&dir.join(format!("{name}.predictions.jsonl")), Some(Format::Jsonl), &predicted)?;
-            let report = eval::evaluate(&test, &predicted).map_err(|e| anyhow!(e))?;
+            let report = eval::evaluate(test, &predicted).map_err(|e| anyhow!(e))?;
             write_json(&dir.join(format!("{name}.json")), &report)?;
         }
         Ok(())
@@ -623,18 +791,8 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     timings.push(t);
 
     // 8. Audit the synthetic corpus against the generator's training documents.
-    let canary_docs: Vec<Document> = canaries.iter().map(|c| c.doc.clone()).collect();
-    let canary_h = docs_hash(&canary_docs);
-    let gen_train_h = docs_hash(&gen_train);
-    let mut audit_inputs = vec![synthetic_key.hash.as_str(), gen_train_h.as_str(), test_h.as_str()];
-    if !canaries.is_empty() {
-        // The canaries' likelihood exposure is measured under the generator.
-        audit_inputs.push(&canary_h);
-        audit_inputs.push(&gen_key.hash);
-    }
-    let audit_key = StageKey::of_settings("audit", &cfg.audit, &Default::default(), &audit_inputs);
-    let (audit_dir, t) = run_stage(stages, &audit_key, force("audit"), |dir| {
-        let report = audit::try_audit(&synthetic, &gen_train, Some(&test), &cfg.audit).map_err(|e| anyhow!("audit.{e}"))?;
+    let (audit_dir, t) = run_stage(stages, &plan.audit_key, force("audit"), |dir| {
+        let report = audit::try_audit(&synthetic, gen_train, Some(test), &cfg.audit).map_err(|e| anyhow!("audit.{e}"))?;
         write_json(&dir.join("audit.json"), &report)?;
         if !canaries.is_empty() {
             // A local generator (not a server) can score the canaries' secrets.

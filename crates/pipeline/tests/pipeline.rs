@@ -178,6 +178,25 @@ fn committed_results_reproduce_with_the_command_in_their_report() {
     assert!(["meddocan-gemma", "meddocan-gemma-canaries", "meddocan-gemma-hardened"].iter().all(|r| checked.iter().any(|d| d == r)) && checked.len() >= 6, "{checked:?}");
 }
 
+/// The main config's committed results are, stage key for stage key, the ablations' cell of the
+/// same settings: `--cell … --results-from results/meddocan-gemma` reports it without rerunning
+/// its 2.7 hours (data: `../shared`, present in CI).
+#[test]
+fn committed_main_cell_is_the_ablations_cell_of_its_settings() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let taken = |config: &str, run_cell: &str| {
+        let cfg = RunConfig::load(&root.join("configs").join(config)).unwrap();
+        let opts = RunOptions { out: root.join("target/no-such-run"), cells: vec![run_cell.into()], results_from: vec![root.join("results/meddocan-gemma")], ..Default::default() };
+        pipeline::earlier_cells(&cfg, &opts).unwrap().into_iter().map(|e| e.cell).collect::<Vec<_>>()
+    };
+    assert_eq!(taken("meddocan-gemma-ablation-generator-data.toml", "gen5-ann95-spp16-seed13"), ["gen95-ann95-spp16-seed13"]);
+    assert_eq!(taken("meddocan-gemma-ablation-generators.toml", "gen95-ann95-spp16-ngram4-seed13"), ["gen95-ann95-spp16-gemma-lora-seed13"]);
+    // The q/v recipe's results are another generator's: no cell of the current grid.
+    let cfg = RunConfig::load(&root.join("configs/meddocan-gemma-ablation-generator-data.toml")).unwrap();
+    let opts = RunOptions { out: root.join("target/no-such-run"), cells: vec!["gen5-ann95-spp16-seed13".into()], results_from: vec![root.join("results/meddocan-gemma-qv")], ..Default::default() };
+    assert!(pipeline::earlier_cells(&cfg, &opts).unwrap().is_empty());
+}
+
 #[test]
 fn bad_configs_stop_before_any_work_naming_the_key() {
     let tmp = tempfile::tempdir().unwrap();
@@ -431,31 +450,50 @@ fn generators_are_compared_by_name() {
     let row = report.lines().find(|l| l.contains("| ngram2 |")).unwrap();
     assert!(report.contains("Reference columns: a paper.") && row.contains("| - | 0.123 |"), "{row}");
     assert!(report.lines().find(|l| l.contains("| ngram4 |")).unwrap().contains("| - | - |"));
-    // A grid grows a cell at a time: a `--cell` run also reports the cells an earlier run of the
-    // same config left in its directory, and its Reproduce line names every cell reported.
+    // A grid grows a cell at a time: a `--cell` run also reports the cells whose results are
+    // recorded with the same stage keys (in its directory, or with --results-from), and its
+    // Reproduce line says how to get the same report.
     let grown = tmp.path().join("c");
-    let by_cell = |cfg: &RunConfig, name: &str| {
-        let opts = RunOptions { out: grown.clone(), cache: Some(out.join("stages")), cells: vec![name.into()], command: Some("synthdeid run g.toml --out c".into()), ..Default::default() };
-        run(cfg, &opts).unwrap()
+    let by_cell = |cfg: &RunConfig, out: &Path, name: &str, from: &[&Path]| {
+        let opts = RunOptions {
+            out: out.to_path_buf(),
+            cache: Some(tmp.path().join("g/stages")),
+            cells: vec![name.into()],
+            results_from: from.iter().map(|p| p.to_path_buf()).collect(),
+            command: Some(format!("synthdeid run g.toml --out {}", out.file_name().unwrap().to_string_lossy())),
+            ..Default::default()
+        };
+        run(cfg, &opts)
     };
-    let reproduce = || std::fs::read_to_string(grown.join("report.md")).unwrap().lines().nth(2).unwrap().to_string();
-    let first = by_cell(&cfg, "gen80-ann80-spp2-ngram4-seed5");
+    let reproduce = |out: &Path| std::fs::read_to_string(out.join("report.md")).unwrap().lines().nth(2).unwrap().to_string();
+    let first = by_cell(&cfg, &grown, "gen80-ann80-spp2-ngram4-seed5", &[]).unwrap();
     assert!(first.cells.len() == 1 && first.earlier_cells.is_empty() && grown.join("results.json").exists());
-    assert_eq!(reproduce(), "Reproduce: `synthdeid run g.toml --out c --cell gen80-ann80-spp2-ngram4-seed5`");
-    let both = by_cell(&cfg, "gen80-ann80-spp2-ngram2-seed5");
+    assert_eq!(reproduce(&grown), "Reproduce: `synthdeid run g.toml --out c --cell gen80-ann80-spp2-ngram4-seed5`");
+    let both = by_cell(&cfg, &grown, "gen80-ann80-spp2-ngram2-seed5", &[]).unwrap();
     let names: Vec<&str> = both.cells.iter().map(|c| c.cell.name.as_str()).collect();
     assert_eq!(names, ["gen80-ann80-spp2-ngram2-seed5", "gen80-ann80-spp2-ngram4-seed5"]);
-    assert_eq!(both.earlier_cells, ["gen80-ann80-spp2-ngram4-seed5"]);
+    assert_eq!(both.earlier_cells, [pipeline::EarlierCell { cell: "gen80-ann80-spp2-ngram4-seed5".into(), from: grown.display().to_string() }]);
     assert_eq!(both.cells[1].synthetic_ner.token.micro.f1, summary.cells[1].synthetic_ner.token.micro.f1);
-    assert_eq!(reproduce(), "Reproduce: `synthdeid run g.toml --out c`", "the two cells are the whole grid");
+    assert_eq!(reproduce(&grown), "Reproduce: `synthdeid run g.toml --out c`", "both cells ran in c: the whole grid");
     let report = std::fs::read_to_string(grown.join("report.md")).unwrap();
-    assert!(report.contains("Cells kept from an earlier run of this config in this directory, as recorded then") && report.contains("| ngram4 |"), "{report}");
+    assert!(report.contains("taken, as recorded then, from results whose stages have the same keys") && report.contains("| ngram4 |"), "{report}");
     assert!(!grown.join("results.json").exists(), "a one-cell results.json no longer describes the directory");
-    // Another config's cells in the directory are not this grid's.
-    let mut other = cfg.clone();
-    other.run.name = "another".into();
-    let alone = by_cell(&other, "gen80-ann80-spp2-ngram2-seed5");
+    // From another directory, whatever the config is called; the Reproduce line names it.
+    let mut renamed = cfg.clone();
+    renamed.run.name = "another".into();
+    let other = tmp.path().join("d");
+    let taken = by_cell(&renamed, &other, "gen80-ann80-spp2-ngram2-seed5", &[&out]).unwrap();
+    assert_eq!(taken.earlier_cells, [pipeline::EarlierCell { cell: "gen80-ann80-spp2-ngram4-seed5".into(), from: out.display().to_string() }]);
+    assert_eq!(reproduce(&other), format!("Reproduce: `synthdeid run g.toml --out d --cell gen80-ann80-spp2-ngram2-seed5 --results-from {}`", out.display()));
+    // A cell whose stages differ (another n-gram order) is not the one recorded.
+    std::fs::write(tmp.path().join("test.toml"), two.replace("[ablation.generators.ngram4]\ngenerator = \"ngram\"\n", "[ablation.generators.ngram4]\ngenerator = \"ngram\"\nngram = { order = 3 }\n")).unwrap();
+    let order3 = RunConfig::load(&tmp.path().join("test.toml")).unwrap();
+    let alone = by_cell(&order3, &tmp.path().join("e"), "gen80-ann80-spp2-ngram2-seed5", &[&out]).unwrap();
     assert!(alone.cells.len() == 1 && alone.earlier_cells.is_empty());
+    let e = run(&cfg, &RunOptions { out: tmp.path().join("f"), results_from: vec![out.clone()], ..Default::default() }).unwrap_err().to_string();
+    assert!(e.contains("--results-from") && e.contains("only with --cell"), "{e}");
+    let e = format!("{:#}", by_cell(&cfg, &tmp.path().join("f"), "gen80-ann80-spp2-ngram2-seed5", &[&tmp.path().join("nothing")]).unwrap_err());
+    assert!(e.contains("no summary.json or results.json"), "{e}");
     // With generators to compare there is no [generator] section.
     let both = two.replace("[generation]", "[generator]\ngenerator = \"ngram\"\n\n[generation]");
     let e = load_err(tmp.path(), &both);

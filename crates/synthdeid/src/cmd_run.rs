@@ -33,10 +33,15 @@ pub struct RunArgs {
     /// main config reuse each other's finished stages.
     #[arg(long)]
     pub cache: Option<PathBuf>,
-    /// Run only this cell of the ablation grid (repeatable; names as --dry-run prints them); the
-    /// report also keeps the cells an earlier run of the same config left in OUT.
+    /// Run only this cell of the ablation grid (repeatable; names as --dry-run prints them). The
+    /// report adds the other cells where results with the same stage keys are recorded: in OUT
+    /// by an earlier run, or in a --results-from directory.
     #[arg(long, value_name = "NAME")]
     pub cell: Vec<String>,
+    /// With --cell: a run or results directory (summary.json or results.json) whose cells with
+    /// the same stage keys the report takes for the cells not run (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub results_from: Vec<PathBuf>,
     /// Only check the config and print the ablation cells; do no work.
     #[arg(long)]
     pub dry_run: bool,
@@ -64,13 +69,12 @@ pub fn run(a: RunArgs) -> Result<()> {
         for c in &cells {
             println!("  {}", c.name);
         }
-        if !a.cell.is_empty() {
-            let kept: Vec<_> = pipeline::earlier_results(&a.out, &cfg, true).into_iter().filter(|r| !cells.contains(&r.cell)).collect();
-            if !kept.is_empty() {
-                println!("the report will also hold {} cell(s) an earlier run of this config left in {}:", kept.len(), a.out.display());
-                for r in kept {
-                    println!("  {}", r.cell.name);
-                }
+        let opts = RunOptions { out: a.out.clone(), cells: a.cell, results_from: a.results_from, ..Default::default() };
+        let kept = pipeline::earlier_cells(&cfg, &opts)?;
+        if !kept.is_empty() {
+            println!("the report will also hold {} cell(s) from recorded results with the same stage keys:", kept.len());
+            for e in kept {
+                println!("  {} (from {})", e.cell, e.from);
             }
         }
         return Ok(());
@@ -96,6 +100,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         shards: a.shards,
         worker: worker(),
         cells: a.cell,
+        results_from: a.results_from,
         ..Default::default()
     };
     let summary = pipeline::run(&cfg, &opts)?;

@@ -373,6 +373,9 @@ fn issue25_case3_run_and_audit_refuse_impossible_settings_before_any_work() {
     assert!(picked.status.success() && String::from_utf8_lossy(&picked.stdout).contains("1 cell(s)\n  gen80-ann80-spp80-seed2\n"), "{}{}", String::from_utf8_lossy(&picked.stdout), stderr(&picked));
     let bad = cell("seed2");
     assert!(!bad.status.success() && stderr(&bad).contains("--cell seed2: no such cell") && stderr(&bad).contains("gen80-ann80-spp80-seed1"), "{}", stderr(&bad));
+    // --results-from supplies the cells a --cell run does not run: alone it is refused.
+    let alone = synthdeid(&["run", grid.to_str().unwrap(), "--out", out.to_str().unwrap(), "--dry-run", "--results-from", out.to_str().unwrap()]);
+    assert!(!alone.status.success() && stderr(&alone).contains("only with --cell"), "{}", stderr(&alone));
     for (cfg, expected) in [
         (config(&empty, ""), "holds 0 document(s)"),
         (config(&one.join("train.jsonl"), ""), "holds 1 document(s): after the prompt hold-out"),

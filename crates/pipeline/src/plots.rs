@@ -58,8 +58,9 @@ pub fn grouped_bars(title: &str, labels: &[String], series: &[(&str, Vec<f64>)])
     svg
 }
 
-/// Lines with error bars: each series is `(name, [(x, mean, std)])`.
-pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f64, f64, f64)>)]) -> String {
+/// Lines with error bars: each series is `(name, [(x, mean, std)])`; `y_top` fixes the top of the
+/// y axis (F1 axes end at 1.0, so that a gap is not drawn larger than it is).
+pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f64, f64, f64)>)], y_top: Option<f64>) -> String {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (640, 400)).into_drawing_area();
@@ -72,6 +73,7 @@ pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f6
         let pad = ((ymax - ymin) * 0.1).max(0.005);
         // Scores live in [0, 1]: the axis does not run past either end.
         let (ylo, yhi) = if ymin >= 0.0 && ymax <= 1.0 { ((ymin - pad).max(0.0), (ymax + pad).min(1.0)) } else { (ymin - pad, ymax + pad) };
+        let yhi = y_top.filter(|&t| t > ylo).unwrap_or(yhi);
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
             .margin(12)
@@ -96,4 +98,20 @@ pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f6
         root.present().expect("svg");
     }
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    /// The y axis's tick labels of an SVG plot.
+    fn ticks(svg: &str) -> Vec<f64> {
+        svg.split('>').filter_map(|t| t.split('<').next()).filter_map(|t| t.trim().parse::<f64>().ok()).collect()
+    }
+
+    #[test]
+    fn f1_axes_end_at_one() {
+        let series = vec![("F1".to_string(), vec![(5.0, 0.91, 0.0), (95.0, 0.95, 0.0)])];
+        let top = |y_top| ticks(&super::lines("t", "x", "y", &series, y_top)).into_iter().filter(|v| *v <= 1.0).fold(0.0, f64::max);
+        assert!((top(Some(1.0)) - 1.0).abs() < 1e-9, "{}", top(Some(1.0)));
+        assert!(top(None) < 0.97, "without a top the axis follows the data: {}", top(None));
+    }
 }

@@ -196,12 +196,13 @@ fn make_plots(first: &CellResult, summary: &RunSummary) -> Svgs {
                 ("gold-trained NER".into(), line(&|c| c.gold_ner.token.micro.f1)),
                 ("synthetic-trained NER".into(), line(&|c| c.synthetic_ner.token.micro.f1)),
             ],
+            Some(1.0),
         );
         let mut recall_series = vec![("synthetic corpus".to_string(), line(&|c| c.audit.ngram_recall.recall))];
         if first.audit.ngram_recall_heldout.is_some() {
             recall_series.push(("real held-out documents".into(), line(&|c| c.audit.ngram_recall_heldout.as_ref().map_or(f64::NAN, |h| h.recall))));
         }
-        let recall_plot = plots::lines("5-gram recall against the generator's data ratio", "generator data ratio (% of training documents)", "n-gram recall", &recall_series);
+        let recall_plot = plots::lines("5-gram recall against the generator's data ratio", "generator data ratio (% of training documents)", "n-gram recall", &recall_series, None);
         (Some(f1_plot), Some(recall_plot))
     } else {
         (None, None)

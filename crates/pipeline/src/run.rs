@@ -290,11 +290,12 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunSummary> {
         results.push(result);
     }
     // In grid order: this run's cells, and recorded results of the others.
+    let taken = taken_cells(cfg, &data, &all, &recorded)?;
     let (mut reported, mut earlier_cells) = (Vec::new(), Vec::new());
     for c in cells(cfg) {
         if let Some(r) = results.iter().find(|r| r.cell == c) {
             reported.push(r.clone());
-        } else if let Some((r, from)) = recorded_cell(cfg, &c, &data, &recorded)? {
+        } else if let Some((_, (r, from))) = taken.iter().find(|(t, _)| *t == c) {
             reported.push(CellResult { cell: c.clone(), ..r.clone() });
             earlier_cells.push(EarlierCell { cell: c.name.clone(), from: from.clone() });
         }
@@ -359,14 +360,21 @@ fn read_recorded(dir: &Path) -> Result<Option<RunSummary>> {
     Ok(None)
 }
 
-/// The recorded result whose stages have the keys `cell`'s stages have here: the same
-/// computation, whatever the config or the cell was called when it ran.
-fn recorded_cell<'a>(cfg: &RunConfig, cell: &Cell, data: &Data, recorded: &'a [(CellResult, String)]) -> Result<Option<&'a (CellResult, String)>> {
+/// The grid's cells other than `chosen` that `recorded` holds, in grid order, each with the
+/// recorded result whose stages have the keys the cell's stages have here: the same computation,
+/// whatever the config or the cell was called when it ran.
+fn taken_cells<'a>(cfg: &RunConfig, data: &Data, chosen: &[Cell], recorded: &'a [(CellResult, String)]) -> Result<Vec<(Cell, &'a (CellResult, String))>> {
+    let mut taken = Vec::new();
     if recorded.is_empty() {
-        return Ok(None);
+        return Ok(taken);
     }
-    let keys = plan_cell(cfg, cell, data)?.keys();
-    Ok(recorded.iter().find(|(r, _)| r.timings.iter().map(|t| (t.stage.clone(), t.key.clone())).collect::<BTreeMap<_, _>>() == keys))
+    for c in cells(cfg).into_iter().filter(|c| !chosen.contains(c)) {
+        let keys = plan_cell(cfg, &c, data)?.keys();
+        if let Some(r) = recorded.iter().find(|(r, _)| r.timings.iter().map(|t| (t.stage.clone(), t.key.clone())).collect::<BTreeMap<_, _>>() == keys) {
+            taken.push((c, r));
+        }
+    }
+    Ok(taken)
 }
 
 /// The cells of `cfg` a run with `opts` would take from recorded results, and from where
@@ -376,15 +384,9 @@ pub fn earlier_cells(cfg: &RunConfig, opts: &RunOptions) -> Result<Vec<EarlierCe
     if recorded.is_empty() {
         return Ok(Vec::new());
     }
-    let data = read_data(cfg)?;
     let chosen = select_cells(cells(cfg), &opts.cells)?;
-    let mut out = Vec::new();
-    for c in cells(cfg).into_iter().filter(|c| !chosen.contains(c)) {
-        if let Some((_, from)) = recorded_cell(cfg, &c, &data, &recorded)? {
-            out.push(EarlierCell { cell: c.name, from: from.clone() });
-        }
-    }
-    Ok(out)
+    let taken = taken_cells(cfg, &read_data(cfg)?, &chosen, &recorded)?;
+    Ok(taken.into_iter().map(|(c, (_, from))| EarlierCell { cell: c.name, from: from.clone() }).collect())
 }
 
 /// `command` (without `--cell`) with what reproduces this report: a `--cell` for each cell run in

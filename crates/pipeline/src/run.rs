@@ -314,7 +314,8 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunSummary> {
         let _ = std::fs::remove_file(out.join("results.json"));
     }
     write_json(&out.join("summary.json"), &summary)?;
-    let command = opts.command.as_ref().map(|c| reproduce_command(c, opts, &summary, cells(cfg).len()));
+    let names: Vec<&str> = summary.cells.iter().map(|r| r.cell.name.as_str()).collect();
+    let command = opts.command.as_ref().map(|c| reproduce_command(c, &opts.out.display().to_string(), &names, &summary.earlier_cells, cells(cfg).len()));
     report::write_report(out, cfg, &summary, command.as_deref())?;
     Ok(summary)
 }
@@ -389,14 +390,18 @@ pub fn earlier_cells(cfg: &RunConfig, opts: &RunOptions) -> Result<Vec<EarlierCe
     Ok(taken.into_iter().map(|(c, (_, from))| EarlierCell { cell: c.name, from: from.clone() }).collect())
 }
 
-/// `command` (without `--cell`) with what reproduces this report: a `--cell` for each cell run in
-/// `OUT` (none when they are the whole grid), a `--results-from` for each other directory used.
-fn reproduce_command(command: &str, opts: &RunOptions, summary: &RunSummary, grid: usize) -> String {
-    let out = opts.out.display().to_string();
-    let from = |name: &str| summary.earlier_cells.iter().find(|e| e.cell == name).map(|e| e.from.clone());
-    let here: Vec<&str> = summary.cells.iter().map(|r| r.cell.name.as_str()).filter(|n| from(n).is_none_or(|f| f == out)).collect();
-    let mut elsewhere: Vec<String> = summary.earlier_cells.iter().map(|e| e.from.clone()).filter(|f| *f != out).collect();
-    elsewhere.dedup();
+/// `command` (without `--cell`) with what reproduces a report of the cells `reported`, of which
+/// `earlier` were taken from recorded results: a `--cell` for each cell run in `out` (none when
+/// they are the whole grid), a `--results-from` for each other directory used, once each.
+fn reproduce_command(command: &str, out: &str, reported: &[&str], earlier: &[EarlierCell], grid: usize) -> String {
+    let from = |name: &str| earlier.iter().find(|e| e.cell == name).map(|e| e.from.as_str());
+    let here: Vec<&str> = reported.iter().copied().filter(|n| from(n).is_none_or(|f| f == out)).collect();
+    let mut elsewhere: Vec<&str> = Vec::new();
+    for e in earlier.iter().filter(|e| e.from != out) {
+        if !elsewhere.contains(&e.from.as_str()) {
+            elsewhere.push(&e.from);
+        }
+    }
     let mut c = command.to_string();
     if here.len() < grid {
         for n in here {
@@ -974,6 +979,17 @@ fn export_synthetic(dir: &Path, docs: &[Document]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reproduce_command_names_cells_run_here_and_each_other_directory_once() {
+        let e = |cell: &str, from: &str| EarlierCell { cell: cell.into(), from: from.into() };
+        // Cells from two other directories, interleaved in grid order: each directory once.
+        let earlier = [e("a", "r1"), e("b", "r2"), e("c", "r1"), e("d", "out")];
+        let cmd = reproduce_command("synthdeid run x.toml --out out", "out", &["a", "b", "c", "d", "e"], &earlier, 6);
+        assert_eq!(cmd, "synthdeid run x.toml --out out --cell d --cell e --results-from r1 --results-from r2");
+        // Every cell of the grid run in `out`: no --cell.
+        assert_eq!(reproduce_command("c", "out", &["d", "e"], &[e("d", "out")], 2), "c");
+    }
 
     fn doc(text: &str, labels: &[&str]) -> Document {
         Document { id: "d".into(), text: text.into(), spans: labels.iter().map(|l| corpus::Span { start: 0, end: 1, label: l.to_string() }).collect() }

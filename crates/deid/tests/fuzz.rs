@@ -1,5 +1,5 @@
 //! Property-based fuzzing (proptest) of what reads untrusted input and what writes surrogates:
-//! the BRAT, JSONL and CoNLL readers, the word tokenizer and sentence splitter, and `deidentify`.
+//! the BRAT, JSONL, CoNLL, i2b2 XML and UIMA CAS JSON readers, the word tokenizer and sentence splitter, and `deidentify`.
 //! Invariants: no panic; offsets stay within the text, on character boundaries; every output span
 //! lies on its text. CI runs a few hundred cases per target; a long run is
 //! `PROPTEST_CASES=20000 cargo test --release -p deid --test fuzz` (BENCHMARKS.md).
@@ -56,6 +56,11 @@ fn check_documents(docs: &[Document]) {
     }
 }
 
+/// Text as XML character data: the five predefined entities.
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
 /// 256 cases a target in CI; `PROPTEST_CASES` for a long run.
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
@@ -110,6 +115,79 @@ proptest! {
         std::fs::write(&path, lines.join("\n")).unwrap();
         if let Ok(docs) = read_corpus(&path, Some(Format::Conll), &ReadOptions::default()) {
             check_documents(&docs);
+        }
+    }
+
+    #[test]
+    fn i2b2_reader(text in nasty_text(), cdata in any::<bool>(), tags in proptest::collection::vec(prop_oneof![
+        // A tag on the text: its surface filled in below.
+        8 => (0usize..40, 1usize..8, "[A-Z]{1,8}").prop_map(|(a, n, l)| format!("<NAME id=\"P0\" start=\"{a}\" end=\"{}\" text=\"@\" TYPE=\"{l}\" comment=\"\" />", a + n)),
+        2 => (0usize..60, 0usize..60, "[A-Z]{0,8}", "[\\PC]{0,6}").prop_map(|(a, b, l, t)| format!("<NAME id=\"P0\" start=\"{a}\" end=\"{b}\" text=\"{}\" TYPE=\"{l}\" comment=\"\" />", xml_escape(&t))),
+        2 => (0usize..60, 0usize..60).prop_map(|(a, b)| format!("<DATE start=\"{a}\" end=\"{b}\" TYPE=\"DATE\"/>")),
+        1 => Just("<NAME start=\"x\" end=\"1\" TYPE=\"PATIENT\"/>".to_string()),
+        1 => Just("<NAME start=\"0\" TYPE=\"PATIENT\">".to_string()),
+        1 => Just("<!-- c -->".to_string()),
+        1 => "[\\PC<>&\"=/!\\[\\]]{0,20}".prop_map(|s| s),
+    ], 0..5), cut in proptest::option::of(0usize..400), offsets_only in any::<bool>()) {
+        // A well-formed file most of the time; markup garbage, wrong attributes and truncation the rest.
+        let body = if cdata { format!("<![CDATA[{}]]>", text.replace("]]>", "]]]]><![CDATA[>")) } else { xml_escape(&text) };
+        let chars: Vec<char> = text.chars().collect();
+        let tags: Vec<String> = tags
+            .into_iter()
+            .map(|t| match t.find("text=\"@\"") {
+                Some(_) => {
+                    let num = |k: &str| t.split(&format!("{k}=\"")).nth(1).and_then(|r| r.split('"').next()).and_then(|v| v.parse::<usize>().ok()).unwrap();
+                    let (a, b) = (num("start").min(chars.len()), num("end").min(chars.len()));
+                    let surface: String = chars[a..b.max(a)].iter().collect();
+                    t.replace(&format!("start=\"{}\" end=\"{}\"", num("start"), num("end")), &format!("start=\"{a}\" end=\"{}\"", b.max(a)))
+                        .replace("text=\"@\"", &format!("text=\"{}\"", xml_escape(&surface)))
+                }
+                None => t,
+            })
+            .collect();
+        let mut xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<deIdi2b2>\n<TEXT>{body}</TEXT>\n<TAGS>\n{}\n</TAGS>\n</deIdi2b2>\n", tags.join("\n"));
+        if let Some(c) = cut {
+            xml = xml.chars().take(c).collect();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.xml"), &xml).unwrap();
+        let options = ReadOptions { offsets_only, ..ReadOptions::default() };
+        if let Ok(docs) = read_corpus(dir.path(), Some(Format::I2b2Xml), &options) {
+            if !offsets_only {
+                check_documents(&docs);
+                let out = dir.path().join("out");
+                corpus::write_corpus(&out, Some(Format::I2b2Xml), &docs).unwrap();
+                let again = read_corpus(&out, Some(Format::I2b2Xml), &ReadOptions::default()).unwrap();
+                prop_assert_eq!(again, docs);
+            }
+        }
+    }
+
+    #[test]
+    fn uima_reader(text in nasty_text(), unit in 0usize..4, fss in proptest::collection::vec(prop_oneof![
+        6 => (0i64..40, 1i64..8, "[A-Za-z]{1,3}[A-Za-z ]{0,3}").prop_map(|(a, n, l)| serde_json::json!({"%ID": 4, "%TYPE": "de.tudarmstadt.ukp.dkpro.core.api.ner.type.NamedEntity", "@sofa": 1, "begin": a, "end": a + n, "value": l})),
+        2 => (0i64..60, 0i64..60, "[A-Za-z ]{0,6}").prop_map(|(a, b, l)| serde_json::json!({"%ID": 5, "%TYPE": "de.tudarmstadt.ukp.dkpro.core.api.ner.type.NamedEntity", "@sofa": 1, "begin": a, "end": b, "value": l})),
+        2 => (-5i64..60, 0i64..60).prop_map(|(a, b)| serde_json::json!({"%ID": 6, "%TYPE": "webanno.custom.Phi", "@sofa": 1, "begin": a, "end": b})),
+        2 => (0i64..60, 0i64..60).prop_map(|(a, b)| serde_json::json!({"%ID": 7, "%TYPE": "de.tudarmstadt.ukp.dkpro.core.api.segmentation.type.Token", "@sofa": 1, "begin": a, "end": b})),
+        2 => (0i64..60, 0i64..60).prop_map(|(a, b)| serde_json::json!({"%ID": 8, "%TYPE": "custom.Span", "@sofa": 2, "begin": a, "end": b, "label": "X"})),
+        1 => Just(serde_json::json!({"%ID": 9, "%TYPE": "custom.Span", "begin": "3", "end": null, "label": 4})),
+        1 => Just(serde_json::json!(["not", "a", "feature structure"])),
+    ], 0..5), garbage in proptest::option::of("[\\PC{}\\[\\]\":,]{0,30}")) {
+        let encoding = ["UTF-8", "UTF-16", "UTF-32", "EBCDIC"];
+        let mut all = vec![serde_json::json!({"%ID": 1, "%TYPE": "uima.cas.Sofa", "sofaID": "_InitialView", "sofaString": text})];
+        all.extend(fss);
+        let content = match garbage {
+            Some(g) => g,
+            None => serde_json::json!({"%HEADER": {"%OFFSET_ENCODING": encoding[unit]}, "%FEATURE_STRUCTURES": all, "%VIEWS": {"_InitialView": {"%SOFA": 1}}}).to_string(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.json"), &content).unwrap();
+        if let Ok(docs) = read_corpus(dir.path(), Some(Format::UimaJson), &ReadOptions::default()) {
+            check_documents(&docs);
+            let out = dir.path().join("out");
+            corpus::write_corpus(&out, Some(Format::UimaJson), &docs).unwrap();
+            let again = read_corpus(&out, Some(Format::UimaJson), &ReadOptions::default()).unwrap();
+            prop_assert_eq!(again, docs);
         }
     }
 

@@ -67,7 +67,7 @@ surfaces do not. Writes are atomic per file.")]
 pub struct ConvertArgs {
     /// Corpus to read.
     pub input: PathBuf,
-    /// Where to write (a directory for BRAT/text, a file for JSONL/CoNLL).
+    /// Where to write (a directory for BRAT, text, i2b2 XML and UIMA JSON; a file for JSONL/CoNLL).
     pub output: PathBuf,
     #[command(flatten)]
     pub read: ReadArgs,

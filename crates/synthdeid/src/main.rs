@@ -26,7 +26,8 @@ use std::process::ExitCode;
     long_about = "synthdeid turns a small, sensitive, PHI-annotated clinical corpus into a shareable synthetic \
 training corpus for de-identification, and measures how good and how private it is.\n\n\
 Corpora are BRAT directories (NAME.txt + NAME.ann), JSONL files (one {\"id\", \"text\", \"spans\"} document a line), \
-CoNLL/BIO files (.conll/.bio) or plain text directories. Offsets always count Unicode characters; a BOM at the \
+CoNLL/BIO files (.conll/.bio), i2b2 / n2c2 2014 XML (.xml), INCEpTION / UIMA CAS JSON (.json) or plain text \
+directories. Offsets always count Unicode characters; a BOM at the \
 start of a text is character 0 and is kept.\n\n\
 Nothing this tool prints quotes document text or PHI unless a command's flag asks for it."
 )]
@@ -39,7 +40,7 @@ struct Cli {
 enum Command {
     /// Count documents, tokens, sentences and PHI spans per label; check token and sentence alignment.
     Stats(cmd_corpus::StatsArgs),
-    /// Convert a corpus between BRAT, JSONL, CoNLL and plain text.
+    /// Convert a corpus between BRAT, JSONL, CoNLL, i2b2 XML, UIMA CAS JSON and plain text.
     Convert(cmd_corpus::ConvertArgs),
     /// Seeded, deterministic splits: a data-ratio subset, the paper's prompt hold-out, or k folds.
     Split(cmd_corpus::SplitArgs),

@@ -53,11 +53,9 @@ impl CustomOp1 for CrossEntropy {
         if self.targets.len() != n {
             candle_core::bail!("cross_entropy: {} targets for {n} rows", self.targets.len());
         }
-        let total: f64 = data
-            .par_chunks(v)
-            .zip(self.targets.par_iter())
-            .map(|(row, &t)| (logsumexp(row) - row[t as usize]) as f64)
-            .sum();
+        // Rows in parallel, summed in row order: a parallel `sum` adds in a scheduling-dependent order.
+        let losses: Vec<f64> = data.par_chunks(v).zip(self.targets.par_iter()).map(|(row, &t)| (logsumexp(row) - row[t as usize]) as f64).collect();
+        let total: f64 = losses.iter().sum();
         Ok((CpuStorage::F32(vec![(total / n as f64) as f32]), Shape::from(())))
     }
 

@@ -883,8 +883,11 @@ fn linear_bwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, g: &[T], lg:
         }
         dw
     });
+    // Partial sums over fixed row chunks, added in chunk order: rayon's `reduce` would add them in
+    // whatever tree work stealing made, so the same seed could train different bits under load.
     let db = need.db.then(|| {
-        g.par_chunks(out * rows_per_task(out).max(64))
+        let partial: Vec<Vec<T>> = g
+            .par_chunks(out * rows_per_task(out).max(64))
             .map(|c| {
                 let mut s = vec![T::zero(); out];
                 for r in c.chunks(out) {
@@ -894,15 +897,14 @@ fn linear_bwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, g: &[T], lg:
                 }
                 s
             })
-            .reduce(
-                || vec![T::zero(); out],
-                |mut a, b| {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        *x += y;
-                    }
-                    a
-                },
-            )
+            .collect();
+        let mut db = vec![T::zero(); out];
+        for p in partial {
+            for (x, y) in db.iter_mut().zip(p) {
+                *x += y;
+            }
+        }
+        db
     });
     Ok((dx, dw, db))
 }

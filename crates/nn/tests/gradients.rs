@@ -171,3 +171,40 @@ fn fused_ops_match_primitives() {
         }
     }
 }
+
+/// The same inputs give the same gradient bits on 1, 2, 3 or 8 threads: partial sums over rows
+/// (a bias's gradient, a norm's weights) are added in a fixed order, not in whatever order work
+/// stealing finishes them, so a seeded training run is repeatable on a busy machine.
+#[test]
+fn gradients_are_the_same_bits_on_any_number_of_threads() {
+    use rand::Rng as _;
+    let dev = Device::Cpu;
+    let (rows, inp, out) = (4096, 24, 64);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    // Magnitudes spread over six decades, so that adding in another order changes the rounding.
+    let mut values = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-1.0f32..1.0) * 10f32.powi(rng.gen_range(-3..3))).collect() };
+    let x = Tensor::from_vec(values(rows * inp), (rows, inp), &dev).unwrap();
+    let w = Tensor::from_vec(values(out * inp), (out, inp), &dev).unwrap();
+    let b = Tensor::from_vec(values(out), out, &dev).unwrap();
+    let proj = Tensor::from_vec(values(rows * out), (rows, out), &dev).unwrap();
+    let (nw, nb) = (Tensor::from_vec(values(out), out, &dev).unwrap(), Tensor::from_vec(values(out), out, &dev).unwrap());
+    let grads = |threads: usize| -> Vec<Vec<u32>> {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let vars: Vec<candle_core::Var> = [&x, &w, &b, &nw, &nb].iter().map(|t| candle_core::Var::from_tensor(t).unwrap()).collect();
+            let y = nn::fused::linear(vars[0].as_tensor(), vars[1].as_tensor(), Some(vars[2].as_tensor()), false).unwrap();
+            let y = nn::fused::layer_norm(&y, vars[3].as_tensor(), vars[4].as_tensor(), 1e-5).unwrap();
+            let g = (y * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+            vars.iter().map(|v| g.get(v).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|f| f.to_bits()).collect()).collect()
+        })
+    };
+    let one = grads(1);
+    for threads in [2, 3, 8] {
+        for _ in 0..3 {
+            let many = grads(threads);
+            for (i, name) in ["x", "weight", "bias", "norm weight", "norm bias"].iter().enumerate() {
+                assert!(one[i] == many[i], "the gradient of the {name} differs between 1 and {threads} threads");
+            }
+        }
+    }
+}

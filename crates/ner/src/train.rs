@@ -68,6 +68,11 @@ pub struct TrainSummary {
     pub train_windows: usize,
     /// Stopped by `max_minutes` before all epochs.
     pub budget_exhausted: bool,
+    /// The learning-rate schedule was shortened to fit `max_minutes` at some point (fitted from the
+    /// measured speed): the model then depends on the machine's speed and load, even where every
+    /// epoch ran.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub schedule_fitted_to_budget: bool,
     /// Stopped because the progress reporter asked to ([`Progress::stop_requested`]: a simulated kill); resumable.
     pub interrupted: bool,
     /// With `guide_seed_candidates` > 1: each candidate guide's seed and dev token F1 (the best
@@ -126,6 +131,9 @@ struct State {
     schedule_total: Option<u64>,
     #[serde(default)]
     schedule_warmup: Option<u64>,
+    /// See [`TrainSummary::schedule_fitted_to_budget`].
+    #[serde(default)]
+    schedule_shortened: bool,
     /// See [`TrainSummary::guide_seed_candidates`].
     #[serde(default)]
     guide_seed_candidates: Vec<(u64, f64)>,
@@ -310,6 +318,7 @@ pub fn train_with_silver(
         num_params: runs.iter().map(|r| r.num_params).sum(),
         train_windows: runs[0].train_windows,
         budget_exhausted: runs.iter().any(|r| r.budget_exhausted),
+        schedule_fitted_to_budget: runs.iter().any(|r| r.schedule_fitted_to_budget),
         interrupted: false,
         guide_seed_candidates: Vec::new(),
         boundaries: None,
@@ -374,6 +383,7 @@ fn train_one(
             history: Vec::new(),
             schedule_total: None,
             schedule_warmup: None,
+            schedule_shortened: false,
             guide_seed_candidates: Vec::new(),
             silver_documents: silver.len(),
         };
@@ -452,6 +462,7 @@ fn train_one(
         num_params: model.params.num_params(),
         train_windows: examples.len(),
         budget_exhausted: false,
+        schedule_fitted_to_budget: false,
         interrupted: false,
         guide_seed_candidates: state.guide_seed_candidates.clone(),
         boundaries: None,
@@ -507,6 +518,7 @@ fn train_one(
                     schedule.total = fitted;
                     schedule.warmup = schedule.warmup.min(fitted / 2).max(state.global_step.min(schedule.warmup));
                     state.schedule_total = Some(fitted);
+                    state.schedule_shortened |= fitted < total;
                     state.schedule_warmup = Some(schedule.warmup);
                 }
             }
@@ -561,6 +573,7 @@ fn train_one(
             let refit = fit_schedule(total, steps_per_epoch as u64, done, epoch_secs.max(1e-3), b - state.elapsed_secs);
             schedule.total = refit.max(done);
             state.schedule_total = Some(schedule.total);
+            state.schedule_shortened |= schedule.total < total;
             state.schedule_warmup = Some(schedule.warmup);
             if done >= schedule.total {
                 stop = true; // the budget affords no further epoch
@@ -586,6 +599,7 @@ fn train_one(
     summary.history = state.history.clone();
     summary.minutes = state.elapsed_secs / 60.0;
     summary.tokens_per_sec = state.tokens as f64 / state.step_secs.max(1e-9);
+    summary.schedule_fitted_to_budget = state.schedule_shortened;
     if !summary.interrupted && cfg.decoding.boundaries {
         let jackknifed = jackknifed.as_deref().expect("checked before training");
         let outcome = train_boundaries(cfg, train, jackknifed, dev, out_dir)?;

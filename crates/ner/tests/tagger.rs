@@ -584,3 +584,22 @@ fn ensemble_trains_members_votes_and_resumes() {
     }
 }
 
+
+/// A time budget the planned epochs do not fit shortens the learning-rate schedule, and the run's
+/// summary and `training.json` say so (the model then depends on the machine's speed); without a
+/// budget nothing is fitted.
+#[test]
+fn a_schedule_fitted_to_the_budget_is_recorded() {
+    let docs = docs();
+    let dir = tempfile::tempdir().unwrap();
+    let free = ner::train(&tiny_cfg(2), &docs, &docs, dir.path(), &Silent).unwrap();
+    assert!(!free.schedule_fitted_to_budget && !free.budget_exhausted);
+    assert!(!std::fs::read_to_string(dir.path().join("training.json")).unwrap().contains("schedule_fitted_to_budget"));
+    let mut cfg = tiny_cfg(40);
+    cfg.optimizer.max_minutes = Some(1e-6);
+    let dir = tempfile::tempdir().unwrap();
+    let tight = ner::train(&cfg, &docs, &docs, dir.path(), &Silent).unwrap();
+    assert!(tight.schedule_fitted_to_budget && tight.epochs_completed < 40);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("training.json")).unwrap()).unwrap();
+    assert_eq!(json["summary"]["schedule_fitted_to_budget"], serde_json::Value::Bool(true));
+}

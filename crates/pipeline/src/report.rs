@@ -529,7 +529,7 @@ ones that can point at a patient.\n",
         })
         .collect();
     if !budget_stopped.is_empty() {
-        let _ = writeln!(md, "\nTraining stopped at `optimizer.max_minutes` before its last epoch: {} time(s) ({}); those scores depend on the machine's speed and load.", budget_stopped.len(), budget_stopped.join(", "));
+        let _ = writeln!(md, "\nTraining stopped at `optimizer.max_minutes` before its last epoch, or had its learning-rate schedule shortened to fit it: {} time(s) ({}); those scores depend on the machine's speed and load.", budget_stopped.len(), budget_stopped.join(", "));
     }
     if let Some(p) = first.generator_dev_perplexity {
         let cut = if first.generator_stopped_by_budget == Some(true) { " (training stopped at `generator.max_minutes` before its last epoch ended)" } else { "" };

@@ -143,8 +143,8 @@ pub struct CellResult {
     #[serde(default)]
     pub generator_stopped_by_budget: Option<bool>,
     /// Whether `optimizer.max_minutes` stopped the annotator's / the synthetic NER's training
-    /// before its last epoch (None: no record, e.g. a perceptron): then its score depends on the
-    /// machine's speed and load.
+    /// before its last epoch, or shortened its learning-rate schedule (None: no record, e.g. a
+    /// perceptron): then its score depends on the machine's speed and load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotator_stopped_by_budget: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -845,15 +845,19 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
     Ok((result, synthetic))
 }
 
-/// Whether the NER model in `model` stopped at its time budget before its last epoch (its
-/// `training.json`; None without one), with a note on stderr when it did.
+/// Whether the NER model in `model` stopped at its time budget before its last epoch, or had its
+/// learning-rate schedule shortened to fit it (its `training.json`; None without one), with a note
+/// on stderr when it did: either way its score depends on the machine's speed and load.
 fn ner_stopped_by_budget(model: &Path, section: &str) -> Option<bool> {
     let training = read_json::<serde_json::Value>(&model.join("training.json")).ok()?;
-    let stopped = training.get("summary")?.get("budget_exhausted")?.as_bool()?;
-    if stopped {
-        eprintln!("   note: the {section} training stopped at {section}.optimizer.max_minutes before its last epoch ({}): its score depends on the machine's speed and load", model.join("training.json").display());
+    let summary = training.get("summary")?;
+    let stopped = summary.get("budget_exhausted")?.as_bool()?;
+    let fitted = summary.get("schedule_fitted_to_budget").and_then(|v| v.as_bool()).unwrap_or(false);
+    if stopped || fitted {
+        let what = if stopped { "stopped at" } else { "had its learning-rate schedule shortened to fit" };
+        eprintln!("   note: the {section} training {what} {section}.optimizer.max_minutes ({}): its score depends on the machine's speed and load", model.join("training.json").display());
     }
-    Some(stopped)
+    Some(stopped || fitted)
 }
 
 /// A NER stage's tagger: the config's kind with that kind's settings, on the cell's seed.

@@ -296,7 +296,7 @@ fn cache_resume_and_reruns() {
     changed.synthetic_ner.optimizer.max_minutes = Some(1e-6);
     let third = run(&changed, &opts(&a)).unwrap();
     assert_eq!(third.cells[0].synthetic_ner_stopped_by_budget, Some(true));
-    assert!(std::fs::read_to_string(a.join("report.md")).unwrap().contains("Training stopped at `optimizer.max_minutes` before its last epoch: 1 time(s) (synthetic NER of "));
+    assert!(std::fs::read_to_string(a.join("report.md")).unwrap().contains("Training stopped at `optimizer.max_minutes` before its last epoch, or had its learning-rate schedule shortened to fit it: 1 time(s) (synthetic NER of "));
     let cached: Vec<(String, bool)> = third.cells[0].timings.iter().map(|t| (t.stage.clone(), t.cached)).collect();
     assert_eq!(
         cached,

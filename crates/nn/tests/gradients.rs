@@ -182,7 +182,7 @@ fn gradients_are_the_same_bits_on_any_number_of_threads() {
     let (rows, inp, out) = (4096, 24, 64);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     // Magnitudes spread over six decades, so that adding in another order changes the rounding.
-    let mut values = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-1.0f32..1.0) * 10f32.powi(rng.gen_range(-3..3))).collect() };
+    let mut values = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0f32..1.0) * 10f32.powi(rng.random_range(-3..3))).collect() };
     let x = Tensor::from_vec(values(rows * inp), (rows, inp), &dev).unwrap();
     let w = Tensor::from_vec(values(out * inp), (out, inp), &dev).unwrap();
     let b = Tensor::from_vec(values(out), out, &dev).unwrap();

@@ -235,6 +235,10 @@ pub struct AblationSection {
     /// e.g. a word 4-gram, a GPT-2 from scratch, a pretrained model with LoRA, or one with
     /// `epochs = 0`: not adapted). With it, the file has no `[generator]` section.
     pub generators: std::collections::BTreeMap<String, lm::TrainConfig>,
+    /// With `generators`: the one whose cell the report's headline tables show (gold against
+    /// synthetic, per label, the privacy audit); by default the first by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub main_generator: Option<String>,
     /// Hardening off and on (`[false, true]`): both synthetic corpora from the same generated
     /// text, side by side in one report.
     pub hardening: Vec<bool>,
@@ -352,6 +356,12 @@ impl RunConfig {
         for (key, init) in inits {
             if let Some(p) = init.as_deref().filter(|p| !p.to_str().is_some_and(models::is_registry_name)) {
                 exists(&key, p).context("give a model directory or a name from `synthdeid models list`")?;
+            }
+        }
+        if let Some(m) = &self.ablation.main_generator {
+            if !self.ablation.generators.contains_key(m) {
+                let names: Vec<&str> = self.ablation.generators.keys().map(String::as_str).collect();
+                bail!("ablation.main_generator = {m:?} names no generator of [ablation.generators] (given: {}); name one of them or leave it out", if names.is_empty() { "none".to_string() } else { names.join(", ") });
             }
         }
         for name in self.ablation.generators.keys() {

@@ -113,8 +113,10 @@ struct Svgs {
 
 /// Writes `report.md`, `report.html` and the SVG plots into `out`.
 /// The cell the headline tables show: the one with the most data (highest generator ratio, then
-/// annotator ratio, then samples per prompt), i.e. the paper's main setting in a ratio ablation.
-pub fn main_cell(summary: &RunSummary) -> Option<&CellResult> {
+/// annotator ratio, then samples per prompt), i.e. the paper's main setting in a ratio ablation;
+/// among generators compared, `main_generator` (`ablation.main_generator`) where given.
+pub fn main_cell<'a>(summary: &'a RunSummary, main_generator: Option<&str>) -> Option<&'a CellResult> {
+    let is_main = |c: &CellResult| main_generator.is_some() && c.cell.generator.as_deref() == main_generator;
     summary.cells.iter().max_by(|a, b| {
         let key = |c: &CellResult| (c.cell.generator_ratio, c.cell.annotator_ratio, c.cell.samples_per_prompt as f64);
         key(a)
@@ -122,6 +124,7 @@ pub fn main_cell(summary: &RunSummary) -> Option<&CellResult> {
             .unwrap_or(std::cmp::Ordering::Equal)
             // In a hardening ablation the plain corpus is the paper's setting; the hardened one stands beside it.
             .then(b.cell.hardened.unwrap_or(false).cmp(&a.cell.hardened.unwrap_or(false)))
+            .then(is_main(a).cmp(&is_main(b)))
             .then(b.cell.name.cmp(&a.cell.name))
     })
 }
@@ -138,7 +141,7 @@ pub fn hardening_twin<'a>(summary: &'a RunSummary, c: &CellResult) -> Option<&'a
 }
 
 pub fn write_report(out: &Path, cfg: &RunConfig, summary: &RunSummary, command: Option<&str>) -> Result<()> {
-    let first = main_cell(summary).ok_or_else(|| anyhow!("no cells to report"))?;
+    let first = main_cell(summary, cfg.ablation.main_generator.as_deref()).ok_or_else(|| anyhow!("no cells to report"))?;
     let svgs = make_plots(first, summary);
     let plots_dir = out.join("plots");
     std::fs::create_dir_all(&plots_dir)?;
@@ -226,7 +229,7 @@ fn make_plots(first: &CellResult, summary: &RunSummary) -> Svgs {
 
 fn markdown(cfg: &RunConfig, summary: &RunSummary, svgs: &Svgs) -> String {
     let mut md = String::new();
-    let first = main_cell(summary).expect("at least one cell");
+    let first = main_cell(summary, cfg.ablation.main_generator.as_deref()).expect("at least one cell");
     let _ = writeln!(md, "# synthdeid run: {}\n", summary.name);
     let _ = writeln!(
         md,

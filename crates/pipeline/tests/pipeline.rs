@@ -450,6 +450,11 @@ fn generators_are_compared_by_name() {
     let row = report.lines().find(|l| l.contains("| ngram2 |")).unwrap();
     assert!(report.contains("Reference columns: a paper.") && row.contains("| - | 0.123 |"), "{row}");
     assert!(report.lines().find(|l| l.contains("| ngram4 |")).unwrap().contains("| - | - |"));
+    // The headline tables are the first generator's by name, or `ablation.main_generator`'s.
+    let main = |m: Option<&str>| pipeline::report::main_cell(&summary, m).unwrap().cell.name.clone();
+    assert_eq!((main(None), main(Some("ngram4"))), ("gen80-ann80-spp2-ngram2-seed5".to_string(), "gen80-ann80-spp2-ngram4-seed5".to_string()));
+    let e = load_err(tmp.path(), &two.replace("[ablation.generators.ngram4]", "[ablation]\nmain_generator = \"gemma\"\n\n[ablation.generators.ngram4]"));
+    assert!(e.contains("ablation.main_generator = \"gemma\"") && e.contains("ngram2, ngram4"), "{e}");
     // A grid grows a cell at a time: a `--cell` run also reports the cells whose results are
     // recorded with the same stage keys (in its directory, or with --results-from), and its
     // Reproduce line says how to get the same report.
@@ -607,7 +612,7 @@ fn plain_and_hardened_corpora_side_by_side() {
     let report = std::fs::read_to_string(tmp.path().join("h/report.md")).unwrap();
     assert!(report.contains("| plain |") && report.contains("| hardened |") && report.contains("membership AUC"), "{report}");
     // The headline tables are the plain corpus's (the paper's setting); the audit puts the hardened one beside it.
-    assert_eq!(pipeline::report::main_cell(&summary).unwrap().cell.name, "gen80-ann80-spp2-plain-seed5");
+    assert_eq!(pipeline::report::main_cell(&summary, None).unwrap().cell.name, "gen80-ann80-spp2-plain-seed5");
     assert_eq!(pipeline::report::hardening_twin(&summary, &summary.cells[0]).unwrap().cell.name, "gen80-ann80-spp2-hardened-seed5");
     assert!(report.contains("| measure | synthetic corpus | hardened synthetic corpus | real held-out documents (baseline) |"), "{report}");
     let recall = format!("| 5-gram recall vs the generator's training text | {:.4} | {:.4} |", summary.cells[0].audit.ngram_recall.recall, summary.cells[1].audit.ngram_recall.recall);

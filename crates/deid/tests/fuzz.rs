@@ -56,6 +56,13 @@ fn check_documents(docs: &[Document]) {
     }
 }
 
+/// `docs` written in `format` under `dir/out` and read back strictly.
+fn written_and_read(dir: &std::path::Path, format: Format, docs: &[Document]) -> Vec<Document> {
+    let out = dir.join("out");
+    corpus::write_corpus(&out, Some(format), docs).unwrap();
+    read_corpus(&out, Some(format), &ReadOptions::default()).unwrap()
+}
+
 /// Text as XML character data: the five predefined entities.
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
@@ -79,10 +86,7 @@ proptest! {
             if !offsets_only {
                 check_documents(&docs);
                 // Strict reading: every span's surface is in the text, so it round-trips.
-                let out = dir.path().join("out");
-                corpus::write_corpus(&out, Some(Format::Brat), &docs).unwrap();
-                let again = read_corpus(&out, Some(Format::Brat), &ReadOptions::default()).unwrap();
-                prop_assert_eq!(again, docs);
+                prop_assert_eq!(written_and_read(dir.path(), Format::Brat, &docs), docs);
             }
         }
     }
@@ -155,10 +159,7 @@ proptest! {
         if let Ok(docs) = read_corpus(dir.path(), Some(Format::I2b2Xml), &options) {
             if !offsets_only {
                 check_documents(&docs);
-                let out = dir.path().join("out");
-                corpus::write_corpus(&out, Some(Format::I2b2Xml), &docs).unwrap();
-                let again = read_corpus(&out, Some(Format::I2b2Xml), &ReadOptions::default()).unwrap();
-                prop_assert_eq!(again, docs);
+                prop_assert_eq!(written_and_read(dir.path(), Format::I2b2Xml, &docs), docs);
             }
         }
     }
@@ -184,10 +185,7 @@ proptest! {
         std::fs::write(dir.path().join("d.json"), &content).unwrap();
         if let Ok(docs) = read_corpus(dir.path(), Some(Format::UimaJson), &ReadOptions::default()) {
             check_documents(&docs);
-            let out = dir.path().join("out");
-            corpus::write_corpus(&out, Some(Format::UimaJson), &docs).unwrap();
-            let again = read_corpus(&out, Some(Format::UimaJson), &ReadOptions::default()).unwrap();
-            prop_assert_eq!(again, docs);
+            prop_assert_eq!(written_and_read(dir.path(), Format::UimaJson, &docs), docs);
         }
     }
 

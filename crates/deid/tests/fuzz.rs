@@ -56,6 +56,14 @@ fn check_documents(docs: &[Document]) {
     }
 }
 
+/// A child of an i2b2 file's `<TAGS>`: a span on the text (offsets clamped to it, its `text`
+/// attribute the surface there), or markup as written.
+#[derive(Debug, Clone)]
+enum Tag {
+    OnText { start: usize, len: usize, label: String },
+    Raw(String),
+}
+
 /// `docs` written in `format` under `dir/out` and read back strictly.
 fn written_and_read(dir: &std::path::Path, format: Format, docs: &[Document]) -> Vec<Document> {
     let out = dir.join("out");
@@ -124,29 +132,26 @@ proptest! {
 
     #[test]
     fn i2b2_reader(text in nasty_text(), cdata in any::<bool>(), tags in proptest::collection::vec(prop_oneof![
-        // A tag on the text: its surface filled in below.
-        8 => (0usize..40, 1usize..8, "[A-Z]{1,8}").prop_map(|(a, n, l)| format!("<NAME id=\"P0\" start=\"{a}\" end=\"{}\" text=\"@\" TYPE=\"{l}\" comment=\"\" />", a + n)),
-        2 => (0usize..60, 0usize..60, "[A-Z]{0,8}", "[\\PC]{0,6}").prop_map(|(a, b, l, t)| format!("<NAME id=\"P0\" start=\"{a}\" end=\"{b}\" text=\"{}\" TYPE=\"{l}\" comment=\"\" />", xml_escape(&t))),
-        2 => (0usize..60, 0usize..60).prop_map(|(a, b)| format!("<DATE start=\"{a}\" end=\"{b}\" TYPE=\"DATE\"/>")),
-        1 => Just("<NAME start=\"x\" end=\"1\" TYPE=\"PATIENT\"/>".to_string()),
-        1 => Just("<NAME start=\"0\" TYPE=\"PATIENT\">".to_string()),
-        1 => Just("<!-- c -->".to_string()),
-        1 => "[\\PC<>&\"=/!\\[\\]]{0,20}".prop_map(|s| s),
+        8 => (0usize..40, 1usize..8, "[A-Z]{1,8}").prop_map(|(start, len, label)| Tag::OnText { start, len, label }),
+        2 => (0usize..60, 0usize..60, "[A-Z]{0,8}", "[\\PC]{0,6}").prop_map(|(a, b, l, t)| Tag::Raw(format!("<NAME id=\"P0\" start=\"{a}\" end=\"{b}\" text=\"{}\" TYPE=\"{l}\" comment=\"\" />", xml_escape(&t)))),
+        2 => (0usize..60, 0usize..60).prop_map(|(a, b)| Tag::Raw(format!("<DATE start=\"{a}\" end=\"{b}\" TYPE=\"DATE\"/>"))),
+        1 => Just(Tag::Raw("<NAME start=\"x\" end=\"1\" TYPE=\"PATIENT\"/>".to_string())),
+        1 => Just(Tag::Raw("<NAME start=\"0\" TYPE=\"PATIENT\">".to_string())),
+        1 => Just(Tag::Raw("<!-- c -->".to_string())),
+        1 => "[\\PC<>&\"=/!\\[\\]]{0,20}".prop_map(Tag::Raw),
     ], 0..5), cut in proptest::option::of(0usize..400), offsets_only in any::<bool>()) {
         // A well-formed file most of the time; markup garbage, wrong attributes and truncation the rest.
         let body = if cdata { format!("<![CDATA[{}]]>", text.replace("]]>", "]]]]><![CDATA[>")) } else { xml_escape(&text) };
         let chars: Vec<char> = text.chars().collect();
         let tags: Vec<String> = tags
             .into_iter()
-            .map(|t| match t.find("text=\"@\"") {
-                Some(_) => {
-                    let num = |k: &str| t.split(&format!("{k}=\"")).nth(1).and_then(|r| r.split('"').next()).and_then(|v| v.parse::<usize>().ok()).unwrap();
-                    let (a, b) = (num("start").min(chars.len()), num("end").min(chars.len()));
-                    let surface: String = chars[a..b.max(a)].iter().collect();
-                    t.replace(&format!("start=\"{}\" end=\"{}\"", num("start"), num("end")), &format!("start=\"{a}\" end=\"{}\"", b.max(a)))
-                        .replace("text=\"@\"", &format!("text=\"{}\"", xml_escape(&surface)))
+            .map(|t| match t {
+                Tag::OnText { start, len, label } => {
+                    let (a, b) = (start.min(chars.len()), (start + len).min(chars.len()));
+                    let surface: String = chars[a..b].iter().collect();
+                    format!("<NAME id=\"P0\" start=\"{a}\" end=\"{b}\" text=\"{}\" TYPE=\"{label}\" comment=\"\" />", xml_escape(&surface))
                 }
-                None => t,
+                Tag::Raw(t) => t,
             })
             .collect();
         let mut xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<deIdi2b2>\n<TEXT>{body}</TEXT>\n<TAGS>\n{}\n</TAGS>\n</deIdi2b2>\n", tags.join("\n"));

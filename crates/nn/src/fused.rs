@@ -313,17 +313,21 @@ fn norm_bwd_rows<T: Float>(x: &[T], w: &[T], g: &[T], n: usize, eps: f64, center
             (dw, db)
         })
         .collect();
-    let mut dw = vec![T::zero(); n];
-    let mut db = vec![T::zero(); if center { n } else { 0 }];
-    for (pw, pb) in partial {
-        for (d, v) in dw.iter_mut().zip(pw) {
-            *d += v;
-        }
-        for (d, v) in db.iter_mut().zip(pb) {
-            *d += v;
+    let (pw, pb): (Vec<_>, Vec<_>) = partial.into_iter().unzip();
+    (dx, add_in_order(pw, n), center.then(|| add_in_order(pb, n)))
+}
+
+/// The element-wise sum of per-chunk partial sums (each `n` long), added in chunk order: rayon's
+/// `reduce` would add them in whatever tree work stealing made, so the same seed could train
+/// different bits under load.
+fn add_in_order<T: Float>(partial: Vec<Vec<T>>, n: usize) -> Vec<T> {
+    let mut sum = vec![T::zero(); n];
+    for p in partial {
+        for (s, v) in sum.iter_mut().zip(p) {
+            *s += v;
         }
     }
-    (dx, dw, center.then_some(db))
+    sum
 }
 
 impl NormOp {
@@ -883,8 +887,6 @@ fn linear_bwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, g: &[T], lg:
         }
         dw
     });
-    // Partial sums over fixed row chunks, added in chunk order: rayon's `reduce` would add them in
-    // whatever tree work stealing made, so the same seed could train different bits under load.
     let db = need.db.then(|| {
         let partial: Vec<Vec<T>> = g
             .par_chunks(out * rows_per_task(out).max(64))
@@ -898,13 +900,7 @@ fn linear_bwd<T: Float>(x: &[T], lx: &Layout, w: &[T], lw: &Layout, g: &[T], lg:
                 s
             })
             .collect();
-        let mut db = vec![T::zero(); out];
-        for p in partial {
-            for (x, y) in db.iter_mut().zip(p) {
-                *x += y;
-            }
-        }
-        db
+        add_in_order(partial, out)
     });
     Ok((dx, dw, db))
 }

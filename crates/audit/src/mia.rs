@@ -134,7 +134,7 @@ struct TrigramModel {
     vocab: f64,
 }
 
-const START: u64 = 0x5354_4152_54;
+const START: u64 = 0x53_54_41_52_54;
 
 fn word_hashes(doc: &Document) -> Vec<u64> {
     let chars: Vec<char> = doc.text.chars().collect();

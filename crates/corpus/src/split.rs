@@ -84,10 +84,13 @@ pub fn source_id(id: &str) -> &str {
     id.rfind(COPY_MARK).map_or(id, |i| &id[..i])
 }
 
+/// One fold of [`k_fold`]: `(train, test)`.
+pub type Fold = (Vec<Document>, Vec<Document>);
+
 /// k folds: returns `k` pairs `(train, test)`; every document is in exactly one test fold, and
 /// fold sizes differ by at most one. Copies (`{id}~copy{n}`) go to their source's fold, and
 /// folds are dealt over the sources (so sizes differ by at most one source and its copies).
-pub fn k_fold(docs: &[Document], k: usize, seed: u64) -> Result<Vec<(Vec<Document>, Vec<Document>)>, String> {
+pub fn k_fold(docs: &[Document], k: usize, seed: u64) -> Result<Vec<Fold>, String> {
     let mut sources: Vec<&str> = Vec::new();
     let mut source_of = Vec::with_capacity(docs.len());
     let mut index = std::collections::HashMap::new();

@@ -104,11 +104,14 @@ const MONTHS_ABBR: [[&str; 12]; 3] = [
 const DE_MONTHS: [&str; 12] =
     ["januar", "februar", "märz", "april", "mai", "juni", "juli", "august", "september", "oktober", "november", "dezember"];
 
+/// Full and abbreviated month names per language (see [`month_tables`]).
+type MonthTables = ([[&'static str; 12]; 4], [[&'static str; 12]; 4]);
+
 /// Full and abbreviated month names of every language, indexed by `Language::index`. German reads the `lang`
 /// crate's built-in `months.txt` (the built-in list, not a user's extension, which may add variants and
 /// break the one-name-per-month order); its abbreviations are the first three letters (`Jan`, `Mär`, `Dez`).
-fn month_tables() -> &'static ([[&'static str; 12]; 4], [[&'static str; 12]; 4]) {
-    static T: std::sync::OnceLock<([[&'static str; 12]; 4], [[&'static str; 12]; 4])> = std::sync::OnceLock::new();
+fn month_tables() -> &'static MonthTables {
+    static T: std::sync::OnceLock<MonthTables> = std::sync::OnceLock::new();
     T.get_or_init(|| {
         let l = lang::builtin_list(lang::Language::De, "months");
         let de: [&'static str; 12] = match <[&'static str; 12]>::try_from(l) {

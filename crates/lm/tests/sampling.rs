@@ -94,6 +94,7 @@ fn fingerprint_text(docs: &[corpus::Document]) -> u64 {
 /// Draws of both sampler walks (most likely first: the n-gram model's; id order: a decoder's) on
 /// seeded logits, pinned to what the samplers drew before they were merged into one.
 #[test]
+#[allow(clippy::type_complexity)] // a table of pinned tuples, read once
 fn sampler_draws_are_pinned() {
     use rand::SeedableRng;
     // (vocabulary, setting, first draws and fingerprint of 64 draws most likely first, the same in

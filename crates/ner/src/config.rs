@@ -203,7 +203,7 @@ pub struct DecodingSection {
 }
 
 /// Training documents added by rewriting the gold ones (`deid::augment`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AugmentSection {
     /// Surrogate copies of each training document (other names, dates, places, numbers; spans
@@ -230,7 +230,7 @@ impl AugmentSection {
 
 /// Several models trained alike on other seeds, their spans decided by majority vote
 /// (`tagging::vote`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EnsembleSection {
     /// Models (member `i` on seed `seed + i`; member 0 is the model one run would train).
@@ -334,18 +334,6 @@ impl Default for WindowsSection {
 impl Default for DecodingSection {
     fn default() -> Self {
         DecodingSection { tune_o_penalty: true, boundaries: true }
-    }
-}
-
-impl Default for AugmentSection {
-    fn default() -> Self {
-        AugmentSection { copies: None, labels: None }
-    }
-}
-
-impl Default for EnsembleSection {
-    fn default() -> Self {
-        EnsembleSection { members: None }
     }
 }
 

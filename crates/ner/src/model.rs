@@ -14,6 +14,9 @@ use tagging::decoding::{mean_top2_margin, penalize_o, search_o_penalty};
 use tagging::TagSet;
 use crate::subword::{Subwords, WordCache};
 
+/// A document's tokens and, per token, the encoder's log-probabilities over the tags.
+pub type Emissions = (Vec<Token>, Vec<Vec<f32>>);
+
 /// Settings of the model beyond the HF encoder config, stored under `"synthdeid"` in
 /// `config.json` so that a model directory is self-describing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -551,7 +554,6 @@ impl Model {
             } as f32;
             o_penalty = search_o_penalty(&O_PENALTY_FRACTIONS, margin, Some((best.0, 0.0)), |_, penalty| run(weight, penalty))?.0;
         }
-        drop(run);
         self.settings.guide_weight = weight;
         self.settings.o_penalty = o_penalty;
         Ok(tried)
@@ -559,7 +561,7 @@ impl Model {
 
     /// The encoder's per-token log-probabilities for each document (the most central window's
     /// for each token), with the document's tokens.
-    pub fn emissions(&self, docs: &[Document]) -> Result<Vec<(Vec<Token>, Vec<Vec<f32>>)>> {
+    pub fn emissions(&self, docs: &[Document]) -> Result<Vec<Emissions>> {
         self.emissions_via(docs, ForwardPath::Inference)
     }
 
@@ -686,7 +688,7 @@ impl Model {
     }
 
     /// [`Model::emissions`] with the encoder run through `path`.
-    pub fn emissions_via(&self, docs: &[Document], path: ForwardPath) -> Result<Vec<(Vec<Token>, Vec<Vec<f32>>)>> {
+    pub fn emissions_via(&self, docs: &[Document], path: ForwardPath) -> Result<Vec<Emissions>> {
         let stride = self.settings.stride.clamp(1, self.settings.window);
         let examples = self.encode(docs, stride, false);
         // Per document, per token: (centrality, log-probs) of the best window seen so far.

@@ -16,6 +16,7 @@ use crate::{Model, TrainConfig};
 /// what a pipeline stage's cache key hashes.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+#[allow(clippy::large_enum_variant)] // one value per training: boxing would save nothing worth the noise
 pub enum TaggerSpec {
     /// A transformer encoder (from scratch or fine-tuned), stacked on a perceptron guide when
     /// its settings say so.

@@ -690,7 +690,7 @@ fn scores(dev: &[Document], pred: &[Document]) -> Result<DevScores> {
 /// ([`Model::tune_decoding`]: a stacked model's guide weight, and with `tune_o_penalty` the `O`
 /// penalty); they are set in `model`.
 pub fn evaluate_tuned(model: &mut Model, dev: &[Document], metric: Metric, tune_o_penalty: bool) -> Result<DevScores> {
-    if !tune_o_penalty && !(model.settings.guide && model.guide.is_some()) {
+    if !(tune_o_penalty || model.settings.guide && model.guide.is_some()) {
         return evaluate(model, dev);
     }
     let seen = std::cell::RefCell::new(Vec::new());

@@ -114,11 +114,11 @@ fn stacked_tagger_keeps_its_first_stage_and_learns() {
         assert_eq!(p.spans, g.spans, "{}", g.id);
     }
     let new = doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[]);
-    let labels: Vec<String> = model.predict(&[new.clone()])[0].spans.iter().map(|s| s.label.clone()).collect();
+    let labels: Vec<String> = model.predict(std::slice::from_ref(&new))[0].spans.iter().map(|s| s.label.clone()).collect();
     assert_eq!(labels, ["NOMBRE", "ID", "TERRITORIO"]);
     // The saved model carries its first stage: same predictions after loading.
     let loaded = Perceptron::load(tmp.path()).unwrap();
-    assert_eq!(loaded.predict(&[new.clone()]), model.predict(&[new.clone()]));
+    assert_eq!(loaded.predict(std::slice::from_ref(&new)), model.predict(std::slice::from_ref(&new)));
     let (again, _) = train(&cfg, &d, &d, None, &Silent).unwrap();
     assert_eq!(again.predict(&[new]), loaded.predict(&[doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[])]));
     // Same seed, same file, byte for byte (feature maps are saved in key order).
@@ -155,7 +155,7 @@ fn stacked_out_of_fold_predictions_come_from_taggers_that_did_not_see_the_docume
     assert!(oof[..5].iter().all(|p| p.spans.iter().any(|s| s.label == "NOMBRE")));
     let (plain, _) = train(&cfg, &d, &d, None, &Silent).unwrap();
     let new = doc("n", "Nombre: Marta Sanz.\nNHC: 77777.\nVive en Teruel.", &[]);
-    assert_eq!(kept.predict(&[new.clone()]), plain.predict(&[new]));
+    assert_eq!(kept.predict(std::slice::from_ref(&new)), plain.predict(&[new]));
     assert!(train_stacked_with_out_of_fold(&PerceptronConfig { stack_folds: 0, ..cfg.clone() }, 3, &d, &d, &Silent).is_err());
     // Out-of-fold results are matched back by id: a repeated id is refused, naming it.
     let mut twice = d.clone();

@@ -187,27 +187,6 @@ pub fn demo_corpus(n: usize, seed: u64) -> Vec<Document> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn demo_corpus_is_seeded_valid_and_token_aligned() {
-        let docs = demo_corpus(40, 1);
-        assert_eq!(docs, demo_corpus(40, 1));
-        assert_ne!(docs, demo_corpus(40, 2));
-        let st = corpus::stats::stats(&docs);
-        assert_eq!(st.spans_not_token_aligned, vec![]);
-        assert_eq!(st.spans_cut_by_sentences, vec![]);
-        for d in &docs {
-            for s in &d.spans {
-                corpus::validate::check_span(s, d.char_len()).unwrap();
-            }
-        }
-        assert!(st.spans_per_label.len() >= 12);
-    }
-}
-
 /// Writes the demo corpus (`OUT/data/{train,dev,test}.jsonl`, a 60/20/20 split) and the demo
 /// config (`OUT/demo.toml`: tiny models, a few samples per prompt), and returns the config path.
 pub fn write_demo(out: &std::path::Path, documents: usize, seed: u64) -> anyhow::Result<std::path::PathBuf> {
@@ -261,3 +240,24 @@ temperature = 1.0
 ngram = 5
 nearest = 5
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_corpus_is_seeded_valid_and_token_aligned() {
+        let docs = demo_corpus(40, 1);
+        assert_eq!(docs, demo_corpus(40, 1));
+        assert_ne!(docs, demo_corpus(40, 2));
+        let st = corpus::stats::stats(&docs);
+        assert_eq!(st.spans_not_token_aligned, vec![]);
+        assert_eq!(st.spans_cut_by_sentences, vec![]);
+        for d in &docs {
+            for s in &d.spans {
+                corpus::validate::check_span(s, d.char_len()).unwrap();
+            }
+        }
+        assert!(st.spans_per_label.len() >= 12);
+    }
+}

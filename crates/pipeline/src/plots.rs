@@ -58,9 +58,12 @@ pub fn grouped_bars(title: &str, labels: &[String], series: &[(&str, Vec<f64>)])
     svg
 }
 
+/// One line of [`lines`]: `(name, [(x, mean, std)])`.
+pub type Series = (String, Vec<(f64, f64, f64)>);
+
 /// Lines with error bars: each series is `(name, [(x, mean, std)])`; `y_top` fixes the top of the
 /// y axis (F1 axes end at 1.0, so that a gap is not drawn larger than it is).
-pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f64, f64, f64)>)], y_top: Option<f64>) -> String {
+pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[Series], y_top: Option<f64>) -> String {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (640, 400)).into_drawing_area();

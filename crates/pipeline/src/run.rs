@@ -697,7 +697,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
             })?
         } else {
             let generator = lm::Backend::open(&gen_dir.join("model"), gen_cfg.openai.as_ref(), gen_settings.precision)?;
-            let docs = crate::shards::generate_prompts(&generator, &prompt_list, &gen_settings, &docs_dir, &reuse_from, opts.stop_after_prompts, |_, generated| {
+            let docs = crate::shards::generate_prompts(&generator, &prompt_list, gen_settings, &docs_dir, &reuse_from, opts.stop_after_prompts, |_, generated| {
                 // Prompt documents a killed run finished take no time now: not the pace.
                 if generated {
                     opts.progress.inc(1)
@@ -804,8 +804,8 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         if !canaries.is_empty() {
             // A local generator (not a server) can score the canaries' secrets.
             let model = gen_dir.join("model");
-            let ranks = if model.is_dir() { Some(crate::canary::likelihood_ranks(&canaries, &model, cfg.audit.seed)?) } else { None };
-            let exposure = crate::canary::expose(&canaries, &synthetic, cfg.audit.ngram, cfg.audit.bootstrap, cfg.audit.seed, ranks.as_deref());
+            let ranks = if model.is_dir() { Some(crate::canary::likelihood_ranks(canaries, &model, cfg.audit.seed)?) } else { None };
+            let exposure = crate::canary::expose(canaries, &synthetic, cfg.audit.ngram, cfg.audit.bootstrap, cfg.audit.seed, ranks.as_deref());
             write_json(&dir.join("canaries.json"), &exposure)?;
         }
         Ok(())
@@ -823,8 +823,8 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         test_documents: test.len(),
         synthetic_documents: synthetic.len(),
         synthetic_spans: synthetic.iter().map(|d| d.spans.len()).sum(),
-        label_rates: label_rates(&gen_train, &synthetic),
-        words_per_document: LabelRate { gold: mean_words(&gen_train), synthetic: mean_words(&synthetic) },
+        label_rates: label_rates(gen_train, &synthetic),
+        words_per_document: LabelRate { gold: mean_words(gen_train), synthetic: mean_words(&synthetic) },
         cut_at_max_new_tokens: cut,
         dropped_unfinished: dropped.as_ref().map(|d| d.len()),
     };

@@ -114,10 +114,10 @@ fn committed_results_reproduce_with_the_command_in_their_report() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     // Data paths are written as the run resolved them (relative to where it ran): compare from `shared/` on.
     let normalise = |mut c: RunConfig| {
-        let tail = |p: &Path| {
+        fn tail(p: &Path) -> std::path::PathBuf {
             let s = p.to_string_lossy().replace('\\', "/");
             std::path::PathBuf::from(s.find("shared/").map_or(s.clone(), |i| s[i..].to_string()))
-        };
+        }
         c.data.train = tail(&c.data.train);
         c.data.dev = c.data.dev.as_deref().map(tail);
         c.data.test = c.data.test.as_deref().map(tail);

@@ -189,7 +189,7 @@ fn openai_backend_against_llama_cpp_server() {
     let t = Instant::now();
     loop {
         let lines = std::fs::read_to_string(&journal).map(|s| s.lines().count()).unwrap_or(0);
-        if lines >= 1 + 3 {
+        if lines > 3 {
             break; // header + 3 samples
         }
         assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed: make it longer");
@@ -229,7 +229,7 @@ fn openai_backend_against_llama_cpp_server() {
     let o = synthdeid().args(["run", data.join("openai.toml").to_str().unwrap(), "--out", out.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "synthdeid run with [generator.openai] failed: {}", err(&o));
     let synthetic = read_jsonl(&out.join("synthetic.jsonl"));
-    assert!(!synthetic.is_empty() && synthetic.len() % 2 == 0, "{} samples: 2 per prompt document expected", synthetic.len());
+    assert!(!synthetic.is_empty() && synthetic.len().is_multiple_of(2), "{} samples: 2 per prompt document expected", synthetic.len());
     assert!(synthetic.iter().all(|d| d["id"].as_str().is_some_and(|i| i.ends_with("__s000") || i.ends_with("__s001"))));
     assert_eq!(server.settled_requests() - before, synthetic.len(), "one request a sample");
     assert!(out.join("results.json").exists() && out.join("report.html").exists());

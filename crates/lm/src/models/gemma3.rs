@@ -97,7 +97,7 @@ impl Gemma3Config {
     pub fn is_sliding(&self, i: usize) -> bool {
         match &self.layer_types {
             Some(t) => t.get(i).map(|s| s == "sliding_attention").unwrap_or(false),
-            None => (i + 1) % self.sliding_window_pattern.max(1) != 0,
+            None => !(i + 1).is_multiple_of(self.sliding_window_pattern.max(1)),
         }
     }
 
@@ -127,7 +127,7 @@ impl Gemma3Config {
         if self.attn_logit_softcapping.is_some() {
             bail!("attention logit soft-capping is not supported (Gemma 3 checkpoints do not use it)");
         }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
             bail!("{} attention heads are not a multiple of {} key/value heads", self.num_attention_heads, self.num_key_value_heads);
         }
         Ok(())

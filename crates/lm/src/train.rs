@@ -44,7 +44,7 @@ pub struct TrainReport {
     pub steps: u64,
     /// Training tokens per second over this run (this process only).
     pub tokens_per_sec: f64,
-    /// False when the time budget stopped training early (run again to resume).
+    /// False when the time budget stopped training early (run again with a larger budget to resume).
     pub finished: bool,
     pub parameters: usize,
     pub trainable_parameters: usize,
@@ -71,6 +71,10 @@ struct State {
     report: TrainReport,
     epoch_loss_sum: f64,
     epoch_loss_n: usize,
+    /// Seconds this training has run, over every process that resumed it: `max_minutes` bounds
+    /// the total, so a run killed and resumed trains as long as one left alone.
+    #[serde(default)]
+    elapsed_secs: f64,
 }
 
 fn fingerprint(cfg: &TrainConfig) -> String {
@@ -83,8 +87,9 @@ fn fingerprint(cfg: &TrainConfig) -> String {
 ///
 /// `out` then holds an HF-layout model (`config.json`, `model.safetensors`, `tokenizer.json`) or
 /// LoRA adapters in PEFT layout (`adapter_config.json`, `adapter_model.safetensors`), or an n-gram
-/// model, plus [`TRAIN_RECORD`]. A run stopped by `max_minutes` or a kill resumes from
-/// `out/checkpoint` when called again with the same config. Optimizer steps and each epoch's dev
+/// model, plus [`TRAIN_RECORD`]. A killed run resumes from `out/checkpoint` when called again
+/// with the same config; `max_minutes` bounds its time over all resumes, and a run it stopped
+/// resumes when called with a larger one. Optimizer steps and each epoch's dev
 /// perplexity are reported to `progress`.
 pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], out: &Path, progress: &dyn Progress) -> Result<TrainReport> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -113,7 +118,12 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
         if s.fingerprint != fingerprint(cfg) {
             bail!("{} holds a checkpoint of a run with another config; use another --out or delete it", out.display());
         }
+        // Stopped by the same budget before: it stays stopped (a larger budget resumes it).
+        if cfg.max_minutes.is_some_and(|m| s.elapsed_secs >= m * 60.0) {
+            return Ok(s.report.clone());
+        }
     }
+    let base_elapsed = state.as_ref().map_or(0.0, |s| s.elapsed_secs);
     // A registry model name (`gemma-3-270m`) is fetched on first use.
     let init = cfg.init.as_deref().map(models::resolve).transpose()?;
     // Tokenizer and document boundaries.
@@ -191,7 +201,8 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
         Ok(fsutil::atomic_write(&out.join(TRAIN_RECORD), serde_json::to_string_pretty(&record(report))?.as_bytes())?)
     };
     let save_ckpt = |opt: &AdamW, epoch: usize, micro: usize, report: &TrainReport, ls: f64, ln: usize| -> Result<()> {
-        let state = State { fingerprint: fingerprint(cfg), epoch, micro, step: opt.step, report: report.clone(), epoch_loss_sum: ls, epoch_loss_n: ln };
+        let elapsed_secs = base_elapsed + t_start.elapsed().as_secs_f64();
+        let state = State { fingerprint: fingerprint(cfg), epoch, micro, step: opt.step, report: report.clone(), epoch_loss_sum: ls, epoch_loss_n: ln, elapsed_secs };
         nn::checkpoint::atomic_dir(&ckpt, |tmp| {
             trainable.save(&tmp.join("model.safetensors"))?;
             opt.save(&tmp.join("optimizer.safetensors"))?;
@@ -208,7 +219,7 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
         save_best(&model, &report)?;
         return Ok(report);
     }
-    let deadline = cfg.max_minutes.map(|m| t_start + std::time::Duration::from_secs_f64(m * 60.0));
+    let deadline = cfg.max_minutes.map(|m| t_start + std::time::Duration::from_secs_f64((m * 60.0 - base_elapsed).max(0.0)));
     let mut last_ckpt = Instant::now();
     let mut tokens_seen = 0usize;
     // Training time only (dev evaluation excluded), for the tokens/s report.

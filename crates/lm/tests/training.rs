@@ -176,7 +176,7 @@ fn train_from_scratch_saves_hf_layout_and_generates() {
 }
 
 #[test]
-fn a_run_stopped_by_the_time_budget_resumes_to_the_same_model() {
+fn a_run_stopped_by_the_time_budget_resumes_only_with_a_larger_one_to_the_same_model() {
     let (train, dev) = (docs(12), docs(3));
     let full = tempfile::tempdir().unwrap();
     let cfg = tiny_train_config("gpt2");
@@ -187,6 +187,11 @@ fn a_run_stopped_by_the_time_budget_resumes_to_the_same_model() {
     stop.max_minutes = Some(0.0);
     let r = lm::train(&stop, &train, &dev, split.path(), &progress::Silent).unwrap();
     assert!(!r.finished && split.path().join("checkpoint/state.json").exists());
+    // The budget counts across resumes: the same budget again trains no further.
+    let state = std::fs::read(split.path().join("checkpoint/state.json")).unwrap();
+    let again = lm::train(&stop, &train, &dev, split.path(), &progress::Silent).unwrap();
+    assert!(!again.finished && again.steps == r.steps, "{} steps after {}", again.steps, r.steps);
+    assert_eq!(std::fs::read(split.path().join("checkpoint/state.json")).unwrap(), state);
     let r2 = lm::train(&cfg, &train, &dev, split.path(), &progress::Silent).unwrap();
     assert!(r2.finished);
     let a = std::fs::read(full.path().join("model.safetensors")).unwrap();

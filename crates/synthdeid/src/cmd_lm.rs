@@ -88,7 +88,8 @@ pub struct TrainArgs {
     pub lora_targets: Vec<String>,
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
-    /// Stop after this many minutes (saving a checkpoint; run again to resume).
+    /// Training time budget in minutes, across resumes (a stopped run saves a checkpoint and
+    /// resumes when run again with a larger budget).
     #[arg(long)]
     pub max_minutes: Option<f64>,
     #[arg(long, default_value_t = 42)]

@@ -118,8 +118,9 @@ pub fn train(cfg: &TrainConfig, train_docs: &[Document], dev_docs: &[Document], 
         if s.fingerprint != fingerprint(cfg) {
             bail!("{} holds a checkpoint of a run with another config; use another --out or delete it", out.display());
         }
-        // Stopped by the same budget before: it stays stopped (a larger budget resumes it).
-        if cfg.max_minutes.is_some_and(|m| s.elapsed_secs >= m * 60.0) {
+        // Stopped by the same budget before, its best model saved: it stays stopped (a larger
+        // budget resumes it).
+        if cfg.max_minutes.is_some_and(|m| s.elapsed_secs >= m * 60.0) && out.join(TRAIN_RECORD).exists() {
             return Ok(s.report.clone());
         }
     }

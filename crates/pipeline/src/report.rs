@@ -29,6 +29,20 @@ fn pm(xs: &[f64]) -> String {
 }
 
 /// [`pm`] for counts: whole numbers for one run.
+/// [`pm`] with `digits` decimals over the runs that have the value (not NaN), or `-` where none has.
+fn pm_digits(xs: &[f64], digits: usize) -> String {
+    let xs: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
+    if xs.is_empty() {
+        return "-".into();
+    }
+    let (m, s) = mean_std(&xs);
+    if xs.len() > 1 {
+        format!("{m:.digits$} ± {s:.digits$}")
+    } else {
+        format!("{m:.digits$}")
+    }
+}
+
 fn pm_count(xs: &[f64]) -> String {
     let (m, s) = mean_std(xs);
     if xs.len() > 1 {
@@ -342,10 +356,10 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
         }
         let _ = writeln!(
             md,
-            "| generator ratio | annotator ratio | samples/prompt | generator | corpus | runs | gold token F1 | synthetic token F1 | gap (token) |{} gold strict F1 | synthetic strict F1 | 5-gram recall | PHI strings leaked | membership AUC (n-gram coverage) | documents re-identifiable (≥ 2 own PHI strings) |",
+            "| generator ratio | annotator ratio | samples/prompt | generator | corpus | runs | generator dev perplexity | samples cut at max_new_tokens | gold token F1 | synthetic token F1 | gap (token) |{} gold strict F1 | synthetic strict F1 | 5-gram recall | PHI strings leaked | membership AUC (n-gram coverage) | documents re-identifiable (≥ 2 own PHI strings) |",
             if refs { " reference gold token F1 | reference synthetic token F1 |" } else { "" }
         );
-        let _ = writeln!(md, "|---:|---:|---:|---|---|---:|---:|---:|---:|{}---:|---:|---:|---:|---:|---:|", if refs { "---:|---:|" } else { "" });
+        let _ = writeln!(md, "|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|{}---:|---:|---:|---:|---:|---:|", if refs { "---:|---:|" } else { "" });
         for g in &gs {
             let key = reference_key(g, &gs);
             let ref_cols = if refs {
@@ -355,13 +369,17 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
             };
             let _ = writeln!(
                 md,
-                "| {:.0}% | {:.0}% | {} | {} | {} | {} | {} | {} | {} |{ref_cols} {} | {} | {} | {} | {} | {} |",
+                "| {:.0}% | {:.0}% | {} | {} | {} | {} | {} | {} | {} | {} | {} |{ref_cols} {} | {} | {} | {} | {} | {} |",
                 g.generator_ratio * 100.0,
                 g.annotator_ratio * 100.0,
                 g.samples_per_prompt,
                 g.generator.as_deref().or(g.generator_preset.as_deref()).unwrap_or("-"),
                 hardened_label(g.hardened),
                 g.cells.len(),
+                // Why a generator's corpus trains better or worse: how well it models the notes, and how
+                // many samples ran past max_new_tokens (their sign-offs are missing).
+                pm_digits(&col(g, |c| c.generator_dev_perplexity.unwrap_or(f64::NAN)), 2),
+                pm_digits(&col(g, |c| c.data.cut_at_max_new_tokens.map_or(f64::NAN, |n| n as f64)), 0),
                 pm(&col(g, |c| c.gold_ner.token.micro.f1)),
                 pm(&col(g, |c| c.synthetic_ner.token.micro.f1)),
                 pm(&col(g, |c| c.gold_ner.token.micro.f1 - c.synthetic_ner.token.micro.f1)),
@@ -372,6 +390,9 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
                 pm(&col(g, |c| c.audit.membership.as_ref().and_then(|m| m.attacks.first()).map_or(f64::NAN, |a| a.auc))),
                 pm_count(&col(g, |c| c.audit.reidentification.as_ref().map_or(f64::NAN, |r| r.linked_2 as f64))),
             );
+        }
+        if gs.iter().map(|g| g.generator.as_deref()).collect::<std::collections::BTreeSet<_>>().len() > 1 {
+            let _ = writeln!(md, "\nPerplexity is per token of each generator's own vocabulary (a word for an n-gram): compare it between cells of one generator only.");
         }
         if svgs.ratio_f1.is_some() {
             let _ = writeln!(md, "\n![F1 against data ratio](plots/f1_vs_generator_ratio.svg)\n");

@@ -450,6 +450,11 @@ fn generators_are_compared_by_name() {
     let row = report.lines().find(|l| l.contains("| ngram2 |")).unwrap();
     assert!(report.contains("Reference columns: a paper.") && row.contains("| - | 0.123 |"), "{row}");
     assert!(report.lines().find(|l| l.contains("| ngram4 |")).unwrap().contains("| - | - |"));
+    // Each row says how well its generator models the notes and how many samples it cut.
+    assert!(report.contains("| runs | generator dev perplexity | samples cut at max_new_tokens |"), "{report}");
+    let ppl = format!("| {:.2} | {} |", summary.cells[0].generator_dev_perplexity.unwrap(), summary.cells[0].data.cut_at_max_new_tokens.unwrap());
+    assert!(row.contains(&ppl), "{row} lacks {ppl}");
+    assert!(report.contains("Perplexity is per token of each generator's own vocabulary"), "{report}");
     // The headline tables are the first generator's by name, or `ablation.main_generator`'s.
     let main = |m: Option<&str>| pipeline::report::main_cell(&summary, m).unwrap().cell.name.clone();
     assert_eq!((main(None), main(Some("ngram4"))), ("gen80-ann80-spp2-ngram2-seed5".to_string(), "gen80-ann80-spp2-ngram4-seed5".to_string()));

@@ -19,23 +19,9 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
-fn pm(xs: &[f64]) -> String {
+/// The mean of `xs` with `digits` decimals, ± their standard deviation where there are several.
+fn mean_pm(xs: &[f64], digits: usize) -> String {
     let (m, s) = mean_std(xs);
-    if xs.len() > 1 {
-        format!("{m:.4} ± {s:.4}")
-    } else {
-        format!("{m:.4}")
-    }
-}
-
-/// [`pm`] for counts: whole numbers for one run.
-/// [`pm`] with `digits` decimals over the runs that have the value (not NaN), or `-` where none has.
-fn pm_digits(xs: &[f64], digits: usize) -> String {
-    let xs: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
-    if xs.is_empty() {
-        return "-".into();
-    }
-    let (m, s) = mean_std(&xs);
     if xs.len() > 1 {
         format!("{m:.digits$} ± {s:.digits$}")
     } else {
@@ -43,12 +29,22 @@ fn pm_digits(xs: &[f64], digits: usize) -> String {
     }
 }
 
+fn pm(xs: &[f64]) -> String {
+    mean_pm(xs, 4)
+}
+
+/// [`pm`] for counts: whole numbers for one run.
 fn pm_count(xs: &[f64]) -> String {
-    let (m, s) = mean_std(xs);
-    if xs.len() > 1 {
-        format!("{m:.1} ± {s:.1}")
+    mean_pm(xs, if xs.len() > 1 { 1 } else { 0 })
+}
+
+/// [`mean_pm`] over the runs that have the value (not NaN), or `-` where none has.
+fn pm_known(xs: &[f64], digits: usize) -> String {
+    let known: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
+    if known.is_empty() {
+        "-".into()
     } else {
-        format!("{m:.0}")
+        mean_pm(&known, digits)
     }
 }
 
@@ -125,7 +121,6 @@ struct Svgs {
     generators: Option<String>,
 }
 
-/// Writes `report.md`, `report.html` and the SVG plots into `out`.
 /// The cell the headline tables show: the one with the most data (highest generator ratio, then
 /// annotator ratio, then samples per prompt), i.e. the paper's main setting in a ratio ablation;
 /// among generators compared, `main_generator` (`ablation.main_generator`) where given.
@@ -154,6 +149,7 @@ pub fn hardening_twin<'a>(summary: &'a RunSummary, c: &CellResult) -> Option<&'a
     })
 }
 
+/// Writes `report.md`, `report.html` and the SVG plots into `out`.
 pub fn write_report(out: &Path, cfg: &RunConfig, summary: &RunSummary, command: Option<&str>) -> Result<()> {
     let first = main_cell(summary, cfg.ablation.main_generator.as_deref()).ok_or_else(|| anyhow!("no cells to report"))?;
     let svgs = make_plots(first, summary);
@@ -378,8 +374,8 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
                 g.cells.len(),
                 // Why a generator's corpus trains better or worse: how well it models the notes, and how
                 // many samples ran past max_new_tokens (their sign-offs are missing).
-                pm_digits(&col(g, |c| c.generator_dev_perplexity.unwrap_or(f64::NAN)), 2),
-                pm_digits(&col(g, |c| c.data.cut_at_max_new_tokens.map_or(f64::NAN, |n| n as f64)), 0),
+                pm_known(&col(g, |c| c.generator_dev_perplexity.unwrap_or(f64::NAN)), 2),
+                pm_known(&col(g, |c| c.data.cut_at_max_new_tokens.map_or(f64::NAN, |n| n as f64)), 0),
                 pm(&col(g, |c| c.gold_ner.token.micro.f1)),
                 pm(&col(g, |c| c.synthetic_ner.token.micro.f1)),
                 pm(&col(g, |c| c.gold_ner.token.micro.f1 - c.synthetic_ner.token.micro.f1)),

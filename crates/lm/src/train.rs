@@ -361,7 +361,31 @@ fn add_grads(mut a: GradStore, b: GradStore, vars: &[(String, Var)]) -> Result<G
 }
 
 /// Mean next-token cross-entropy of equal-length blocks (inputs `blk[..n-1]`, targets `blk[1..]`).
+/// On the CPU the output layer and the loss are one op ([`nn::linear_ce`]): the batch's logits
+/// are never held whole.
 pub fn batch_loss(model: &Decoder, rows: &[&Vec<u32>], dev: &Device, mode: &mut Mode) -> Result<Tensor> {
+    loss_of_rows(model, rows, dev, mode, true)
+}
+
+/// [`batch_loss`] with `grads` false: outside the autograd graph (evaluation).
+fn loss_of_rows(model: &Decoder, rows: &[&Vec<u32>], dev: &Device, mode: &mut Mode, grads: bool) -> Result<Tensor> {
+    let (inputs, targets) = split_rows(rows, dev)?;
+    let hidden = model.forward_full(&inputs, mode)?;
+    let (b, t, h) = hidden.dims3()?;
+    let x = hidden.reshape((b * t, h))?;
+    match model.head_weight() {
+        Some((w, cap)) if nn::linear_ce::usable(&x, w) => nn::linear_ce::linear_cross_entropy(&x, w, &targets.to_vec1()?, cap, grads),
+        _ => {
+            let logits = model.logits(&x)?;
+            let loss = crate::loss::cross_entropy(&logits, &targets)?;
+            Ok(if grads { loss } else { loss.detach() })
+        }
+    }
+}
+
+/// [`batch_loss`] with the batch's logits materialised, then the loss: what the fused op is
+/// checked against, and the baseline of `bench`'s LoRA measurements.
+pub fn batch_loss_materialized(model: &Decoder, rows: &[&Vec<u32>], dev: &Device, mode: &mut Mode) -> Result<Tensor> {
     let (inputs, targets) = split_rows(rows, dev)?;
     let logits = model.forward_logits(&inputs, mode)?;
     let v = logits.dim(D::Minus1)?;
@@ -470,7 +494,7 @@ pub fn eval_nll(model: &Decoder, blocks: &[Vec<u32>], batch: usize, dev: &Device
     }
     for rows in by_len.values() {
         for chunk in rows.chunks(batch.max(1)) {
-            let loss = batch_loss(model, chunk, dev, &mut Mode::Eval)?;
+            let loss = loss_of_rows(model, chunk, dev, &mut Mode::Eval, false)?;
             let count = chunk.len() * (chunk[0].len() - 1);
             nll += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * count as f64;
             n += count;

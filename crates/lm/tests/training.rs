@@ -65,6 +65,52 @@ fn every_parameter_gets_a_finite_nonzero_gradient() {
     }
 }
 
+/// The output layer fused with the loss (never holding the batch's logits) gives the loss and
+/// every gradient of the materialised logits, for tied and untied heads, trainable and frozen
+/// (LoRA), with Gemma 2's final soft cap and without.
+#[test]
+fn the_fused_output_layer_and_loss_equal_the_materialised_ones() {
+    let mut capped = gemma3();
+    if let ModelConfig::Gemma3(c) = &mut capped {
+        c.final_logit_softcapping = Some(2.0);
+    }
+    let mut untied = llama();
+    if let ModelConfig::Llama(c) = &mut untied {
+        c.tie_word_embeddings = !c.tie_word_embeddings;
+    }
+    for (what, cfg, lora) in [("gpt2", gpt2(), false), ("llama", llama(), false), ("llama, other head", untied, false), ("gemma3", gemma3(), false), ("gemma3, soft cap", capped, false), ("gemma3 + LoRA", gemma3(), true)] {
+        let mut model = Decoder::new(&cfg, &Device::Cpu, 3).unwrap();
+        let params = if lora {
+            let adapters = model.add_lora(&LoraConfig { rank: 2, alpha: 4.0, dropout: 0.0, target_modules: vec![] }, 5).unwrap();
+            for (_, v) in adapters.vars() {
+                v.set(&Tensor::randn(0f32, 0.2, v.shape(), &Device::Cpu).unwrap()).unwrap();
+            }
+            adapters
+        } else {
+            model.params.clone()
+        };
+        assert!(model.head_weight().is_some(), "{what}: the head is one product");
+        let b = batch();
+        let rows: Vec<&Vec<u32>> = b.iter().collect();
+        // Training mode (Eval runs rotary embeddings without backward); the same seed, the same dropout.
+        let (mut r1, mut r2) = (nn::Rng::seed_from_u64(0), nn::Rng::seed_from_u64(0));
+        let fused = lm::train::batch_loss(&model, &rows, &Device::Cpu, &mut Mode::Train(&mut r1)).unwrap();
+        let plain = lm::train::batch_loss_materialized(&model, &rows, &Device::Cpu, &mut Mode::Train(&mut r2)).unwrap();
+        let (a, p) = (fused.to_scalar::<f32>().unwrap(), plain.to_scalar::<f32>().unwrap());
+        assert!((a - p).abs() < 1e-5 * p.abs(), "{what}: loss {a} vs {p}");
+        let (ga, gp) = (fused.backward().unwrap(), plain.backward().unwrap());
+        for (name, v) in params.vars() {
+            let x: Vec<f32> = ga.get(v.as_tensor()).unwrap_or_else(|| panic!("{what}: no gradient for {name}")).flatten_all().unwrap().to_vec1().unwrap();
+            let y: Vec<f32> = gp.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let scale = y.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "{what}: {name} has a zero gradient");
+            for (x, y) in x.iter().zip(&y) {
+                assert!((x - y).abs() <= 1e-4 * scale, "{what}: gradient of {name}: {x} vs {y}");
+            }
+        }
+    }
+}
+
 #[test]
 fn lora_trains_only_adapters() {
     for (what, cfg, targets) in [

@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod fused;
 pub mod infer;
 pub mod layers;
+pub mod linear_ce;
 pub mod optim;
 pub mod params;
 

@@ -25,6 +25,9 @@
 //!   (default 3) steps after one warm-up step, with the time of forward + loss, backward and
 //!   clipping + optimizer apart, then one more forward cut into layers, LM head and cross-entropy,
 //!   and the fused attention op alone at one layer's shape (`SPEED_STEPS=0`: those two alone).
+//!   The steps' loss is `lm::train::batch_loss` (the output layer fused with the loss), or with
+//!   `SPEED_LOSS=materialized` the batch's logits first (`batch_loss_materialized`); the peak
+//!   resident memory of those steps is printed after them.
 //!   PyTorch + PEFT reference: `scripts/pytorch_speed/speed.py gemma-lora`.
 //!
 //! `SPEED_FTZ=1` sets the x86 flush-to-zero and denormals-are-zero bits (MXCSR) on every thread
@@ -243,6 +246,7 @@ fn lora(path: &std::path::Path) -> anyhow::Result<()> {
     let rows: Vec<Vec<u32>> = (0..b).map(|_| (0..=t).map(|_| rand::Rng::random_range(&mut rng, 0..vocab)).collect()).collect();
     let refs: Vec<&Vec<u32>> = rows.iter().collect();
     let steps: usize = std::env::var("SPEED_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let materialized = std::env::var("SPEED_LOSS").is_ok_and(|v| v == "materialized");
     let mut spent = [0f64; 3];
     // SPEED_STEPS=0: only the split forward below (for profiling it).
     for s in 0..=steps {
@@ -251,7 +255,11 @@ fn lora(path: &std::path::Path) -> anyhow::Result<()> {
         }
         let t0 = Instant::now();
         let mut drop_rng = nn::Rng::seed_from_u64(s as u64);
-        let loss = lm::train::batch_loss(&model, &refs, &dev, &mut Mode::Train(&mut drop_rng))?;
+        let loss = if materialized {
+            lm::train::batch_loss_materialized(&model, &refs, &dev, &mut Mode::Train(&mut drop_rng))?
+        } else {
+            lm::train::batch_loss(&model, &refs, &dev, &mut Mode::Train(&mut drop_rng))?
+        };
         let loss_value = loss.to_scalar::<f32>()?;
         let t_fwd = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
@@ -267,6 +275,10 @@ fn lora(path: &std::path::Path) -> anyhow::Result<()> {
                 *acc += x / steps as f64;
             }
         }
+    }
+    // Peak resident memory of the training steps above, before the split forward below materialises logits (Linux), which the loss path decides.
+    if let Some(peak) = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l[6..].trim().to_string())) {
+        println!("ours lora: peak resident memory {peak} ({})", if materialized { "logits materialised" } else { "output layer fused with the loss" });
     }
     // The forward pass of one more step cut into its stages (gradients tracked, as in training).
     let inputs: Vec<u32> = rows.iter().flat_map(|r| r[..t].iter().copied()).collect();

@@ -71,6 +71,12 @@ impl Proj {
         Ok(Proj { name: name.to_string(), weight, bias, conv1d: true, lora: None, packed: None })
     }
 
+    /// The weight `[out, in]` where the layer is `x Wᵀ` and nothing else (no bias, adapter,
+    /// `Conv1D` layout or packed copy).
+    pub fn plain_weight(&self) -> Option<&Tensor> {
+        (self.bias.is_none() && self.lora.is_none() && !self.conv1d && self.packed.is_none()).then_some(&self.weight)
+    }
+
     pub fn in_dim(&self) -> usize {
         self.weight.dims()[if self.conv1d { 0 } else { 1 }]
     }

@@ -334,6 +334,15 @@ impl Gemma3 {
         self.softcap(logits)
     }
 
+    /// The output layer's weight `[vocab, hidden]` where the layer is that one product: tied, or
+    /// an untied head without bias or adapter.
+    pub fn head_weight(&self) -> Option<&Tensor> {
+        match &self.lm_head {
+            None => Some(&self.embed.weight),
+            Some(p) => p.plain_weight(),
+        }
+    }
+
     /// The output layer's weight when it is the embedding table.
     pub fn tied_head(&self) -> Option<&Tensor> {
         self.lm_head.is_none().then_some(&self.embed.weight)

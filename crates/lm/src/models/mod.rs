@@ -258,13 +258,31 @@ impl Decoder {
         }
     }
 
+    /// The output layer as its weight `[vocab, hidden]` and final soft cap, where it is one plain
+    /// product (what [`nn::linear_ce`] fuses with the loss); `None` for a head with a bias or an
+    /// adapter, or one packed for inference.
+    pub fn head_weight(&self) -> Option<(&Tensor, Option<f64>)> {
+        if self.packed_head.is_some() {
+            return None;
+        }
+        match &self.arch {
+            Arch::Gpt2(m) => m.tied_head().map(|w| (w, None)),
+            Arch::Llama(m) => m.head_weight().map(|w| (w, None)),
+            Arch::Gemma3(m) => m.head_weight().map(|w| (w, m.config.final_logit_softcapping)),
+        }
+    }
+
     /// Logits `[batch, len, vocab]` of full sequences `ids` `[batch, len]` (no padding, no cache).
     pub fn forward_logits(&self, ids: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+        self.logits(&self.forward_full(ids, mode)?)
+    }
+
+    /// Hidden states `[batch, len, hidden]` of full sequences `ids` `[batch, len]` (no padding, no cache).
+    pub fn forward_full(&self, ids: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         let t = ids.dim(1)?;
         let positions = Tensor::arange(0u32, t as u32, ids.device())?.unsqueeze(0)?;
         let bias = crate::layers::causal_bias(&[0], 0, t, ids.device(), self.params.dtype())?;
-        let h = self.forward(ids, &positions, Some(&bias), None, mode)?;
-        self.logits(&h)
+        self.forward(ids, &positions, Some(&bias), None, mode)
     }
 
     pub fn projs_mut(&mut self) -> Vec<&mut Proj> {

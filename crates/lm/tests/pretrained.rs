@@ -106,7 +106,14 @@ fn check_tokenization(tok: &LmTokenizer, fx: &serde_json::Value) {
     assert!(wrong.is_empty(), "{} of 1000 documents tokenized differently: {:?}", wrong.len(), &wrong[..wrong.len().min(5)]);
 }
 
+/// One model at a time: each check holds several GB (logits of documents of up to 1,024 ids over
+/// a 152k–262k vocabulary), and the two side by side passed 16 GB, beside which a pipeline run on
+/// a 24 GB machine was killed for memory.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn check_model(name: &str, hf_roundtrip: bool) {
+    // A panic in the other check leaves the lock poisoned; this one still runs.
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let fx = fixture(name);
     let dir = models::ensure(name).unwrap_or_else(|e| panic!("fetching {name}: {e:#}"));
     let dev = nn::device();

@@ -51,13 +51,17 @@ pub fn linear_cross_entropy(x: &Tensor, weight: &Tensor, targets: &[u32], softca
     Ok(if op.need_dx || op.need_dw { x.apply_op2(&w, op)? } else { x.apply_op2_no_bwd(&w, &op)? })
 }
 
+/// Gradients of the summed loss made in the forward pass: with respect to the input, and to the
+/// weight, each where needed.
+type Grads = (Option<Vec<f32>>, Option<Vec<f32>>);
+
 struct LinearCe {
     targets: Vec<u32>,
     softcap: Option<f32>,
     need_dx: bool,
     need_dw: bool,
     /// `(d Σ loss / dx, d Σ loss / dW)` from the forward pass, for backward to scale.
-    grads: Mutex<Option<(Option<Vec<f32>>, Option<Vec<f32>>)>>,
+    grads: Mutex<Option<Grads>>,
 }
 
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {

@@ -247,6 +247,18 @@ pub fn sample_siblings(stages_root: &Path, family: &str, dir: &Path) -> Result<V
     Ok(names.iter().filter(|n| **n != name).map(|n| stages_root.join(n).join("shards")).filter(|d| d.is_dir()).collect())
 }
 
+/// Hands the memory a finished stage freed back to the system. glibc keeps freed blocks below
+/// its mmap threshold in its arenas: after Gemma-3-270M LoRA steps the process held 5.6 GB, of
+/// which 1.1 GB was the model (`malloc_trim`: 0.4 s), and a pipeline kept that through generation
+/// and NER training, where a second job on the machine needed it.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers; it returns free pages of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The stage's `provenance.json`, if it has one.
 pub fn read_provenance(dir: &Path) -> Option<Provenance> {
     serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).ok()?).ok()
@@ -281,7 +293,9 @@ pub fn run_stage_recorded(stages_root: &Path, key: &StageKey, force: bool, work:
     }
     std::fs::create_dir_all(&dir)?;
     let t0 = Instant::now();
-    let produced = work(&dir).with_context(|| format!("stage {} ({})", key.stage, dir.display()))?;
+    let produced = work(&dir).with_context(|| format!("stage {} ({})", key.stage, dir.display()));
+    release_freed_memory();
+    let produced = produced?;
     let seconds = t0.elapsed().as_secs_f64();
     let provenance = Provenance {
         stage: key.stage.into(),

@@ -5,7 +5,7 @@
 //! (loss, then log-sum-exp and softmax again in backward). Here each block's logits live in one
 //! reused buffer; the gradients with respect to the input (and the weight, where it trains) are
 //! made in the forward pass, while the block is at hand, so backward only scales them by the
-//! loss's upstream gradient. A block without gradients needed takes one `exp` per logit.
+//! loss's upstream gradient. Each logit takes one `exp` (two under a soft cap, with gradients).
 
 use anyhow::{bail, Result};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};

@@ -276,7 +276,8 @@ fn lora(path: &std::path::Path) -> anyhow::Result<()> {
             }
         }
     }
-    // Peak resident memory of the training steps above, before the split forward below materialises logits (Linux), which the loss path decides.
+    // Peak resident memory of the steps above (Linux): the loss path decides it. Read before the
+    // split forward below, which materialises logits either way.
     if let Some(peak) = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l[6..].trim().to_string())) {
         println!("ours lora: peak resident memory {peak} ({})", if materialized { "logits materialised" } else { "output layer fused with the loss" });
     }

@@ -337,10 +337,7 @@ impl Gemma3 {
     /// The output layer's weight `[vocab, hidden]` where the layer is that one product: tied, or
     /// an untied head without bias or adapter.
     pub fn head_weight(&self) -> Option<&Tensor> {
-        match &self.lm_head {
-            None => Some(&self.embed.weight),
-            Some(p) => p.plain_weight(),
-        }
+        self.lm_head.as_ref().map_or(Some(&self.embed.weight), Proj::plain_weight)
     }
 
     /// The output layer's weight when it is the embedding table.

@@ -56,6 +56,9 @@ fn every_parameter_gets_a_finite_nonzero_gradient() {
         let mut rng = nn::Rng::seed_from_u64(0);
         let grads = loss(&model, &mut Mode::Train(&mut rng)).backward().unwrap();
         assert_grads(&model.params, &grads, what);
+        // Without dropout too: the eval path's fused kernels must not cut q and k off.
+        let grads = loss(&model, &mut Mode::Eval).backward().unwrap();
+        assert_grads(&model.params, &grads, &format!("{what}, eval mode"));
         let expected = match what {
             "gpt2" => 4 + 2 * 12,
             "gemma3" => 2 + 2 * 13,

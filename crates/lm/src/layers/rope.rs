@@ -41,9 +41,11 @@ impl Rotary {
         Ok((self.cos.index_select(&flat, 0)?.reshape((b, t, half))?, self.sin.index_select(&flat, 0)?.reshape((b, t, half))?))
     }
 
-    /// Rotates `x` `[batch, heads, len, head_dim]` by the tables of [`Rotary::tables`].
+    /// Rotates `x` `[batch, heads, len, head_dim]` by the tables of [`Rotary::tables`]. The fused
+    /// kernel has no backward, so any `x` that carries gradients (training, or an eval-mode pass
+    /// over trainable weights) takes the differentiable path.
     pub fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: &Mode) -> Result<Tensor> {
-        if mode.is_train() {
+        if mode.is_train() || x.track_op() {
             rope_reference(x, cos, sin)
         } else {
             Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, &cos.contiguous()?, &sin.contiguous()?)?)

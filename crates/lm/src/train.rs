@@ -423,14 +423,22 @@ pub fn row_nlls_from(model: &Decoder, rows: &[&Vec<u32>], skip: usize, dev: &Dev
     let bias = crate::layers::causal_bias(&[0], 0, t, dev, model.params.dtype())?;
     let hidden = model.forward(&inputs, &positions, Some(&bias), None, &mut Mode::Eval)?;
     let n = t - skip;
-    let logits = model.logits(&hidden.narrow(1, skip, n)?)?;
     let targets = targets.reshape((b, t))?.narrow(1, skip, n)?.contiguous()?.reshape(b * n)?;
-    summed_target_nlls(&logits, &targets)
+    summed_target_nlls(model, &hidden.narrow(1, skip, n)?, &targets)
 }
 
-/// Each row's summed NLL of `targets` (`[rows × positions]` u32) under `logits` `[rows, positions, vocab]`.
-fn summed_target_nlls(logits: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
-    let (b, n, v) = logits.dims3()?;
+/// Each row's summed NLL of `targets` (`[rows × positions]` u32) after `hidden` `[rows, positions,
+/// hidden]`. On the CPU the output layer and the loss are one op ([`nn::linear_ce`]): a batch of
+/// 8 × 1,024 positions over Gemma's vocabulary would hold 8.6 GB of logits.
+fn summed_target_nlls(model: &Decoder, hidden: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
+    let (b, n, h) = hidden.dims3()?;
+    let x = hidden.reshape((b * n, h))?;
+    if let Some((w, cap)) = model.head_weight().filter(|(w, _)| nn::linear_ce::usable(&x, w)) {
+        let nlls = nn::linear_ce::linear_row_nlls(&x, w, &targets.to_vec1()?, cap)?;
+        return Ok(nlls.chunks(n).map(|row| row.iter().sum()).collect());
+    }
+    let logits = model.logits(hidden)?;
+    let v = logits.dim(D::Minus1)?;
     let logp = candle_nn::ops::log_softmax(&logits.reshape((b * n, v))?, D::Minus1)?;
     let picked = logp.gather(&targets.unsqueeze(1)?, 1)?.reshape((b, n))?;
     let sums: Vec<f32> = picked.sum(1)?.to_dtype(DType::F32)?.to_vec1()?;
@@ -475,7 +483,7 @@ pub fn shared_prefix_row_nlls(model: &Decoder, rows: &[&Vec<u32>], shared: usize
             let positions = Tensor::arange(shared as u32, (len - 1) as u32, dev)?.unsqueeze(0)?;
             let bias = crate::layers::causal_bias(&[0], shared, t, dev, dtype)?;
             let hidden = model.forward(&Tensor::from_vec(ids, (b, t), dev)?, &positions, Some(&bias), Some(&mut c), &mut Mode::Eval)?;
-            let nlls = summed_target_nlls(&model.logits(&hidden)?, &Tensor::from_vec(targets, b * t, dev)?)?;
+            let nlls = summed_target_nlls(model, &hidden, &Tensor::from_vec(targets, b * t, dev)?)?;
             for (&i, nll) in chunk.iter().zip(nlls) {
                 out[i] += nll;
             }

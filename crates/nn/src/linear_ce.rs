@@ -29,6 +29,12 @@ pub fn usable(x: &Tensor, weight: &Tensor) -> bool {
 /// final soft cap). With `grads`, gradients flow to `x` and to `weight` where they track them;
 /// without, the op is outside the autograd graph.
 pub fn linear_cross_entropy(x: &Tensor, weight: &Tensor, targets: &[u32], softcap: Option<f64>, grads: bool) -> Result<Tensor> {
+    let op = checked_op(x, weight, targets, softcap, grads)?;
+    let (x, w) = (x.contiguous()?, weight.contiguous()?);
+    Ok(if op.need_dx || op.need_dw { x.apply_op2(&w, op)? } else { x.apply_op2_no_bwd(&w, &op)? })
+}
+
+fn checked_op(x: &Tensor, weight: &Tensor, targets: &[u32], softcap: Option<f64>, grads: bool) -> Result<LinearCe> {
     if !usable(x, weight) {
         bail!("linear_cross_entropy: CPU f32 x [n, hidden] and weight [vocab, hidden] expected");
     }
@@ -40,15 +46,26 @@ pub fn linear_cross_entropy(x: &Tensor, weight: &Tensor, targets: &[u32], softca
     if let Some(&t) = targets.iter().find(|&&t| t as usize >= v) {
         bail!("linear_cross_entropy: target {t} outside a vocabulary of {v}");
     }
-    let op = LinearCe {
+    Ok(LinearCe {
         targets: targets.to_vec(),
         softcap: softcap.map(|c| c as f32),
         need_dx: grads && x.track_op(),
         need_dw: grads && weight.track_op(),
         grads: Mutex::new(None),
-    };
+    })
+}
+
+/// Each row's `−log softmax(z)[target]` (nats), as [`linear_cross_entropy`] without gradients: the
+/// per-document likelihoods of an audit, without the rows' logits held whole.
+pub fn linear_row_nlls(x: &Tensor, weight: &Tensor, targets: &[u32], softcap: Option<f64>) -> Result<Vec<f64>> {
+    let op = checked_op(x, weight, targets, softcap, false)?;
+    let (n, h) = x.dims2()?;
+    let v = weight.dim(0)?;
     let (x, w) = (x.contiguous()?, weight.contiguous()?);
-    Ok(if op.need_dx || op.need_dw { x.apply_op2(&w, op)? } else { x.apply_op2_no_bwd(&w, &op)? })
+    let (xs, xl) = x.storage_and_layout();
+    let (ws, wl) = w.storage_and_layout();
+    let (candle_core::Storage::Cpu(xs), candle_core::Storage::Cpu(ws)) = (&*xs, &*ws) else { bail!("linear_row_nlls: CPU tensors expected") };
+    Ok(op.run(f32_slice(xs, xl)?, f32_slice(ws, wl)?, n, h, v)?)
 }
 
 /// Gradients of the summed loss made in the forward pass: with respect to the input, and to the
@@ -129,15 +146,9 @@ fn sum_exp(z: &mut [f32], max: f32, keep: bool) -> f32 {
     acc.iter().sum::<f32>() + rest
 }
 
-impl CustomOp2 for LinearCe {
-    fn name(&self) -> &'static str {
-        "linear-cross-entropy"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, w) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
-        let (n, h) = l1.shape().dims2()?;
-        let v = l2.shape().dims2()?.0;
+impl LinearCe {
+    /// Each row's loss, in row order; with gradients wanted, they are kept for backward.
+    fn run(&self, x: &[f32], w: &[f32], n: usize, h: usize, v: usize) -> candle_core::Result<Vec<f64>> {
         let grad = self.need_dx || self.need_dw;
         let block = (BLOCK_BYTES / 4 / v).clamp(1, n);
         let mut buf = vec![0f32; block * v];
@@ -169,6 +180,20 @@ impl CustomOp2 for LinearCe {
         if grad {
             *self.grads.lock().map_err(|_| candle_core::Error::Msg("linear_cross_entropy: poisoned".into()))? = Some((dx, dw));
         }
+        Ok(losses)
+    }
+}
+
+impl CustomOp2 for LinearCe {
+    fn name(&self) -> &'static str {
+        "linear-cross-entropy"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, w) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        let (n, h) = l1.shape().dims2()?;
+        let v = l2.shape().dims2()?.0;
+        let losses = self.run(x, w, n, h, v)?;
         let mean = losses.iter().sum::<f64>() / n as f64;
         Ok((CpuStorage::F32(vec![mean as f32]), Shape::from(())))
     }
@@ -224,6 +249,33 @@ mod tests {
     fn matches_the_composed_loss_and_its_gradients() {
         check(5, 7, 3, None);
         check(5, 7, 3, Some(2.0));
+    }
+
+    #[test]
+    fn row_nlls_are_each_rows_loss() {
+        let dev = Device::Cpu;
+        // 600 rows over 120,000 words: blocks of 559 rows, so two blocks.
+        let (n, v, h) = (600, 120_000, 3);
+        let xs: Vec<f32> = (0..n * h).map(|i| ((i * 37 % 101) as f32 - 50.0) / 40.0).collect();
+        let ws: Vec<f32> = (0..v * h).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
+        let targets: Vec<u32> = (0..n).map(|i| (i * 7919 % v) as u32).collect();
+        let (x, w) = (Tensor::from_vec(xs, (n, h), &dev).unwrap(), Tensor::from_vec(ws, (v, h), &dev).unwrap());
+        for cap in [None, Some(2.0)] {
+            let got = linear_row_nlls(&x, &w, &targets, cap).unwrap();
+            let mut z = x.to_dtype(DType::F64).unwrap().matmul(&w.to_dtype(DType::F64).unwrap().t().unwrap()).unwrap();
+            if let Some(c) = cap {
+                z = ((z / c).unwrap().tanh().unwrap() * c).unwrap();
+            }
+            let logp = candle_nn::ops::log_softmax(&z, D::Minus1).unwrap();
+            let t = Tensor::new(targets.as_slice(), &dev).unwrap();
+            let want: Vec<f64> = logp.gather(&t.unsqueeze(1).unwrap(), 1).unwrap().squeeze(1).unwrap().to_vec1().unwrap();
+            assert_eq!(got.len(), n);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g + w).abs() < 1e-4 * w.abs().max(1.0), "{g} vs {}", -w);
+            }
+            let mean = linear_cross_entropy(&x, &w, &targets, cap, false).unwrap().to_scalar::<f32>().unwrap() as f64;
+            assert!((mean - got.iter().sum::<f64>() / n as f64).abs() < 1e-5 * mean.abs().max(1.0));
+        }
     }
 
     #[test]

@@ -101,6 +101,15 @@ fn the_fused_output_layer_and_loss_equal_the_materialised_ones() {
         let plain = lm::train::batch_loss_materialized(&model, &rows, &Device::Cpu, &mut Mode::Train(&mut r2)).unwrap();
         let (a, p) = (fused.to_scalar::<f32>().unwrap(), plain.to_scalar::<f32>().unwrap());
         assert!((a - p).abs() < 1e-5 * p.abs(), "{what}: loss {a} vs {p}");
+        // Each row's summed NLL past its first prediction (the audit's path), against the logits.
+        let nlls = lm::train::row_nlls_from(&model, &rows, 1, &Device::Cpu).unwrap();
+        for (r, got) in rows.iter().zip(&nlls) {
+            let ids = Tensor::new(&r[..r.len() - 1], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+            let logits = model.forward_logits(&ids, &mut Mode::Eval).unwrap().squeeze(0).unwrap();
+            let lp = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1).unwrap().to_vec2::<f32>().unwrap();
+            let want: f64 = (1..r.len() - 1).map(|i| -(lp[i][r[i + 1] as usize] as f64)).sum();
+            assert!((got - want).abs() < 1e-4 * want.abs(), "{what}: row NLL {got} vs {want}");
+        }
         let (ga, gp) = (fused.backward().unwrap(), plain.backward().unwrap());
         for (name, v) in params.vars() {
             let x: Vec<f32> = ga.get(v.as_tensor()).unwrap_or_else(|| panic!("{what}: no gradient for {name}")).flatten_all().unwrap().to_vec1().unwrap();

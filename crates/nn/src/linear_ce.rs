@@ -213,6 +213,15 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var, D};
 
+    /// `log_softmax(x Wᵀ)`, under `cap · tanh(· / cap)` where a soft cap is set, from candle primitives.
+    fn composed_log_softmax(x: &Tensor, w: &Tensor, cap: Option<f64>) -> Tensor {
+        let mut z = x.matmul(&w.t().unwrap()).unwrap();
+        if let Some(c) = cap {
+            z = ((z / c).unwrap().tanh().unwrap() * c).unwrap();
+        }
+        candle_nn::ops::log_softmax(&z, D::Minus1).unwrap()
+    }
+
     /// The op (f32) against the same loss composed from candle primitives in f64: value, and the
     /// gradients of both operands, with and without a soft cap.
     fn check(n: usize, v: usize, h: usize, cap: Option<f64>) {
@@ -224,11 +233,7 @@ mod tests {
         let fused = linear_cross_entropy(x.as_tensor(), w.as_tensor(), &targets, cap, true).unwrap();
         let x64 = Var::from_tensor(&x.as_tensor().to_dtype(DType::F64).unwrap()).unwrap();
         let w64 = Var::from_tensor(&w.as_tensor().to_dtype(DType::F64).unwrap()).unwrap();
-        let mut z = x64.as_tensor().matmul(&w64.as_tensor().t().unwrap()).unwrap();
-        if let Some(c) = cap {
-            z = ((z / c).unwrap().tanh().unwrap() * c).unwrap();
-        }
-        let logp = candle_nn::ops::log_softmax(&z, D::Minus1).unwrap();
+        let logp = composed_log_softmax(x64.as_tensor(), w64.as_tensor(), cap);
         let t = Tensor::new(targets.as_slice(), &dev).unwrap();
         let plain = (logp.gather(&t.unsqueeze(1).unwrap(), 1).unwrap().mean_all().unwrap() * -1.0).unwrap();
         let (a, b) = (fused.to_scalar::<f32>().unwrap() as f64, plain.to_scalar::<f64>().unwrap());
@@ -262,11 +267,7 @@ mod tests {
         let (x, w) = (Tensor::from_vec(xs, (n, h), &dev).unwrap(), Tensor::from_vec(ws, (v, h), &dev).unwrap());
         for cap in [None, Some(2.0)] {
             let got = linear_row_nlls(&x, &w, &targets, cap).unwrap();
-            let mut z = x.to_dtype(DType::F64).unwrap().matmul(&w.to_dtype(DType::F64).unwrap().t().unwrap()).unwrap();
-            if let Some(c) = cap {
-                z = ((z / c).unwrap().tanh().unwrap() * c).unwrap();
-            }
-            let logp = candle_nn::ops::log_softmax(&z, D::Minus1).unwrap();
+            let logp = composed_log_softmax(&x.to_dtype(DType::F64).unwrap(), &w.to_dtype(DType::F64).unwrap(), cap);
             let t = Tensor::new(targets.as_slice(), &dev).unwrap();
             let want: Vec<f64> = logp.gather(&t.unsqueeze(1).unwrap(), 1).unwrap().squeeze(1).unwrap().to_vec1().unwrap();
             assert_eq!(got.len(), n);

@@ -71,17 +71,28 @@ fn shipped_configs_load() {
     for name in ["meddocan-gemma.toml", "meddocan-gemma-hardened.toml", "meddocan-gemma-ablation-folds.toml", "meddocan-gemma-qv.toml"] {
         let cfg = RunConfig::load(&dir.join(name)).unwrap();
         assert_eq!(cfg.generator.init.as_deref(), Some(Path::new("gemma-3-270m")), "{name}: a registry name stays a name");
-        for (stage, c) in [("annotator", &cfg.annotator), ("synthetic_ner", &cfg.synthetic_ner)] {
-            // The pipeline sets the seed per cell.
-            assert_eq!(ner::TrainConfig { seed: recipe.seed, ..c.clone() }, recipe, "{name}: [{stage}] is not the recipe of record");
-        }
+        // The pipeline sets the seed per cell.
+        assert_eq!(ner::TrainConfig { seed: recipe.seed, ..cfg.annotator.clone() }, recipe, "{name}: [annotator] is not the recipe of record");
+        // The synthetic NER: the recipe on the synthetic corpus and 3 surrogate copies of it, 2 epochs for the
+        // passes 8 give without copies (the q/v recipe's results were made without).
+        let copies = if name == "meddocan-gemma-qv.toml" { None } else { Some(3) };
+        let epochs = if copies.is_some() { 2 } else { recipe.optimizer.epochs };
+        let want = ner::TrainConfig {
+            augment: ner::config::AugmentSection { copies, ..recipe.augment.clone() },
+            optimizer: ner::config::OptimizerSection { epochs, ..recipe.optimizer.clone() },
+            ..recipe.clone()
+        };
+        assert_eq!(ner::TrainConfig { seed: recipe.seed, ..cfg.synthetic_ner.clone() }, want, "{name}: [synthetic_ner]");
     }
     // The current recipe: adapters on every linear layer, bf16 decoding; the first one (q and v, f32) stays loadable
     // for the results made with it.
     let qv = RunConfig::load(&dir.join("meddocan-gemma-qv.toml")).unwrap();
     assert_eq!((main.generator.lora.target_modules.len(), main.generation.precision), (7, lm::Precision::Bf16));
     assert_eq!((qv.generator.lora.target_modules.len(), qv.generation.precision), (0, lm::Precision::F32));
-    assert_eq!(RunConfig { generator: main.generator.clone(), generation: main.generation.clone(), run: main.run.clone(), ..qv.clone() }, main);
+    assert_eq!(
+        RunConfig { generator: main.generator.clone(), generation: main.generation.clone(), synthetic_ner: main.synthetic_ner.clone(), run: main.run.clone(), ..qv.clone() },
+        main
+    );
     // The ablations extend the main config: its cell is one of theirs, with the same generator.
     let hardened = RunConfig::load(&dir.join("meddocan-gemma-hardened.toml")).unwrap();
     assert_eq!(hardened.ablation.hardening, [false, true]);
@@ -93,11 +104,11 @@ fn shipped_configs_load() {
     assert_eq!(generators.ablation.generators.len(), 5);
     // One cell of the grid by name (`run --cell`); an unknown name lists the cells there are.
     let all = pipeline::cells(&generators);
-    let one = pipeline::select_cells(all.clone(), &["gen95-ann95-spp16-ngram4-seed13".into()]).unwrap();
+    let one = pipeline::select_cells(all.clone(), &["gen95-ann95-spp20-ngram4-seed13".into()]).unwrap();
     assert_eq!((one.len(), one[0].generator.as_deref()), (1, Some("ngram4")));
     assert_eq!(pipeline::select_cells(all.clone(), &[]).unwrap(), all);
     let e = pipeline::select_cells(all, &["ngram4".into()]).unwrap_err().to_string();
-    assert!(e.contains("--cell ngram4: no such cell") && e.contains("gen95-ann95-spp16-ngram4-seed13"), "{e}");
+    assert!(e.contains("--cell ngram4: no such cell") && e.contains("gen95-ann95-spp20-ngram4-seed13"), "{e}");
     let cells = pipeline::cells(&RunConfig::load(&dir.join("meddocan-gemma-ablation-volume.toml")).unwrap());
     assert_eq!(cells.iter().map(|c| c.samples_per_prompt).collect::<Vec<_>>(), [20, 40, 80]);
     // The seed spread: the main config redrawn from the generation on, its first seed the main cell's.
@@ -189,11 +200,11 @@ fn committed_main_cell_is_the_ablations_cell_of_its_settings() {
         let opts = RunOptions { out: root.join("target/no-such-run"), cells: vec![run_cell.into()], results_from: vec![root.join("results/meddocan-gemma")], ..Default::default() };
         pipeline::earlier_cells(&cfg, &opts).unwrap().into_iter().map(|e| e.cell).collect::<Vec<_>>()
     };
-    assert_eq!(taken("meddocan-gemma-ablation-generator-data.toml", "gen5-ann95-spp16-seed13"), ["gen95-ann95-spp16-seed13"]);
-    assert_eq!(taken("meddocan-gemma-ablation-generators.toml", "gen95-ann95-spp16-ngram4-seed13"), ["gen95-ann95-spp16-gemma-lora-seed13"]);
+    assert_eq!(taken("meddocan-gemma-ablation-generator-data.toml", "gen5-ann95-spp20-seed13"), ["gen95-ann95-spp20-seed13"]);
+    assert_eq!(taken("meddocan-gemma-ablation-generators.toml", "gen95-ann95-spp20-ngram4-seed13"), ["gen95-ann95-spp20-gemma-lora-seed13"]);
     // The q/v recipe's results are another generator's: no cell of the current grid.
     let cfg = RunConfig::load(&root.join("configs/meddocan-gemma-ablation-generator-data.toml")).unwrap();
-    let opts = RunOptions { out: root.join("target/no-such-run"), cells: vec!["gen5-ann95-spp16-seed13".into()], results_from: vec![root.join("results/meddocan-gemma-qv")], ..Default::default() };
+    let opts = RunOptions { out: root.join("target/no-such-run"), cells: vec!["gen5-ann95-spp20-seed13".into()], results_from: vec![root.join("results/meddocan-gemma-qv")], ..Default::default() };
     assert!(pipeline::earlier_cells(&cfg, &opts).unwrap().is_empty());
 }
 

@@ -37,11 +37,23 @@ pub fn surrogate_copies(docs: &[Document], copies: usize, seed: u64, language: L
 }
 
 /// How many copies to add to a corpus of `documents` gold documents when the user does not say:
-/// enough to bring small corpora towards 500 documents' worth, at most 16 (each copy costs its
-/// training time again; 16 beat 8 on 25 MEDDOCAN documents, BENCHMARKS.md), none from 251
-/// documents on.
+/// enough to bring small corpora towards [`AUTO_TARGET_DOCUMENTS`] documents' worth, at most 16
+/// (each copy costs its training time again; 16 beat 8 on 25 MEDDOCAN documents, BENCHMARKS.md),
+/// none from 251 documents on.
 pub fn auto_copies(documents: usize) -> usize {
-    (500 / documents.max(1)).saturating_sub(1).min(16)
+    copies_towards(documents, AUTO_TARGET_DOCUMENTS)
+}
+
+/// The corpus size [`auto_copies`] fills small corpora towards.
+pub const AUTO_TARGET_DOCUMENTS: usize = 500;
+
+/// The most copies [`copies_towards`] gives.
+pub const MAX_COPIES: usize = 16;
+
+/// Copies of each of `documents` documents that bring the corpus to about `target` documents'
+/// worth (⌊target / documents⌋ − 1, at most [`MAX_COPIES`]): none once it holds half of them.
+pub fn copies_towards(documents: usize, target: usize) -> usize {
+    (target / documents.max(1)).saturating_sub(1).min(MAX_COPIES)
 }
 
 /// The surrogate vocabulary for text in `language`: its own where deid has one, else English's.
@@ -148,6 +160,9 @@ mod tests {
     fn auto_copies_fall_with_corpus_size() {
         let got: Vec<usize> = [1, 25, 50, 100, 125, 200, 250, 251, 475, 5000].iter().map(|&n| auto_copies(n)).collect();
         assert_eq!(got, [16, 16, 9, 4, 3, 1, 1, 0, 0, 0]);
+        // A synthetic corpus filled towards 2,000 documents: 500 → 3 copies, 1,000 → 1, 2,000 → none.
+        let towards: Vec<usize> = [500, 999, 1000, 1001, 2000, 4000].iter().map(|&n| copies_towards(n, 2000)).collect();
+        assert_eq!(towards, [3, 1, 1, 0, 0, 0]);
     }
 
     #[test]

@@ -208,8 +208,13 @@ pub struct DecodingSection {
 pub struct AugmentSection {
     /// Surrogate copies of each training document (other names, dates, places, numbers; spans
     /// kept), trained on beside the originals by the guide and the encoder; jackknife folds keep
-    /// a copy with its source. `None`: `deid::augment::auto_copies` of the corpus size.
+    /// a copy with its source. `None`: as many as `target_documents` asks for.
     pub copies: Option<usize>,
+    /// Instead of `copies`: as many copies as bring the corpus to about this many documents'
+    /// worth (`deid::augment::copies_towards`), so that corpora of different sizes train on about
+    /// as much text. `None`: `deid::augment::auto_copies` (towards 500 documents).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_documents: Option<usize>,
     /// A label map file (as `deid --labels`: each label's surrogate kind) for the copies. `None`:
     /// MEDDOCAN's map, other labels' kinds guessed from their names, mention replacement for the
     /// rest. A relative path is read from the working directory.
@@ -219,7 +224,21 @@ pub struct AugmentSection {
 
 impl AugmentSection {
     pub fn copies_for(&self, documents: usize) -> usize {
-        self.copies.unwrap_or_else(|| deid::augment::auto_copies(documents))
+        match (self.copies, self.target_documents) {
+            (Some(c), _) => c,
+            (None, Some(t)) => deid::augment::copies_towards(documents, t),
+            (None, None) => deid::augment::auto_copies(documents),
+        }
+    }
+
+    /// Settings that contradict each other, said in a sentence naming the keys (`section`: where
+    /// this one sits).
+    pub fn check(&self, section: &str) -> Result<(), String> {
+        match (self.copies, self.target_documents) {
+            (Some(c), Some(t)) => Err(format!("{section}.augment: copies = {c} and target_documents = {t} both given: give one (copies: a fixed number; target_documents: copies that fill the corpus towards that many documents)")),
+            (None, Some(0)) => Err(format!("{section}.augment.target_documents = 0: give a number of documents, or leave it out")),
+            _ => Ok(()),
+        }
     }
 
     /// The label map the copies use ([`AugmentSection::labels`]).

@@ -339,6 +339,7 @@ fn train_one(
     out_dir: &Path,
     progress: &dyn Progress,
 ) -> Result<TrainSummary> {
+    cfg.augment.check("augment").map_err(anyhow::Error::msg)?;
     let copies = cfg.augment.copies_for(train.len());
     let epochs = cfg.optimizer.epochs_for(copies);
     let mut docs = training_documents(cfg, train)?;

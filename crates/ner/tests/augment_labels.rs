@@ -31,7 +31,7 @@ fn a_label_map_gives_an_opaque_label_its_surrogate_kind() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("labels.toml");
     std::fs::write(&path, "[labels]\nQ00 = \"date\"\n").unwrap();
-    let section = ner::config::AugmentSection { copies: Some(3), labels: Some(path) };
+    let section = ner::config::AugmentSection { copies: Some(3), labels: Some(path), ..Default::default() };
     let dated = ner::augmented(&train, 3, 7, lang, &section.label_map().unwrap()).unwrap();
     let copies = q00_mentions(&dated[2..]);
     assert_eq!(copies.len(), 6);
@@ -41,7 +41,7 @@ fn a_label_map_gives_an_opaque_label_its_surrogate_kind() {
     }
 
     // A missing map is an error that names the setting and the file.
-    let missing = ner::config::AugmentSection { copies: Some(1), labels: Some(dir.path().join("nope.toml")) };
+    let missing = ner::config::AugmentSection { copies: Some(1), labels: Some(dir.path().join("nope.toml")), ..Default::default() };
     let err = missing.label_map().unwrap_err().to_string();
     assert!(err.contains("augment.labels") && err.contains("nope.toml"), "{err}");
 }

@@ -340,6 +340,8 @@ impl RunConfig {
             Ok(())
         };
         exists("data.train", &self.data.train)?;
+        self.annotator.augment.check("annotator").map_err(anyhow::Error::msg)?;
+        self.synthetic_ner.augment.check("synthetic_ner").map_err(anyhow::Error::msg)?;
         if let Some(p) = &self.data.dev {
             exists("data.dev", p)?;
         }

@@ -546,7 +546,10 @@ fn plan_cell(cfg: &RunConfig, cell: &Cell, data: &Data) -> Result<Plan> {
         batch_size: g.batch_size,
         precision: g.precision,
     };
-    let generate_key = StageKey::of_settings("generate", &gen_settings, &lm::GenerateConfig::default(), &[&gen_key.hash, &prompts_h]);
+    // A sample's text does not depend on its batch (lm's sampling tests), so the key leaves the batch size out
+    // (as the default's, which the key omits): a faster batch size keeps every stage's cache.
+    let key_settings = lm::GenerateConfig { batch_size: lm::GenerateConfig::default().batch_size, ..gen_settings.clone() };
+    let generate_key = StageKey::of_settings("generate", &key_settings, &lm::GenerateConfig::default(), &[&gen_key.hash, &prompts_h]);
     // Stages differing only in these two draw the same sample for the same id (see sample_siblings).
     let family_settings = lm::GenerateConfig { samples_per_prompt: 0, batch_size: 0, ..gen_settings.clone() };
     let family_defaults = lm::GenerateConfig { samples_per_prompt: 0, batch_size: 0, ..lm::GenerateConfig::default() };

@@ -73,15 +73,24 @@ fn shipped_configs_load() {
         assert_eq!(cfg.generator.init.as_deref(), Some(Path::new("gemma-3-270m")), "{name}: a registry name stays a name");
         // The pipeline sets the seed per cell.
         assert_eq!(ner::TrainConfig { seed: recipe.seed, ..cfg.annotator.clone() }, recipe, "{name}: [annotator] is not the recipe of record");
-        // The synthetic NER: the recipe on the synthetic corpus and 3 surrogate copies of it, 2 epochs for the
-        // passes 8 give without copies (the q/v recipe's results were made without).
-        let copies = if name == "meddocan-gemma-qv.toml" { None } else { Some(3) };
-        let epochs = if copies.is_some() { 2 } else { recipe.optimizer.epochs };
-        let want = ner::TrainConfig {
-            augment: ner::config::AugmentSection { copies, ..recipe.augment.clone() },
-            optimizer: ner::config::OptimizerSection { epochs, ..recipe.optimizer.clone() },
-            ..recipe.clone()
+        // The synthetic NER: the recipe on the synthetic corpus filled with surrogate copies towards 2,000
+        // documents, 2 encoder and 10 guide epochs for the passes 8 and 20 give 500 documents without copies (the
+        // q/v recipe's results were made without).
+        let want = if name == "meddocan-gemma-qv.toml" {
+            recipe.clone()
+        } else {
+            let mut guide = recipe.guide.clone();
+            guide.perceptron.epochs = 10;
+            ner::TrainConfig {
+                augment: ner::config::AugmentSection { target_documents: Some(2000), ..recipe.augment.clone() },
+                optimizer: ner::config::OptimizerSection { epochs: 2, ..recipe.optimizer.clone() },
+                guide,
+                ..recipe.clone()
+            }
         };
+        if name != "meddocan-gemma-qv.toml" {
+            assert_eq!([500, 1000, 2000].map(|n| cfg.synthetic_ner.augment.copies_for(n)), [3, 1, 0], "{name}");
+        }
         assert_eq!(ner::TrainConfig { seed: recipe.seed, ..cfg.synthetic_ner.clone() }, want, "{name}: [synthetic_ner]");
     }
     // The current recipe: adapters on every linear layer, bf16 decoding; the first one (q and v, f32) stays loadable
@@ -233,6 +242,9 @@ fn bad_configs_stop_before_any_work_naming_the_key() {
     // Sections whose settings type cannot deny unknown fields itself (flattened fields) are checked too.
     let e = load_err(tmp.path(), &CONFIG.replace("generator = \"ngram\"", "generator = \"ngram\"\nlayerz = 3"));
     assert!(e.contains("unknown key `generator.layerz`"), "{e}");
+    // Two ways of saying how many surrogate copies: refused, naming both.
+    let e = load_err(tmp.path(), &CONFIG.replace("[synthetic_ner]\n", "[synthetic_ner]\naugment.target_documents = 100\n"));
+    assert!(e.contains("synthetic_ner.augment: copies = 0 and target_documents = 100 both given"), "{e}");
     // A stage's own seed would be overridden by run.seed: refused, not ignored.
     let e = load_err(tmp.path(), &CONFIG.replace("[synthetic_ner]\n", "[synthetic_ner]\nseed = 14\n"));
     assert!(e.contains("`synthetic_ner.seed`") && e.contains("run.seed"), "{e}");
@@ -430,6 +442,14 @@ fn more_samples_per_prompt_take_a_smaller_cells_samples() {
         } else {
             assert_eq!(text.strip_suffix(" MARK"), Some(text_alone.as_str()), "{id}: taken from the 2-sample cell");
         }
+    }
+    // The batch size is not in the generate stage's key (a sample's text does not depend on its batch): another
+    // batch size reuses every stage.
+    let mut batched = three.clone();
+    batched.generation.batch_size = three.generation.batch_size + 1;
+    let summary = run(&batched, &opts(&a)).unwrap();
+    for stage in ["generate", "annotate", "synthetic_ner"] {
+        assert!(summary.cells[0].timings.iter().find(|t| t.stage == stage).unwrap().cached, "{stage} ran again for another batch size");
     }
     // --force generate draws every sample anew, none taken from the sibling.
     run(&three, &RunOptions { force: vec!["generate".into()], ..opts(&a) }).unwrap();

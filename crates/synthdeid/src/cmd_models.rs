@@ -269,7 +269,7 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             }
             let copies = a.augment.unwrap_or_else(|| deid::augment::auto_copies(train.len()));
             if copies > 0 {
-                let labels = ner::config::AugmentSection { copies: Some(copies), labels: a.labels.clone() }.label_map()?;
+                let labels = ner::config::AugmentSection { copies: Some(copies), labels: a.labels.clone(), ..Default::default() }.label_map()?;
                 eprintln!("{} surrogate copies of each of the {} training documents", copies, train.len());
                 train = ner::augmented(&train, copies, cfg.seed, cfg.language, &labels)?;
             }

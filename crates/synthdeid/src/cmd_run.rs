@@ -51,16 +51,6 @@ pub struct RunArgs {
     pub shards: Option<usize>,
 }
 
-/// Files a run creates are owner-only: its stages hold gold text and models trained on it, and a
-/// synthetic corpus may hold memorised PHI until its audit says otherwise.
-fn private_files() {
-    #[cfg(unix)]
-    // SAFETY: umask only changes this process's file-creation mask.
-    unsafe {
-        libc::umask(0o077);
-    }
-}
-
 pub fn run(a: RunArgs) -> Result<()> {
     let cfg = RunConfig::load(&a.config)?;
     let cells = pipeline::select_cells(pipeline::cells(&cfg), &a.cell)?;
@@ -82,7 +72,6 @@ pub fn run(a: RunArgs) -> Result<()> {
     if a.shards == Some(0) {
         bail!("--shards 0: give at least 1");
     }
-    private_files();
     let mut command = format!("synthdeid run {} --out {}", a.config.display(), a.out.display());
     if let Some(c) = &a.cache {
         command.push_str(&format!(" --cache {}", c.display()));
@@ -149,7 +138,6 @@ Output: {}\n",
         a.documents,
         a.out.display()
     );
-    private_files();
     let config = pipeline::builtin::write_demo(&a.out, a.documents, a.seed).map_err(|e| anyhow!("{e:#}"))?;
     let cfg = RunConfig::load(&config)?;
     let command = format!("synthdeid demo --out {} --documents {} --seed {}", a.out.display(), a.documents, a.seed);
@@ -175,7 +163,6 @@ pub struct StageShardArgs {
 /// One shard of a stage, in a process of its own: ends with the run that started it (a killed run
 /// leaves no shard running on; it resumes from what the shards finished).
 pub fn stage_shard(a: StageShardArgs) -> Result<()> {
-    private_files();
     #[cfg(target_os = "linux")]
     if let Some(parent) = std::env::var(pipeline::shards::PARENT_ENV).ok().and_then(|p| p.parse::<i32>().ok()) {
         // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid only read or set this process's own state.

@@ -76,8 +76,22 @@ enum Command {
     StageShard(cmd_run::StageShardArgs),
 }
 
+/// Files synthdeid creates are owner-only: corpora, predictions, synthetic text (which may hold
+/// memorised PHI until its audit says otherwise), models trained on them and reports about them.
+/// Fetched pretrained models are the exception (`models` sets their modes itself).
+fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Models { .. }) {
+        private_files();
+    }
     let result = match cli.command {
         Command::Stats(a) => cmd_corpus::stats(a),
         Command::Convert(a) => cmd_corpus::convert(a),

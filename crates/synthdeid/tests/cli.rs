@@ -110,6 +110,27 @@ fn meddocan_stats_convert_and_self_score() {
     assert_eq!((count(&out.join("prompts.jsonl")), count(&out.join("train.jsonl"))), (13, 237));
 }
 
+/// Every command that writes documents writes them owner-only, as `run` does: a converted or
+/// split gold corpus holds PHI in clear (`lm generate` and `ner predict` go through the same start).
+#[cfg(unix)]
+#[test]
+fn corpora_written_by_any_command_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let jsonl = tmp.path().join("gold.jsonl");
+    let docs: String = (0..4).map(|i| format!("{{\"id\":\"d{i}\",\"text\":\"Ana vive en Soria.\",\"spans\":[{{\"start\":0,\"end\":3,\"label\":\"NOMBRE\"}}]}}\n")).collect();
+    std::fs::write(&jsonl, docs).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let brat = tmp.path().join("brat");
+    let o = synthdeid(&["convert", jsonl.to_str().unwrap(), brat.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!((mode(&brat), mode(&brat.join("d0.txt")), mode(&brat.join("d0.ann"))), (0o700, 0o600, 0o600));
+    let split = tmp.path().join("split");
+    let o = synthdeid(&["split", jsonl.to_str().unwrap(), "--out", split.to_str().unwrap(), "--kind", "prompts", "--ratio", "0.5", "--seed", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!((mode(&split.join("prompts.jsonl")), mode(&split.join("train.jsonl"))), (0o600, 0o600));
+}
+
 #[test]
 fn deid_spans_from_input_writes_an_aligned_annotated_corpus_without_leaking_to_stderr() {
     let tmp = tempfile::tempdir().unwrap();

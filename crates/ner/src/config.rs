@@ -451,6 +451,18 @@ mod tests {
     }
 
     #[test]
+    fn copies_are_fixed_filled_towards_a_target_or_automatic_and_not_two_at_once() {
+        let a = |copies, target_documents| AugmentSection { copies, target_documents, labels: None };
+        assert_eq!([25, 500, 1000].map(|n| a(Some(2), None).copies_for(n)), [2, 2, 2]);
+        assert_eq!([25, 500, 1000, 2000].map(|n| a(None, Some(2000)).copies_for(n)), [16, 3, 1, 0]);
+        assert_eq!([25, 500].map(|n| a(None, None).copies_for(n)), [16, 0]);
+        assert!(a(Some(2), None).check("s").is_ok() && a(None, Some(2000)).check("s").is_ok());
+        let e = a(Some(2), Some(2000)).check("synthetic_ner").unwrap_err();
+        assert!(e.starts_with("synthetic_ner.augment: copies = 2 and target_documents = 2000 both given"), "{e}");
+        assert!(a(None, Some(0)).check("s").unwrap_err().contains("target_documents = 0"));
+    }
+
+    #[test]
     fn copies_shorten_the_epochs_to_about_twice_the_passes_over_each_document() {
         let o = OptimizerSection::default();
         // No copies: as configured; 8 copies (9 passes an epoch): 2 epochs; 4 copies: 4 epochs.

@@ -45,10 +45,10 @@ pub fn auto_copies(documents: usize) -> usize {
 }
 
 /// The corpus size [`auto_copies`] fills small corpora towards.
-pub const AUTO_TARGET_DOCUMENTS: usize = 500;
+const AUTO_TARGET_DOCUMENTS: usize = 500;
 
 /// The most copies [`copies_towards`] gives.
-pub const MAX_COPIES: usize = 16;
+const MAX_COPIES: usize = 16;
 
 /// Copies of each of `documents` documents that bring the corpus to about `target` documents'
 /// worth (⌊target / documents⌋ − 1, at most [`MAX_COPIES`]): none once it holds half of them.

@@ -267,9 +267,10 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             if let Some(sets) = &a.feature_sets {
                 cfg.feature_sets = sets.clone();
             }
-            let copies = a.augment.unwrap_or_else(|| deid::augment::auto_copies(train.len()));
+            let augment = ner::config::AugmentSection { copies: a.augment, labels: a.labels.clone(), ..Default::default() };
+            let copies = augment.copies_for(train.len());
             if copies > 0 {
-                let labels = ner::config::AugmentSection { copies: Some(copies), labels: a.labels.clone(), ..Default::default() }.label_map()?;
+                let labels = augment.label_map()?;
                 eprintln!("{} surrogate copies of each of the {} training documents", copies, train.len());
                 train = ner::augmented(&train, copies, cfg.seed, cfg.language, &labels)?;
             }

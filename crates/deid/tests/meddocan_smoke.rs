@@ -1,57 +1,24 @@
-//! De-identifies the MEDDOCAN dev split from its gold spans and checks alignment and leakage. Skips (with a
-//! note) where the corpus is not next to the repository (`../shared/data/meddocan`). Prints counts only,
+//! De-identifies the MEDDOCAN dev split from its gold spans and checks alignment and leakage. Fails naming the
+//! path where the corpus is not next to the repository (`../shared/data/meddocan`). Prints counts only,
 //! never text.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use corpus::{CharIndex, Document, Span};
+use corpus::{CharIndex, Document};
 use deid::{deidentify_corpus, leak_report, leaked_strings, Kind, LabelMap, Mode, Options, Outcome};
 
 fn meddocan_dir(split: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/meddocan").join(split)
 }
 
-/// Minimal BRAT reader (T lines only), used if the corpus crate's reader refuses the directory.
-fn read_brat(dir: &Path) -> Vec<Document> {
-    let mut ids: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.path().file_name()?.to_str()?.strip_suffix(".ann").map(str::to_string))
-        .collect();
-    ids.sort();
-    ids.into_iter()
-        .map(|id| {
-            let text = std::fs::read_to_string(dir.join(format!("{id}.txt"))).expect("txt");
-            let ann = std::fs::read_to_string(dir.join(format!("{id}.ann"))).expect("ann");
-            let mut spans: Vec<Span> = ann
-                .lines()
-                .filter(|l| l.starts_with('T'))
-                .filter_map(|l| {
-                    let mid = l.split('\t').nth(1)?;
-                    let mut it = mid.split([' ', ';']);
-                    let label = it.next()?;
-                    let nums: Vec<usize> = it.filter_map(|x| x.parse().ok()).collect();
-                    Some(Span::new(*nums.iter().min()?, *nums.iter().max()?, label))
-                })
-                .collect();
-            spans.sort();
-            Document { id, text, spans }
-        })
-        .collect()
-}
-
 fn load(split: &str) -> Vec<Document> {
     let dir = meddocan_dir(split);
     assert!(dir.is_dir(), "{} not found: this test reads MEDDOCAN there (`../shared` beside the repository, as in CI)", dir.display());
-    match corpus::read_corpus(&dir, Some(corpus::Format::Brat), &corpus::ReadOptions::default()) {
-        Ok(d) => d,
-        Err(_) => {
-            eprintln!("note: corpus::read_corpus refused the directory; using the test's own BRAT reader");
-            read_brat(&dir)
-        }
-    }
+    // No reader of its own: a regression in the corpus crate's BRAT reader should fail here too.
+    corpus::read_corpus(&dir, Some(corpus::Format::Brat), &corpus::ReadOptions::default())
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
 }
 
 fn word_bounded(hay: &str, needle: &str) -> bool {

@@ -133,13 +133,50 @@ impl Attention {
         let mut probs = vec![T::zero(); b * h * tq * tk];
         let out_ptr = SendPtr(out.as_mut_ptr());
         let scale = T::from_f64(self.scale);
+        let rowwise = tq == 1 && qv.strides[3] == 1 && kv.strides[3] == 1 && vv.strides[3] == 1;
+        // Decoding with grouped queries and enough (batch, key head) tasks for every thread: one task
+        // per group reads each cached key and value once for all its query heads, instead of once per
+        // head (memory-bound at long contexts). Same products in the same order: the same result.
+        if rowwise && rep > 1 && self.drop.is_none() && b * hk >= rayon::current_num_threads() {
+            probs.par_chunks_mut(rep * tk).enumerate().for_each(|(group, p)| {
+                let (bi, kh) = (group / hk, group % hk);
+                let (ko, vo) = (kv.head(bi, kh), vv.head(bi, kh));
+                let qrows: Vec<&[T]> = (0..rep).map(|r| &q[qv.head(bi, kh * rep + r)..][..d]).collect();
+                for j in 0..tk {
+                    let kr = &k[ko + j * kv.strides[2]..][..d];
+                    for (r, qrow) in qrows.iter().enumerate() {
+                        p[r * tk + j] = scale * dot(qrow, kr);
+                    }
+                }
+                for row in p.chunks_mut(tk) {
+                    if let Some(bias) = &self.bias {
+                        for (s, &c) in row.iter_mut().zip(bias.row(bi, 0)) {
+                            *s += T::from_f64(c);
+                        }
+                    }
+                    softmax_in_place(row);
+                }
+                // context = Σ_j p_j v_j, head by head in the same order of j as the per-head path.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(bi * width + kh * rep * d), rep * d) };
+                for j in 0..tk {
+                    let vr = &v[vo + j * vv.strides[2]..][..d];
+                    for (r, o) in dst.chunks_mut(d).enumerate() {
+                        let pj = p[r * tk + j];
+                        for (o, &x) in o.iter_mut().zip(vr) {
+                            *o += pj * x;
+                        }
+                    }
+                }
+            });
+            *self.probs.lock().unwrap() = Some(T::to_cpu_storage_owned(probs));
+            return Ok((T::to_cpu_storage_owned(out), Shape::from((b, tq, width))));
+        }
         probs.par_chunks_mut(tq * tk).enumerate().for_each(|(item, p)| {
             let (bi, hi) = (item / h, item % h);
             let kh = hi / rep;
             let (qo, ko, vo) = (qv.head(bi, hi), kv.head(bi, kh), vv.head(bi, kh));
             // Decoding (one query row, unit-stride heads): plain dot products beat a GEMM call,
             // whose set-up costs more than a 1 × d × tk product.
-            let rowwise = tq == 1 && qv.strides[3] == 1 && kv.strides[3] == 1 && vv.strides[3] == 1;
             if rowwise {
                 let qrow = &q[qo..qo + d];
                 for (j, s) in p.iter_mut().enumerate() {

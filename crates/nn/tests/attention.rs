@@ -154,3 +154,29 @@ fn fused_attention_decoding_matches_primitives() {
         assert!(diff < if dtype == DType::F64 { 1e-12 } else { 1e-5 }, "{dtype:?}: {diff}");
     }
 }
+
+/// Decoding with grouped heads: one task per (batch, key head) when there are enough of them for
+/// every thread, one per query head otherwise. Both give the same bits, and match the primitives,
+/// on keys narrowed from the middle of a cache (a sliding window's view).
+#[test]
+fn grouped_decoding_equals_per_head_decoding_bit_for_bit() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let (b, h, hk, max_len, d) = (3, 8, 2, 40, 24);
+    let cache_k = rand_tensor(&mut rng, &[b, hk, max_len, d], DType::F32);
+    let cache_v = rand_tensor(&mut rng, &[b, hk, max_len, d], DType::F32);
+    let (start, tk) = (5, 29);
+    let (k, v) = (cache_k.narrow(2, start, tk).unwrap(), cache_v.narrow(2, start, tk).unwrap());
+    let q = rand_tensor(&mut rng, &[b, h, 1, d], DType::F32);
+    let pad: Vec<f64> = (0..b * tk).map(|i| if i % tk < 2 * (i / tk) { -1e9 } else { 0.0 }).collect();
+    let bias = Tensor::from_vec(pad, (b, 1, 1, tk), &Device::Cpu).unwrap().to_dtype(DType::F32).unwrap();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| attention(&q, &k, &v, Some(&bias), 0.2, 0.0, &mut Mode::Eval).unwrap())
+    };
+    // 1 thread: b · hk = 6 groups suffice (grouped); 7 threads: too few groups (per head).
+    let (grouped, per_head) = (run(1), run(b * hk + 1));
+    let bits = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&grouped), bits(&per_head));
+    let reference = attention_reference(&q, &k, &v, Some(&bias), 0.2, 0.0, &mut Mode::Eval).unwrap();
+    assert!(max_diff(&grouped, &reference) < 1e-5);
+}

@@ -12,7 +12,7 @@
 //! - `prefill`: prompt tokens/s of one timed forward of the prompt through the model with a KV
 //!   cache plus the LM head on its last position (median of 5 after a warm-up), at batch 1 and at
 //!   batch 16 (16 copies of the prompt).
-//! - `generate` (prefill, then generation): new tokens/s of `DecoderGenerator::generate_ids` for 128 new tokens per
+//! - `generate` (prefill, then generation): new tokens/s of `DecoderGenerator::generate_ids` for `--new` (128) new tokens per
 //!   sequence, top-p 0.95, temperature 1.0, stop tokens cleared (EOS ignored), at batch 1 and 16
 //!   (16 copies of the prompt, seeds 0..15); the time includes the prefill, as llama.cpp's side.
 //!   `decode-only` subtracts the median prefill of the same batch.
@@ -81,6 +81,10 @@ struct Cli {
     /// Decoding weights (`lm generate --precision`): f32 or bf16.
     #[arg(long, default_value = "f32")]
     precision: lm::Precision,
+    /// New tokens per sequence for `generate` and `step` (llama.cpp's side: 128); long documents
+    /// (MEDDOCAN: about 800 tokens) pass Gemma's 512-token sliding window.
+    #[arg(long, default_value_t = NEW)]
+    new: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -126,7 +130,7 @@ fn main() -> anyhow::Result<()> {
     let mut prefill = vec![0f64; batches.len()];
     if matches!(what, What::All | What::Prefill | What::Generate) {
         for (k, &b) in batches.iter().enumerate() {
-            let secs = prefill_secs(&g.model, &ids, b)?;
+            let secs = prefill_secs(&g.model, &ids, b, cli.new)?;
             prefill[k] = secs;
             println!("ours prefill: batch {b}: {} prompt tokens in {:.3} s = {:.0} prompt tokens/s", b * PROMPT_LEN, secs, (b * PROMPT_LEN) as f64 / secs);
         }
@@ -137,10 +141,10 @@ fn main() -> anyhow::Result<()> {
             let seqs: Vec<(&[u32], u64)> = (0..b).map(|i| (ids.as_slice(), i as u64)).collect();
             g.generate_ids(&seqs, 8, &sampling)?;
             let t0 = Instant::now();
-            let out = g.generate_ids(&seqs, NEW, &sampling)?;
+            let out = g.generate_ids(&seqs, cli.new, &sampling)?;
             let secs = t0.elapsed().as_secs_f64();
             let n: usize = out.iter().map(|o| o.len()).sum();
-            anyhow::ensure!(n == b * NEW, "{n} new tokens, expected {}", b * NEW);
+            anyhow::ensure!(n == b * cli.new, "{n} new tokens, expected {}", b * cli.new);
             println!(
                 "ours generate: batch {b}: {n} new tokens in {secs:.2} s = {:.1} new tokens/s (decode-only {:.1})",
                 n as f64 / secs,
@@ -150,7 +154,7 @@ fn main() -> anyhow::Result<()> {
     }
     if matches!(what, What::All | What::Step) {
         for &b in &batches {
-            step(&g.model, &ids, b)?;
+            step(&g.model, &ids, b, cli.new)?;
         }
     }
     Ok(())
@@ -158,7 +162,7 @@ fn main() -> anyhow::Result<()> {
 
 /// Median seconds of a forward of `b` copies of the prompt with a fresh cache, plus the LM head
 /// on the last position (what generation's prefill does).
-fn prefill_secs(model: &Decoder, ids: &[u32], b: usize) -> anyhow::Result<f64> {
+fn prefill_secs(model: &Decoder, ids: &[u32], b: usize, new: usize) -> anyhow::Result<f64> {
     let t = ids.len();
     let dev = Device::Cpu;
     let flat: Vec<u32> = (0..b).flat_map(|_| ids.iter().copied()).collect();
@@ -167,7 +171,7 @@ fn prefill_secs(model: &Decoder, ids: &[u32], b: usize) -> anyhow::Result<f64> {
     let bias = lm::layers::causal_bias(&vec![0; b], 0, t, &dev, model.params.dtype())?;
     let mut times = Vec::new();
     for rep in 0..6 {
-        let mut cache = model.new_cache(b, t + NEW)?;
+        let mut cache = model.new_cache(b, t + new)?;
         let t0 = Instant::now();
         let h = model.forward(&x, &pos, Some(&bias), Some(&mut cache), &mut Mode::Eval)?;
         let logits = model.logits(&h.narrow(1, t - 1, 1)?.squeeze(1)?)?;
@@ -180,21 +184,21 @@ fn prefill_secs(model: &Decoder, ids: &[u32], b: usize) -> anyhow::Result<f64> {
     Ok(times[times.len() / 2])
 }
 
-/// One decoding step at batch `b` cut into its stages, each the mean over NEW steps (ms).
-fn step(model: &Decoder, ids: &[u32], b: usize) -> anyhow::Result<()> {
+/// One decoding step at batch `b` cut into its stages, each the mean over `new` steps (ms).
+fn step(model: &Decoder, ids: &[u32], b: usize, new: usize) -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let t0 = ids.len();
     let flat: Vec<u32> = (0..b).flat_map(|_| ids.iter().copied()).collect();
     let pos = Tensor::arange(0u32, t0 as u32, &dev)?.unsqueeze(0)?.repeat((b, 1))?;
     let bias = lm::layers::causal_bias(&vec![0; b], 0, t0, &dev, model.params.dtype())?;
-    let mut cache = model.new_cache(b, t0 + NEW)?;
+    let mut cache = model.new_cache(b, t0 + new)?;
     let mut mode = Mode::Eval;
     let h = model.forward(&Tensor::from_vec(flat, (b, t0), &dev)?, &pos, Some(&bias), Some(&mut cache), &mut mode)?;
     let mut logits = model.logits(&h.narrow(1, t0 - 1, 1)?.squeeze(1)?)?;
     let sampling = SamplingConfig { temperature: 1.0, top_k: 0, top_p: 0.95 };
     let mut rngs: Vec<rand_chacha::ChaCha8Rng> = (0..b as u64).map(rand_chacha::ChaCha8Rng::seed_from_u64).collect();
     let mut spent = [0f64; 3];
-    for s in 0..NEW {
+    for s in 0..new {
         let t = Instant::now();
         let l: Vec<Vec<f32>> = logits.to_vec2()?;
         // One thread per row, as generate_ids samples rows in parallel.
@@ -211,7 +215,7 @@ fn step(model: &Decoder, ids: &[u32], b: usize) -> anyhow::Result<()> {
         logits = model.logits(&h.squeeze(1)?)?;
         let t_head = t.elapsed().as_secs_f64();
         for (acc, x) in spent.iter_mut().zip([t_layers, t_head, t_sample]) {
-            *acc += x * 1e3 / NEW as f64;
+            *acc += x * 1e3 / new as f64;
         }
     }
     let [layers, head, sample] = spent;

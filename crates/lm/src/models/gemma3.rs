@@ -288,7 +288,15 @@ impl Gemma3 {
         let global = self.rotary_global.tables(&positions)?;
         let local = self.rotary_local.tables(&positions)?;
         let past = cache.as_deref().map(|c| c.len()).unwrap_or(0);
-        let local_bias = sliding_bias(bias, past, t, c.sliding_window, ids.device())?;
+        // Sliding-window layers read only the keys their queries can see: from the first query's
+        // window start on (the mask covers the rest). Decoding a long document then reads `window`
+        // keys, not all of them.
+        let local_start = (past + 1).saturating_sub(c.sliding_window);
+        let local_keys = past + t - local_start;
+        let local_bias = match sliding_bias(bias, past, t, c.sliding_window, ids.device())? {
+            Some(b) if local_start > 0 => Some(b.narrow(3, local_start, local_keys)?),
+            b => b,
+        };
         let scale = 1.0 / c.query_pre_attn_scalar.sqrt();
         // HF multiplies by the scale as a tensor of the weights' dtype.
         let mut x = (self.embed.forward(ids)? * (c.hidden_size as f32).sqrt() as f64)?;
@@ -310,6 +318,7 @@ impl Gemma3 {
                 Some(cache) => cache.append(i, &k, &v)?,
                 None => (k, v),
             };
+            let (k, v) = if l.sliding && local_start > 0 { (k.narrow(2, local_start, local_keys)?, v.narrow(2, local_start, local_keys)?) } else { (k, v) };
             let layer_bias = if l.sliding { local_bias.as_ref().or(bias) } else { bias };
             let a = nn::attention::attention(&q, &k, &v, layer_bias, scale, c.attention_dropout, mode)?;
             let a = l.post_attention_layernorm.forward(&l.o.forward(&a, mode)?)?;

@@ -54,6 +54,15 @@ impl Backend {
         }
     }
 
+    /// Samples draw only from `ids` and the stop tokens ([`Generator::restrict_vocabulary`]). A
+    /// server's vocabulary cannot be cut from here: an error.
+    pub fn restrict_vocabulary(&mut self, ids: &[u32]) -> Result<()> {
+        match self {
+            Backend::Local(g) => g.restrict_vocabulary(ids),
+            Backend::OpenAi(_) => anyhow::bail!("generation.vocabulary = \"corpus\" needs a local generator: a server samples from its whole vocabulary (use \"full\")"),
+        }
+    }
+
     /// What identifies the source of samples in a journal (never a key).
     pub fn identity(&self, model: Option<&Path>) -> serde_json::Value {
         match self {

@@ -186,6 +186,39 @@ pub struct GenerateConfig {
     /// earlier configs keep their stage keys.
     #[serde(skip_serializing_if = "nn::Precision::is_f32")]
     pub precision: nn::Precision,
+    /// The tokens a sample may draw: `full` (the model's whole vocabulary, the default) or
+    /// `corpus` (those of the generator's training text). Not written when full.
+    #[serde(skip_serializing_if = "Vocabulary::is_full")]
+    pub vocabulary: Vocabulary,
+}
+
+/// Which tokens generation draws from ([`GenerateConfig::vocabulary`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vocabulary {
+    /// Every token of the model.
+    #[default]
+    Full,
+    /// The tokens of the text the generator was adapted on (and the stop tokens): the output layer
+    /// and the sampler work on those rows only, a fraction of a large multilingual vocabulary.
+    Corpus,
+}
+
+impl Vocabulary {
+    pub fn is_full(&self) -> bool {
+        *self == Vocabulary::Full
+    }
+}
+
+impl std::str::FromStr for Vocabulary {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "full" => Ok(Vocabulary::Full),
+            "corpus" => Ok(Vocabulary::Corpus),
+            other => bail!("vocabulary {other:?}: use full or corpus"),
+        }
+    }
 }
 
 impl Default for GenerateConfig {
@@ -198,6 +231,7 @@ impl Default for GenerateConfig {
             seed: 0,
             batch_size: 16,
             precision: nn::Precision::F32,
+            vocabulary: Vocabulary::Full,
         }
     }
 }

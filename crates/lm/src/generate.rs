@@ -30,6 +30,22 @@ pub struct DecoderGenerator {
     pub stop: Vec<u32>,
     /// Stop ids cannot be drawn before a sample has this many new tokens (HF's `min_new_tokens`).
     pub min_new: usize,
+    /// The decoding weights' precision ([`DecoderGenerator::set_precision`]).
+    precision: nn::Precision,
+    /// The output layer cut to some tokens ([`DecoderGenerator::restrict_vocabulary`]).
+    subset: Option<OutputSubset>,
+}
+
+/// The rows of the output layer for a sorted set of token ids: logits over those ids only.
+struct OutputSubset {
+    ids: Vec<u32>,
+    /// `[ids, hidden]`, packed for inference on the CPU.
+    head: SubsetHead,
+}
+
+enum SubsetHead {
+    Packed(nn::infer::PackedLinear),
+    Plain(Tensor),
 }
 
 /// One sequence being generated.
@@ -51,7 +67,7 @@ impl DecoderGenerator {
         stop.push(boundaries.end);
         stop.sort_unstable();
         stop.dedup();
-        Ok(DecoderGenerator { model, tokenizer, boundaries, stop, min_new: 0 })
+        Ok(DecoderGenerator { model, tokenizer, boundaries, stop, min_new: 0, precision: nn::Precision::F32, subset: None })
     }
 
     /// Decodes with the weights packed at `precision` (see [`Decoder::pack`]); f32, the
@@ -60,7 +76,58 @@ impl DecoderGenerator {
         if precision != nn::Precision::F32 {
             self.model.pack(precision)?;
         }
+        self.precision = precision;
+        if let Some(s) = self.subset.take() {
+            self.restrict_vocabulary(&s.ids)?;
+        }
         Ok(())
+    }
+
+    /// Samples draw only from `ids` and the stop ids: the output layer keeps those rows (a
+    /// product with a few thousand rows instead of the whole vocabulary: Gemma's 262,144 make its
+    /// output layer the largest product of a decoding step) and the sampler sees their logits
+    /// only, in id order. The same draw as from the whole vocabulary with every other logit at
+    /// −∞ (up to the rounding of a smaller product).
+    pub fn restrict_vocabulary(&mut self, ids: &[u32]) -> Result<()> {
+        let vocab = self.model.config.vocab_size();
+        let mut ids: Vec<u32> = ids.iter().chain(&self.stop).copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+            anyhow::bail!("token id {bad} is outside the model's vocabulary of {vocab}");
+        }
+        let Some(weight) = self.model.output_weight() else {
+            anyhow::bail!("this model's output layer has a bias or an adapter: its vocabulary cannot be restricted")
+        };
+        let rows = Tensor::new(ids.as_slice(), weight.device())?;
+        let sub = weight.index_select(&rows, 0)?.to_dtype(candle_core::DType::F32)?;
+        let head = if sub.device().is_cpu() {
+            SubsetHead::Packed(nn::infer::PackedLinear::from_weight(&sub, None, self.precision)?)
+        } else {
+            SubsetHead::Plain(sub.to_dtype(weight.dtype())?)
+        };
+        self.subset = Some(OutputSubset { ids, head });
+        Ok(())
+    }
+
+    /// Tokens a sample may draw when the vocabulary is restricted.
+    pub fn vocabulary_size(&self) -> usize {
+        self.subset.as_ref().map_or(self.model.config.vocab_size(), |s| s.ids.len())
+    }
+
+    /// Logits of the last hidden states `[rows, hidden]`: over the whole vocabulary, or over the
+    /// restricted ids (column `i` is token `ids[i]`).
+    fn step_logits(&self, h: &Tensor) -> Result<Tensor> {
+        match &self.subset {
+            None => self.model.logits(h),
+            Some(s) => {
+                let logits = match &s.head {
+                    SubsetHead::Packed(p) => p.forward_tensor(h)?,
+                    SubsetHead::Plain(w) => h.matmul(&w.t()?)?,
+                };
+                self.model.cap_logits(logits)
+            }
+        }
     }
 
     /// Prompt ids: the document-start token (if the model has one), then the prompt text's tokens.
@@ -159,24 +226,31 @@ impl DecoderGenerator {
         let mut cache = self.model.new_cache(b, max_len)?;
         let mut mode = Mode::Eval;
         let h = self.model.forward(&ids, &positions, Some(&bias), Some(&mut cache), &mut mode)?;
-        let mut logits = self.model.logits(&h.narrow(1, t0 - 1, 1)?.squeeze(1)?)?;
+        let mut logits = self.step_logits(&h.narrow(1, t0 - 1, 1)?.squeeze(1)?)?;
+        // Column of each stop id among the logits (its id without a restricted vocabulary).
+        let stop_cols: Vec<usize> = match &self.subset {
+            None => self.stop.iter().map(|&s| s as usize).collect(),
+            Some(sub) => self.stop.iter().filter_map(|s| sub.ids.binary_search(s).ok()).collect(),
+        };
+        let token_of = |col: usize| -> u32 { self.subset.as_ref().map_or(col as u32, |sub| sub.ids[col]) };
         loop {
             // Rows sample in parallel; each uses only its own rng.
             let toks: Vec<u32> = with_host_rows(&logits, |l, vocab| {
                 rows.par_iter_mut()
                     .zip(l.par_chunks(vocab))
                     .map(|(r, l)| {
-                        if r.new.len() < self.min_new {
+                        let col = if r.new.len() < self.min_new {
                             let mut l = l.to_vec();
-                            for &s in &self.stop {
-                                if let Some(x) = l.get_mut(s as usize) {
+                            for &s in &stop_cols {
+                                if let Some(x) = l.get_mut(s) {
                                     *x = f32::NEG_INFINITY;
                                 }
                             }
-                            sample(&l, sampling, Walk::IdOrder, &mut r.rng) as u32
+                            sample(&l, sampling, Walk::IdOrder, &mut r.rng)
                         } else {
-                            sample(l, sampling, Walk::IdOrder, &mut r.rng) as u32
-                        }
+                            sample(l, sampling, Walk::IdOrder, &mut r.rng)
+                        };
+                        token_of(col)
                     })
                     .collect()
             })?;
@@ -209,7 +283,7 @@ impl DecoderGenerator {
             // One new query sees every cached key, so without padding there is nothing to mask.
             let bias = if pads.iter().any(|&p| p > 0) { Some(causal_bias(&pads, past, 1, &dev, dtype)?) } else { None };
             let h = self.model.forward(&ids, &positions, bias.as_ref(), Some(&mut cache), &mut mode)?;
-            logits = self.model.logits(&h.squeeze(1)?)?;
+            logits = self.step_logits(&h.squeeze(1)?)?;
         }
         Ok(done.into_iter().map(|d| d.unwrap_or_default()).collect())
     }

@@ -29,7 +29,7 @@ use anyhow::{Context, Result};
 use corpus::Document;
 
 pub use backend::{journal_path, Backend, GenerationStats, Journal};
-pub use config::{GenerateConfig, ModelDims, Preset, TrainConfig};
+pub use config::{GenerateConfig, ModelDims, Preset, TrainConfig, Vocabulary};
 pub use data::Boundaries;
 pub use generate::DecoderGenerator;
 pub use layers::LoraConfig;
@@ -86,6 +86,31 @@ impl Generator {
     pub fn set_precision(&mut self, precision: nn::Precision) -> Result<()> {
         match self {
             Generator::Decoder(g) => g.set_precision(precision),
+            Generator::Ngram(_) => Ok(()),
+        }
+    }
+
+    /// The token ids of `docs` as this generator's tokenizer splits them (sorted, each once): what
+    /// [`Generator::restrict_vocabulary`] keeps for `generation.vocabulary = "corpus"`. The n-gram
+    /// baseline draws from its training words anyway: none.
+    pub fn vocabulary_of(&self, docs: &[Document]) -> Result<Vec<u32>> {
+        let Generator::Decoder(g) = self else { return Ok(Vec::new()) };
+        let mut seen = vec![false; g.model.config.vocab_size()];
+        for d in docs {
+            for id in g.tokenizer.encode(&d.text)? {
+                if let Some(s) = seen.get_mut(id as usize) {
+                    *s = true;
+                }
+            }
+        }
+        Ok(seen.iter().enumerate().filter(|(_, &s)| s).map(|(i, _)| i as u32).collect())
+    }
+
+    /// Samples draw only from `ids` and the stop tokens ([`DecoderGenerator::restrict_vocabulary`]);
+    /// nothing for the n-gram baseline.
+    pub fn restrict_vocabulary(&mut self, ids: &[u32]) -> Result<()> {
+        match self {
+            Generator::Decoder(g) => g.restrict_vocabulary(ids),
             Generator::Ngram(_) => Ok(()),
         }
     }

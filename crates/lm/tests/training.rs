@@ -328,6 +328,41 @@ fn gemma3_cached_generation_equals_full_forward_past_the_window() {
     assert_eq!(got, want);
 }
 
+/// `generation.vocabulary = "corpus"`'s mechanism: greedy decoding whose tokens all lie in the kept
+/// set gives the tokens of the whole vocabulary (at f32 and bf16), and sampling draws only ids of
+/// the set; a stop token stays drawable (samples still end).
+#[test]
+fn restricted_vocabulary_keeps_greedy_tokens_and_draws_only_its_ids() {
+    let tok = lm::LmTokenizer::train_bpe(["ab ba"].into_iter(), 60).unwrap();
+    let make = || lm::DecoderGenerator::new(Decoder::new(&gemma3(), &Device::Cpu, 7).unwrap(), tok.clone(), lm::Boundaries { start: Some(2), end: 1 }).unwrap();
+    let prompts: [&[u32]; 2] = [&[2, 7, 9, 11], &[2, 30]];
+    let seqs: Vec<(&[u32], u64)> = prompts.iter().enumerate().map(|(i, p)| (*p, i as u64)).collect();
+    let greedy = lm::SamplingConfig { temperature: 0.0, top_k: 0, top_p: 1.0 };
+    for precision in [lm::Precision::F32, lm::Precision::Bf16] {
+        let mut whole = make();
+        whole.set_precision(precision).unwrap();
+        whole.min_new = 12;
+        let want = whole.generate_ids(&seqs, 12, &greedy).unwrap();
+        let mut kept: Vec<u32> = want.iter().flatten().copied().collect();
+        kept.extend([3, 40, 41]);
+        let mut cut = make();
+        cut.restrict_vocabulary(&kept).unwrap();
+        cut.set_precision(precision).unwrap();
+        cut.min_new = 12;
+        assert!(cut.vocabulary_size() < whole.vocabulary_size());
+        assert_eq!(cut.generate_ids(&seqs, 12, &greedy).unwrap(), want, "{precision:?}");
+    }
+    let set = [5u32, 9, 14, 20];
+    let mut cut = make();
+    cut.restrict_vocabulary(&set).unwrap();
+    assert_eq!(cut.vocabulary_size(), set.len() + cut.stop.len());
+    let many: Vec<(&[u32], u64)> = (0..16).map(|i| (prompts[0], i)).collect();
+    let drawn = cut.generate_ids(&many, 40, &lm::SamplingConfig { temperature: 1.0, top_k: 0, top_p: 1.0 }).unwrap();
+    assert!(drawn.iter().flatten().all(|t| set.contains(t)), "only kept ids drawn");
+    assert!(drawn.iter().any(|d| d.len() < 40), "stop tokens still end samples");
+    assert!(cut.restrict_vocabulary(&[1_000_000]).is_err());
+}
+
 /// `document_nlls`: per document, the NLL that perplexity sums (one document: the same total);
 /// a text the model was trained on is likelier than the same text with another last word.
 /// The cached shared start scores as the whole rows do, for both architectures trained from

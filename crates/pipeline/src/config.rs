@@ -142,6 +142,10 @@ pub struct GenerationSection {
     /// Samples that reach `max_new_tokens` before they end: kept as they are (the paper), or
     /// dropped before the machine annotation.
     pub unfinished: Unfinished,
+    /// The tokens samples draw from: the generator's whole vocabulary (`full`, the default), or the
+    /// tokens of its training text (`corpus`; `lm::Vocabulary`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vocabulary: Option<lm::Vocabulary>,
 }
 
 /// What becomes of a generated sample that stopped at `generation.max_new_tokens`.
@@ -168,6 +172,7 @@ impl Default for GenerationSection {
             annotate_window: 128,
             precision: lm::Precision::F32,
             unfinished: Unfinished::Keep,
+            vocabulary: None,
         }
     }
 }

@@ -545,6 +545,7 @@ fn plan_cell(cfg: &RunConfig, cell: &Cell, data: &Data) -> Result<Plan> {
         seed: generate_seed,
         batch_size: g.batch_size,
         precision: g.precision,
+        vocabulary: g.vocabulary.unwrap_or_default(),
     };
     // A sample's text does not depend on its batch (lm's sampling tests), so the key leaves the batch size out
     // (as the default's, which the key omits): a faster batch size keeps every stage's cache.
@@ -681,6 +682,12 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         opts.progress.start("prompt documents", prompts.len() as u64);
         // N shard processes: no more than there are prompt documents.
         let n = shards.min(prompts.len()).max(1);
+        // generation.vocabulary = "corpus": the tokens of the text the generator was trained on.
+        let vocabulary = match gen_settings.vocabulary {
+            lm::Vocabulary::Full => None,
+            lm::Vocabulary::Corpus if gen_cfg.openai.is_some() => bail!("generation.vocabulary = \"corpus\" needs a local generator: a server samples from its whole vocabulary (use \"full\")"),
+            lm::Vocabulary::Corpus => Some(lm::Generator::load(&gen_dir.join("model"))?.vocabulary_of(gen_input)?),
+        };
         let (all, parts) = if n > 1 {
             let task = crate::shards::Task::Generate {
                 model: gen_dir.join("model"),
@@ -690,6 +697,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
                 docs_dir: docs_dir.clone(),
                 reuse_from: reuse_from.clone(),
                 stop_after_prompts: opts.stop_after_prompts,
+                vocabulary: vocabulary.clone(),
             };
             // Progress: the prompt documents finished by all shards.
             let mut shown = 0;
@@ -699,7 +707,10 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
                 shown = shown.max(finished);
             })?
         } else {
-            let generator = lm::Backend::open(&gen_dir.join("model"), gen_cfg.openai.as_ref(), gen_settings.precision)?;
+            let mut generator = lm::Backend::open(&gen_dir.join("model"), gen_cfg.openai.as_ref(), gen_settings.precision)?;
+            if let Some(ids) = &vocabulary {
+                generator.restrict_vocabulary(ids)?;
+            }
             let docs = crate::shards::generate_prompts(&generator, &prompt_list, gen_settings, &docs_dir, &reuse_from, opts.stop_after_prompts, |_, generated| {
                 // Prompt documents a killed run finished take no time now: not the pace.
                 if generated {

@@ -53,6 +53,9 @@ pub enum Task {
         /// Stop with an error after this many prompt documents (the resume test's simulated kill).
         #[serde(default)]
         stop_after_prompts: Option<usize>,
+        /// The token ids samples draw from (`generation.vocabulary = "corpus"`); all when absent.
+        #[serde(default)]
+        vocabulary: Option<Vec<u32>>,
     },
     /// Machine annotation of `input` with the annotator in `model`, in windows of `window` words.
     Annotate { model: PathBuf, window: usize, input: PathBuf },
@@ -170,8 +173,11 @@ pub(crate) fn cut_samples(docs_dir: &Path, prompts: &[lm::Prompt]) -> Option<std
 /// Runs shard `shard` of `task` in this process and returns its documents.
 fn run_shard(task: &Task, shard: Shard, log_lines: bool) -> Result<Vec<Document>> {
     match task {
-        Task::Generate { model, openai, prompts, settings, docs_dir, reuse_from, stop_after_prompts } => {
-            let backend = lm::Backend::open(model, openai.as_ref(), settings.precision)?;
+        Task::Generate { model, openai, prompts, settings, docs_dir, reuse_from, stop_after_prompts, vocabulary } => {
+            let mut backend = lm::Backend::open(model, openai.as_ref(), settings.precision)?;
+            if let Some(ids) = vocabulary {
+                backend.restrict_vocabulary(ids)?;
+            }
             let mine = shard.select(prompts);
             let started = Instant::now();
             let mut made = 0usize;

@@ -229,6 +229,12 @@ fn bad_configs_stop_before_any_work_naming_the_key() {
     std::fs::write(tmp.path().join("defaults.toml"), CONFIG.replace("max_new_tokens = 80", "max_new_tokens = 80\nprecision = \"f32\"\nunfinished = \"keep\"")).unwrap();
     let cfg = RunConfig::load(&tmp.path().join("defaults.toml")).unwrap();
     assert_eq!((cfg.generation.precision, cfg.generation.unfinished), (lm::Precision::F32, pipeline::config::Unfinished::Keep));
+    for (v, want) in [("full", lm::Vocabulary::Full), ("corpus", lm::Vocabulary::Corpus)] {
+        std::fs::write(tmp.path().join("v.toml"), CONFIG.replace("max_new_tokens = 80", &format!("max_new_tokens = 80\nvocabulary = \"{v}\""))).unwrap();
+        assert_eq!(RunConfig::load(&tmp.path().join("v.toml")).unwrap().generation.vocabulary, Some(want));
+    }
+    let e = load_err(tmp.path(), &CONFIG.replace("max_new_tokens = 80", "max_new_tokens = 80\nvocabulary = \"train\""));
+    assert!(e.contains("train") && e.contains("corpus"), "{e}");
     let e = load_err(tmp.path(), &CONFIG.replace("data/train.jsonl", "data/nope.jsonl"));
     assert!(e.contains("data.train") && e.contains("no such file"), "{e}");
     let e = load_err(tmp.path(), &CONFIG.replace("prompt_ratio = 0.2", "prompt_ratio = 0.2\ngenerator_ratio = 0.95"));

@@ -16,7 +16,7 @@ generation shards); a cell with more samples per prompt takes those a cell with 
 Config: a top-level `extends = \"BASE.toml\"` starts from another config. Sections: [run] name, seed, shards (generate and annotate as N parallel processes); [data] train, dev, test, prompt_ratio, generator_ratio, annotator_ratio; \
 [annotator] and [synthetic_ner] (NER training settings, see `synthdeid ner train --help`); [generator] (LM training \
 settings, see `synthdeid lm train --help`); [generation] prompt_words, samples_per_prompt, max_new_tokens, top_p, top_k, \
-temperature, batch_size, precision (f32 or bf16), annotate_window, unfinished (keep or drop: samples cut at max_new_tokens); [hardening] enabled, key, keep, keep_common_min_documents, language (default: detected), labels (a label map); [audit] ngram, nearest, show_examples, \
+temperature, batch_size, precision (f32 or bf16), annotate_window, unfinished (keep or drop: samples cut at max_new_tokens), vocabulary (full or corpus: the tokens of the generator's training text); [hardening] enabled, key, keep, keep_common_min_documents, language (default: detected), labels (a label map); [audit] ngram, nearest, show_examples, \
 template_share, bootstrap; [canaries] count, repetitions; [reference] source, gold_token_f1, synthetic_token_f1; \
 [ablation] generator_ratio, annotator_ratio, samples_per_prompt, generator_preset, generators.NAME (a generator \
 section each), hardening ([false, true]), seeds, reseed_from (split, generate or synthetic_ner: where the seeds start to redraw), folds. See configs/meddocan-gemma.toml. Unknown keys, missing paths and impossible ratios stop the run before any work.")]

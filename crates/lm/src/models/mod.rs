@@ -245,16 +245,30 @@ impl Decoder {
     /// Logits `[.., vocab]` of hidden states.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         if let Some(p) = &self.packed_head {
-            let logits = p.forward_tensor(hidden)?;
-            return match &self.arch {
-                Arch::Gemma3(m) => m.softcap(logits),
-                Arch::Gpt2(_) | Arch::Llama(_) => Ok(logits),
-            };
+            return self.cap_logits(p.forward_tensor(hidden)?);
         }
         match &self.arch {
             Arch::Gpt2(m) => m.logits(hidden),
             Arch::Llama(m) => m.logits(hidden),
             Arch::Gemma3(m) => m.logits(hidden),
+        }
+    }
+
+    /// The final soft cap of the logits (Gemma), applied to the output layer's products.
+    pub fn cap_logits(&self, logits: Tensor) -> Result<Tensor> {
+        match &self.arch {
+            Arch::Gemma3(m) => m.softcap(logits),
+            Arch::Gpt2(_) | Arch::Llama(_) => Ok(logits),
+        }
+    }
+
+    /// The output layer's weight `[vocab, hidden]`, packed for inference or not, where the layer
+    /// is that one product (tied, or an untied head without bias or adapter).
+    pub fn output_weight(&self) -> Option<&Tensor> {
+        match &self.arch {
+            Arch::Gpt2(m) => m.tied_head(),
+            Arch::Llama(m) => m.head_weight(),
+            Arch::Gemma3(m) => m.head_weight(),
         }
     }
 

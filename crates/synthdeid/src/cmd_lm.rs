@@ -207,6 +207,9 @@ pub struct GenerateArgs {
     /// Decoding weights: f32, or bf16 (half the bytes a step reads; CPUs with AVX-512 BF16, else f32).
     #[arg(long, default_value = "f32")]
     pub precision: lm::Precision,
+    /// Draw only the tokens of this corpus (the generator's training text): a smaller output layer.
+    #[arg(long, value_name = "CORPUS")]
+    pub vocabulary_from: Option<PathBuf>,
     #[arg(long)]
     pub no_progress: bool,
     /// Only shard I of N (I from 0) of the prompt documents: N contiguous runs; `synthdeid merge` joins the N outputs.
@@ -264,6 +267,7 @@ impl GenerateArgs {
             seed: self.seed,
             batch_size: self.batch_size,
             precision: self.precision,
+            vocabulary: if self.vocabulary_from.is_some() { lm::Vocabulary::Corpus } else { lm::Vocabulary::Full },
         }
     }
 }
@@ -281,11 +285,19 @@ pub fn write_docs(path: &Path, docs: &[Document]) -> Result<()> {
 pub fn run_generate(args: &GenerateArgs) -> Result<()> {
     let cfg = args.to_config();
     let openai = args.openai();
-    let backend = match (&openai, &args.model) {
+    let mut backend = match (&openai, &args.model) {
         (Some(o), _) => Backend::open(Path::new(""), Some(o), cfg.precision)?,
         (None, Some(m)) => Backend::open(m, None, cfg.precision)?,
         (None, None) => bail!("--model: give the model to generate with (or --backend openai to use a server)"),
     };
+    let vocabulary = match (&args.vocabulary_from, &backend) {
+        (None, _) => None,
+        (Some(path), Backend::Local(g)) => Some(g.vocabulary_of(&read_docs(path)?)?),
+        (Some(_), Backend::OpenAi(_)) => bail!("--vocabulary-from needs a local model: a server samples from its whole vocabulary"),
+    };
+    if let Some(ids) = &vocabulary {
+        backend.restrict_vocabulary(ids)?;
+    }
     let shard = args.shard.unwrap_or_default();
     let all = lm::prompts_from_docs(&read_docs(&args.prompts)?, cfg.prompt_words);
     let prompts = shard.select(&all);
@@ -300,6 +312,10 @@ pub fn run_generate(args: &GenerateArgs) -> Result<()> {
     // bf16 samples differ from f32 ones: a journal keeps to one precision (f32 journals as before).
     if !cfg.precision.is_f32() {
         settings["precision"] = serde_json::to_value(cfg.precision)?;
+    }
+    // Samples from a cut vocabulary differ too: the journal records the tokens kept.
+    if let Some(ids) = &vocabulary {
+        settings["vocabulary"] = serde_json::json!(ids);
     }
     let journal_path = lm::journal_path(&args.out);
     let (mut journal, done) = lm::Journal::open(&journal_path, &settings)?;

@@ -2,7 +2,7 @@
 //! `run.shards`): the same stage keys, the same synthetic corpus and results as one process,
 //! byte for byte; each stage's `provenance.json` says which backend and shards produced its
 //! files; a failing shard is named with its log, and the run resumes from what the shards
-//! finished. Tiny GPT-2 generator, tiny transformer annotator.
+//! finished. Tiny GPT-2 generator (drawing from its training text's tokens), tiny transformer annotator.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -39,6 +39,7 @@ batch_size = 4
 [generation]
 samples_per_prompt = 3
 max_new_tokens = 60
+vocabulary = "corpus"   # the cut output layer, in this process and in the shards alike
 
 [perceptron]
 epochs = 2

@@ -118,6 +118,10 @@ fn shipped_configs_load() {
     assert!(e.contains("--cell ngram4: no such cell") && e.contains("gen95-ann95-spp20-ngram4-seed13"), "{e}");
     let cells = pipeline::cells(&RunConfig::load(&dir.join("meddocan-gemma-ablation-volume.toml")).unwrap());
     assert_eq!(cells.iter().map(|c| c.samples_per_prompt).collect::<Vec<_>>(), [20, 40, 80]);
+    // The main config drawing from its generator's training tokens: nothing else differs.
+    let vocabulary = RunConfig::load(&dir.join("meddocan-gemma-vocabulary.toml")).unwrap();
+    assert_eq!(vocabulary.generation.vocabulary, Some(lm::Vocabulary::Corpus));
+    assert_eq!(RunConfig { run: main.run.clone(), generation: main.generation.clone(), ..vocabulary.clone() }, main);
     // The seed spread: the main config redrawn from the generation on, its first seed the main cell's.
     let seeds = RunConfig::load(&dir.join("meddocan-gemma-ablation-seeds.toml")).unwrap();
     assert_eq!(RunConfig { run: main.run.clone(), ablation: main.ablation.clone(), ..seeds.clone() }, main);

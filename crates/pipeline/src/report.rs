@@ -387,15 +387,17 @@ on the synthetic corpus only. Both NER models are scored on the real gold test s
                 pm_count(&col(g, |c| c.audit.reidentification.as_ref().map_or(f64::NAN, |r| r.linked_2 as f64))),
             );
         }
+        // A blank line ends the table before whatever follows.
+        let _ = writeln!(md);
         if gs.iter().map(|g| g.generator.as_deref()).collect::<std::collections::BTreeSet<_>>().len() > 1 {
-            let _ = writeln!(md, "\nPerplexity is per token of each generator's own vocabulary (a word for an n-gram): compare it between cells of one generator only.");
+            let _ = writeln!(md, "Perplexity is per token of each generator's own vocabulary (a word for an n-gram): compare it between cells of one generator only.\n");
         }
         if svgs.ratio_f1.is_some() {
-            let _ = writeln!(md, "\n![F1 against data ratio](plots/f1_vs_generator_ratio.svg)\n");
+            let _ = writeln!(md, "![F1 against data ratio](plots/f1_vs_generator_ratio.svg)\n");
             let _ = writeln!(md, "![n-gram recall against data ratio](plots/ngram_recall_vs_generator_ratio.svg)\n");
         }
         if svgs.generators.is_some() {
-            let _ = writeln!(md, "\n![per generator](plots/generators.svg)\n");
+            let _ = writeln!(md, "![per generator](plots/generators.svg)\n");
         }
     }
 

@@ -157,6 +157,7 @@ impl Attention {
                     softmax_in_place(row);
                 }
                 // context = Σ_j p_j v_j, head by head in the same order of j as the per-head path.
+                // SAFETY: each (row, key head) group writes only its own rep·d columns of row bi.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(bi * width + kh * rep * d), rep * d) };
                 for j in 0..tk {
                     let vr = &v[vo + j * vv.strides[2]..][..d];

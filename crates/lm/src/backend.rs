@@ -16,6 +16,8 @@ use crate::openai::{Job, OpenAiClient, OpenAiConfig};
 use crate::prompts::{sample_id, sample_seed, Prompt};
 use crate::Generator;
 
+const SERVER_VOCABULARY: &str = "a restricted vocabulary (generation.vocabulary = \"corpus\", --vocabulary-from) needs a local generator: a server samples from its whole vocabulary";
+
 /// A generator backend.
 pub enum Backend {
     /// A model loaded in this process ([`Generator::load`]).
@@ -54,12 +56,21 @@ impl Backend {
         }
     }
 
-    /// Samples draw only from `ids` and the stop tokens ([`Generator::restrict_vocabulary`]). A
-    /// server's vocabulary cannot be cut from here: an error.
+    /// The token ids of `docs` under a local generator's tokenizer ([`Generator::vocabulary_of`]).
+    /// A server's vocabulary cannot be cut from here: an error.
+    pub fn vocabulary_of(&self, docs: &[Document]) -> Result<Vec<u32>> {
+        match self {
+            Backend::Local(g) => g.vocabulary_of(docs),
+            Backend::OpenAi(_) => bail!("{SERVER_VOCABULARY}"),
+        }
+    }
+
+    /// Samples draw only from `ids` and the stop tokens ([`Generator::restrict_vocabulary`]); an
+    /// error for a server, as [`Backend::vocabulary_of`].
     pub fn restrict_vocabulary(&mut self, ids: &[u32]) -> Result<()> {
         match self {
             Backend::Local(g) => g.restrict_vocabulary(ids),
-            Backend::OpenAi(_) => anyhow::bail!("generation.vocabulary = \"corpus\" needs a local generator: a server samples from its whole vocabulary (use \"full\")"),
+            Backend::OpenAi(_) => bail!("{SERVER_VOCABULARY}"),
         }
     }
 

@@ -417,6 +417,13 @@ impl RunConfig {
         if g.prompt_words == 0 || g.annotate_window == 0 || g.batch_size == 0 || g.max_new_tokens == 0 {
             bail!("generation.prompt_words, annotate_window, batch_size and max_new_tokens must be at least 1");
         }
+        if g.vocabulary == Some(lm::Vocabulary::Corpus) {
+            let mut generators = vec![("generator".to_string(), &self.generator)];
+            generators.extend(self.ablation.generators.iter().map(|(n, g)| (format!("ablation.generators.{n}"), g)));
+            if let Some((name, _)) = generators.iter().find(|(_, g)| g.openai.is_some()) {
+                bail!("generation.vocabulary = \"corpus\" and {name}.openai: a server samples from its whole vocabulary; use \"full\" or a local generator");
+            }
+        }
         if self.canaries.count > 0 && (self.canaries.repetitions.is_empty() || self.canaries.repetitions.contains(&0)) {
             bail!("canaries.repetitions = {:?}: give one or more counts, each at least 1", self.canaries.repetitions);
         }

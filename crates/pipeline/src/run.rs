@@ -683,12 +683,10 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
         // N shard processes: no more than there are prompt documents.
         let n = shards.min(prompts.len()).max(1);
         // generation.vocabulary = "corpus": the tokens of the text the generator was trained on.
-        let vocabulary = match gen_settings.vocabulary {
-            lm::Vocabulary::Full => None,
-            lm::Vocabulary::Corpus if gen_cfg.openai.is_some() => bail!("generation.vocabulary = \"corpus\" needs a local generator: a server samples from its whole vocabulary (use \"full\")"),
-            lm::Vocabulary::Corpus => Some(lm::Generator::load(&gen_dir.join("model"))?.vocabulary_of(gen_input)?),
-        };
+        let corpus_vocabulary = gen_settings.vocabulary == lm::Vocabulary::Corpus;
         let (all, parts) = if n > 1 {
+            // The shard processes get the ids from here (the generator loaded once more, for its tokenizer).
+            let vocabulary = if corpus_vocabulary { Some(lm::Generator::load(&gen_dir.join("model"))?.vocabulary_of(gen_input)?) } else { None };
             let task = crate::shards::Task::Generate {
                 model: gen_dir.join("model"),
                 openai: gen_cfg.openai.clone(),
@@ -697,7 +695,7 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
                 docs_dir: docs_dir.clone(),
                 reuse_from: reuse_from.clone(),
                 stop_after_prompts: opts.stop_after_prompts,
-                vocabulary: vocabulary.clone(),
+                vocabulary,
             };
             // Progress: the prompt documents finished by all shards.
             let mut shown = 0;
@@ -708,8 +706,9 @@ fn run_cell(cfg: &RunConfig, cell: &Cell, data: &Data, stages: &Path, opts: &Run
             })?
         } else {
             let mut generator = lm::Backend::open(&gen_dir.join("model"), gen_cfg.openai.as_ref(), gen_settings.precision)?;
-            if let Some(ids) = &vocabulary {
-                generator.restrict_vocabulary(ids)?;
+            if corpus_vocabulary {
+                let ids = generator.vocabulary_of(gen_input)?;
+                generator.restrict_vocabulary(&ids)?;
             }
             let docs = crate::shards::generate_prompts(&generator, &prompt_list, gen_settings, &docs_dir, &reuse_from, opts.stop_after_prompts, |_, generated| {
                 // Prompt documents a killed run finished take no time now: not the pace.

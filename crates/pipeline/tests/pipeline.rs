@@ -239,6 +239,10 @@ fn bad_configs_stop_before_any_work_naming_the_key() {
     }
     let e = load_err(tmp.path(), &CONFIG.replace("max_new_tokens = 80", "max_new_tokens = 80\nvocabulary = \"train\""));
     assert!(e.contains("train") && e.contains("corpus"), "{e}");
+    // A server's vocabulary cannot be cut: refused before any work, naming the generator.
+    let served = CONFIG.replace("max_new_tokens = 80", "max_new_tokens = 80\nvocabulary = \"corpus\"").replace("generator = \"ngram\"", "generator = \"ngram\"\nopenai = { base_url = \"http://127.0.0.1:9\" }");
+    let e = load_err(tmp.path(), &served);
+    assert!(e.contains("generation.vocabulary = \"corpus\" and generator.openai"), "{e}");
     let e = load_err(tmp.path(), &CONFIG.replace("data/train.jsonl", "data/nope.jsonl"));
     assert!(e.contains("data.train") && e.contains("no such file"), "{e}");
     let e = load_err(tmp.path(), &CONFIG.replace("prompt_ratio = 0.2", "prompt_ratio = 0.2\ngenerator_ratio = 0.95"));

@@ -290,10 +290,9 @@ pub fn run_generate(args: &GenerateArgs) -> Result<()> {
         (None, Some(m)) => Backend::open(m, None, cfg.precision)?,
         (None, None) => bail!("--model: give the model to generate with (or --backend openai to use a server)"),
     };
-    let vocabulary = match (&args.vocabulary_from, &backend) {
-        (None, _) => None,
-        (Some(path), Backend::Local(g)) => Some(g.vocabulary_of(&read_docs(path)?)?),
-        (Some(_), Backend::OpenAi(_)) => bail!("--vocabulary-from needs a local model: a server samples from its whole vocabulary"),
+    let vocabulary = match &args.vocabulary_from {
+        Some(path) => Some(backend.vocabulary_of(&read_docs(path)?)?),
+        None => None,
     };
     if let Some(ids) = &vocabulary {
         backend.restrict_vocabulary(ids)?;

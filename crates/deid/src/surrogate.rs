@@ -207,6 +207,131 @@ pub(crate) fn forbidden_forms(kind: Option<Kind>, text: &str) -> Vec<String> {
     v
 }
 
+/// Strings taken from an annotated corpus to widen the surrogate lists ([`Surrogator::widen_vocab`]): a
+/// few hundred built-in names and places make every surrogate one of them, and a model trained on such
+/// text learns those words, not the shape of a name (it stops a name at the first surname it has not
+/// seen). Each list holds distinct strings in corpus order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorpusVocab {
+    /// Parts of person names that are not known given names, titles or particles.
+    pub surnames: Vec<String>,
+    /// Places without digits (cities, provinces, regions).
+    pub cities: Vec<String>,
+    /// The distinctive part of hospital names (after "Hospital Universitario", not after "de").
+    pub hospital_names: Vec<String>,
+}
+
+impl CorpusVocab {
+    /// From the spans of `docs`, their kinds from `labels`. A candidate is kept only where
+    /// `allowed(candidate)` holds: the caller's privacy filter (hardening keeps none that shares a
+    /// rare word with a training PHI string).
+    pub fn from_documents(docs: &[corpus::Document], labels: &crate::LabelMap, language: Language, allowed: impl Fn(&str) -> bool) -> Self {
+        let mut out = CorpusVocab::default();
+        let mut seen: [HashSet<String>; 3] = Default::default();
+        let mut add = |list: usize, s: &str, out: &mut CorpusVocab| {
+            if allowed(s) && seen[list].insert(loose_norm(s)) {
+                [&mut out.surnames, &mut out.cities, &mut out.hospital_names][list].push(s.to_string());
+            }
+        };
+        let capitalised = |w: &str| w.chars().next().is_some_and(char::is_uppercase);
+        for d in docs {
+            let idx = corpus::CharIndex::new(&d.text);
+            for sp in &d.spans {
+                if sp.start >= sp.end || sp.end > idx.len() {
+                    continue;
+                }
+                let (_, core, _) = split_padding(idx.slice(&d.text, sp.start, sp.end));
+                match labels.effective_kind(&sp.label) {
+                    Some(Kind::Name) => {
+                        for (is_sep, piece) in split_keep(core, |c| c.is_whitespace() || c == '-') {
+                            let w = piece.trim_matches(|c: char| !c.is_alphabetic());
+                            let folded = fold_word(w);
+                            if !is_sep
+                                && capitalised(w)
+                                && w.chars().count() >= 3
+                                && w.chars().all(char::is_alphabetic)
+                                && !vocab::is_name_particle(&folded)
+                                && !vocab::is_name_title(&folded)
+                                && given_gender(&folded).is_none()
+                            {
+                                add(0, w, &mut out);
+                            }
+                        }
+                    }
+                    Some(Kind::Territory | Kind::City) => {
+                        let words = core.split_whitespace().count();
+                        if capitalised(core) && (1..=4).contains(&words) && core.chars().filter(|c| c.is_alphabetic()).count() >= 3 && !core.chars().any(|c| c.is_ascii_digit()) {
+                            add(1, core.trim_end_matches(['.', ',', ';', ':']), &mut out);
+                        }
+                    }
+                    Some(Kind::Hospital) => {
+                        let pieces = split_keep(core, char::is_whitespace);
+                        let rest_at = org_rest_at(Kind::Hospital, &pieces, language == Language::De);
+                        let last_prefix = pieces[..rest_at].iter().rev().find(|(sep, _)| !sep).map(|(_, p)| fold_word(p));
+                        let connector = last_prefix.as_deref().is_some_and(|w| matches!(w, "de" | "del" | "of" | "i" | "en"));
+                        if rest_at > 0 && rest_at < pieces.len() && !connector {
+                            let rest: String = pieces[rest_at..].iter().map(|(_, p)| *p).collect();
+                            let rest = rest.trim_end_matches(['.', ',', ';', ':']);
+                            if capitalised(rest) && !rest.chars().any(|c| c.is_ascii_digit()) {
+                                add(2, rest, &mut out);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.surnames.len() + self.cities.len() + self.hospital_names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The PHI strings of a corpus and, for each word in them, how many of its documents have it in their
+/// PHI: what [`CorpusVocab`] is filtered against when hardening a synthetic corpus.
+#[derive(Debug, Default)]
+pub struct PhiWords {
+    strings: HashSet<String>,
+    word_documents: HashMap<String, usize>,
+}
+
+impl PhiWords {
+    pub fn of(docs: &[corpus::Document]) -> Self {
+        let mut p = PhiWords::default();
+        for d in docs {
+            let idx = corpus::CharIndex::new(&d.text);
+            let mut words = HashSet::new();
+            for sp in d.spans.iter().filter(|sp| sp.start < sp.end && sp.end <= idx.len()) {
+                let norm = loose_norm(idx.slice(&d.text, sp.start, sp.end));
+                words.extend(Self::words(&norm).map(str::to_string));
+                p.strings.insert(norm);
+            }
+            for w in words {
+                *p.word_documents.entry(w).or_default() += 1;
+            }
+        }
+        p
+    }
+
+    fn words(norm: &str) -> impl Iterator<Item = &str> {
+        norm.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() >= 2)
+    }
+
+    /// Whether `s` is one of the PHI strings, or has a word that is in the PHI of fewer than
+    /// `common` documents (`common` = 0: of any document), which could point at those documents.
+    pub fn points_at(&self, s: &str, common: usize) -> bool {
+        let norm = loose_norm(s);
+        self.strings.contains(&norm)
+            || Self::words(&norm).any(|w| self.word_documents.get(w).is_some_and(|&n| common == 0 || n < common))
+    }
+}
+
 impl Surrogator {
     pub fn new(options: Options) -> Self {
         let keyed = match &options.key {
@@ -236,6 +361,25 @@ impl Surrogator {
 
     pub fn options(&self) -> &Options {
         &self.opts
+    }
+
+    /// Adds `extra`'s strings to the lists this surrogator draws names, places and hospital names
+    /// from (each once; strings already on a list are skipped). The widened lists live for the rest
+    /// of the process: call it once per corpus, not per document.
+    pub fn widen_vocab(&mut self, extra: &CorpusVocab) {
+        fn widen(list: &mut Vec<&'static str>, extra: &[String]) {
+            let mut have: HashSet<String> = list.iter().map(|s| loose_norm(s)).collect();
+            for s in extra {
+                if have.insert(loose_norm(s)) {
+                    list.push(Box::leak(s.clone().into_boxed_str()));
+                }
+            }
+        }
+        let mut v = self.vocab.clone();
+        widen(&mut v.surnames, &extra.surnames);
+        widen(&mut v.cities, &extra.cities);
+        widen(&mut v.hospital_names, &extra.hospital_names);
+        self.vocab = Box::leak(Box::new(v));
     }
 
     /// Registers strings that no surrogate may equal, and that no generated part of a surrogate (a name,
@@ -968,36 +1112,8 @@ impl Surrogator {
                 return g;
             }
         }
-        // German names also open with compounds ("Kreiskrankenhaus", "Hausarztpraxis") and with the titles
-        // of a practice's doctor ("Praxis Dr. med. | Weber").
-        let is_type = |w: &str| {
-            (match kind {
-                Kind::Hospital => vocab::is_hospital_type(w),
-                Kind::HealthCenter => vocab::is_health_center_type(w),
-                _ => vocab::is_institution_type(w),
-            }) || (german
-                && (de_org_type_suffix(kind, w).is_some() || vocab::is_name_title(w.trim_end_matches('.'))))
-        };
         let pieces = split_keep(core, char::is_whitespace);
-        let mut rest_at = pieces.len();
-        for (i, (is_sep, p)) in pieces.iter().enumerate() {
-            if *is_sep {
-                continue;
-            }
-            let f = fold_word(p.trim_matches(|c: char| !c.is_alphanumeric() && c != '-'));
-            if !is_type(&f) {
-                rest_at = i;
-                break;
-            }
-        }
-        // An article ending the kept part belongs to the name: "Hospital | La Princesa".
-        if rest_at < pieces.len() {
-            if let Some(i) = (0..rest_at).rev().find(|&i| !pieces[i].0) {
-                if matches!(fold_word(pieces[i].1).as_str(), "la" | "el" | "los" | "las" | "the") {
-                    rest_at = i;
-                }
-            }
-        }
+        let rest_at = org_rest_at(kind, &pieces, german);
         let lang = self.opts.language;
         let v = self.vocab;
         let norm = loose_norm(core);
@@ -1436,6 +1552,40 @@ fn ascii_slug_or(s: &str, fallback: &str) -> String {
     } else {
         a
     }
+}
+
+/// Where the distinctive part of an organisation's name starts among its `split_keep` pieces: after
+/// the leading type words ("Hospital General Universitario | Gregorio Marañón"), an article ending them
+/// going with the name ("Hospital | La Princesa"); `pieces.len()` when the name is only type words.
+fn org_rest_at(kind: Kind, pieces: &[(bool, &str)], german: bool) -> usize {
+    // German names also open with compounds ("Kreiskrankenhaus", "Hausarztpraxis") and with the titles
+    // of a practice's doctor ("Praxis Dr. med. | Weber").
+    let is_type = |w: &str| {
+        (match kind {
+            Kind::Hospital => vocab::is_hospital_type(w),
+            Kind::HealthCenter => vocab::is_health_center_type(w),
+            _ => vocab::is_institution_type(w),
+        }) || (german && (de_org_type_suffix(kind, w).is_some() || vocab::is_name_title(w.trim_end_matches('.'))))
+    };
+    let mut rest_at = pieces.len();
+    for (i, (is_sep, p)) in pieces.iter().enumerate() {
+        if *is_sep {
+            continue;
+        }
+        let f = fold_word(p.trim_matches(|c: char| !c.is_alphanumeric() && c != '-'));
+        if !is_type(&f) {
+            rest_at = i;
+            break;
+        }
+    }
+    if rest_at < pieces.len() {
+        if let Some(i) = (0..rest_at).rev().find(|&i| !pieces[i].0) {
+            if matches!(fold_word(pieces[i].1).as_str(), "la" | "el" | "los" | "las" | "the") {
+                rest_at = i;
+            }
+        }
+    }
+    rest_at
 }
 
 /// A pronounceable made-up word of 2–3 syllables, capitalised (last-resort names).

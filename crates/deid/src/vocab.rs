@@ -65,7 +65,7 @@ impl std::str::FromStr for Language {
 }
 
 /// The lists of one language. Entries keep their natural capitalisation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Vocab {
     pub given_female: Vec<&'static str>,
     pub given_male: Vec<&'static str>,

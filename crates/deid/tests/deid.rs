@@ -892,3 +892,81 @@ fn issue25_case6_decomposed_accents_leave_no_stray_combining_mark() {
     let (out, _, _) = deidentify_corpus(&[inner], Mode::Surrogate, &Options::default()).unwrap();
     assert!(!combining(&out[0].text), "{:?}", out[0].text);
 }
+
+/// `CorpusVocab`: unknown name parts become surnames (known given names, titles and particles do
+/// not), places without digits become cities, a hospital name gives its distinctive part; the
+/// caller's filter drops what it refuses.
+#[test]
+fn corpus_vocab_takes_name_parts_places_and_hospital_names_through_the_filter() {
+    let d = doc(
+        "d",
+        &[
+            ("Remitido por: Dr. ", None),
+            ("Anselmo Guareño de Antúnez", Some("NOMBRE_PERSONAL_SANITARIO")),
+            (", ", None),
+            ("Hospital General Universitario Gregorio Marañón", Some("HOSPITAL")),
+            (", ", None),
+            ("Hospital de Murcia", Some("HOSPITAL")),
+            (". ", None),
+            ("Medellín", Some("TERRITORIO")),
+            (" ", None),
+            ("28043", Some("TERRITORIO")),
+            (". Paciente: ", None),
+            ("María Zubiri", Some("NOMBRE_SUJETO_ASISTENCIA")),
+        ],
+    );
+    let labels = LabelMap::meddocan();
+    let all = deid::CorpusVocab::from_documents(std::slice::from_ref(&d), &labels, deid::Language::Es, |_| true);
+    for s in ["Guareño", "Antúnez", "Zubiri"] {
+        assert!(all.surnames.contains(&s.to_string()), "{s}: {:?}", all.surnames);
+    }
+    assert!(!all.surnames.iter().any(|s| s == "María" || s == "de" || s == "Dr"), "{:?}", all.surnames);
+    assert_eq!(all.cities, ["Medellín"]);
+    // "Hospital de | Murcia" is a place after a connector, replaced from the cities, not a name.
+    assert_eq!(all.hospital_names, ["Gregorio Marañón"]);
+    let filtered = deid::CorpusVocab::from_documents(&[d], &labels, deid::Language::Es, |s| !s.contains("Mara") && s != "Zubiri");
+    assert!(filtered.hospital_names.is_empty() && !filtered.surnames.contains(&"Zubiri".to_string()));
+}
+
+/// `PhiWords::points_at`: a PHI string itself, or a word in the PHI of fewer than `common`
+/// documents (0: of any), points at the training documents; a word common enough does not.
+#[test]
+fn phi_words_point_at_rare_words_and_whole_strings() {
+    let train: Vec<Document> = (0..3)
+        .map(|i| {
+            let rare = ["Bueso", "Ontiveros", "Aponte"][i];
+            doc(&format!("t{i}"), &[("Dr. ", None), (&format!("Juan García {rare}"), Some("NOMBRE_PERSONAL_SANITARIO"))])
+        })
+        .collect();
+    let phi = deid::PhiWords::of(&train);
+    assert!(phi.points_at("Juan García Bueso", 3), "a whole PHI string");
+    assert!(phi.points_at("Pedro bueso", 3), "a word of one document's PHI, case and accents folded");
+    assert!(!phi.points_at("Pedro García", 3), "García is PHI in 3 documents: common at 3");
+    assert!(phi.points_at("Pedro García", 4) && phi.points_at("Pedro García", 0));
+    assert!(!phi.points_at("Pedro Quintana", 0));
+}
+
+/// Widened lists: surrogates come from the corpus's strings as well as the built-in ones, and
+/// still never equal a forbidden string.
+#[test]
+fn widened_lists_give_corpus_surnames_and_keep_forbidden_strings_out() {
+    let extra = deid::CorpusVocab {
+        surnames: (0..300).map(|i| format!("Zq{}ex", ["a", "e", "i", "o", "u"][i % 5].repeat(1 + i / 5))).collect(),
+        cities: vec!["Villaquemada del Norte".into()],
+        hospital_names: vec![],
+    };
+    let mut ctx = Surrogator::new(Options::default());
+    ctx.widen_vocab(&extra);
+    let forbidden: std::collections::HashSet<&String> = extra.surnames[..100].iter().collect();
+    ctx.forbid(&extra.surnames[..100]);
+    let mut from_corpus = 0;
+    for i in 0..200 {
+        let surname = format!("Apel{}{}", (b'a' + (i / 26) as u8) as char, (b'a' + (i % 26) as u8) as char);
+        let d = doc(&format!("d{i}"), &[("Dr. ", None), (&format!("Pedro {surname}"), Some("NOMBRE_PERSONAL_SANITARIO"))]);
+        let r = surrogate_of(&d, &mut ctx);
+        let surname = r.mapping[0].replacement.split_whitespace().last().unwrap().to_string();
+        assert!(!forbidden.contains(&surname), "a forbidden string");
+        from_corpus += surname.starts_with("Zq") as usize;
+    }
+    assert!(from_corpus > 50, "{from_corpus} of 200 surnames from the corpus's 300");
+}

@@ -204,11 +204,40 @@ pub struct HardeningSection {
     /// Default: MEDDOCAN's map, other labels' kinds guessed from their names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<PathBuf>,
+    /// Where surrogate names, places and hospital names are drawn from: `lists` (the language's
+    /// built-in lists) or `corpus` (those lists widened with the synthetic corpus's own strings that
+    /// share no rare word with a training PHI string: written by the generator, not copied, and each
+    /// moved away from the place it was written).
+    #[serde(skip_serializing_if = "SurrogateSource::is_lists")]
+    pub surrogates: SurrogateSource,
+}
+
+/// `hardening.surrogates`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SurrogateSource {
+    #[default]
+    Lists,
+    Corpus,
+}
+
+impl SurrogateSource {
+    fn is_lists(&self) -> bool {
+        *self == SurrogateSource::Lists
+    }
 }
 
 impl Default for HardeningSection {
     fn default() -> Self {
-        HardeningSection { enabled: false, key: None, keep: vec![deid::Kind::Country], keep_common_min_documents: 0, language: None, labels: None }
+        HardeningSection {
+            enabled: false,
+            key: None,
+            keep: vec![deid::Kind::Country],
+            keep_common_min_documents: 0,
+            language: None,
+            labels: None,
+            surrogates: SurrogateSource::Lists,
+        }
     }
 }
 

@@ -514,6 +514,14 @@ replaced; {} dates did not parse (digits replaced). \"Unique\" strings occur in 
 ones that can point at a patient.\n",
             h.kept_common, h.stats.spans, h.stats.dates_unparsed
         );
+        if let Some(w) = &h.corpus_vocab {
+            let lists: Vec<String> = w.iter().map(|(list, n)| format!("{n} {list}")).collect();
+            let _ = writeln!(
+                md,
+                "Surrogates were drawn from the language's lists widened with the synthetic corpus's own strings (`hardening.surrogates = \"corpus\"`), none sharing a word with the PHI of fewer training documents than `hardening.keep_common_min_documents` (of any, where it is 0): {}.\n",
+                lists.join(", ")
+            );
+        }
         let _ = writeln!(md, "| label | training strings | leaked before | leaked after | unique strings | unique leaked before | unique leaked after | spans still a training string |\n|---|---:|---:|---:|---:|---:|---:|---:|");
         for (label, before) in &h.leakage_before.per_label {
             let after = h.leakage_after.per_label.get(label).cloned().unwrap_or_default();

@@ -2,7 +2,7 @@
 //! cache; then the report.
 
 use crate::cache::{docs_hash, run_stage, run_stage_recorded, Produced, StageKey, StageTiming};
-use crate::config::{Reseed, RunConfig};
+use crate::config::{Reseed, RunConfig, SurrogateSource};
 use crate::report;
 use anyhow::{anyhow, bail, Context, Result};
 use corpus::split::{k_fold, prompt_split, take_fraction, Purpose};
@@ -908,6 +908,10 @@ pub struct HardeningReport {
     /// strings) but for one-letter coincidences (a name initial `F` → `H`, a sex marker);
     /// non-zero for kept kinds (sex, kinship words, `hardening.keep`).
     pub replaced_spans_still_training_phi: BTreeMap<String, usize>,
+    /// With `hardening.surrogates = "corpus"`: how many of the synthetic corpus's strings joined
+    /// each surrogate list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corpus_vocab: Option<BTreeMap<String, usize>>,
 }
 
 /// Replaces every annotated span of `docs` with a surrogate that is neither an original string
@@ -933,7 +937,28 @@ fn harden(docs: &[Document], training: &[Document], key: &[u8], settings: &crate
     // land on a training date); hardening prefers no leak to exact intervals.
     let options = deid::Options { strict: true, ..deid::Options::default().with_key(key.to_vec()).with_labels(labels).with_language(settings.surrogate_language(training)?) };
     let mut ctx = deid::Surrogator::new(options);
-    for d in docs.iter().chain(training) {
+    let widened = match settings.surrogates {
+        SurrogateSource::Lists => {
+            for d in docs {
+                ctx.forbid_document_originals(d);
+            }
+            None
+        }
+        SurrogateSource::Corpus => {
+            // The synthetic corpus's own strings join the lists, minus any that shares a word with
+            // the PHI of fewer than `k` training documents (k = 0: with any training PHI).
+            let phi = deid::PhiWords::of(training);
+            let o = ctx.options();
+            let extra = deid::CorpusVocab::from_documents(docs, &o.labels, o.language, |s| !phi.points_at(s, k));
+            ctx.widen_vocab(&extra);
+            Some(BTreeMap::from([
+                ("surnames".to_string(), extra.surnames.len()),
+                ("cities".to_string(), extra.cities.len()),
+                ("hospital names".to_string(), extra.hospital_names.len()),
+            ]))
+        }
+    };
+    for d in training {
         ctx.forbid_document_originals(d);
     }
     let mut out = Vec::with_capacity(docs.len());
@@ -978,6 +1003,7 @@ fn harden(docs: &[Document], training: &[Document], key: &[u8], settings: &crate
         leakage_before: audit::leaked_phi(training, docs),
         leakage_after: audit::leaked_phi(training, &out),
         replaced_spans_still_training_phi: still,
+        corpus_vocab: widened,
     };
     write(&dir.join("synthetic.jsonl"), Some(Format::Jsonl), &out)?;
     Ok(report)

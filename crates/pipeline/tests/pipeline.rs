@@ -406,6 +406,29 @@ fn cache_resume_and_reruns() {
         }
     }
     assert!(verbatim >= kept_common, "{verbatim} spans verbatim, {kept_common} kept");
+
+    // Surrogates from the corpus's own strings: a new harden key (the lists' key is unchanged, so
+    // cached hardened corpora stay valid), the widened lists counted, and still no replaced span
+    // holding a training PHI string.
+    let mut widened = common.clone();
+    widened.hardening.surrogates = pipeline::config::SurrogateSource::Corpus;
+    let w = run(&widened, &opts(&a)).unwrap();
+    let key = |s: &pipeline::RunSummary| s.cells[0].timings.iter().find(|t| t.stage == "harden").unwrap().key.clone();
+    assert_ne!(key(&w), key(&k));
+    let report = w.cells[0].hardening.as_ref().unwrap();
+    assert!(report.corpus_vocab.as_ref().is_some_and(|c| c.values().sum::<usize>() > 0), "{:?}", report.corpus_vocab);
+    for (label, n) in &report.replaced_spans_still_training_phi {
+        if !["SEXO_SUJETO_ASISTENCIA", "FAMILIARES_SUJETO_ASISTENCIA", "PAIS"].contains(&label.as_str()) {
+            assert!(*n <= report_common(&k, label), "{label}: {n} replaced spans hold a training PHI string");
+        }
+    }
+    assert!(std::fs::read_to_string(a.join("report.md")).unwrap().contains("hardening.surrogates = \"corpus\""));
+}
+
+/// Spans of `label` still a training PHI string in a run with common strings kept (those are kept
+/// on purpose: the bound for a run that keeps the same ones).
+fn report_common(s: &pipeline::RunSummary, label: &str) -> usize {
+    s.cells[0].hardening.as_ref().unwrap().replaced_spans_still_training_phi.get(label).copied().unwrap_or(0)
 }
 
 /// A cell with more samples per prompt takes the samples a cell with fewer already drew (same

@@ -8,7 +8,7 @@ use corpus::split::COPY_MARK;
 use corpus::{CharIndex, Document};
 use sha2::{Digest, Sha256};
 
-use crate::{deidentify_corpus, DeidError, LabelMap, Language, Mode, Options};
+use crate::{deidentify, deidentify_corpus, CorpusVocab, DeidError, LabelMap, Language, Mode, Options, SurrogateSource, Surrogator};
 
 /// `copies` surrogate rewrites of every document of `docs`, copy by copy (`{id}~copy1` for each
 /// document, then `~copy2`, …), not including the originals. Each copy draws from its own key
@@ -17,14 +17,39 @@ use crate::{deidentify_corpus, DeidError, LabelMap, Language, Mode, Options};
 /// string of `docs`; spans of a label with no kind get another mention of the same label from
 /// `docs` (mention replacement), since deid's shape-keeping random letters for them teach a tagger
 /// nothing (MEDDOCAN with opaque label names: BENCHMARKS.md, issue 24).
-pub fn surrogate_copies(docs: &[Document], copies: usize, seed: u64, language: Language, labels: &LabelMap) -> Result<Vec<Document>, DeidError> {
+///
+/// `source`: [`SurrogateSource::Corpus`] widens the surrogate lists with the strings of `docs`
+/// ([`CorpusVocab`]) and lets a copy take another document's string (never one of its own
+/// document's), so the copies carry names as varied as the corpus's rather than a few hundred.
+pub fn surrogate_copies(
+    docs: &[Document],
+    copies: usize,
+    seed: u64,
+    language: Language,
+    labels: &LabelMap,
+    source: SurrogateSource,
+) -> Result<Vec<Document>, DeidError> {
     let pools = unknown_label_mentions(docs, labels);
     let mut out = Vec::with_capacity(docs.len() * copies);
+    let mut widened = None;
     for c in 1..=copies {
         // Distinct seeds per copy; the multiplier keeps seed s copy 2 away from seed s + 1 copy 1.
         let copy_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(c as u64);
         let options = Options { labels: labels.clone(), ..Options::default() }.with_seed(copy_seed).with_language(language);
-        let (rewritten, _, _) = deidentify_corpus(docs, Mode::Surrogate, &options)?;
+        let rewritten = match source {
+            SurrogateSource::Lists => deidentify_corpus(docs, Mode::Surrogate, &options)?.0,
+            SurrogateSource::Corpus => {
+                let mut ctx = Surrogator::new(options);
+                match widened {
+                    Some(v) => ctx.set_vocab(v),
+                    None => {
+                        ctx.widen_vocab(&CorpusVocab::from_documents(docs, labels, language, |_| true));
+                        widened = Some(ctx.vocab());
+                    }
+                }
+                docs.iter().map(|d| deidentify(d, Mode::Surrogate, &mut ctx).map(|r| r.doc)).collect::<Result<Vec<_>, _>>()?
+            }
+        };
         for (original, mut d) in docs.iter().zip(rewritten) {
             if !pools.is_empty() {
                 d = replace_mentions(original, &d, &pools, copy_seed);
@@ -143,7 +168,7 @@ mod tests {
         let docs = [relabel(doc(), "d1"), relabel(other, "d2")];
         let mut labels = LabelMap::meddocan();
         labels.set_guess(false);
-        let copies = surrogate_copies(&docs, 2, 3, Language::Es, &labels).unwrap();
+        let copies = surrogate_copies(&docs, 2, 3, Language::Es, &labels, SurrogateSource::Lists).unwrap();
         let text = |d: &Document, s: &Span| CharIndex::new(&d.text).slice(&d.text, s.start, s.end).to_string();
         for (c, d) in copies.iter().zip(docs.iter().cycle()) {
             assert_eq!(c.spans.iter().map(|s| &s.label).collect::<Vec<_>>(), d.spans.iter().map(|s| &s.label).collect::<Vec<_>>());
@@ -168,7 +193,7 @@ mod tests {
     #[test]
     fn copies_keep_labels_and_context_change_fillers_and_are_seeded() {
         let d = doc();
-        let a = surrogate_copies(std::slice::from_ref(&d), 3, 7, Language::Es, &LabelMap::meddocan()).unwrap();
+        let a = surrogate_copies(std::slice::from_ref(&d), 3, 7, Language::Es, &LabelMap::meddocan(), SurrogateSource::Lists).unwrap();
         assert_eq!(a.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d1~copy1", "d1~copy2", "d1~copy3"]);
         for c in &a {
             assert_eq!(c.spans.iter().map(|s| s.label.as_str()).collect::<Vec<_>>(), d.spans.iter().map(|s| s.label.as_str()).collect::<Vec<_>>());
@@ -180,7 +205,32 @@ mod tests {
             }
         }
         assert_ne!(a[0].text, a[1].text);
-        assert_eq!(a, surrogate_copies(std::slice::from_ref(&d), 3, 7, Language::Es, &LabelMap::meddocan()).unwrap());
-        assert_ne!(a, surrogate_copies(&[d], 3, 8, Language::Es, &LabelMap::meddocan()).unwrap());
+        assert_eq!(a, surrogate_copies(std::slice::from_ref(&d), 3, 7, Language::Es, &LabelMap::meddocan(), SurrogateSource::Lists).unwrap());
+        assert_ne!(a, surrogate_copies(&[d], 3, 8, Language::Es, &LabelMap::meddocan(), SurrogateSource::Lists).unwrap());
+    }
+
+    /// `SurrogateSource::Corpus`: the copies draw surnames from the corpus too (another document's,
+    /// never their own document's), seeded like the lists' copies.
+    #[test]
+    fn corpus_surrogates_take_other_documents_strings_and_are_seeded() {
+        let docs: Vec<Document> = (0..40)
+            .map(|i| {
+                let surname = format!("Zurb{}{}", (b'a' + (i / 26) as u8) as char, (b'a' + (i % 26) as u8) as char);
+                let text = format!("Paciente: Pedro {surname}. Fin.");
+                Document { id: format!("d{i}"), spans: vec![Span::new(10, 10 + 6 + surname.chars().count(), "NOMBRE_SUJETO_ASISTENCIA")], text }
+            })
+            .collect();
+        let run = |seed| surrogate_copies(&docs, 2, seed, Language::Es, &LabelMap::meddocan(), SurrogateSource::Corpus).unwrap();
+        let a = run(7);
+        let mut from_corpus = 0;
+        for (c, d) in a.iter().zip(docs.iter().cycle()) {
+            let name: String = c.text.chars().skip(c.spans[0].start).take(c.spans[0].end - c.spans[0].start).collect();
+            let own: String = d.text.chars().skip(d.spans[0].start).take(d.spans[0].end - d.spans[0].start).collect();
+            assert_ne!(name.split(' ').last(), own.split(' ').last(), "{}: its own document's surname", c.id);
+            from_corpus += name.contains("Zurb") as usize;
+        }
+        assert!(from_corpus > 0, "no copy drew a corpus surname");
+        assert_eq!(a, run(7));
+        assert_ne!(a, run(8));
     }
 }

@@ -65,7 +65,7 @@ use serde::{Deserialize, Serialize};
 pub use error::DeidError;
 pub use labels::{guess_kind, Kind, LabelMap};
 pub use leak::{leak_report, leaked_strings, LeakRow};
-pub use surrogate::{CorpusVocab, Outcome, PhiWords, Surrogator};
+pub use surrogate::{CorpusVocab, Outcome, PhiWords, SurrogateSource, Surrogator};
 pub use vocab::Language;
 
 /// How each PHI span is replaced.

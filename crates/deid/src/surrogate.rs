@@ -207,6 +207,22 @@ pub(crate) fn forbidden_forms(kind: Option<Kind>, text: &str) -> Vec<String> {
     v
 }
 
+/// Where surrogate names, places and hospital names are drawn from: the language's built-in lists,
+/// or those lists widened with the corpus's own strings ([`CorpusVocab`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SurrogateSource {
+    #[default]
+    Lists,
+    Corpus,
+}
+
+impl SurrogateSource {
+    pub fn is_lists(&self) -> bool {
+        *self == SurrogateSource::Lists
+    }
+}
+
 /// Strings taken from an annotated corpus to widen the surrogate lists ([`Surrogator::widen_vocab`]): a
 /// few hundred built-in names and places make every surrogate one of them, and a model trained on such
 /// text learns those words, not the shape of a name (it stops a name at the first surname it has not
@@ -380,6 +396,16 @@ impl Surrogator {
         widen(&mut v.cities, &extra.cities);
         widen(&mut v.hospital_names, &extra.hospital_names);
         self.vocab = Box::leak(Box::new(v));
+    }
+
+    /// The lists surrogates are drawn from (widened ones included).
+    pub fn vocab(&self) -> &'static Vocab {
+        self.vocab
+    }
+
+    /// Draws from `vocab` (another surrogator's widened lists, without widening them again).
+    pub fn set_vocab(&mut self, vocab: &'static Vocab) {
+        self.vocab = vocab;
     }
 
     /// Registers strings that no surrogate may equal, and that no generated part of a surrogate (a name,

@@ -220,6 +220,11 @@ pub struct AugmentSection {
     /// rest. A relative path is read from the working directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<std::path::PathBuf>,
+    /// Where the copies' names, places and hospital names come from: `lists` (the language's
+    /// built-in lists) or `corpus` (those lists widened with the training documents' own strings,
+    /// each copy taking other documents' strings, never its own's).
+    #[serde(skip_serializing_if = "deid::SurrogateSource::is_lists")]
+    pub surrogates: deid::SurrogateSource,
 }
 
 impl AugmentSection {
@@ -452,7 +457,7 @@ mod tests {
 
     #[test]
     fn copies_are_fixed_filled_towards_a_target_or_automatic_and_not_two_at_once() {
-        let a = |copies, target_documents| AugmentSection { copies, target_documents, labels: None };
+        let a = |copies, target_documents| AugmentSection { copies, target_documents, labels: None, surrogates: deid::SurrogateSource::Lists };
         assert_eq!([25, 500, 1000].map(|n| a(Some(2), None).copies_for(n)), [2, 2, 2]);
         assert_eq!([25, 500, 1000, 2000].map(|n| a(None, Some(2000)).copies_for(n)), [16, 3, 1, 0]);
         assert_eq!([25, 500].map(|n| a(None, None).copies_for(n)), [16, 0]);

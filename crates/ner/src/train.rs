@@ -621,15 +621,24 @@ pub fn training_documents<'a>(cfg: &TrainConfig, train: &'a [Document]) -> Resul
     if copies == 0 {
         return Ok(std::borrow::Cow::Borrowed(train));
     }
-    Ok(std::borrow::Cow::Owned(augmented(train, copies, cfg.seed, cfg.guide.perceptron.language, &cfg.augment.label_map()?)?))
+    let a = &cfg.augment;
+    Ok(std::borrow::Cow::Owned(augmented(train, copies, cfg.seed, cfg.guide.perceptron.language, &a.label_map()?, a.surrogates)?))
 }
 
 /// `train` and `copies` surrogate copies of each of its documents, in `language`'s surrogates
-/// (detected from the text when `None`), with `labels` saying each label's surrogate kind: what
-/// `ner train` and `ner train-perceptron` both train on.
-pub fn augmented(train: &[Document], copies: usize, seed: u64, language: Option<lang::Language>, labels: &deid::LabelMap) -> Result<Vec<Document>> {
+/// (detected from the text when `None`), with `labels` saying each label's surrogate kind and
+/// `source` where names and places come from: what `ner train` and `ner train-perceptron` both
+/// train on.
+pub fn augmented(
+    train: &[Document],
+    copies: usize,
+    seed: u64,
+    language: Option<lang::Language>,
+    labels: &deid::LabelMap,
+    source: deid::SurrogateSource,
+) -> Result<Vec<Document>> {
     let language = language.map_or_else(|| deid::augment::surrogate_language_of(train), deid::augment::surrogate_language);
-    let added = deid::augment::surrogate_copies(train, copies, seed, language, labels)
+    let added = deid::augment::surrogate_copies(train, copies, seed, language, labels, source)
         .context("augment: rewriting the training documents with surrogates")?;
     Ok(train.iter().cloned().chain(added).collect())
 }

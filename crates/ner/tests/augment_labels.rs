@@ -23,7 +23,7 @@ fn a_label_map_gives_an_opaque_label_its_surrogate_kind() {
     let lang = Some(lang::Language::Es);
 
     // Without a map entry, Q00 (no kind guessed from its name) gets other mentions of Q00.
-    let plain = ner::augmented(&train, 3, 7, lang, &deid::LabelMap::meddocan()).unwrap();
+    let plain = ner::augmented(&train, 3, 7, lang, &deid::LabelMap::meddocan(), deid::SurrogateSource::Lists).unwrap();
     assert_eq!(plain.len(), 8);
     assert!(q00_mentions(&plain[2..]).iter().all(|m| originals.contains(m)));
 
@@ -32,7 +32,7 @@ fn a_label_map_gives_an_opaque_label_its_surrogate_kind() {
     let path = dir.path().join("labels.toml");
     std::fs::write(&path, "[labels]\nQ00 = \"date\"\n").unwrap();
     let section = ner::config::AugmentSection { copies: Some(3), labels: Some(path), ..Default::default() };
-    let dated = ner::augmented(&train, 3, 7, lang, &section.label_map().unwrap()).unwrap();
+    let dated = ner::augmented(&train, 3, 7, lang, &section.label_map().unwrap(), section.surrogates).unwrap();
     let copies = q00_mentions(&dated[2..]);
     assert_eq!(copies.len(), 6);
     for m in &copies {

@@ -208,23 +208,8 @@ pub struct HardeningSection {
     /// built-in lists) or `corpus` (those lists widened with the synthetic corpus's own strings that
     /// share no rare word with a training PHI string: written by the generator, not copied, and each
     /// moved away from the place it was written).
-    #[serde(skip_serializing_if = "SurrogateSource::is_lists")]
-    pub surrogates: SurrogateSource,
-}
-
-/// `hardening.surrogates`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SurrogateSource {
-    #[default]
-    Lists,
-    Corpus,
-}
-
-impl SurrogateSource {
-    fn is_lists(&self) -> bool {
-        *self == SurrogateSource::Lists
-    }
+    #[serde(skip_serializing_if = "deid::SurrogateSource::is_lists")]
+    pub surrogates: deid::SurrogateSource,
 }
 
 impl Default for HardeningSection {
@@ -236,7 +221,7 @@ impl Default for HardeningSection {
             keep_common_min_documents: 0,
             language: None,
             labels: None,
-            surrogates: SurrogateSource::Lists,
+            surrogates: deid::SurrogateSource::Lists,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! cache; then the report.
 
 use crate::cache::{docs_hash, run_stage, run_stage_recorded, Produced, StageKey, StageTiming};
-use crate::config::{Reseed, RunConfig, SurrogateSource};
+use crate::config::{Reseed, RunConfig};
 use crate::report;
 use anyhow::{anyhow, bail, Context, Result};
 use corpus::split::{k_fold, prompt_split, take_fraction, Purpose};
@@ -938,13 +938,13 @@ fn harden(docs: &[Document], training: &[Document], key: &[u8], settings: &crate
     let options = deid::Options { strict: true, ..deid::Options::default().with_key(key.to_vec()).with_labels(labels).with_language(settings.surrogate_language(training)?) };
     let mut ctx = deid::Surrogator::new(options);
     let widened = match settings.surrogates {
-        SurrogateSource::Lists => {
+        deid::SurrogateSource::Lists => {
             for d in docs {
                 ctx.forbid_document_originals(d);
             }
             None
         }
-        SurrogateSource::Corpus => {
+        deid::SurrogateSource::Corpus => {
             // The synthetic corpus's own strings join the lists, minus any that shares a word with
             // the PHI of fewer than `k` training documents (k = 0: with any training PHI).
             let phi = deid::PhiWords::of(training);

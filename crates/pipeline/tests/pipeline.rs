@@ -411,7 +411,7 @@ fn cache_resume_and_reruns() {
     // cached hardened corpora stay valid), the widened lists counted, and still no replaced span
     // holding a training PHI string.
     let mut widened = common.clone();
-    widened.hardening.surrogates = pipeline::config::SurrogateSource::Corpus;
+    widened.hardening.surrogates = deid::SurrogateSource::Corpus;
     let w = run(&widened, &opts(&a)).unwrap();
     let key = |s: &pipeline::RunSummary| s.cells[0].timings.iter().find(|t| t.stage == "harden").unwrap().key.clone();
     assert_ne!(key(&w), key(&k));

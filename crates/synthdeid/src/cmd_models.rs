@@ -272,7 +272,7 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             if copies > 0 {
                 let labels = augment.label_map()?;
                 eprintln!("{} surrogate copies of each of the {} training documents", copies, train.len());
-                train = ner::augmented(&train, copies, cfg.seed, cfg.language, &labels)?;
+                train = ner::augmented(&train, copies, cfg.seed, cfg.language, &labels, augment.surrogates)?;
             }
             if let Some(path) = &a.unlabelled {
                 let unlabelled = read(path)?;

@@ -157,6 +157,10 @@ pub struct Surrogator {
     /// (a scan of the list made one document with N names take O(N²)).
     doc_forbidden: Vec<String>,
     doc_ac: Option<AhoCorasick>,
+    /// Strings no whole surrogate may contain on word boundaries (normalised; see
+    /// [`Surrogator::forbid_within`]), and their automaton once built.
+    within: Vec<String>,
+    within_ac: Option<AhoCorasick>,
     date_offset: i64,
     age_delta: i64,
     pub(crate) counters: Counters,
@@ -250,6 +254,14 @@ impl CorpusVocab {
             }
         };
         let capitalised = |w: &str| w.chars().next().is_some_and(char::is_uppercase);
+        // Words the corpus also writes outside its spans ("Servicio", "Médico", "Email" after a name the
+        // annotator ran on) are ordinary words: as surrogate names they would teach a tagger to run on too.
+        let ordinary = ordinary_words(docs);
+        let has_ordinary = |s: &str| {
+            s.split(|c: char| !c.is_alphabetic())
+                .map(fold_word)
+                .any(|w| w.chars().count() >= 3 && !vocab::is_name_particle(&w) && ordinary.contains(&w))
+        };
         for d in docs {
             let idx = corpus::CharIndex::new(&d.text);
             for sp in &d.spans {
@@ -269,6 +281,7 @@ impl CorpusVocab {
                                 && !vocab::is_name_particle(&folded)
                                 && !vocab::is_name_title(&folded)
                                 && given_gender(&folded).is_none()
+                                && !has_ordinary(w)
                             {
                                 add(0, w, &mut out);
                             }
@@ -276,7 +289,7 @@ impl CorpusVocab {
                     }
                     Some(Kind::Territory | Kind::City) => {
                         let words = core.split_whitespace().count();
-                        if capitalised(core) && (1..=4).contains(&words) && core.chars().filter(|c| c.is_alphabetic()).count() >= 3 && !core.chars().any(|c| c.is_ascii_digit()) {
+                        if capitalised(core) && (1..=4).contains(&words) && core.chars().filter(|c| c.is_alphabetic()).count() >= 3 && !core.chars().any(|c| c.is_ascii_digit()) && !has_ordinary(core) {
                             add(1, core.trim_end_matches(['.', ',', ';', ':']), &mut out);
                         }
                     }
@@ -367,6 +380,8 @@ impl Surrogator {
             ac_dirty: false,
             doc_forbidden: Vec::new(),
             doc_ac: None,
+            within: Vec::new(),
+            within_ac: None,
             date_offset: 0,
             age_delta: 0,
             counters: Counters::default(),
@@ -422,6 +437,21 @@ impl Surrogator {
                 self.ac_dirty = true;
             }
         }
+    }
+
+    /// Registers strings that no whole surrogate may contain on word boundaries, kept parts included:
+    /// a kept "Hospital" and a drawn "Virgen de la Salud" must not make up a training document's
+    /// "Hospital Virgen de la Salud". For identifying multi-word strings (generic words that a kept
+    /// part may be on their own would forbid every surrogate keeping them).
+    pub fn forbid_within<I, S>(&mut self, strings: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.within.extend(strings.into_iter().map(|s| loose_norm(s.as_ref())).filter(|s| !s.is_empty()));
+        self.within.sort();
+        self.within.dedup();
+        self.within_ac = AhoCorasick::new(&self.within).ok();
     }
 
     /// Forbids the PHI strings of a document's spans (whole strings), except the kept values of keep kinds
@@ -545,7 +575,13 @@ impl Surrogator {
         if value {
             return !(self.doc_forbidden.binary_search(&n).is_ok() || (self.opts.strict && self.global.contains(&n)));
         }
-        n != loose_norm(original) && !self.global.contains(&n) && !self.contains_doc_original(&n)
+        n != loose_norm(original)
+            && !self.global.contains(&n)
+            && !self.contains_doc_original(&n)
+            && !match &self.within_ac {
+                Some(ac) => contains_any_word(ac, &self.within, &n),
+                None => self.within.iter().any(|w| contains_word(&n, w)),
+            }
     }
 
     // ----- the consistent keyed choice ---------------------------------------------------------------
@@ -1612,6 +1648,24 @@ fn org_rest_at(kind: Kind, pieces: &[(bool, &str)], german: bool) -> usize {
         }
     }
     rest_at
+}
+
+/// Folded words (of two letters or more) written outside the spans of at least 3 documents of `docs`.
+fn ordinary_words(docs: &[corpus::Document]) -> HashSet<String> {
+    let mut documents: HashMap<String, usize> = HashMap::new();
+    for d in docs {
+        let chars: Vec<char> = d.text.chars().collect();
+        let mut inside = vec![false; chars.len()];
+        for sp in &d.spans {
+            inside[sp.start.min(chars.len())..sp.end.min(chars.len())].iter_mut().for_each(|x| *x = true);
+        }
+        let outside: String = chars.iter().zip(&inside).map(|(&c, &i)| if i { ' ' } else { c }).collect();
+        let words: HashSet<String> = outside.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() >= 2).map(fold_word).collect();
+        for w in words {
+            *documents.entry(w).or_default() += 1;
+        }
+    }
+    documents.into_iter().filter(|&(_, n)| n >= 3).map(|(w, _)| w).collect()
 }
 
 /// A pronounceable made-up word of 2–3 syllables, capitalised (last-resort names).

@@ -924,8 +924,17 @@ fn corpus_vocab_takes_name_parts_places_and_hospital_names_through_the_filter() 
     assert_eq!(all.cities, ["Medellín"]);
     // "Hospital de | Murcia" is a place after a connector, replaced from the cities, not a name.
     assert_eq!(all.hospital_names, ["Gregorio Marañón"]);
-    let filtered = deid::CorpusVocab::from_documents(&[d], &labels, deid::Language::Es, |s| !s.contains("Mara") && s != "Zubiri");
+    let filtered = deid::CorpusVocab::from_documents(std::slice::from_ref(&d), &labels, deid::Language::Es, |s| !s.contains("Mara") && s != "Zubiri");
     assert!(filtered.hospital_names.is_empty() && !filtered.surnames.contains(&"Zubiri".to_string()));
+    // A word written outside the spans of 3 documents is an ordinary word, not a name or a place,
+    // even where the annotator ran a name on into it.
+    let mut docs = vec![d];
+    for i in 0..3 {
+        docs.push(doc(&format!("s{i}"), &[("Servicio de Urología. Dr. ", None), ("Pedro Quintanar Servicio", Some("NOMBRE_PERSONAL_SANITARIO")), (" en ", None), ("Aldeamayor", Some("TERRITORIO"))]));
+    }
+    let v = deid::CorpusVocab::from_documents(&docs, &labels, deid::Language::Es, |_| true);
+    assert!(v.surnames.contains(&"Quintanar".to_string()) && !v.surnames.contains(&"Servicio".to_string()), "{:?}", v.surnames);
+    assert!(v.cities.contains(&"Aldeamayor".to_string()));
 }
 
 /// `PhiWords::points_at`: a PHI string itself, or a word in the PHI of fewer than `common`
@@ -969,4 +978,27 @@ fn widened_lists_give_corpus_surnames_and_keep_forbidden_strings_out() {
         from_corpus += surname.starts_with("Zq") as usize;
     }
     assert!(from_corpus > 50, "{from_corpus} of 200 surnames from the corpus's 300");
+}
+
+/// `forbid_within`: no whole surrogate contains a registered string, even where a kept part
+/// ("Hospital") and a drawn one ("Virgen de la Salud") would make it up; without it they do.
+#[test]
+fn forbid_within_keeps_kept_and_drawn_parts_from_making_up_a_string() {
+    let extra = deid::CorpusVocab { hospital_names: vec!["Virgen de la Salud".into()], ..Default::default() };
+    let count = |forbid: bool| {
+        let mut ctx = Surrogator::new(Options::default());
+        ctx.widen_vocab(&extra);
+        if forbid {
+            ctx.forbid_within(["Hospital Virgen de la Salud"]);
+        }
+        (0..300)
+            .filter(|i| {
+                let name = format!("Hospital Apel{}{}", (b'a' + (i / 26) as u8) as char, (b'a' + (i % 26) as u8) as char);
+                let d = doc(&format!("d{i}"), &[("Ingresa en el ", None), (&name, Some("HOSPITAL")), (".", None)]);
+                surrogate_of(&d, &mut ctx).mapping[0].replacement.contains("Hospital Virgen de la Salud")
+            })
+            .count()
+    };
+    assert!(count(false) > 0, "the drawn part never came up: the test shows nothing");
+    assert_eq!(count(true), 0);
 }

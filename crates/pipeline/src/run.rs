@@ -961,6 +961,10 @@ fn harden(docs: &[Document], training: &[Document], key: &[u8], settings: &crate
     for d in training {
         ctx.forbid_document_originals(d);
     }
+    // No surrogate may spell out an identifying training string around a kept part ("Hospital" +
+    // a drawn "Virgen de la Salud"): multi-word PHI of fewer than max(k, 2) training documents.
+    let identifying = k.max(2);
+    ctx.forbid_within(doc_freq.iter().filter(|(s, &n)| n < identifying && s.split_whitespace().nth(1).is_some()).map(|(s, _)| s));
     let mut out = Vec::with_capacity(docs.len());
     let mut stats = deid::Stats::default();
     let mut kept_common = 0usize;

@@ -256,6 +256,7 @@ impl CorpusVocab {
         let capitalised = |w: &str| w.chars().next().is_some_and(char::is_uppercase);
         // Words the corpus also writes outside its spans ("Servicio", "Médico", "Email" after a name the
         // annotator ran on) are ordinary words: as surrogate names they would teach a tagger to run on too.
+        // (Places of several words keep theirs: "Buenos Aires", "Ciudad Real".)
         let ordinary = ordinary_words(docs);
         let has_ordinary = |s: &str| {
             s.split(|c: char| !c.is_alphabetic())
@@ -289,7 +290,7 @@ impl CorpusVocab {
                     }
                     Some(Kind::Territory | Kind::City) => {
                         let words = core.split_whitespace().count();
-                        if capitalised(core) && (1..=4).contains(&words) && core.chars().filter(|c| c.is_alphabetic()).count() >= 3 && !core.chars().any(|c| c.is_ascii_digit()) && !has_ordinary(core) {
+                        if capitalised(core) && (1..=4).contains(&words) && core.chars().filter(|c| c.is_alphabetic()).count() >= 3 && !core.chars().any(|c| c.is_ascii_digit()) && (words > 1 || !has_ordinary(core)) {
                             add(1, core.trim_end_matches(['.', ',', ';', ':']), &mut out);
                         }
                     }

@@ -1657,8 +1657,8 @@ fn ordinary_words(docs: &[corpus::Document]) -> HashSet<String> {
     for d in docs {
         let chars: Vec<char> = d.text.chars().collect();
         let mut inside = vec![false; chars.len()];
-        for sp in &d.spans {
-            inside[sp.start.min(chars.len())..sp.end.min(chars.len())].iter_mut().for_each(|x| *x = true);
+        for sp in d.spans.iter().filter(|sp| sp.start < sp.end && sp.end <= chars.len()) {
+            inside[sp.start..sp.end].iter_mut().for_each(|x| *x = true);
         }
         let outside: String = chars.iter().zip(&inside).map(|(&c, &i)| if i { ' ' } else { c }).collect();
         let words: HashSet<String> = outside.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() >= 2).map(fold_word).collect();

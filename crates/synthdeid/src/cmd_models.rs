@@ -204,6 +204,10 @@ pub struct PerceptronArgs {
     /// labels' kinds guessed from their names.
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
+    /// Where the copies' names and places come from: lists (the language's) or corpus (those
+    /// widened with the training documents' own, each copy taking other documents').
+    #[arg(long, value_name = "FROM", default_value = "lists", value_parser = ["lists", "corpus"])]
+    pub surrogates: String,
 }
 
 fn read(p: &std::path::Path) -> Result<Vec<corpus::Document>> {
@@ -267,7 +271,8 @@ pub fn ner(cmd: NerCmd) -> Result<()> {
             if let Some(sets) = &a.feature_sets {
                 cfg.feature_sets = sets.clone();
             }
-            let augment = ner::config::AugmentSection { copies: a.augment, labels: a.labels.clone(), ..Default::default() };
+            let surrogates = if a.surrogates == "corpus" { deid::SurrogateSource::Corpus } else { deid::SurrogateSource::Lists };
+            let augment = ner::config::AugmentSection { copies: a.augment, labels: a.labels.clone(), surrogates, ..Default::default() };
             let copies = augment.copies_for(train.len());
             if copies > 0 {
                 let labels = augment.label_map()?;

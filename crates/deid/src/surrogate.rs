@@ -297,9 +297,8 @@ impl CorpusVocab {
                     Some(Kind::Hospital) => {
                         let pieces = split_keep(core, char::is_whitespace);
                         let rest_at = org_rest_at(Kind::Hospital, &pieces, language == Language::De);
-                        let last_prefix = pieces[..rest_at].iter().rev().find(|(sep, _)| !sep).map(|(_, p)| fold_word(p));
-                        let connector = last_prefix.as_deref().is_some_and(|w| matches!(w, "de" | "del" | "of" | "i" | "en"));
-                        if rest_at > 0 && rest_at < pieces.len() && !connector {
+                        // After a connector ("Hospital de | Murcia") the rest is a place, drawn from the cities.
+                        if rest_at > 0 && rest_at < pieces.len() && !is_org_connector(&last_prefix_word(&pieces, rest_at)) {
                             let rest: String = pieces[rest_at..].iter().map(|(_, p)| *p).collect();
                             let rest = rest.trim_end_matches(['.', ',', ';', ':']);
                             if capitalised(rest) && !rest.chars().any(|c| c.is_ascii_digit()) {
@@ -314,13 +313,6 @@ impl CorpusVocab {
         out
     }
 
-    pub fn len(&self) -> usize {
-        self.surnames.len() + self.cities.len() + self.hospital_names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The PHI strings of a corpus and, for each word in them, how many of its documents have it in their
@@ -1231,9 +1223,8 @@ impl Surrogator {
         }
         let prefix: String = pieces[..rest_at].iter().map(|(_, p)| *p).collect();
         let rest: String = pieces[rest_at..].iter().map(|(_, p)| *p).collect();
-        let last_prefix_word =
-            pieces[..rest_at].iter().rev().find(|(s, _)| !s).map(|(_, p)| fold_word(p)).unwrap_or_default();
-        let connector = matches!(last_prefix_word.as_str(), "de" | "del" | "of" | "i" | "en");
+        let last_prefix_word = last_prefix_word(&pieces, rest_at);
+        let connector = is_org_connector(&last_prefix_word);
         let rest_norm = loose_norm(&rest);
         // German puts the town straight after the type word ("Klinikum Stuttgart", "MVZ Bonn"), and a
         // doctor's surname after the titles ("Praxis Dr. | Weber").
@@ -1649,6 +1640,16 @@ fn org_rest_at(kind: Kind, pieces: &[(bool, &str)], german: bool) -> usize {
         }
     }
     rest_at
+}
+
+/// The last word (folded) of an organisation name's kept type words, before `rest_at` (empty: none).
+fn last_prefix_word(pieces: &[(bool, &str)], rest_at: usize) -> String {
+    pieces[..rest_at].iter().rev().find(|(sep, _)| !sep).map(|(_, p)| fold_word(p)).unwrap_or_default()
+}
+
+/// Whether the kept part ends in a connector, so that a place follows ("Hospital Comarcal de | Soria").
+fn is_org_connector(last_prefix_word: &str) -> bool {
+    matches!(last_prefix_word, "de" | "del" | "of" | "i" | "en")
 }
 
 /// Folded words (of two letters or more) written outside the spans of at least 3 documents of `docs`.

@@ -71,9 +71,10 @@ pub struct DeidArgs {
     pub seed: u64,
     #[arg(long, value_enum, default_value_t = DateShiftArg::PerDocument)]
     pub date_shift: DateShiftArg,
-    /// Surrogate language: es, en, sv, de.
-    #[arg(long, default_value = "es")]
-    pub language: String,
+    /// Surrogate language: es, en, sv, de (default: detected from the input's text; English's lists where it is
+    /// none of them).
+    #[arg(long)]
+    pub language: Option<String>,
     /// Label → surrogate-kind map (TOML); default: MEDDOCAN's 22 labels (crates/deid/data/labels_meddocan.toml). Labels
     /// the map does not list get a kind guessed from their name (NAME_DOCTOR → name, DATUM → date; the summary names
     /// each guess); `[surrogate] guess_unknown = false` in the map turns that off.
@@ -164,7 +165,15 @@ pub fn deid(a: DeidArgs) -> Result<()> {
         }
         docs
     };
-    let mut options = deid::Options::default().with_seed(a.seed).with_language(a.language.parse().map_err(|e| anyhow!("--language: {e}"))?);
+    // Detected from the text unless given; too little text to tell falls back to English's lists, and says so.
+    let (language, how) = match &a.language {
+        Some(l) => (l.parse().map_err(|e| anyhow!("--language: {e}"))?, ""),
+        None => match lang::detect(docs.iter().map(|d| d.text.as_str())) {
+            lang::Language::Other => (deid::Language::En, " (not detected: too little text or another language; --language sets it)"),
+            l => (deid::augment::surrogate_language(l), " (detected; --language sets it)"),
+        },
+    };
+    let mut options = deid::Options::default().with_seed(a.seed).with_language(language);
     if let Some(k) = &a.key {
         options = options.with_key(k.as_bytes().to_vec());
     }
@@ -234,11 +243,13 @@ pub fn deid(a: DeidArgs) -> Result<()> {
         format!("; guessed kinds: {}", list.join(", "))
     };
     eprintln!(
-        "de-identified {} document(s), {} span(s) in {:.2} s ({:.0} documents/s); dates not parsed (digits replaced): {}; unknown labels: {}{guessed}",
+        "de-identified {} document(s), {} span(s) in {:.2} s ({:.0} documents/s); surrogate language: {}{}; dates not parsed (digits replaced): {}; unknown labels: {}{guessed}",
         stats.documents,
         stats.spans,
         secs,
         stats.documents as f64 / secs.max(1e-9),
+        language.as_str(),
+        how,
         stats.dates_unparsed,
         stats.unknown_labels.len()
     );

@@ -147,7 +147,8 @@ fn deid_spans_from_input_writes_an_aligned_annotated_corpus_without_leaking_to_s
     }
     write_brat(&gold, "doc", text, &ann);
     let out = tmp.path().join("out.jsonl");
-    let o = synthdeid(&["deid", "--spans-from-input", "--input", gold.to_str().unwrap(), "--out", out.to_str().unwrap(), "--key", "k1"]);
+    // Too few words to detect the language from: Spanish is given.
+    let o = synthdeid(&["deid", "--spans-from-input", "--input", gold.to_str().unwrap(), "--out", out.to_str().unwrap(), "--key", "k1", "--language", "es"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("Ana") && !stderr(&o).contains("12345678Z"));
     assert!(!tmp.path().join("mapping.jsonl").exists());
@@ -182,6 +183,35 @@ fn deid_spans_from_input_writes_an_aligned_annotated_corpus_without_leaking_to_s
     // The output is itself an annotated corpus the scorer reads.
     let o = synthdeid(&["evaluate", "--gold", out.to_str().unwrap(), "--pred", out.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// `deid` takes its surrogates' language from the text when `--language` is not given (it was Spanish for every text),
+/// and says which it used, without any document text.
+#[test]
+fn deid_detects_the_surrogate_language_of_its_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = |id: &str, text: &str, name: &str| {
+        let start = text.chars().collect::<Vec<_>>().windows(name.chars().count()).position(|w| w.iter().collect::<String>() == name).unwrap();
+        let end = start + name.chars().count();
+        format!("{}\n", serde_json::json!({"id": id, "text": text, "spans": [{"start": start, "end": end, "label": "NAME_PATIENT"}]}))
+    };
+    let german = tmp.path().join("de.jsonl");
+    std::fs::write(&german, doc("a", "Der Patient Lukas Brandhuber wurde in die Klinik aufgenommen, weil er seit einer Woche über Schmerzen in der Brust und Atemnot klagt. Die Ehefrau ist mit ihm gekommen und nicht zu Hause.", "Lukas Brandhuber")).unwrap();
+    let spanish = tmp.path().join("es.jsonl");
+    std::fs::write(&spanish, doc("b", "El paciente Lucas Brandhuber ingresó en el hospital por dolor en el pecho y disnea de una semana de evolución, con su esposa y sin antecedentes de interés.", "Lucas Brandhuber")).unwrap();
+    let out = tmp.path().join("o.jsonl");
+    let run = |input: &Path, extra: &[&str]| {
+        let o = synthdeid(&[&["deid", "--spans-from-input", "--force", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()][..], extra].concat());
+        let err = stderr(&o);
+        assert!(o.status.success() && !err.contains("Brandhuber"), "{err}");
+        err
+    };
+    assert!(run(&german, &[]).contains("surrogate language: de (detected"), "{}", run(&german, &[]));
+    assert!(run(&spanish, &[]).contains("surrogate language: es (detected"), "{}", run(&spanish, &[]));
+    assert!(run(&german, &["--language", "sv"]).contains("surrogate language: sv;"), "{}", run(&german, &["--language", "sv"]));
+    let short = tmp.path().join("short.jsonl");
+    std::fs::write(&short, doc("c", "Nombre: Lucas Brandhuber.", "Lucas Brandhuber")).unwrap();
+    assert!(run(&short, &[]).contains("surrogate language: en (not detected"), "{}", run(&short, &[]));
 }
 
 /// 40 built-in demo documents, 30 written to `dir/train.jsonl` and 10 to `dir/test.jsonl`, and a

@@ -7,7 +7,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args)]
-#[command(after_help = "Measures:\n  \
+#[command(after_long_help = "Measures:\n  \
 n-gram recall      share of the synthetic corpus's word n-grams found in the training text (the paper's measure)\n  \
 leaked PHI         per label, distinct training PHI strings that reappear verbatim (on word boundaries)\n  \
 nearest documents  synthetic documents sharing the longest substring with a training document\n  \

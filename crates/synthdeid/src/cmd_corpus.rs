@@ -8,7 +8,7 @@ use corpus::{write_corpus, Document, Format};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
-#[command(after_help = "Alignment: a tagger labels word tokens, so a span whose start or end falls inside a token \
+#[command(after_long_help = "Alignment: a tagger labels word tokens, so a span whose start or end falls inside a token \
 cannot be predicted exactly. `stats` counts such spans (the goal is 0) and spans that the sentence splitter \
 cuts, and lists them (document id and offsets, never text) with --list-misaligned.")]
 pub struct StatsArgs {
@@ -60,7 +60,7 @@ pub fn stats(a: StatsArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-#[command(after_help = "Formats come from the paths (a directory is BRAT, .jsonl is JSONL, .conll/.bio is CoNLL); \
+#[command(after_long_help = "Formats come from the paths (a directory is BRAT, .jsonl is JSONL, .conll/.bio is CoNLL); \
 --from/--to override. CoNLL export tags word tokens with BIO and writes `# doc_id = ID` before each \
 document; importing CoNLL rebuilds texts from tokens (single spaces), so offsets change but labels and \
 surfaces do not. Writes are atomic per file.")]
@@ -100,7 +100,7 @@ pub enum SplitKind {
 }
 
 #[derive(Args)]
-#[command(after_help = "Documents are ordered by SHA-256 of (seed, purpose, id): the same seed gives the same \
+#[command(after_long_help = "Documents are ordered by SHA-256 of (seed, purpose, id): the same seed gives the same \
 documents on any machine. Outputs keep the input format unless --to says otherwise.")]
 pub struct SplitArgs {
     /// Corpus to split.

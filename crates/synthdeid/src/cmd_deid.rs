@@ -28,7 +28,7 @@ pub enum DateShiftArg {
 }
 
 #[derive(Args)]
-#[command(after_help = "Surrogates: names keep their number of parts, gender and capitalisation; streets keep their type \
+#[command(after_long_help = "Surrogates: names keep their number of parts, gender and capitalisation; streets keep their type \
 word and number layout; IDs keep length, digit/letter positions and separators (valid DNI/NIE letters); dates move by \
 one secret offset per document (or per input with --date-shift per-corpus) and keep their written format; ages move \
 by a small amount in their own unit; e-mails, phones, hospitals, countries, professions get fakes of the same kind. \

@@ -7,7 +7,7 @@ use corpus::ReadOptions;
 use std::path::PathBuf;
 
 #[derive(Args)]
-#[command(after_help = "Metrics (micro P/R/F1 with TP/FP/FN, macro F1, and per label):\n  \
+#[command(after_long_help = "Metrics (micro P/R/F1 with TP/FP/FN, macro F1, and per label):\n  \
 entity_strict   exact (label, start, end): MEDDOCAN subtrack 1\n  \
 span_strict     exact (start, end), label ignored: MEDDOCAN subtrack 2 strict\n  \
 span_merged     MEDDOCAN subtrack 2 merged, as the official script computes it\n  \

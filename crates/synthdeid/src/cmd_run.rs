@@ -6,7 +6,7 @@ use pipeline::{RunConfig, RunOptions};
 use std::path::PathBuf;
 
 #[derive(Args)]
-#[command(after_help = "Stages, in order: annotator (NER on gold) → generator (LM adaptation) → generate (prompts: the \
+#[command(after_long_help = "Stages, in order: annotator (NER on gold) → generator (LM adaptation) → generate (prompts: the \
 first words of held-out documents) → annotate (the annotator labels the synthetic text in 128-word windows) → \
 harden (optional surrogates) → synthetic_ner (NER on the synthetic corpus only) → evaluate (both NER models on the \
 gold test set) → audit (n-gram recall, leaked PHI strings, nearest documents) → report.\n\n\

@@ -38,6 +38,11 @@ fn every_command_has_help() {
         let o = synthdeid(&args);
         assert!(o.status.success(), "{cmd:?}");
         assert!(stdout(&o).contains("Usage: synthdeid"), "{cmd:?}");
+        // `-h` is the one-screen summary; the explanations after the options are in `--help` only.
+        let mut args = cmd.to_vec();
+        args.push("-h");
+        let short = stdout(&synthdeid(&args));
+        assert!(short.lines().count() <= 60, "{cmd:?} -h: {} lines", short.lines().count());
     }
 }
 

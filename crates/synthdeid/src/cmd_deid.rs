@@ -242,14 +242,14 @@ pub fn deid(a: DeidArgs) -> Result<()> {
         let list: Vec<String> = stats.guessed_kinds.iter().map(|(l, g)| format!("{l}→{} ({})", g.kind, g.spans)).collect();
         format!("; guessed kinds: {}", list.join(", "))
     };
+    // Redact and mask write no surrogate: no language to name.
+    let language_line = if surrogates { format!("; surrogate language: {}{how}", language.as_str()) } else { String::new() };
     eprintln!(
-        "de-identified {} document(s), {} span(s) in {:.2} s ({:.0} documents/s); surrogate language: {}{}; dates not parsed (digits replaced): {}; unknown labels: {}{guessed}",
+        "de-identified {} document(s), {} span(s) in {:.2} s ({:.0} documents/s){language_line}; dates not parsed (digits replaced): {}; unknown labels: {}{guessed}",
         stats.documents,
         stats.spans,
         secs,
         stats.documents as f64 / secs.max(1e-9),
-        language.as_str(),
-        how,
         stats.dates_unparsed,
         stats.unknown_labels.len()
     );

@@ -217,6 +217,7 @@ fn deid_detects_the_surrogate_language_of_its_input() {
     let short = tmp.path().join("short.jsonl");
     std::fs::write(&short, doc("c", "Nombre: Lucas Brandhuber.", "Lucas Brandhuber")).unwrap();
     assert!(run(&short, &[]).contains("surrogate language: en (not detected"), "{}", run(&short, &[]));
+    assert!(!run(&german, &["--mode", "redact"]).contains("surrogate language"), "redaction writes no surrogate");
 }
 
 /// 40 built-in demo documents, 30 written to `dir/train.jsonl` and 10 to `dir/test.jsonl`, and a

@@ -312,7 +312,6 @@ impl CorpusVocab {
         }
         out
     }
-
 }
 
 /// The PHI strings of a corpus and, for each word in them, how many of its documents have it in their

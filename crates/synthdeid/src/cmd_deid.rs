@@ -168,10 +168,11 @@ pub fn deid(a: DeidArgs) -> Result<()> {
     // Detected from the text unless given; too little text to tell falls back to English's lists, and says so.
     let (language, how) = match &a.language {
         Some(l) => (l.parse().map_err(|e| anyhow!("--language: {e}"))?, ""),
-        None => match lang::detect(docs.iter().map(|d| d.text.as_str())) {
-            lang::Language::Other => (deid::Language::En, " (not detected: too little text or another language; --language sets it)"),
-            l => (deid::augment::surrogate_language(l), " (detected; --language sets it)"),
-        },
+        None => {
+            let detected = lang::detect(docs.iter().map(|d| d.text.as_str()));
+            let how = if detected == lang::Language::Other { " (not detected: too little text or another language; --language sets it)" } else { " (detected; --language sets it)" };
+            (deid::augment::surrogate_language(detected), how)
+        }
     };
     let mut options = deid::Options::default().with_seed(a.seed).with_language(language);
     if let Some(k) = &a.key {
